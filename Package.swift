@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Loom: one package, a library per stage (see ../shared/DESIGN.md, "Modules").
+// Targets land with their issues; the arrows point one way: loom -> stage libraries -> LoomCore -> C targets.
+let package = Package(
+    name: "Loom",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "loom", targets: ["loom"]),
+        .library(name: "LoomCore", targets: ["LoomCore"]),
+        .library(name: "LoomIngest", targets: ["LoomIngest"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "LoomCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "LoomIngest", dependencies: ["LoomCore", "CLibXML2", "CZlib"]),
+        .executableTarget(
+            name: "loom",
+            dependencies: [
+                "LoomCore", "LoomIngest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "loom-bench",
+            dependencies: ["LoomCore", "LoomIngest", "CLibXML2"],
+            path: "Benchmarks/loom-bench"),
+        .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
+        .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
+    ]
+)

@@ -1,0 +1,208 @@
+// The stage protocol and the runner that gives every stage the same directory contract:
+//   - skip when the directory's manifest is complete and its fingerprint matches (same config, same inputs);
+//   - otherwise clear what an earlier (possibly killed) run left, write shards under temporary names, rejects,
+//     and the manifest last.
+
+import Foundation
+
+public enum StageInput: Sendable, Equatable {
+    /// A raw input file (PDF, XML, ...): fingerprinted by path, size and modification time.
+    case file(String)
+    /// A finished stage directory: fingerprinted by its manifest's fingerprint.
+    case stage(String)
+}
+
+/// A stage: reads its inputs, writes records and rejects through the context.
+public protocol Stage: Sendable {
+    /// A stable name, e.g. "ingest-pubmed", "chunk".
+    var name: String { get }
+    /// The stage's options with defaults filled in: hashed into the fingerprint and written to the manifest.
+    var config: JSONValue { get }
+    var inputs: [StageInput] { get }
+    func run(_ context: StageContext) throws
+}
+
+/// What a running stage writes to.
+public final class StageContext: @unchecked Sendable {
+    public let directory: String
+    /// A scratch directory inside the output directory, removed when the stage finishes.
+    public let workDirectory: String
+    public let output: ShardWriter
+    public let rejects: RejectWriter
+    public let progress: Progress
+    public let options: RunOptions
+    private let lock = NSLock()
+    private var _counts = JSONObject()
+    private var _errors: [String] = []
+
+    init(directory: String, options: RunOptions, progress: Progress) throws {
+        self.directory = directory
+        self.options = options
+        workDirectory = FS.join(directory, ".loom-work")
+        try FS.makeDirectory(workDirectory)
+        output = ShardWriter(directory: directory, maxRecords: options.shardRecords)
+        rejects = try RejectWriter(directory: directory)
+        self.progress = progress
+    }
+
+    /// Records a stage-specific count in the manifest (e.g. "replaced", "deleted").
+    public func setCount(_ key: String, _ value: Int) { lock.withLock { _counts[key] = .int(value) } }
+
+    /// A problem with one whole input (a truncated file, a file that is not XML): the stage finishes what it
+    /// can, the manifest is marked failed, and the command exits non-zero.
+    public func fail(_ message: String) {
+        lock.withLock { _errors.append(message) }
+        Log.error(message)
+    }
+
+    /// Writes a reject and prints its one-line summary (the first few, then a count at the end).
+    public func reject(_ r: Reject) throws {
+        try rejects.write(r)
+        if rejects.count <= 5 { Log.warn("rejected \(r.summary)") }
+    }
+
+    var counts: JSONObject { lock.withLock { _counts } }
+    var errors: [String] { lock.withLock { _errors } }
+}
+
+public struct RunOptions: Sendable {
+    /// Records per output shard.
+    public var shardRecords = 100_000
+    /// Re-run even when the manifest matches.
+    public var force = false
+    public var quiet = false
+    public init(shardRecords: Int = 100_000, force: Bool = false, quiet: Bool = false) {
+        self.shardRecords = shardRecords
+        self.force = force
+        self.quiet = quiet
+    }
+}
+
+public struct StageResult: Sendable {
+    public var manifest: Manifest
+    public var skipped: Bool
+    public var directory: String
+    public var failed: Bool { manifest.status != "complete" }
+}
+
+public enum StageRunner {
+    static func fingerprint(of input: StageInput) throws -> ManifestInput {
+        switch input {
+        case .file(let path):
+            guard let id = FS.identity(path) else { throw LoomError("\(path): no such file") }
+            return ManifestInput(
+                path: path, kind: "file", fingerprint: SHA256.hex("file\0\(path)\0\(id.size)\0\(id.mtimeNs)"))
+        case .stage(let dir):
+            let m = try Manifest.read(directory: dir)
+            if m.status != "complete" {
+                Log.warn("\(dir) finished with errors (\(m.errors.first ?? "see its manifest")); using what it wrote")
+            }
+            return ManifestInput(path: dir, kind: "stage", fingerprint: m.fingerprint)
+        }
+    }
+
+    /// The files a stage directory may hold; only these are removed when a stage starts over, so pointing
+    /// `-o` at a folder with other files never deletes them.
+    static func isOwned(_ name: String) -> Bool {
+        if name == Manifest.fileName || name == "rejects.jsonl" || name == ".loom-work" { return true }
+        if name.hasSuffix(".tmp") { return true }
+        return name.hasPrefix("part-") && name.hasSuffix(".jsonl")
+    }
+
+    static func isUpToDate(directory: String, fingerprint: String) -> Manifest? {
+        guard let m = try? Manifest.read(directory: directory), m.status == "complete",
+            m.fingerprint == fingerprint
+        else { return nil }
+        for s in m.shards where FS.size(FS.join(directory, s.file)) != s.bytes { return nil }
+        return m
+    }
+
+    public static func run(_ stage: some Stage, directory: String, options: RunOptions = RunOptions()) throws
+        -> StageResult
+    {
+        let inputs = try stage.inputs.map(fingerprint(of:))
+        var configText: [UInt8] = []
+        stage.config.write(to: &configText)
+        let configHash = SHA256.hex(String(decoding: configText, as: UTF8.self))
+        let fp = SHA256.hex(
+            ([stage.name, loomVersion, configHash] + inputs.map(\.fingerprint)).joined(separator: "\0"))
+
+        if !options.force, let m = isUpToDate(directory: directory, fingerprint: fp) {
+            Log.info("\(stage.name): up to date in \(directory) (\(m.records) records); skipped")
+            return StageResult(manifest: m, skipped: true, directory: directory)
+        }
+
+        // Start over cleanly: remove what an earlier or interrupted run of this stage left.
+        try FS.makeDirectory(directory)
+        for name in FS.list(directory) where isOwned(name) { FS.remove(FS.join(directory, name)) }
+
+        let started = Date()
+        let progress = Progress(label: stage.name, quiet: options.quiet)
+        let ctx = try StageContext(directory: directory, options: options, progress: progress)
+        do {
+            try stage.run(ctx)
+        } catch {
+            progress.finish()
+            throw error
+        }
+        progress.finish()
+        let shards = try ctx.output.finish()
+        try ctx.rejects.finish()
+        FS.remove(ctx.workDirectory)
+
+        var m = Manifest(
+            stage: stage.name, config: stage.config, configHash: configHash, inputs: inputs, fingerprint: fp,
+            status: ctx.errors.isEmpty ? "complete" : "failed")
+        m.errors = ctx.errors
+        m.counts = ctx.counts
+        m.shards = shards
+        m.rejects = ctx.rejects.count
+        let finished = Date()
+        let iso = ISO8601DateFormatter()
+        m.startedAt = iso.string(from: started)
+        m.finishedAt = iso.string(from: finished)
+        m.seconds = finished.timeIntervalSince(started)
+        try m.write(directory: directory)
+        if m.rejects > 5 { Log.warn("\(m.rejects) rejects in all: see \(FS.join(directory, "rejects.jsonl"))") }
+        Log.info(
+            "\(stage.name): \(m.records) records, \(m.rejects) rejects in \(String(format: "%.1f", m.seconds)) s -> \(directory)"
+        )
+        return StageResult(manifest: m, skipped: false, directory: directory)
+    }
+}
+
+// MARK: - Configs
+
+extension JSONValue {
+    /// The JSON form of an Encodable config (snake_case keys, sorted), for hashing and manifests.
+    public init(encoding value: some Encodable) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        let data = try enc.encode(value)
+        self = try data.withUnsafeBytes { try JSONValue.parse(bytes: $0.bindMemory(to: UInt8.self)) }
+    }
+
+    /// Decodes a config from its JSON/YAML form; unknown keys are an error naming the allowed ones.
+    public func decode<T: Decodable>(_ type: T.Type, allowedKeys: [String], context: String) throws -> T {
+        if let o = objectValue {
+            for k in o.keys where !allowedKeys.contains(k) {
+                throw LoomError("\(context): unknown option '\(k)' (allowed: \(allowedKeys.joined(separator: ", ")))")
+            }
+        }
+        var bytes: [UInt8] = []
+        write(to: &bytes)
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try dec.decode(T.self, from: Data(bytes))
+        } catch let DecodingError.typeMismatch(_, c), let DecodingError.valueNotFound(_, c) {
+            let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+            throw LoomError("\(context): option '\(path)' has the wrong type: \(c.debugDescription)")
+        } catch let DecodingError.keyNotFound(k, _) {
+            throw LoomError("\(context): missing option '\(k.stringValue)'")
+        } catch {
+            throw LoomError("\(context): \(error)")
+        }
+    }
+}

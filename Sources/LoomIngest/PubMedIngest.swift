@@ -1,0 +1,328 @@
+// `loom ingest pubmed`: PubMed/MEDLINE baseline and update files to document records.
+//
+// Files are parsed in parallel (`jobs`), each into its own spool in the stage's work directory. Then one pass
+// writes the output shards in the order the files were given, reconciled the way NLM intends: a later record for a
+// PMID replaces an earlier one, and a PMID listed in a later `DeleteCitation` block is removed. Output does not
+// depend on `jobs`.
+
+import Foundation
+import LoomCore
+
+public struct PubMedIngestConfig: Codable, Sendable, Equatable {
+    /// Files (`.xml`, `.xml.gz`) or directories (searched recursively for those), in the order given.
+    public var paths: [String]
+    /// Drop articles without abstract text.
+    public var requireAbstract = false
+    /// Keep only articles with at least one of these MeSH descriptors (names or UIs, case-insensitive).
+    public var meshInclude: [String] = []
+    /// Drop articles with any of these MeSH descriptors.
+    public var meshExclude: [String] = []
+    /// Keep only articles in one of these languages (PubMed's three-letter codes: eng, fre, ger, ...).
+    public var languages: [String] = []
+    /// Keep only articles published in or after / in or before this year.
+    public var since: Int?
+    public var until: Int?
+
+    public init(paths: [String]) { self.paths = paths }
+
+    enum CodingKeys: String, CodingKey {
+        case paths, requireAbstract, meshInclude, meshExclude, languages, since, until
+    }
+
+    /// Missing keys take their defaults (pipeline files give only what they change).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        paths = try c.decode([String].self, forKey: .paths)
+        requireAbstract = try c.decodeIfPresent(Bool.self, forKey: .requireAbstract) ?? false
+        meshInclude = try c.decodeIfPresent([String].self, forKey: .meshInclude) ?? []
+        meshExclude = try c.decodeIfPresent([String].self, forKey: .meshExclude) ?? []
+        languages = try c.decodeIfPresent([String].self, forKey: .languages) ?? []
+        since = try c.decodeIfPresent(Int.self, forKey: .since)
+        until = try c.decodeIfPresent(Int.self, forKey: .until)
+    }
+
+    public static let keys = [
+        "kind", "paths", "require_abstract", "mesh_include", "mesh_exclude", "languages", "since", "until", "jobs",
+    ]
+
+    /// Whether an article passes the filters.
+    func accepts(_ a: PubMedArticle) -> Bool {
+        if requireAbstract && a.abstract.isEmpty { return false }
+        if !languages.isEmpty && !a.languages.contains(where: { l in languages.contains { $0.lowercased() == l.lowercased() } }) {
+            return false
+        }
+        if since != nil || until != nil {
+            guard let y = a.pubDate.yearNumber else { return false }
+            if let since, y < since { return false }
+            if let until, y > until { return false }
+        }
+        func matches(_ list: [String]) -> Bool {
+            a.mesh.contains { m in list.contains { $0.caseInsensitiveCompare(m.descriptor) == .orderedSame || $0 == m.ui } }
+        }
+        if !meshInclude.isEmpty && !matches(meshInclude) { return false }
+        if !meshExclude.isEmpty && matches(meshExclude) { return false }
+        return true
+    }
+}
+
+public struct PubMedIngestStage: Stage {
+    public let settings: PubMedIngestConfig
+    public let files: [String]
+    public let jobs: Int
+
+    public var name: String { "ingest-pubmed" }
+    public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
+    public var inputs: [StageInput] { files.map { .file($0) } }
+
+    /// Expands directories; a path that does not exist is an error before anything runs.
+    public init(config: PubMedIngestConfig, jobs: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+        settings = config
+        self.jobs = max(1, jobs)
+        var files: [String] = []
+        for p in config.paths {
+            if FS.isDirectory(p) {
+                let found = FS.listRecursive(p).filter { $0.hasSuffix(".xml") || $0.hasSuffix(".xml.gz") }
+                if found.isEmpty { throw LoomError("\(p): no .xml or .xml.gz files in this directory") }
+                files += found
+            } else if FS.exists(p) {
+                files.append(p)
+            } else {
+                throw LoomError("\(p): no such file or directory")
+            }
+        }
+        if files.isEmpty { throw LoomError("ingest pubmed: no input files given") }
+        self.files = files
+    }
+
+    struct Event {
+        /// PMID << 8 | version.
+        var key: Int
+        var kind: UInt8  // 0 record written to the spool, 1 filtered out, 2 deletion
+    }
+
+    struct FileResult {
+        var spool: String
+        var rejects: String
+        var events: [Event] = []
+        var articles = 0
+        var filtered = 0
+        var rejected = 0
+        var deleteCitations = 0
+        var bookArticles = 0
+        var error: String?
+    }
+
+    public func run(_ ctx: StageContext) throws {
+        ctx.progress.begin(totalBytes: files.reduce(0) { $0 + (FS.size($1) ?? 0) })
+        let results = Locked([FileResult?](repeating: nil, count: files.count))
+        let next = Locked(0)
+        let workers = min(jobs, files.count)
+        let failure = Locked<Error?>(nil)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.withLock { n -> Int in
+                    defer { n += 1 }
+                    return n
+                }
+                guard i < files.count, failure.withLock({ $0 == nil }) else { return }
+                do {
+                    let r = try ingestFile(index: i, ctx: ctx)
+                    results.withLock { $0[i] = r }
+                } catch {
+                    failure.withLock { $0 = error }
+                    return
+                }
+            }
+        }
+        if let e = failure.withLock({ $0 }) { throw e }
+        try merge(results.withLock { $0.map { $0! } }, ctx: ctx)
+    }
+
+    /// Parses one file into its spool; per-article problems become rejects, a problem with the whole file ends
+    /// it early (what was read is kept) and is reported as the file's error.
+    func ingestFile(index: Int, ctx: StageContext) throws -> FileResult {
+        let path = files[index]
+        let tag = String(index).leftPadded(5)
+        var result = FileResult(
+            spool: FS.join(ctx.workDirectory, "file-\(tag).jsonl"),
+            rejects: FS.join(ctx.workDirectory, "file-\(tag).rejects.jsonl"))
+        let spool = try BufferedFile(creating: result.spool)
+        let rejects = try BufferedFile(creating: result.rejects, capacity: 64 << 10)
+        let parser = PubMedUnitParser(filename: path)
+        var line: [UInt8] = []
+        var writer = JSONWriter()
+        var sinceProgress = 0
+
+        func reject(_ reason: String, _ at: UnitPosition, id: String? = nil) throws {
+            result.rejected += 1
+            let r = Reject(source: path, reason: reason, line: at.line, column: at.column, byte: at.offset, id: id)
+            line.removeAll(keepingCapacity: true)
+            r.json.write(to: &line)
+            line.append(0x0A)
+            try rejects.write(line)
+            if result.rejected <= 3 { Log.warn("rejected \(r.summary)") }
+        }
+
+        do {
+            let splitter = try PubMedSplitter(path: path) { ctx.progress.add(bytes: $0) }
+            try splitter.run(
+                prolog: { bytes, final in
+                    guard let e = parser.checkProlog(bytes, final: final) else {
+                        if final, let root = parser.rootName, root != "PubmedArticleSet" {
+                            return "the root element is <\(root)>, not <PubmedArticleSet>"
+                        }
+                        return nil
+                    }
+                    return "line \(e.line), column \(e.column): \(e.message)"
+                },
+                unit: { kind, bytes, at, complete in
+                    sinceProgress += 1
+                    if sinceProgress == 256 {
+                        ctx.progress.add(items: sinceProgress)
+                        sinceProgress = 0
+                    }
+                    if kind == .bookArticle {
+                        result.bookArticles += 1
+                        return
+                    }
+                    if !complete {
+                        try reject("<\(kind.name)> has no closing tag before the next one starts", at)
+                        return
+                    }
+                    switch parser.parse(bytes) {
+                    case .failed(let message, let l, let c):
+                        // Position inside the unit, made absolute.
+                        var pos = at
+                        pos.line = at.line + max(l, 1) - 1
+                        pos.column = l <= 1 ? at.column + max(c, 1) - 1 : c
+                        try reject("malformed XML in <\(kind.name)>: \(message)", pos)
+                    case .deletions(let list):
+                        result.deleteCitations += list.count
+                        for d in list {
+                            guard let n = Int(d.pmid), n > 0 else {
+                                try reject("DeleteCitation lists a PMID that is not a number: '\(d.pmid)'", at)
+                                continue
+                            }
+                            result.events.append(Event(key: n << 8 | (d.version & 0xFF), kind: 2))
+                        }
+                    case .article(let a):
+                        guard !a.pmid.isEmpty else {
+                            try reject("<PubmedArticle> has no MedlineCitation/PMID", at)
+                            return
+                        }
+                        guard let n = Int(a.pmid), n > 0 else {
+                            try reject("PMID is not a number: '\(a.pmid)'", at, id: a.pmid)
+                            return
+                        }
+                        result.articles += 1
+                        let key = n << 8 | (a.version & 0xFF)
+                        guard settings.accepts(a) else {
+                            result.filtered += 1
+                            result.events.append(Event(key: key, kind: 1))
+                            return
+                        }
+                        writer.reset()
+                        a.writeDocument(source: path, to: &writer)
+                        writer.bytes.append(0x0A)
+                        try spool.write(writer.bytes)
+                        result.events.append(Event(key: key, kind: 0))
+                    }
+                })
+        } catch let e as FileError {
+            result.error = "\(path): \(e.message)"
+        }
+        ctx.progress.add(items: sinceProgress)
+        try spool.close(sync: false)
+        try rejects.close(sync: false)
+        if let e = result.error {
+            ctx.fail(e + (result.articles > 0 ? " (the \(result.articles) articles before it were kept)" : ""))
+            var r = Reject(source: path, reason: e)
+            r.byte = nil
+            line.removeAll()
+            r.json.write(to: &line)
+            line.append(0x0A)
+            let f = try BufferedFile(creating: result.rejects + ".file")
+            try f.write(line)
+            try f.close(sync: false)
+        }
+        return result
+    }
+
+    /// Writes the kept records in file order and the rejects, and counts replacements and deletions.
+    func merge(_ results: [FileResult], ctx: StageContext) throws {
+        // The last event for each PMID+version decides: a record is kept only if it is that last event.
+        var last: [Int: Int] = [:]
+        var base = 0
+        var bases: [Int] = []
+        for r in results {
+            bases.append(base)
+            for (i, e) in r.events.enumerated() { last[e.key] = base + i }
+            base += r.events.count
+        }
+        var replaced = 0, deleted = 0, deletesUnmatched = 0
+        for (fi, r) in results.enumerated() {
+            var events = r.events.makeIterator()
+            var i = bases[fi] - 1
+            let reader = try LineReader(path: r.spool)
+            // Deletions and filtered events have no spool line: step over them.
+            func nextRecordEvent() -> (Event, Int)? {
+                while let e = events.next() {
+                    i += 1
+                    if e.kind == 0 { return (e, i) }
+                }
+                return nil
+            }
+            try reader.forEachLine { bytes in
+                guard let (e, idx) = nextRecordEvent() else {
+                    throw LoomError("internal: spool \(r.spool) has more lines than records")
+                }
+                if last[e.key] == idx {
+                    try ctx.output.writeLine(bytes)
+                } else {
+                    let winner = last[e.key]!
+                    if eventKind(results, bases, winner) == 2 { deleted += 1 } else { replaced += 1 }
+                }
+            }
+            try appendRejects(r.rejects, to: ctx)
+            if FS.exists(r.rejects + ".file") { try appendRejects(r.rejects + ".file", to: ctx) }
+        }
+        // Deletions that removed nothing (the PMID was not in the files given) are counted, not errors:
+        // update files delete citations from earlier baselines.
+        var seenRecord = Set<Int>()
+        for r in results { for e in r.events where e.kind != 2 { seenRecord.insert(e.key) } }
+        for r in results { for e in r.events where e.kind == 2 && !seenRecord.contains(e.key) { deletesUnmatched += 1 } }
+
+        ctx.setCount("files", results.count)
+        ctx.setCount("articles", results.reduce(0) { $0 + $1.articles })
+        ctx.setCount("filtered", results.reduce(0) { $0 + $1.filtered })
+        ctx.setCount("replaced", replaced)
+        ctx.setCount("deleted", deleted)
+        ctx.setCount("delete_citations", results.reduce(0) { $0 + $1.deleteCitations })
+        ctx.setCount("delete_citations_unmatched", deletesUnmatched)
+        ctx.setCount("book_articles_skipped", results.reduce(0) { $0 + $1.bookArticles })
+        ctx.setCount("rejected_articles", results.reduce(0) { $0 + $1.rejected })
+    }
+
+    private func eventKind(_ results: [FileResult], _ bases: [Int], _ global: Int) -> UInt8 {
+        var fi = bases.count - 1
+        while fi > 0 && bases[fi] > global { fi -= 1 }
+        return results[fi].events[global - bases[fi]].kind
+    }
+
+    private func appendRejects(_ path: String, to ctx: StageContext) throws {
+        let reader = try LineReader(path: path)
+        try reader.forEachLine { try ctx.rejects.writeRaw($0) }
+    }
+}
+
+/// A value behind a lock, for the few counters workers share.
+final class Locked<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ v: T) { value = v }
+    func withLock<R>(_ body: (inout T) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

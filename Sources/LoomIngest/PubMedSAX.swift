@@ -1,0 +1,357 @@
+// Parses one `<PubmedArticle>` or `<DeleteCitation>` element with libxml2's SAX2 push parser.
+//
+// The splitter (PubMedSplitter) cuts the file into top-level units; each unit is parsed on its own with one
+// reused parser context, so a malformed article costs only that article. Safety: no entity substitution, no
+// DTD loading, no network (XML_PARSE_NONET), no getEntity/entityDecl callbacks, and a deny-all external entity
+// loader: an entity the five predefined ones do not cover is a well-formedness error, so the article is rejected
+// and nothing is expanded (XXE and billion laughs are tested).
+
+import CLibXML2
+import LoomCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The outcome of parsing one unit.
+enum ParsedUnit {
+    case article(PubMedArticle)
+    /// PMIDs (with versions) listed in a `DeleteCitation` block.
+    case deletions([(pmid: String, version: Int)])
+    case failed(message: String, line: Int, column: Int)
+}
+
+private enum Tag: UInt8 {
+    case other, pubmedArticle, medlineCitation, pmid, article, journal, issn, journalIssue, volume, issue, pubDate
+    case year, month, day, season, medlineDate, title, isoAbbreviation, articleTitle, vernacularTitle, abstract
+    case abstractText, authorList, author, lastName, foreName, initials, suffix, collectiveName, affiliationInfo
+    case affiliation, identifier, language, publicationTypeList, publicationType, elocationID, meshHeadingList
+    case meshHeading, descriptorName, qualifierName, keywordList, keyword, pubmedData, articleIdList, articleId
+    case deleteCitation
+
+    static let byName: [String: Tag] = [
+        "PubmedArticle": .pubmedArticle, "MedlineCitation": .medlineCitation, "PMID": .pmid, "Article": .article,
+        "Journal": .journal, "ISSN": .issn, "JournalIssue": .journalIssue, "Volume": .volume, "Issue": .issue,
+        "PubDate": .pubDate, "Year": .year, "Month": .month, "Day": .day, "Season": .season,
+        "MedlineDate": .medlineDate, "Title": .title, "ISOAbbreviation": .isoAbbreviation,
+        "ArticleTitle": .articleTitle, "VernacularTitle": .vernacularTitle, "Abstract": .abstract,
+        "AbstractText": .abstractText, "AuthorList": .authorList, "Author": .author, "LastName": .lastName,
+        "ForeName": .foreName, "Initials": .initials, "Suffix": .suffix, "CollectiveName": .collectiveName,
+        "AffiliationInfo": .affiliationInfo, "Affiliation": .affiliation, "Identifier": .identifier,
+        "Language": .language, "PublicationTypeList": .publicationTypeList, "PublicationType": .publicationType,
+        "ELocationID": .elocationID, "MeshHeadingList": .meshHeadingList, "MeshHeading": .meshHeading,
+        "DescriptorName": .descriptorName, "QualifierName": .qualifierName, "KeywordList": .keywordList,
+        "Keyword": .keyword, "PubmedData": .pubmedData, "ArticleIdList": .articleIdList, "ArticleId": .articleId,
+        "DeleteCitation": .deleteCitation,
+    ]
+}
+
+/// What the captured text of the current element becomes.
+private enum Field {
+    case pmid, deletedPMID, title, vernacularTitle, abstractText, journalTitle, journalISO, issn, volume, issue
+    case year, month, day, season, medlineDate, lastName, foreName, initials, suffix, collectiveName, affiliation
+    case orcid, language, publicationType, elocationDOI, descriptor, qualifier, keyword, articleIdDOI
+}
+
+/// One parser per worker thread (libxml2 contexts are not shared across threads).
+final class PubMedUnitParser {
+    private var ctxt: xmlParserCtxtPtr?
+    private var sax = xmlSAXHandler()
+    private let filename: String
+    private var encoding: String?
+
+    // Builder state for the unit being parsed.
+    // Unchecked exclusivity: these are touched on every SAX event, only from this object's own callbacks.
+    @exclusivity(unchecked) private var stack: [Tag] = []
+    /// Element names are interned in the parser context's dictionary, so a name's pointer identifies it for
+    /// the context's lifetime: a small direct-mapped cache from pointer to tag avoids string compares.
+    @exclusivity(unchecked) private var tagCache = [(UnsafeRawPointer?, Tag)](repeating: (nil, .other), count: 256)
+    @exclusivity(unchecked) private var capture: Field?
+    private var captureDepth = 0
+    @exclusivity(unchecked) private var text: [UInt8] = []
+    private var attrA: String?  // per-field attribute values saved at the start tag
+    private var attrB: String?
+    private var flag = false
+    @exclusivity(unchecked) fileprivate var article = PubMedArticle()
+    private var deletions: [(pmid: String, version: Int)] = []
+    private var deleteVersion = 1
+    private var firstError: (message: String, line: Int, column: Int)?
+    /// Root element name seen while checking a prolog.
+    private(set) var rootName: String?
+
+    static let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue | XML_PARSE_COMPACT.rawValue)
+
+    init(filename: String) {
+        self.filename = filename
+        PubMedUnitParser.initialiseLibrary
+        sax.initialized = XML_SAX2_MAGIC
+        sax.startElementNs = { ctx, localname, _, _, _, _, nbAttributes, _, attributes in
+            guard let ctx, let localname else { return }
+            Unmanaged<PubMedUnitParser>.fromOpaque(ctx)._withUnsafeGuaranteedRef {
+                $0.start(localname, Int(nbAttributes), attributes)
+            }
+        }
+        sax.endElementNs = { ctx, _, _, _ in
+            guard let ctx else { return }
+            Unmanaged<PubMedUnitParser>.fromOpaque(ctx)._withUnsafeGuaranteedRef { $0.end() }
+        }
+        sax.characters = { ctx, ch, len in
+            guard let ctx, let ch else { return }
+            Unmanaged<PubMedUnitParser>.fromOpaque(ctx)._withUnsafeGuaranteedRef { p in
+                if p.capture != nil { p.text.append(contentsOf: UnsafeBufferPointer(start: ch, count: Int(len))) }
+            }
+        }
+        sax.cdataBlock = sax.characters
+        sax.serror = { ctx, err in
+            guard let ctx, let err else { return }
+            let p = Unmanaged<PubMedUnitParser>.fromOpaque(ctx).takeUnretainedValue()
+            guard p.firstError == nil, err.pointee.level.rawValue >= XML_ERR_ERROR.rawValue else { return }
+            var msg = err.pointee.message.map { String(cString: $0) } ?? "malformed XML"
+            while msg.hasSuffix("\n") { msg.removeLast() }
+            p.firstError = (msg, Int(err.pointee.line), Int(err.pointee.int2))
+        }
+    }
+
+    deinit {
+        if let ctxt { xmlFreeParserCtxt(ctxt) }
+    }
+
+    /// libxml2's one-time set-up: the parser globals, and an external entity loader that loads nothing.
+    static let initialiseLibrary: Void = {
+        xmlInitParser()
+        loom_xml_install_deny_loader()
+    }()
+
+    private func context() -> xmlParserCtxtPtr? {
+        if let ctxt { return ctxt }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        ctxt = xmlCreatePushParserCtxt(&sax, me, nil, 0, filename)
+        tagCache = [(UnsafeRawPointer?, Tag)](repeating: (nil, .other), count: 256)
+        return ctxt
+    }
+
+    private func reset() {
+        stack.removeAll(keepingCapacity: true)
+        capture = nil
+        text.removeAll(keepingCapacity: true)
+        article = PubMedArticle()
+        deletions = []
+        firstError = nil
+        rootName = nil
+    }
+
+    /// Parses the bytes before the first unit (XML declaration, DOCTYPE, the root start tag) to check that the
+    /// file is XML; returns the first error, if any. Remembers the declared encoding for the units.
+    func checkProlog(_ bytes: UnsafeBufferPointer<UInt8>, final: Bool) -> (message: String, line: Int, column: Int)? {
+        reset()
+        guard let c = context() else { return ("cannot create an XML parser (out of memory?)", 0, 0) }
+        xmlCtxtResetPush(c, nil, 0, filename, nil)
+        xmlCtxtUseOptions(c, PubMedUnitParser.options)
+        bytes.withMemoryRebound(to: CChar.self) { b in
+            _ = xmlParseChunk(c, b.baseAddress, Int32(b.count), final ? 1 : 0)
+        }
+        if let e = c.pointee.input?.pointee.encoding { encoding = String(cString: e) }
+        if firstError == nil, c.pointee.wellFormed == 0 { firstError = ("malformed XML", 0, 0) }
+        return firstError
+    }
+
+    /// Parses one unit.
+    func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> ParsedUnit {
+        reset()
+        guard let c = context() else { return .failed(message: "cannot create an XML parser", line: 0, column: 0) }
+        xmlCtxtResetPush(c, nil, 0, filename, encoding)
+        xmlCtxtUseOptions(c, PubMedUnitParser.options)
+        bytes.withMemoryRebound(to: CChar.self) { b in
+            _ = xmlParseChunk(c, b.baseAddress, Int32(b.count), 1)
+        }
+        if firstError == nil, c.pointee.wellFormed == 0 { firstError = ("malformed XML", 1, 0) }
+        if let e = firstError { return .failed(message: e.message, line: e.line, column: e.column) }
+        if !deletions.isEmpty { return .deletions(deletions) }
+        var a = article
+        if a.doi == nil { a.doi = a.articleIdDOI }
+        return .article(a)
+    }
+
+    // MARK: SAX events
+
+    private func tag(_ name: UnsafePointer<xmlChar>) -> Tag {
+        let key = UnsafeRawPointer(name)
+        let slot = Int(truncatingIfNeeded: UInt(bitPattern: key) >> 3) & 255
+        let hit = tagCache[slot]
+        if hit.0 == key { return hit.1 }
+        let t = Tag.byName[String(cString: name)] ?? .other
+        tagCache[slot] = (key, t)
+        return t
+    }
+
+    private func attribute(
+        _ name: StaticString, _ n: Int, _ attrs: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?
+    ) -> String? {
+        guard let attrs else { return nil }
+        for i in 0..<n {
+            guard let local = attrs[i * 5], let vs = attrs[i * 5 + 3], let ve = attrs[i * 5 + 4] else { continue }
+            let len = name.utf8CodeUnitCount
+            if memcmp(local, name.utf8Start, len) == 0 && local[len] == 0 {
+                return String(decoding: UnsafeBufferPointer(start: vs, count: ve - vs), as: UTF8.self)
+            }
+        }
+        return nil
+    }
+
+    private func begin(_ f: Field) {
+        capture = f
+        captureDepth = stack.count
+        text.removeAll(keepingCapacity: true)
+    }
+
+    private func start(_ localname: UnsafePointer<xmlChar>, _ n: Int, _ a: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?) {
+        let t = tag(localname)
+        if stack.isEmpty && rootName == nil { rootName = String(cString: localname) }
+        let parent = stack.last ?? .other
+        stack.append(t)
+        guard capture == nil else { return }  // inline markup inside captured text
+        switch (t, parent) {
+        case (.pmid, .medlineCitation):
+            if article.pmid.isEmpty {
+                attrA = attribute("Version", n, a)
+                begin(.pmid)
+            }
+        case (.pmid, .deleteCitation):
+            attrA = attribute("Version", n, a)
+            begin(.deletedPMID)
+        case (.articleTitle, .article): begin(.title)
+        case (.vernacularTitle, .article): begin(.vernacularTitle)
+        case (.abstractText, .abstract):
+            if stack.count >= 3, stack[stack.count - 3] == .article {
+                attrA = attribute("Label", n, a)
+                attrB = attribute("NlmCategory", n, a)
+                begin(.abstractText)
+            }
+        case (.title, .journal): begin(.journalTitle)
+        case (.isoAbbreviation, .journal): begin(.journalISO)
+        case (.issn, .journal): begin(.issn)
+        case (.volume, .journalIssue): begin(.volume)
+        case (.issue, .journalIssue): begin(.issue)
+        case (.year, .pubDate) where inJournalIssue: begin(.year)
+        case (.month, .pubDate) where inJournalIssue: begin(.month)
+        case (.day, .pubDate) where inJournalIssue: begin(.day)
+        case (.season, .pubDate) where inJournalIssue: begin(.season)
+        case (.medlineDate, .pubDate) where inJournalIssue: begin(.medlineDate)
+        case (.author, .authorList):
+            if stack.count >= 3, stack[stack.count - 3] == .article { article.authors.append(.init()) }
+        case (.lastName, .author) where inArticleAuthor: begin(.lastName)
+        case (.foreName, .author) where inArticleAuthor: begin(.foreName)
+        case (.initials, .author) where inArticleAuthor: begin(.initials)
+        case (.suffix, .author) where inArticleAuthor: begin(.suffix)
+        case (.collectiveName, .author) where inArticleAuthor: begin(.collectiveName)
+        case (.identifier, .author) where inArticleAuthor:
+            if attribute("Source", n, a) == "ORCID" { begin(.orcid) }
+        case (.affiliation, .affiliationInfo):
+            if stack.count >= 4, stack[stack.count - 3] == .author, stack[stack.count - 4] == .authorList,
+                !article.authors.isEmpty
+            {
+                begin(.affiliation)
+            }
+        case (.language, .article): begin(.language)
+        case (.publicationType, .publicationTypeList):
+            attrA = attribute("UI", n, a)
+            begin(.publicationType)
+        case (.elocationID, .article):
+            if attribute("EIdType", n, a) == "doi" { begin(.elocationDOI) }
+        case (.descriptorName, .meshHeading):
+            attrA = attribute("UI", n, a)
+            flag = attribute("MajorTopicYN", n, a) == "Y"
+            begin(.descriptor)
+        case (.qualifierName, .meshHeading):
+            attrA = attribute("UI", n, a)
+            flag = attribute("MajorTopicYN", n, a) == "Y"
+            begin(.qualifier)
+        case (.keyword, .keywordList):
+            flag = attribute("MajorTopicYN", n, a) == "Y"
+            begin(.keyword)
+        case (.articleId, .articleIdList):
+            if stack.count >= 3, stack[stack.count - 3] == .pubmedData, attribute("IdType", n, a) == "doi" {
+                begin(.articleIdDOI)
+            }
+        default: break
+        }
+    }
+
+    private var inJournalIssue: Bool { stack.count >= 3 && stack[stack.count - 3] == .journalIssue }
+    private var inArticleAuthor: Bool {
+        stack.count >= 3 && stack[stack.count - 3] == .authorList && !article.authors.isEmpty
+    }
+
+    private func end() {
+        defer { stack.removeLast() }
+        guard let f = capture, stack.count == captureDepth else { return }
+        capture = nil
+        let s = PubMedUnitParser.normalise(text)
+        switch f {
+        case .pmid:
+            article.pmid = s
+            article.version = attrA.flatMap { Int($0) } ?? 1
+        case .deletedPMID: deletions.append((s, attrA.flatMap { Int($0) } ?? 1))
+        case .title: article.title = s
+        case .vernacularTitle: article.vernacularTitle = s
+        case .abstractText: article.abstractSections.append(.init(label: attrA, nlmCategory: attrB, text: s))
+        case .journalTitle: article.journalTitle = s
+        case .journalISO: article.journalISO = s
+        case .issn: article.issn = s
+        case .volume: article.volume = s
+        case .issue: article.issue = s
+        case .year: article.pubDate.year = s
+        case .month: article.pubDate.month = s
+        case .day: article.pubDate.day = s
+        case .season: article.pubDate.season = s
+        case .medlineDate: article.pubDate.medlineDate = s
+        case .lastName: article.authors[article.authors.count - 1].lastName = s
+        case .foreName: article.authors[article.authors.count - 1].foreName = s
+        case .initials: article.authors[article.authors.count - 1].initials = s
+        case .suffix: article.authors[article.authors.count - 1].suffix = s
+        case .collectiveName: article.authors[article.authors.count - 1].collectiveName = s
+        case .affiliation: article.authors[article.authors.count - 1].affiliations.append(s)
+        case .orcid: article.authors[article.authors.count - 1].orcid = s
+        case .language: article.languages.append(s)
+        case .publicationType: article.publicationTypes.append(.init(name: s, ui: attrA ?? ""))
+        case .elocationDOI: if article.doi == nil { article.doi = s }
+        case .descriptor: article.mesh.append(.init(descriptor: s, ui: attrA ?? "", major: flag))
+        case .qualifier:
+            if !article.mesh.isEmpty {
+                article.mesh[article.mesh.count - 1].qualifiers.append(.init(name: s, ui: attrA ?? "", major: flag))
+            }
+        case .keyword: article.keywords.append(.init(text: s, major: flag))
+        case .articleIdDOI: if article.articleIdDOI == nil { article.articleIdDOI = s }
+        }
+    }
+
+    /// Collapses runs of XML whitespace to one space and trims the ends.
+    static func normalise(_ bytes: [UInt8]) -> String {
+        // Fast path: nothing to collapse (single spaces only, no tabs or newlines, no space at the ends).
+        var clean = bytes.first != 0x20 && bytes.last != 0x20
+        if clean {
+            var prevSpace = false
+            for b in bytes {
+                if b == 0x0A || b == 0x0D || b == 0x09 || (b == 0x20 && prevSpace) {
+                    clean = false
+                    break
+                }
+                prevSpace = b == 0x20
+            }
+        }
+        if clean { return String(decoding: bytes, as: UTF8.self) }
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count)
+        var pendingSpace = false
+        for b in bytes {
+            if b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 {
+                pendingSpace = !out.isEmpty
+            } else {
+                if pendingSpace { out.append(0x20) }
+                pendingSpace = false
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

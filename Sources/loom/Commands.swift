@@ -1,0 +1,203 @@
+import ArgumentParser
+import Foundation
+import LoomCore
+import LoomIngest
+
+struct Loom: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loom",
+        abstract: "Turn raw domain documents into training data.",
+        discussion: """
+            Every stage reads a directory and writes a directory of JSON Lines shards, rejects.jsonl and
+            manifest.json. A stage whose manifest matches its options and inputs is skipped when run again;
+            an interrupted stage starts over cleanly.
+
+            Examples:
+              loom ingest pubmed pubmed25n0001.xml.gz pubmed25n0002.xml.gz -o out/ingest
+              loom chunk out/ingest -o out/chunks --max-tokens 512 --overlap 64
+              loom run examples/pipeline.yaml
+            """,
+        version: loomVersion,
+        subcommands: [Ingest.self, ChunkCommand.self, RunCommand.self])
+}
+
+/// Options every stage command takes.
+struct StageOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("output")], help: "The stage's output directory.")
+    var output: String
+
+    @Flag(help: "Run even if the output directory's manifest says it is up to date.")
+    var force = false
+
+    @Flag(name: .shortAndLong, help: "Print only warnings and errors.")
+    var quiet = false
+
+    @Option(help: "Records per output shard.")
+    var shardRecords = 100_000
+
+    var runOptions: RunOptions { RunOptions(shardRecords: shardRecords, force: force, quiet: quiet) }
+}
+
+/// Runs a stage and turns errors into one clear line and a non-zero exit.
+func runStage(_ make: () throws -> any Stage, options: StageOptions) throws {
+    Log.quiet = options.quiet
+    do {
+        let stage = try make()
+        let r = try StageRunner.run(stage, directory: options.output, options: options.runOptions)
+        if r.failed { throw ExitCode(1) }
+        if !options.quiet { print(r.directory) }
+    } catch let e as LoomError {
+        Log.error(e.message)
+        throw ExitCode(1)
+    }
+}
+
+struct Ingest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read source documents into document records.",
+        subcommands: [IngestPubMed.self])
+}
+
+struct IngestPubMed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pubmed",
+        abstract: "Ingest PubMed/MEDLINE XML (baseline and update files, .xml or .xml.gz).",
+        discussion: """
+            One document per PubmedArticle: text is the title and abstract (structured abstracts keep their
+            labels, "BACKGROUND: ..."); meta holds pmid, version, MeSH headings with qualifiers, keywords,
+            journal, publication date, authors, languages, publication types and DOI.
+
+            Give baseline and update files in order (shell globs sort them): a later record for a PMID
+            replaces an earlier one, and PMIDs in DeleteCitation blocks are removed. The manifest counts
+            both. A malformed article goes to rejects.jsonl with its line; a truncated or non-XML file is
+            an error naming the file and offset, and the articles read before it are kept.
+
+            Example:
+              loom ingest pubmed baseline/*.xml.gz updates/*.xml.gz -o out/pubmed --require-abstract \\
+                --languages eng --since 2000 --mesh-exclude "Animals"
+            """)
+
+    @Argument(help: "PubMed XML files (.xml, .xml.gz) or directories holding them.")
+    var paths: [String]
+
+    @OptionGroup var stage: StageOptions
+
+    @Option(help: "Files parsed at once (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Skip articles without an abstract.")
+    var requireAbstract = false
+
+    @Option(
+        help: "Keep only articles with one of these MeSH descriptors (comma-separated names or UIs, e.g. D006801).")
+    var meshInclude: String?
+
+    @Option(help: "Skip articles with any of these MeSH descriptors (comma-separated names or UIs).")
+    var meshExclude: String?
+
+    @Option(help: "Keep only these languages (comma-separated PubMed codes, e.g. eng,fre).")
+    var languages: String?
+
+    @Option(help: "Keep only articles published in or after this year.")
+    var since: Int?
+
+    @Option(help: "Keep only articles published in or before this year.")
+    var until: Int?
+
+    func run() throws {
+        var c = PubMedIngestConfig(paths: paths)
+        c.requireAbstract = requireAbstract
+        c.meshInclude = list(meshInclude)
+        c.meshExclude = list(meshExclude)
+        c.languages = list(languages)
+        c.since = since
+        c.until = until
+        try runStage({ try PubMedIngestStage(config: c, jobs: jobs) }, options: stage)
+    }
+}
+
+func list(_ s: String?) -> [String] {
+    (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
+
+struct ChunkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chunk",
+        abstract: "Split documents into sentence-aligned chunks of at most --max-tokens.",
+        discussion: """
+            Whole sentences are packed into each chunk; the next chunk starts with the previous one's last
+            sentences, up to --overlap tokens. Tokens are words until a trained tokenizer is given. Each chunk
+            keeps its document's meta, plus meta.provenance (doc_id, source, character offsets, tokens).
+
+            Example:
+              loom chunk out/ingest -o out/chunks --max-tokens 256 --overlap 32
+            """)
+
+    @Argument(help: "A finished stage directory of documents (e.g. the output of 'loom ingest').")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+
+    @Option(help: "Most tokens in a chunk.")
+    var maxTokens = 512
+
+    @Option(help: "Tokens of trailing sentences repeated at the start of the next chunk.")
+    var overlap = 64
+
+    func run() throws {
+        var c = ChunkConfig()
+        c.maxTokens = maxTokens
+        c.overlap = overlap
+        try runStage({ try ChunkStage(config: c, input: input) }, options: stage)
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline file: its steps in order, each reading the previous step's output.",
+        discussion: """
+            name: pubmed-demo
+            output: out/            # relative paths are relative to this file
+            steps:
+              - ingest: { kind: pubmed, paths: [pubmed/], require_abstract: true }
+              - chunk: { max_tokens: 256, overlap: 32 }
+
+            Step N writes OUTPUT/NN-STEP. Steps that are up to date are skipped; a step that was
+            interrupted (even by kill -9) starts over and produces the same bytes as an uninterrupted run.
+            """)
+
+    @Argument(help: "The pipeline YAML file.")
+    var file: String
+
+    @Option(name: [.short, .customLong("output")], help: "Write here instead of the file's 'output'.")
+    var output: String?
+
+    @Flag(help: "Run every step even if it is up to date.")
+    var force = false
+
+    @Flag(name: .shortAndLong, help: "Print only warnings and errors.")
+    var quiet = false
+
+    @Option(help: "Records per output shard.")
+    var shardRecords = 100_000
+
+    @Option(help: "Parallel jobs for steps that use them (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        Log.quiet = quiet
+        do {
+            let pipeline = try Pipeline.load(path: file)
+            let runner = PipelineRunner(factories: Steps.factories(jobs: jobs))
+            let results = try runner.run(
+                pipeline, output: output, options: RunOptions(shardRecords: shardRecords, force: force, quiet: quiet))
+            if !quiet, let last = results.last {
+                print("\(pipeline.name): \(results.count) steps done; output in \(last.directory)")
+            }
+        } catch let e as LoomError {
+            Log.error(e.message)
+            throw ExitCode(1)
+        }
+    }
+}
