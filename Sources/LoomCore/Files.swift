@@ -62,6 +62,26 @@ public final class BufferedFile {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Appends a whole file's bytes, in blocks (no per-line work).
+    public func append(contentsOfFile source: String) throws {
+        try flush()
+        let src = open(source, O_RDONLY | O_CLOEXEC)
+        if src < 0 { throw LoomError("cannot open \(source): \(errnoText())") }
+        defer { _ = Glibc.close(src) }
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = block.withUnsafeMutableBytes { Glibc.read(src, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LoomError("cannot read \(source): \(errnoText())")
+            }
+            if n == 0 { return }
+            buffer = Array(block[0..<n])
+            bytesWritten += n
+            try flush()
+        }
+    }
+
     /// Flushes, syncs to disk and closes.
     public func close(sync: Bool = true) throws {
         guard fd >= 0 else { return }

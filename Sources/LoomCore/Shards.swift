@@ -78,6 +78,21 @@ public final class ShardWriter {
         if currentRecords >= maxRecords || f.bytesWritten >= maxBytes { try closeShard() }
     }
 
+    /// Appends a file of complete JSON lines holding `records` records. When they fit in the current shard the
+    /// bytes are copied in blocks; otherwise line by line, so shard boundaries stay where `write` puts them.
+    public func appendLines(fromFile path: String, records: Int) throws {
+        guard records > 0, let size = FS.size(path) else { return }
+        let f = try open()
+        if currentRecords + records < maxRecords && f.bytesWritten + size < maxBytes {
+            try f.append(contentsOfFile: path)
+            currentRecords += records
+            totalRecords += records
+            totalBytes += size
+            return
+        }
+        try LineReader(path: path).forEachLine { try writeLine($0) }
+    }
+
     private func closeShard() throws {
         guard let f = current else { return }
         // No fsync: the rename makes a shard visible only when complete, which is what a killed run needs.

@@ -261,6 +261,14 @@ public struct PubMedIngestStage: Stage {
         }
         var replaced = 0, deleted = 0, deletesUnmatched = 0
         for (fi, r) in results.enumerated() {
+            let recordEvents = r.events.indices.filter { r.events[$0].kind == 0 }
+            if recordEvents.allSatisfy({ last[r.events[$0].key] == bases[fi] + $0 }) {
+                // Nothing in this file was replaced or deleted: copy its spool whole.
+                try ctx.output.appendLines(fromFile: r.spool, records: recordEvents.count)
+                try appendRejects(r.rejects, to: ctx)
+                if FS.exists(r.rejects + ".file") { try appendRejects(r.rejects + ".file", to: ctx) }
+                continue
+            }
             var events = r.events.makeIterator()
             var i = bases[fi] - 1
             let reader = try LineReader(path: r.spool)

@@ -61,16 +61,20 @@ final class GzipReader {
     /// Reads up to `count` bytes; 0 at the end. Throws on a corrupt or truncated gzip stream.
     func read(into p: UnsafeMutableRawPointer, count: Int) throws -> Int {
         let n = gzread(file, p, UInt32(min(count, Int(Int32.max))))
+        if n > 0 {
+            // Hand over what was decompressed; an error after it is reported by the next call.
+            uncompressedOffset += Int(n)
+            return Int(n)
+        }
         var errnum: Int32 = 0
         let msg = gzerror(file, &errnum)
         if n < 0 || (errnum != Z_OK && errnum != Z_STREAM_END) {
-            let text = msg.map { String(cString: $0) } ?? "read error"
+            var text = msg.map { String(cString: $0) } ?? "read error"
+            if text.hasPrefix(path + ": ") { text.removeFirst(path.count + 2) }
             let reason = errnum == Z_BUF_ERROR ? "the gzip stream is truncated (\(text))" : text
-            throw FileError(
-                message: "\(reason) at uncompressed byte \(uncompressedOffset + max(0, Int(n))) (file byte \(fileOffset))")
+            throw FileError(message: "\(reason) at uncompressed byte \(uncompressedOffset) (file byte \(fileOffset))")
         }
-        uncompressedOffset += Int(n)
-        return Int(n)
+        return 0
     }
 }
 
