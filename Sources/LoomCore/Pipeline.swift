@@ -42,7 +42,11 @@ public struct Pipeline: Sendable {
         }
         var steps: [PipelineStep] = []
         for item in seq {
-            let line = (item.mark?.line ?? 0) + 1
+            let line = item.mark?.line ?? 0  // Yams marks are 1-based
+            if case .scalar = item, let name = item.string, !name.isEmpty {
+                steps.append(PipelineStep(name: name, options: .object(JSONObject()), line: line))
+                continue
+            }
             guard case .mapping(let m) = item, m.count == 1, let (k, val) = m.first.map({ ($0.key, $0.value) }),
                 let name = k.string
             else {
@@ -146,13 +150,13 @@ extension JSONValue {
             var o = JSONObject()
             for (k, v) in m {
                 guard let key = k.string else {
-                    throw LoomError("\(file):\((k.mark?.line ?? 0) + 1): mapping keys must be strings")
+                    throw LoomError("\(file):\(k.mark?.line ?? 0): mapping keys must be strings")
                 }
                 o[key] = try JSONValue(yaml: v, file: file)
             }
             self = .object(o)
         case .alias:
-            throw LoomError("\(file):\((node.mark?.line ?? 0) + 1): YAML aliases are not supported in pipelines")
+            throw LoomError("\(file):\(node.mark?.line ?? 0): YAML aliases are not supported in pipelines")
         }
     }
 }

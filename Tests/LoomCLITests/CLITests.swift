@@ -1,0 +1,195 @@
+import Foundation
+import XCTest
+
+@testable import LoomCore
+
+/// End-to-end tests of the `loom` binary: exit codes, messages, and resuming after kill -9.
+final class CLITests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-cli-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// The `loom` executable built beside this test bundle (or LOOM_BIN).
+    static var loom: String {
+        if let b = ProcessInfo.processInfo.environment["LOOM_BIN"] { return b }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return exe.deletingLastPathComponent().appendingPathComponent("loom").path
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Starts loom with stdout and stderr going to files (no pipe can fill up and block it).
+    func start(_ args: [String], env: [String: String] = [:]) throws -> (Process, String, String) {
+        guard FileManager.default.isExecutableFile(atPath: CLITests.loom) else {
+            throw XCTSkip("\(CLITests.loom) not built: run 'swift build' first")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.loom)
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        let tag = UUID().uuidString.prefix(8)
+        let outPath = dir + "/.stdout-\(tag)"
+        let errPath = dir + "/.stderr-\(tag)"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        try p.run()
+        return (p, outPath, errPath)
+    }
+
+    @discardableResult
+    func loom(_ args: [String], env: [String: String] = [:]) throws -> Result {
+        let (p, out, err) = try start(args, env: env)
+        p.waitUntilExit()
+        return Result(
+            status: p.terminationStatus, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+
+    /// A PubMed file of `n` articles with multi-sentence abstracts.
+    func writePubMed(_ path: String, articles n: Int) {
+        var s = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<PubmedArticleSet>\n"
+        for i in 1...n {
+            let abstract = (1...12).map { "Finding \($0) of study \(i) concerns protein P\(i % 97) in tissue \($0 % 5)." }
+                .joined(separator: " ")
+            s += """
+                <PubmedArticle><MedlineCitation><PMID Version="1">\(i)</PMID><Article>
+                <ArticleTitle>Study \(i) of protein P\(i % 97).</ArticleTitle>
+                <Abstract><AbstractText>\(abstract)</AbstractText></Abstract><Language>eng</Language>
+                </Article></MedlineCitation></PubmedArticle>
+
+                """
+        }
+        s += "</PubmedArticleSet>\n"
+        FileManager.default.createFile(atPath: path, contents: Data(s.utf8))
+    }
+
+    func testHelpTeaches() throws {
+        let r = try loom(["ingest", "pubmed", "--help"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("--require-abstract"))
+        XCTAssertTrue(r.stdout.contains("DeleteCitation"))
+        XCTAssertTrue(try loom(["--help"]).stdout.contains("loom run examples/pipeline.yaml"))
+    }
+
+    func testMissingInputIsOneClearLineAndExitOne() throws {
+        let r = try loom(["ingest", "pubmed", dir + "/nope.xml.gz", "-o", dir + "/out"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderr, "error: \(dir)/nope.xml.gz: no such file or directory\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"))
+    }
+
+    func testTruncatedFileExitsNonZeroAndKeepsDocuments() throws {
+        writePubMed(dir + "/a.xml", articles: 50)
+        let text = try String(contentsOfFile: dir + "/a.xml", encoding: .utf8)
+        FileManager.default.createFile(atPath: dir + "/a.xml", contents: Data(text.prefix(text.utf8.count * 2 / 3).utf8))
+        let r = try loom(["ingest", "pubmed", dir + "/a.xml", "-o", dir + "/out", "-q"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("error: \(dir)/a.xml: the file ends inside <PubmedArticle>"), r.stderr)
+        let kept = try String(contentsOfFile: dir + "/out/part-00000.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThan(kept.count, 20)
+        XCTAssertEqual(try Manifest.read(directory: dir + "/out").status, "failed")
+    }
+
+    func testPlainProgressLinesWhenNotATerminal() throws {
+        writePubMed(dir + "/a.xml", articles: 3000)
+        let r = try loom(
+            ["ingest", "pubmed", dir + "/a.xml", "-o", dir + "/out"], env: ["LOOM_PROGRESS_SECONDS": "0.05"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("[ingest-pubmed] "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("items"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("ingest-pubmed: 3000 records, 0 rejects"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("\r"))
+        XCTAssertEqual(r.stdout, dir + "/out\n")
+    }
+
+    /// The stage files of a pipeline output, with manifests reduced to their run-independent part.
+    func snapshot(_ out: String) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        for step in FS.list(out) where !step.hasPrefix(".") {
+            for name in FS.list(out + "/" + step) {
+                let path = out + "/" + step + "/" + name
+                if name == Manifest.fileName {
+                    files[step + "/" + name] = Data(try Manifest.read(directory: out + "/" + step).deterministicJSON.jsonString.utf8)
+                } else {
+                    files[step + "/" + name] = try Data(contentsOf: URL(fileURLWithPath: path))
+                }
+            }
+        }
+        return files
+    }
+
+    /// Starts `loom run`, kills it with SIGKILL once `ready` holds, and returns whether it was killed mid-run.
+    func runAndKill(_ args: [String], when ready: () -> Bool) throws -> Bool {
+        let (p, _, _) = try start(args)
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline {
+            if ready() {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                return p.terminationReason == .uncaughtSignal
+            }
+            usleep(2000)
+        }
+        p.waitUntilExit()
+        return false
+    }
+
+    func testKillDuringAStepAndRerunGivesIdenticalOutput() throws {
+        writePubMed(dir + "/pubmed.xml", articles: 3000)
+        let yaml = """
+            name: kill-test
+            output: out
+            steps:
+              - ingest: { kind: pubmed, paths: [pubmed.xml], require_abstract: true }
+              - chunk: { max_tokens: 40, overlap: 10 }
+            """
+        FileManager.default.createFile(atPath: dir + "/pipeline.yaml", contents: Data(yaml.utf8))
+        let args = ["run", dir + "/pipeline.yaml", "--shard-records", "500", "-q"]
+        let out = dir + "/out"
+
+        // The reference: one uninterrupted run.
+        let first = try loom(args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let reference = try snapshot(out)
+        XCTAssertGreaterThan(reference.keys.filter { $0.hasPrefix("02-chunk/part-") }.count, 3)
+        try FileManager.default.removeItem(atPath: out)
+
+        // Killed while the ingest step parses (its spool exists, no manifest yet).
+        let killedIngest = try runAndKill(args) {
+            FS.size(out + "/01-ingest/.loom-work/file-00000.jsonl") ?? 0 > 0
+                && !FS.exists(out + "/01-ingest/manifest.json")
+        }
+        let afterIngestKill = try loom(args)
+        XCTAssertEqual(afterIngestKill.status, 0, afterIngestKill.stderr)
+        XCTAssertEqual(try snapshot(out), reference)
+
+        // Killed while the chunk step writes shards (some complete, manifest not written).
+        try FileManager.default.removeItem(atPath: out + "/02-chunk/manifest.json")
+        let killedChunk = try runAndKill(args) {
+            FS.exists(out + "/02-chunk/part-00001.jsonl") && !FS.exists(out + "/02-chunk/manifest.json")
+        }
+        let afterChunkKill = try loom(args)
+        XCTAssertEqual(afterChunkKill.status, 0, afterChunkKill.stderr)
+        XCTAssertEqual(try snapshot(out), reference)
+        print("killed during ingest: \(killedIngest), during chunk: \(killedChunk)")
+        XCTAssertTrue(killedIngest || killedChunk, "the run finished before it could be killed: the test proved nothing")
+
+        // A finished pipeline does no work when run again.
+        let before = try Manifest.read(directory: out + "/02-chunk").finishedAt
+        let again = try loom(["run", dir + "/pipeline.yaml"])
+        XCTAssertEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("chunk: up to date"), again.stderr)
+        XCTAssertEqual(try Manifest.read(directory: out + "/02-chunk").finishedAt, before)
+    }
+}
