@@ -70,7 +70,7 @@ public struct Pipeline: Sendable {
     }
 
     /// Resolves a path written in the pipeline file.
-    public func resolve(_ p: String) -> String { FS.join(baseDirectory, p) }
+    public func resolve(_ p: String) -> String { (FS.join(baseDirectory, p) as NSString).standardizingPath }
 
     public func stepDirectory(_ index: Int, output: String) -> String {
         FS.join(output, "\(String(index + 1).leftPadded(2))-\(steps[index].name)")

