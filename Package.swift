@@ -28,7 +28,7 @@ let package = Package(
             ]),
         .executableTarget(
             name: "loom-bench",
-            dependencies: ["LoomCore", "LoomIngest", "CLibXML2"],
+            dependencies: ["CLibXML2", "CZlib"],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore"]),

@@ -1,1 +1,257 @@
-print("x")
+// loom-bench: Loom's benchmarks against named peers, on the same input in the same run.
+//
+//   loom-bench pubmed FILE [--runs N]              PubMed ingest vs pubmed_parser.parse_medline_xml; libxml2's
+//                                                  reader and SAX2 loops; --jobs 2 vs --jobs 1 on two files
+//   loom-bench memory SAMPLE.xml [--gigabytes G]   peak memory ingesting a G GB file made by repeating SAMPLE's
+//                                                  articles (and an eighth of it, to show memory is flat)
+//
+// Timings are wall-clock seconds of whole processes (the `loom` binary beside this one, `python3` for the peer),
+// best and median of N interleaved runs; peak memory is the child's maxrss from wait4. No timing is asserted.
+
+import CLibXML2
+import CZlib
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Measurement {
+    var wall: Double
+    var cpu: Double
+    var maxRSSMB: Double
+    var status: Int32
+}
+
+/// Runs a command, waits with wait4, and returns wall time, CPU time and peak memory of the child.
+func measure(_ argv: [String], quietOutput: Bool = true) -> Measurement {
+    var pid: pid_t = 0
+    var fa: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    if quietOutput { posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) }
+    let cargs = argv.map { strdup($0) } + [nil]
+    defer { for a in cargs { free(a) } }
+    let start = Date()
+    let rc = posix_spawnp(&pid, argv[0], &fa, nil, cargs, environ)
+    posix_spawn_file_actions_destroy(&fa)
+    guard rc == 0 else {
+        print("cannot start \(argv[0]): \(String(cString: strerror(rc)))")
+        exit(2)
+    }
+    var status: Int32 = 0
+    var ru = rusage()
+    _ = wait4(pid, &status, 0, &ru)
+    let wall = Date().timeIntervalSince(start)
+    let cpu = Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec)
+        + Double(ru.ru_stime.tv_usec) / 1e6
+    return Measurement(wall: wall, cpu: cpu, maxRSSMB: Double(ru.ru_maxrss) / 1024, status: (status >> 8) & 0xFF)
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func f(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
+
+let here = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+let loom = here.appendingPathComponent("loom").path
+let benchDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+
+func uncompressedSize(_ path: String) -> Int {
+    guard let g = gzopen(path, "rb") else { return 0 }
+    defer { gzclose(g) }
+    var total = 0
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = buf.withUnsafeMutableBytes { gzread(g, $0.baseAddress, UInt32($0.count)) }
+        if n <= 0 { break }
+        total += Int(n)
+    }
+    return total
+}
+
+func cpuSeconds() -> Double {
+    var ru = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &ru)
+    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec)
+        + Double(ru.ru_stime.tv_usec) / 1e6
+}
+
+/// libxml2's two streaming interfaces with no work in the callbacks: the floor each puts under an ingest.
+func libxmlLoops(_ path: String) -> (reader: Double, sax: Double) {
+    xmlInitParser()
+    loom_xml_install_deny_loader()
+    var t = cpuSeconds()
+    if let r = xmlReaderForFile(path, nil, Int32(XML_PARSE_NONET.rawValue)) {
+        while xmlTextReaderRead(r) == 1 {}
+        xmlFreeTextReader(r)
+    }
+    let reader = cpuSeconds() - t
+    var sax = xmlSAXHandler()
+    sax.initialized = XML_SAX2_MAGIC
+    sax.startElementNs = { _, _, _, _, _, _, _, _, _ in }
+    sax.endElementNs = { _, _, _, _ in }
+    sax.characters = { _, _, _ in }
+    sax.serror = { _, _ in }
+    // SAX2 push parser fed from zlib, as the reader gets its bytes (the deny-all entity loader Loom installs
+    // also refuses xmlSAXUserParseFile's own file load, so bytes are pushed).
+    t = cpuSeconds()
+    if let g = gzopen(path, "rb"), let ctxt = xmlCreatePushParserCtxt(&sax, nil, nil, 0, path) {
+        xmlCtxtUseOptions(ctxt, Int32(XML_PARSE_NONET.rawValue))
+        var buf = [CChar](repeating: 0, count: 256 << 10)
+        while true {
+            let n = buf.withUnsafeMutableBytes { gzread(g, $0.baseAddress, UInt32($0.count)) }
+            if n <= 0 { break }
+            _ = xmlParseChunk(ctxt, buf, n, 0)
+        }
+        _ = xmlParseChunk(ctxt, nil, 0, 1)
+        if ctxt.pointee.wellFormed == 0 { print("(the SAX2 loop met a well-formedness error)") }
+        xmlFreeParserCtxt(ctxt)
+        gzclose(g)
+    }
+    return (reader, cpuSeconds() - t)
+}
+
+func pubmed(_ file: String, runs: Int) {
+    let tmp = NSTemporaryDirectory() + "loom-bench-" + UUID().uuidString.prefix(8)
+    try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let mb = Double(uncompressedSize(file)) / 1e6
+    let fileMB = Double((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0) / 1e6
+    print("# PubMed ingest benchmark\n")
+    print("input: \(file) (\(f(fileMB, 1)) MB on disk, \(f(mb, 1)) MB of XML); \(runs) interleaved runs; best and median wall seconds\n")
+
+    let loops = libxmlLoops(file)
+    print("libxml2 alone, no work in callbacks (CPU seconds, one thread):")
+    print("- xmlTextReader loop: \(f(loops.reader)) s (\(f(mb / loops.reader, 0)) MB/s)")
+    print("- SAX2 push parser fed by gzread: \(f(loops.sax)) s (\(f(mb / loops.sax, 0)) MB/s)\n")
+
+    let peer = benchDir + "/peers/pubmed_parser_bench.py"
+    var ours: [Measurement] = []
+    var theirs: [Measurement] = []
+    var count = 0
+    for _ in 0..<runs {
+        ours.append(measure([loom, "ingest", "pubmed", file, "-o", tmp + "/out", "--jobs", "1", "--force", "-q"]))
+        theirs.append(measure(["python3", peer, file, tmp + "/pp.count"]))
+        count = Int((try? String(contentsOfFile: tmp + "/pp.count", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0") ?? 0
+    }
+    if ours.contains(where: { $0.status != 0 }) || theirs.contains(where: { $0.status != 0 }) {
+        print("a run failed (loom statuses \(ours.map(\.status)), peer statuses \(theirs.map(\.status)))")
+    }
+    let n = Double(count)
+    func row(_ name: String, _ ms: [Measurement]) -> String {
+        let best = ms.map(\.wall).min()!
+        let med = median(ms.map(\.wall))
+        return "| \(name) | \(f(best)) | \(f(med)) | \(f(n / best, 0)) | \(f(mb / best, 1)) | \(f(median(ms.map(\.cpu)))) | \(f(ms.map(\.maxRSSMB).max()!, 0)) |"
+    }
+    print("| tool (one job) | best s | median s | articles/s (best) | MB/s (best) | CPU s (median) | peak MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(row("loom ingest pubmed --jobs 1", ours))
+    print(row("pubmed_parser 0.5.1 parse_medline_xml", theirs))
+    let bestRatio = theirs.map(\.wall).min()! / ours.map(\.wall).min()!
+    let medRatio = median(theirs.map(\.wall)) / median(ours.map(\.wall))
+    print("\nloom / pubmed_parser articles/s: \(f(bestRatio, 1))x (best), \(f(medRatio, 1))x (median); \(count) articles\n")
+
+    // Two files: --jobs 2 against --jobs 1.
+    let a = tmp + "/a-" + (file as NSString).lastPathComponent
+    let b = tmp + "/b-" + (file as NSString).lastPathComponent
+    let absolute = URL(fileURLWithPath: file).standardizedFileURL.path
+    try? FileManager.default.createSymbolicLink(atPath: a, withDestinationPath: absolute)
+    try? FileManager.default.createSymbolicLink(atPath: b, withDestinationPath: absolute)
+    var one: [Measurement] = []
+    var two: [Measurement] = []
+    for _ in 0..<runs {
+        one.append(measure([loom, "ingest", "pubmed", a, b, "-o", tmp + "/j", "--jobs", "1", "--force", "-q"]))
+        two.append(measure([loom, "ingest", "pubmed", a, b, "-o", tmp + "/j", "--jobs", "2", "--force", "-q"]))
+    }
+    print("| two files (\(f(2 * mb, 0)) MB of XML) | best s | median s | peak MB |")
+    print("| --- | --- | --- | --- |")
+    print("| loom --jobs 1 | \(f(one.map(\.wall).min()!)) | \(f(median(one.map(\.wall)))) | \(f(one.map(\.maxRSSMB).max()!, 0)) |")
+    print("| loom --jobs 2 | \(f(two.map(\.wall).min()!)) | \(f(median(two.map(\.wall)))) | \(f(two.map(\.maxRSSMB).max()!, 0)) |")
+    print(
+        "\n--jobs 2 / --jobs 1 throughput: \(f(one.map(\.wall).min()! / two.map(\.wall).min()!))x (best), \(f(median(one.map(\.wall)) / median(two.map(\.wall))))x (median)"
+    )
+}
+
+/// Cuts the `<PubmedArticle>` elements out of a sample file.
+func articles(of sample: String) -> [String] {
+    guard let text = try? String(contentsOfFile: sample, encoding: .utf8) else { return [] }
+    var out: [String] = []
+    var rest = text[...]
+    while let s = rest.range(of: "<PubmedArticle>"), let e = rest.range(of: "</PubmedArticle>", range: s.upperBound..<rest.endIndex) {
+        out.append(String(rest[s.lowerBound..<e.upperBound]))
+        rest = rest[e.upperBound...]
+    }
+    return out
+}
+
+func memory(_ sample: String, gigabytes: Double) {
+    let arts = articles(of: sample)
+    guard !arts.isEmpty else {
+        print("no <PubmedArticle> in \(sample)")
+        exit(2)
+    }
+    let tmp = NSTemporaryDirectory() + "loom-bench-mem-" + UUID().uuidString.prefix(8)
+    try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    print("# PubMed ingest memory\n")
+    print("input: the \(arts.count) articles of \(sample), repeated inside one PubmedArticleSet\n")
+    print("| XML size | articles | wall s | peak MB | records written |")
+    print("| --- | --- | --- | --- | --- |")
+    for target in [gigabytes / 8, gigabytes] {
+        let path = tmp + "/big.xml"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard let h = FileHandle(forWritingAtPath: path) else { exit(2) }
+        h.write(Data("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<PubmedArticleSet>\n".utf8))
+        var size = 0
+        var n = 0
+        var block = ""
+        let limit = Int(target * 1e9)
+        while size < limit {
+            for a in arts {
+                block += a + "\n"
+                n += 1
+            }
+            if block.utf8.count > 8 << 20 || size + block.utf8.count >= limit {
+                h.write(Data(block.utf8))
+                size += block.utf8.count
+                block = ""
+            }
+        }
+        h.write(Data("</PubmedArticleSet>\n".utf8))
+        try? h.close()
+        let m = measure([loom, "ingest", "pubmed", path, "-o", tmp + "/out", "--jobs", "1", "--force", "-q"])
+        let manifest = (try? String(contentsOfFile: tmp + "/out/manifest.json", encoding: .utf8)) ?? ""
+        let records = manifest.split(separator: "\n").first { $0.contains("\"records\"") }?
+            .filter { $0.isNumber } ?? "?"
+        print("| \(f(Double(size) / 1e9, 2)) GB | \(n) | \(f(m.wall, 1)) | \(f(m.maxRSSMB, 0)) | \(records) |")
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.removeItem(atPath: tmp + "/out")
+    }
+}
+
+nonisolated(unsafe) var args = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    let v = args[i + 1]
+    args.removeSubrange(i...(i + 1))
+    return v
+}
+let runs = option("--runs").flatMap(Int.init) ?? 3
+let gigabytes = option("--gigabytes").flatMap(Double.init) ?? 1
+guard FileManager.default.isExecutableFile(atPath: loom) else {
+    print("\(loom) not found: build with 'swift build -c release' first")
+    exit(2)
+}
+switch (args.first, args.count) {
+case ("pubmed", 2): pubmed(args[1], runs: runs)
+case ("memory", 2): memory(args[1], gigabytes: gigabytes)
+default:
+    print(
+        """
+        usage: loom-bench pubmed FILE.xml[.gz] [--runs N]
+               loom-bench memory SAMPLE.xml [--gigabytes G]
+        """)
+    exit(2)
+}

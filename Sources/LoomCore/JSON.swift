@@ -151,6 +151,12 @@ extension JSONValue {
 
     public static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        writeEscaped(s, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends a string's JSON-escaped content, without quotes.
+    public static func writeEscaped(_ s: String, to out: inout [UInt8]) {
         var s = s
         s.withUTF8 { buf in
             guard let base = buf.baseAddress else { return }
@@ -191,7 +197,6 @@ extension JSONValue {
             }
             if start < buf.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<buf.count])) }
         }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// Whether any byte of `x` is below 0x20, a quote or a backslash (SWAR: "has a zero byte" tests).
@@ -450,10 +455,13 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "]"))
     }
 
-    /// Writes `"key":`; the value call that follows does not add a comma.
-    public mutating func key(_ k: String) {
+    /// Writes `"key":`; the value call that follows does not add a comma. Keys are literals that need no
+    /// escaping, so their bytes are copied as they are.
+    public mutating func key(_ k: StaticString) {
         separator()
-        JSONValue.writeString(k, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
         pendingKey = true  // the value that follows takes no comma
     }
@@ -488,8 +496,19 @@ public struct JSONWriter {
         v.write(to: &bytes)
     }
 
+    /// A string value written in parts (no concatenated copy is made): `beginString`, `stringPart`...,
+    /// `endString`.
+    public mutating func beginString() {
+        valuePrefix()
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    public mutating func stringPart(_ s: String) { JSONValue.writeEscaped(s, to: &bytes) }
+
+    public mutating func endString() { bytes.append(UInt8(ascii: "\"")) }
+
     /// Key and string value, skipped when the value is nil.
-    public mutating func field(_ k: String, _ s: String?) {
+    public mutating func field(_ k: StaticString, _ s: String?) {
         guard let s else { return }
         key(k)
         string(s)

@@ -83,11 +83,12 @@ public struct PubMedArticle: Equatable, Sendable {
     var articleIdDOI: String?
 
     /// The abstract as text: each section on its own line, labelled sections as "LABEL: text".
+    /// (The reference for the streamed `text` in `writeDocument`.) Sections without text are left out.
     public var abstract: String {
-        abstractSections.map { s in
+        abstractSections.filter { !$0.text.isEmpty }.map { s in
             if let l = s.label ?? s.nlmCategory, !l.isEmpty, l != "UNASSIGNED" { return "\(l): \(s.text)" }
             return s.text
-        }.filter { !$0.isEmpty }.joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     /// Title and abstract, the text later stages read.
@@ -107,10 +108,25 @@ public struct PubMedArticle: Equatable, Sendable {
     /// Writes the document record (DESIGN.md: `id`, `text`, `source`, `meta`) as one JSON line, without
     /// its newline.
     public func writeDocument(source: String, to w: inout JSONWriter) {
-        let abstract = self.abstract
         w.beginObject()
         w.field("id", documentID)
-        w.field("text", PubMedArticle.text(title: title, abstract: abstract))
+        // text = title, blank line, abstract: written in parts, as `text` builds it.
+        w.key("text")
+        w.beginString()
+        w.stringPart(title)
+        var wroteAny = !title.isEmpty
+        var firstSection = true
+        for s in abstractSections where !s.text.isEmpty {
+            if wroteAny { w.stringPart(firstSection ? "\n\n" : "\n") }
+            wroteAny = true
+            firstSection = false
+            if let l = s.label ?? s.nlmCategory, !l.isEmpty, l != "UNASSIGNED" {
+                w.stringPart(l)
+                w.stringPart(": ")
+            }
+            w.stringPart(s.text)
+        }
+        w.endString()
         w.field("source", source)
         w.key("meta")
         w.beginObject()

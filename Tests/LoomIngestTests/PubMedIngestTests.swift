@@ -341,3 +341,24 @@ final class PubMedIngestTests: XCTestCase {
         XCTAssertEqual(d["meta"]?["mesh"]?.arrayValue?.count, 23)
     }
 }
+
+final class PubMedArticleTests: XCTestCase {
+    /// The streamed document text equals the plain `text` property for every combination of parts.
+    func testStreamedTextMatchesReference() {
+        let sections: [[PubMedArticle.AbstractSection]] = [
+            [],
+            [.init(label: nil, nlmCategory: nil, text: "Plain.")],
+            [.init(label: "BACKGROUND", nlmCategory: "BACKGROUND", text: "B."), .init(label: nil, nlmCategory: "UNASSIGNED", text: "U.")],
+            [.init(label: "EMPTY", nlmCategory: nil, text: ""), .init(label: nil, nlmCategory: "METHODS", text: "M \"q\".")],
+        ]
+        for title in ["", "A title"] {
+            for s in sections {
+                var a = PubMedArticle()
+                a.pmid = "1"
+                a.title = title
+                a.abstractSections = s
+                XCTAssertEqual(a.document(source: "x")["text"]?.stringValue, a.text, "\(title) \(s)")
+            }
+        }
+    }
+}
