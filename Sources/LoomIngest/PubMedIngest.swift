@@ -152,15 +152,13 @@ public struct PubMedIngestStage: Stage {
         var line: [UInt8] = []
         var writer = JSONWriter()
         var sinceProgress = 0
+        var fileErrorOffset: Int?
 
-        func reject(_ reason: String, _ at: UnitPosition, id: String? = nil) throws {
+        // Rejects wait for the end of the file: their byte offsets are turned into lines in one extra pass.
+        var pending: [(reason: String, unit: Int, line: Int, column: Int, id: String?)] = []
+        func reject(_ reason: String, _ unit: Int, line: Int = 1, column: Int = 1, id: String? = nil) {
             result.rejected += 1
-            let r = Reject(source: path, reason: reason, line: at.line, column: at.column, byte: at.offset, id: id)
-            line.removeAll(keepingCapacity: true)
-            r.json.write(to: &line)
-            line.append(0x0A)
-            try rejects.write(line)
-            if result.rejected <= 3 { Log.warn("rejected \(r.summary)") }
+            pending.append((reason, unit, line, column, id))
         }
 
         do {
@@ -186,32 +184,28 @@ public struct PubMedIngestStage: Stage {
                         return
                     }
                     if !complete {
-                        try reject("<\(kind.name)> has no closing tag before the next one starts", at)
+                        reject("<\(kind.name)> has no closing tag before the next one starts", at)
                         return
                     }
                     switch parser.parse(bytes) {
                     case .failed(let message, let l, let c):
-                        // Position inside the unit, made absolute.
-                        var pos = at
-                        pos.line = at.line + max(l, 1) - 1
-                        pos.column = l <= 1 ? at.column + max(c, 1) - 1 : c
-                        try reject("malformed XML in <\(kind.name)>: \(message)", pos)
+                        reject("malformed XML in <\(kind.name)>: \(message)", at, line: max(l, 1), column: max(c, 1))
                     case .deletions(let list):
                         result.deleteCitations += list.count
                         for d in list {
                             guard let n = Int(d.pmid), n > 0 else {
-                                try reject("DeleteCitation lists a PMID that is not a number: '\(d.pmid)'", at)
+                                reject("DeleteCitation lists a PMID that is not a number: '\(d.pmid)'", at)
                                 continue
                             }
                             result.events.append(Event(key: n << 8 | (d.version & 0xFF), kind: 2))
                         }
                     case .article(let a):
                         guard !a.pmid.isEmpty else {
-                            try reject("<PubmedArticle> has no MedlineCitation/PMID", at)
+                            reject("<PubmedArticle> has no MedlineCitation/PMID", at)
                             return
                         }
                         guard let n = Int(a.pmid), n > 0 else {
-                            try reject("PMID is not a number: '\(a.pmid)'", at, id: a.pmid)
+                            reject("PMID is not a number: '\(a.pmid)'", at, id: a.pmid)
                             return
                         }
                         result.articles += 1
@@ -230,6 +224,24 @@ public struct PubMedIngestStage: Stage {
                 })
         } catch let e as FileError {
             result.error = "\(path): \(e.message)"
+            fileErrorOffset = e.offset
+        }
+        // Line and column of each problem: the unit's start plus the position libxml2 gave inside it.
+        let starts = LineIndex.positions(path: path, offsets: pending.map(\.unit) + (fileErrorOffset.map { [$0] } ?? []))
+        for (i, p) in pending.enumerated() {
+            let s = starts[p.unit] ?? (0, 0)
+            let r = Reject(
+                source: path, reason: p.reason, line: s.line + p.line - 1,
+                column: p.line == 1 ? s.column + p.column - 1 : p.column, byte: p.unit, id: p.id)
+            line.removeAll(keepingCapacity: true)
+            r.json.write(to: &line)
+            line.append(0x0A)
+            try rejects.write(line)
+            if i < 3 { Log.warn("rejected \(r.summary)") }
+        }
+        if let o = fileErrorOffset, let e = result.error {
+            let s = starts[o]
+            result.error = e + (s.map { " at line \($0.line), byte \(o)" } ?? " at byte \(o)")
         }
         ctx.progress.add(items: sinceProgress)
         try spool.close(sync: false)

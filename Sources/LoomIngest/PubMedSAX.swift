@@ -66,13 +66,21 @@ final class PubMedUnitParser {
 
     // Builder state for the unit being parsed.
     // Unchecked exclusivity: these are touched on every SAX event, only from this object's own callbacks.
-    @exclusivity(unchecked) private var stack: [Tag] = []
+    // The element stack, the captured text and the tag cache are raw buffers: they are touched on every SAX
+    // event, and Swift arrays there cost uniqueness checks and reference counting.
+    private static let maxDepth = 1024  // libxml2 itself stops at 256 without XML_PARSE_HUGE
+    private let stack = UnsafeMutablePointer<Tag>.allocate(capacity: PubMedUnitParser.maxDepth)
+    private var depth = 0
+    private var overflow = 0
     /// Element names are interned in the parser context's dictionary, so a name's pointer identifies it for
     /// the context's lifetime: a small direct-mapped cache from pointer to tag avoids string compares.
-    @exclusivity(unchecked) private var tagCache = [(UnsafeRawPointer?, Tag)](repeating: (nil, .other), count: 256)
+    private let tagKeys = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 256)
+    private let tagValues = UnsafeMutablePointer<Tag>.allocate(capacity: 256)
+    private var textBytes = UnsafeMutablePointer<UInt8>.allocate(capacity: 4096)
+    private var textCount = 0
+    private var textCapacity = 4096
     @exclusivity(unchecked) private var capture: Field?
     private var captureDepth = 0
-    @exclusivity(unchecked) private var text: [UInt8] = []
     private var attrA: String?  // per-field attribute values saved at the start tag
     private var attrB: String?
     private var flag = false
@@ -103,7 +111,7 @@ final class PubMedUnitParser {
         sax.characters = { ctx, ch, len in
             guard let me = PubMedUnitParser.owner(ctx), let ch else { return }
             Unmanaged<PubMedUnitParser>.fromOpaque(me)._withUnsafeGuaranteedRef { p in
-                if p.capture != nil { p.text.append(contentsOf: UnsafeBufferPointer(start: ch, count: Int(len))) }
+                if p.capture != nil { p.appendText(ch, Int(len)) }
             }
         }
         sax.cdataBlock = sax.characters
@@ -121,6 +129,10 @@ final class PubMedUnitParser {
     }
 
     deinit {
+        stack.deallocate()
+        tagKeys.deallocate()
+        tagValues.deallocate()
+        textBytes.deallocate()
         if let prologCtxt { xmlFreeParserCtxt(prologCtxt) }
         if let unitCtxt { xmlFreeParserCtxt(unitCtxt) }
     }
@@ -150,14 +162,16 @@ final class PubMedUnitParser {
         c.pointee.userData = UnsafeMutableRawPointer(c)
         c.pointee._private = Unmanaged.passUnretained(self).toOpaque()
         unitCtxt = c
-        tagCache = [(UnsafeRawPointer?, Tag)](repeating: (nil, .other), count: 256)
+        tagKeys.initialize(repeating: nil, count: 256)
+        tagValues.initialize(repeating: .other, count: 256)
         return c
     }
 
     private func reset() {
-        stack.removeAll(keepingCapacity: true)
+        depth = 0
+        overflow = 0
         capture = nil
-        text.removeAll(keepingCapacity: true)
+        textCount = 0
         article = PubMedArticle()
         deletions = []
         firstError = nil
@@ -205,10 +219,10 @@ final class PubMedUnitParser {
     private func tag(_ name: UnsafePointer<xmlChar>) -> Tag {
         let key = UnsafeRawPointer(name)
         let slot = Int(truncatingIfNeeded: UInt(bitPattern: key) >> 3) & 255
-        let hit = tagCache[slot]
-        if hit.0 == key { return hit.1 }
+        if tagKeys[slot] == key { return tagValues[slot] }
         let t = Tag.byName[String(cString: name)] ?? .other
-        tagCache[slot] = (key, t)
+        tagKeys[slot] = key
+        tagValues[slot] = t
         return t
     }
 
@@ -228,8 +242,8 @@ final class PubMedUnitParser {
 
     private func begin(_ f: Field) {
         capture = f
-        captureDepth = stack.count
-        text.removeAll(keepingCapacity: true)
+        captureDepth = depth
+        textCount = 0
     }
 
     private func start(_ localname: UnsafePointer<xmlChar>, _ n: Int, _ a: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?) {
@@ -238,8 +252,13 @@ final class PubMedUnitParser {
             return
         }
         let t = tag(localname)
-        let parent = stack.last ?? .other
-        stack.append(t)
+        let parent = depth > 0 ? stack[depth - 1] : .other
+        guard depth < PubMedUnitParser.maxDepth else {
+            overflow += 1
+            return
+        }
+        stack[depth] = t
+        depth += 1
         guard capture == nil else { return }  // inline markup inside captured text
         switch (t, parent) {
         case (.pmid, .medlineCitation):
@@ -253,7 +272,7 @@ final class PubMedUnitParser {
         case (.articleTitle, .article): begin(.title)
         case (.vernacularTitle, .article): begin(.vernacularTitle)
         case (.abstractText, .abstract):
-            if stack.count >= 3, stack[stack.count - 3] == .article {
+            if depth >= 3, stack[depth - 3] == .article {
                 attrA = attribute("Label", n, a)
                 attrB = attribute("NlmCategory", n, a)
                 begin(.abstractText)
@@ -269,7 +288,7 @@ final class PubMedUnitParser {
         case (.season, .pubDate) where inJournalIssue: begin(.season)
         case (.medlineDate, .pubDate) where inJournalIssue: begin(.medlineDate)
         case (.author, .authorList):
-            if stack.count >= 3, stack[stack.count - 3] == .article { article.authors.append(.init()) }
+            if depth >= 3, stack[depth - 3] == .article { article.authors.append(.init()) }
         case (.lastName, .author) where inArticleAuthor: begin(.lastName)
         case (.foreName, .author) where inArticleAuthor: begin(.foreName)
         case (.initials, .author) where inArticleAuthor: begin(.initials)
@@ -278,7 +297,7 @@ final class PubMedUnitParser {
         case (.identifier, .author) where inArticleAuthor:
             if attribute("Source", n, a) == "ORCID" { begin(.orcid) }
         case (.affiliation, .affiliationInfo):
-            if stack.count >= 4, stack[stack.count - 3] == .author, stack[stack.count - 4] == .authorList,
+            if depth >= 4, stack[depth - 3] == .author, stack[depth - 4] == .authorList,
                 !article.authors.isEmpty
             {
                 begin(.affiliation)
@@ -301,24 +320,28 @@ final class PubMedUnitParser {
             flag = attribute("MajorTopicYN", n, a) == "Y"
             begin(.keyword)
         case (.articleId, .articleIdList):
-            if stack.count >= 3, stack[stack.count - 3] == .pubmedData, attribute("IdType", n, a) == "doi" {
+            if depth >= 3, stack[depth - 3] == .pubmedData, attribute("IdType", n, a) == "doi" {
                 begin(.articleIdDOI)
             }
         default: break
         }
     }
 
-    private var inJournalIssue: Bool { stack.count >= 3 && stack[stack.count - 3] == .journalIssue }
+    private var inJournalIssue: Bool { depth >= 3 && stack[depth - 3] == .journalIssue }
     private var inArticleAuthor: Bool {
-        stack.count >= 3 && stack[stack.count - 3] == .authorList && !article.authors.isEmpty
+        depth >= 3 && stack[depth - 3] == .authorList && !article.authors.isEmpty
     }
 
     private func end() {
         if prologMode { return }
-        defer { stack.removeLast() }
-        guard let f = capture, stack.count == captureDepth else { return }
+        if overflow > 0 {
+            overflow -= 1
+            return
+        }
+        defer { depth -= 1 }
+        guard let f = capture, depth == captureDepth else { return }
         capture = nil
-        let s = PubMedUnitParser.normalise(text)
+        let s = PubMedUnitParser.normalise(UnsafeBufferPointer(start: textBytes, count: textCount))
         switch f {
         case .pmid:
             article.pmid = s
@@ -358,9 +381,21 @@ final class PubMedUnitParser {
     }
 
     /// Collapses runs of XML whitespace to one space and trims the ends.
-    static func normalise(_ bytes: [UInt8]) -> String {
+    @inline(__always) private func appendText(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        if textCount + n > textCapacity {
+            textCapacity = max(textCapacity * 2, textCount + n)
+            let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: textCapacity)
+            bigger.update(from: textBytes, count: textCount)
+            textBytes.deallocate()
+            textBytes = bigger
+        }
+        (textBytes + textCount).update(from: p, count: n)
+        textCount += n
+    }
+
+    static func normalise(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
         // Fast path: nothing to collapse (single spaces only, no tabs or newlines, no space at the ends).
-        let clean = bytes.withUnsafeBufferPointer { b -> Bool in
+        let clean = { (b: UnsafeBufferPointer<UInt8>) -> Bool in
             guard let base = b.baseAddress, b.count > 0 else { return true }
             if b[0] == 0x20 || b[b.count - 1] == 0x20 { return false }
             let raw = UnsafeRawPointer(base)
@@ -386,7 +421,7 @@ final class PubMedUnitParser {
                 i += 1
             }
             return true
-        }
+        }(bytes)
         if clean { return String(decoding: bytes, as: UTF8.self) }
         var out = [UInt8]()
         out.reserveCapacity(bytes.count)

@@ -1,6 +1,7 @@
 // Streams a PubMed XML file (plain or gzip) and cuts it into its top-level units: `<PubmedArticle>`,
-// `<PubmedBookArticle>` and `<DeleteCitation>` elements, each handed over as bytes with the line, column and byte
-// offset where it starts. Memory holds one read block plus the unit being cut, whatever the file size.
+// `<PubmedBookArticle>` and `<DeleteCitation>` elements, each handed over as bytes with the byte offset where it
+// starts. Line numbers are not tracked while streaming (counting newlines cost more than finding the units);
+// `LineIndex` turns the offsets of the few problems into lines afterwards. Memory holds one read block plus the unit being cut, whatever the file size.
 //
 // Cutting on the element tags (rather than parsing the whole file with one parser) is what lets a malformed
 // article be rejected alone while parsing resumes at the next one. The bytes before the first unit (XML
@@ -27,16 +28,11 @@ enum UnitKind: Sendable {
     }
 }
 
-struct UnitPosition: Sendable {
-    var line: Int
-    var column: Int
-    /// Byte offset in the (uncompressed) XML.
-    var offset: Int
-}
-
-/// A problem with a whole file; what was read before it is kept.
+/// A problem with a whole file; what was read before it is kept. `offset` is the byte (in the uncompressed XML)
+/// the message is about, when there is one, so the caller can name its line.
 struct FileError: Error {
     let message: String
+    var offset: Int? = nil
 }
 
 /// Reads plain or gzip files through zlib (gzread passes plain files through unchanged).
@@ -86,10 +82,6 @@ final class PubMedSplitter {
     private var base = 0  // absolute offset of buf[0]
     private var len = 0
     private var eof = false
-    // Line bookkeeping: newlines counted in buf[..<linePos] are in `line`; `lastNewline` is absolute.
-    private var linePos = 0
-    private var line = 1
-    private var lastNewline = -1
     private var lastFileOffset = 0
     let progress: (_ fileBytes: Int) -> Void
 
@@ -107,14 +99,12 @@ final class PubMedSplitter {
     /// Keeps buf[keepFrom...] and reads more. Returns false at the end of the file.
     private func refill(keepFrom: Int) throws -> Bool {
         if eof { return false }
-        countLines(upTo: keepFrom)
         if keepFrom > 0 {
             buf.withUnsafeMutableBufferPointer { b in
                 if len > keepFrom { memmove(b.baseAddress!, b.baseAddress! + keepFrom, len - keepFrom) }
             }
             len -= keepFrom
             base += keepFrom
-            linePos -= keepFrom
         }
         if len == buf.count {
             guard buf.count < PubMedSplitter.maxUnit else {
@@ -132,25 +122,6 @@ final class PubMedSplitter {
         }
         len += n
         return true
-    }
-
-    private func countLines(upTo end: Int) {
-        guard end > linePos else { return }
-        buf.withUnsafeBufferPointer { b in
-            var p = linePos
-            while p < end, let q = memchr(b.baseAddress! + p, 0x0A, end - p) {
-                let i = b.baseAddress!.distance(to: q.assumingMemoryBound(to: UInt8.self))
-                line += 1
-                lastNewline = base + i
-                p = i + 1
-            }
-        }
-        linePos = end
-    }
-
-    private func position(of i: Int) -> UnitPosition {
-        countLines(upTo: i)
-        return UnitPosition(line: line, column: base + i - lastNewline, offset: base + i)
     }
 
     private static let startTags: [(UnitKind, [UInt8])] = [
@@ -192,7 +163,7 @@ final class PubMedSplitter {
     ///   this one's end tag.
     func run(
         prolog: (UnsafeBufferPointer<UInt8>, _ final: Bool) -> String?,
-        unit: (UnitKind, UnsafeBufferPointer<UInt8>, UnitPosition, _ complete: Bool) throws -> Void
+        unit: (UnitKind, UnsafeBufferPointer<UInt8>, _ offset: Int, _ complete: Bool) throws -> Void
     ) throws {
         var inside: (kind: UnitKind, start: Int, name: [UInt8])?
         var prologDone = false
@@ -234,7 +205,7 @@ final class PubMedSplitter {
                     var i = after
                     while i < len, buf[i] == 0x20 || buf[i] == 0x0A || buf[i] == 0x0D || buf[i] == 0x09 { i += 1 }
                     if i < len, buf[i] == UInt8(ascii: ">") {
-                        let at = position(of: cur.start)
+                        let at = base + cur.start
                         try buf.withUnsafeBufferPointer {
                             try unit(cur.kind, UnsafeBufferPointer(rebasing: $0[cur.start..<(i + 1)]), at, true)
                         }
@@ -245,7 +216,7 @@ final class PubMedSplitter {
                 } else if m > cur.start + 1, buf[m - 1] == UInt8(ascii: "<"), after < len,
                     PubMedSplitter.isNameEnd(buf[after])
                 {
-                    let at = position(of: cur.start)
+                    let at = base + cur.start
                     try buf.withUnsafeBufferPointer {
                         try unit(cur.kind, UnsafeBufferPointer(rebasing: $0[cur.start..<(m - 1)]), at, false)
                     }
@@ -271,11 +242,40 @@ final class PubMedSplitter {
             pos = p + 1
         }
         if let cur = inside {
-            let at = position(of: cur.start)
             throw FileError(
-                message:
-                    "the file ends inside <\(cur.kind.name)> that starts at line \(at.line) (byte \(at.offset)): truncated?")
+                message: "the file ends inside <\(cur.kind.name)> (truncated?)", offset: base + cur.start)
         }
         if !prologDone { try checkProlog(upTo: len, final: true) }
+    }
+}
+
+/// Turns byte offsets of a file's uncompressed XML into 1-based line and column numbers, in one pass.
+enum LineIndex {
+    static func positions(path: String, offsets: [Int]) -> [Int: (line: Int, column: Int)] {
+        var out: [Int: (line: Int, column: Int)] = [:]
+        let wanted = Array(Set(offsets)).sorted()
+        guard !wanted.isEmpty, let reader = try? GzipReader(path: path) else { return out }
+        var next = 0
+        var line = 1
+        var lineStart = 0  // offset of the current line's first byte
+        var base = 0
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while next < wanted.count {
+            guard let n = try? block.withUnsafeMutableBytes({ try reader.read(into: $0.baseAddress!, count: $0.count) }),
+                n > 0
+            else { break }
+            for i in 0..<n {
+                while next < wanted.count && wanted[next] == base + i {
+                    out[wanted[next]] = (line, base + i - lineStart + 1)
+                    next += 1
+                }
+                if block[i] == 0x0A {
+                    line += 1
+                    lineStart = base + i + 1
+                }
+            }
+            base += n
+        }
+        return out
     }
 }
