@@ -274,9 +274,16 @@ public struct PubMedIngestStage: Stage {
         var replaced = 0, deleted = 0, deletesUnmatched = 0
         for (fi, r) in results.enumerated() {
             let recordEvents = r.events.indices.filter { r.events[$0].kind == 0 }
-            if recordEvents.allSatisfy({ last[r.events[$0].key] == bases[fi] + $0 }) {
-                // Nothing in this file was replaced or deleted: copy its spool whole.
-                try ctx.output.appendLines(fromFile: r.spool, records: recordEvents.count)
+            let keptCount = recordEvents.reduce(0) { $0 + (last[r.events[$1].key] == bases[fi] + $1 ? 1 : 0) }
+            if keptCount == recordEvents.count || keptCount == 0 {
+                // Nothing in this file was replaced or deleted: copy its spool whole. Or everything was: skip it.
+                if keptCount > 0 {
+                    try ctx.output.appendLines(fromFile: r.spool, records: keptCount)
+                } else {
+                    for i in recordEvents {
+                        if eventKind(results, bases, last[r.events[i].key]!) == 2 { deleted += 1 } else { replaced += 1 }
+                    }
+                }
                 try appendRejects(r.rejects, to: ctx)
                 if FS.exists(r.rejects + ".file") { try appendRejects(r.rejects + ".file", to: ctx) }
                 continue
