@@ -6,7 +6,8 @@
 //                                                  articles (and an eighth of it, to show memory is flat)
 //
 // Timings are wall-clock seconds of whole processes (the `loom` binary beside this one, `python3` for the peer),
-// best and median of N interleaved runs; peak memory is the child's maxrss from wait4. No timing is asserted.
+// best and median of N interleaved runs; peak memory is the child's maxrss from wait4 (this process stays small,
+// so Linux's carrying of the parent's peak into a spawned child's maxrss does not distort it). No timing is asserted.
 
 import CLibXML2
 import CZlib

@@ -413,102 +413,179 @@ struct JSONParser {
 
 // MARK: - Streaming writer
 
-/// Writes JSON straight to bytes, for hot paths that would otherwise build a `JSONValue` tree per record.
-/// Produces exactly what `JSONValue.write` produces for the same keys and values in the same order.
-public struct JSONWriter {
-    public var bytes: [UInt8] = []
-    private var first: [Bool] = []
+/// Writes JSON straight to a byte buffer, for hot paths that would otherwise build a `JSONValue` tree per
+/// record. Produces exactly what `JSONValue.write` produces for the same keys and values in the same order.
+/// The buffer is raw memory (no array uniqueness checks on every byte appended); reuse one writer with `reset()`.
+public final class JSONWriter {
+    // Unchecked exclusivity: a writer is used from one thread at a time, and these are touched per byte.
+    @exclusivity(unchecked) private var base: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var capacity: Int
+    @exclusivity(unchecked) public private(set) var count = 0
+    /// Per open container: whether nothing has been written in it yet (so no comma is due).
+    @exclusivity(unchecked) private var first = [Bool]()
+    @exclusivity(unchecked) private var pendingKey = false
 
-    public init() { bytes.reserveCapacity(4096) }
-
-    public mutating func reset() {
-        bytes.removeAll(keepingCapacity: true)
-        first.removeAll(keepingCapacity: true)
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+        first.reserveCapacity(16)
     }
 
-    private mutating func separator() {
+    deinit { base.deallocate() }
+
+    /// The bytes written so far; valid until the next write or reset.
+    public var buffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
+    public var bytes: [UInt8] { Array(buffer) }
+
+    public func reset() {
+        count = 0
+        first.removeAll(keepingCapacity: true)
+        pendingKey = false
+    }
+
+    @inline(__always) private func reserve(_ n: Int) {
+        guard count + n > capacity else { return }
+        capacity = max(capacity * 2, count + n)
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        bigger.update(from: base, count: count)
+        base.deallocate()
+        base = bigger
+    }
+
+    @inline(__always) public func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always) public func append(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        reserve(n)
+        (base + count).update(from: p, count: n)
+        count += n
+    }
+
+    private func separator() {
         if let f = first.last {
-            if !f { bytes.append(UInt8(ascii: ",")) }
-            first[first.count - 1] = false
+            if !f { append(UInt8(ascii: ",")) } else { first[first.count - 1] = false }
         }
     }
 
-    public mutating func beginObject() {
+    private func valuePrefix() {
+        if pendingKey { pendingKey = false } else { separator() }
+    }
+
+    public func beginObject() {
         valuePrefix()
-        bytes.append(UInt8(ascii: "{"))
+        append(UInt8(ascii: "{"))
         first.append(true)
     }
 
-    public mutating func endObject() {
+    public func endObject() {
         first.removeLast()
-        bytes.append(UInt8(ascii: "}"))
+        append(UInt8(ascii: "}"))
     }
 
-    public mutating func beginArray() {
+    public func beginArray() {
         valuePrefix()
-        bytes.append(UInt8(ascii: "["))
+        append(UInt8(ascii: "["))
         first.append(true)
     }
 
-    public mutating func endArray() {
+    public func endArray() {
         first.removeLast()
-        bytes.append(UInt8(ascii: "]"))
+        append(UInt8(ascii: "]"))
     }
 
     /// Writes `"key":`; the value call that follows does not add a comma. Keys are literals that need no
     /// escaping, so their bytes are copied as they are.
-    public mutating func key(_ k: StaticString) {
+    public func key(_ k: StaticString) {
         separator()
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
-        pendingKey = true  // the value that follows takes no comma
+        reserve(k.utf8CodeUnitCount + 3)
+        base[count] = UInt8(ascii: "\"")
+        (base + count + 1).update(from: k.utf8Start, count: k.utf8CodeUnitCount)
+        count += k.utf8CodeUnitCount + 1
+        base[count] = UInt8(ascii: "\"")
+        base[count + 1] = UInt8(ascii: ":")
+        count += 2
+        pendingKey = true
     }
 
-    private var pendingKey = false
-
-    private mutating func valuePrefix() {
-        if pendingKey {
-            pendingKey = false
-        } else {
-            separator()
-        }
-    }
-
-    public mutating func string(_ s: String) {
+    public func string(_ s: String) {
         valuePrefix()
-        JSONValue.writeString(s, to: &bytes)
+        append(UInt8(ascii: "\""))
+        stringPart(s)
+        append(UInt8(ascii: "\""))
     }
 
-    public mutating func int(_ i: Int) {
+    public func int(_ i: Int) {
         valuePrefix()
-        bytes.append(contentsOf: String(i).utf8)
+        var s = String(i)
+        s.withUTF8 { append($0.baseAddress!, $0.count) }
     }
 
-    public mutating func bool(_ b: Bool) {
+    public func bool(_ b: Bool) {
         valuePrefix()
-        bytes.append(contentsOf: (b ? "true" : "false").utf8)
+        var s = b ? "true" : "false"
+        s.withUTF8 { append($0.baseAddress!, $0.count) }
     }
 
-    public mutating func value(_ v: JSONValue) {
+    public func value(_ v: JSONValue) {
         valuePrefix()
-        v.write(to: &bytes)
+        var out: [UInt8] = []
+        v.write(to: &out)
+        out.withUnsafeBufferPointer { append($0.baseAddress!, $0.count) }
     }
 
     /// A string value written in parts (no concatenated copy is made): `beginString`, `stringPart`...,
     /// `endString`.
-    public mutating func beginString() {
+    public func beginString() {
         valuePrefix()
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
     }
 
-    public mutating func stringPart(_ s: String) { JSONValue.writeEscaped(s, to: &bytes) }
+    /// Appends a string's JSON-escaped content.
+    public func stringPart(_ s: String) {
+        var s = s
+        s.withUTF8 { buf in
+            guard let src = buf.baseAddress else { return }
+            reserve(buf.count)
+            let raw = UnsafeRawPointer(src)
+            var start = 0
+            var i = 0
+            while i < buf.count {
+                if i + 8 <= buf.count, !JSONValue.needsEscape(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                    i += 8
+                    continue
+                }
+                let c = src[i]
+                if c >= 0x20 && c != 0x22 && c != 0x5C {
+                    i += 1
+                    continue
+                }
+                if start < i { append(src + start, i - start) }
+                i += 1
+                start = i
+                switch c {
+                case 0x22: append(Array("\\\"".utf8), 2)
+                case 0x5C: append(Array("\\\\".utf8), 2)
+                case 0x0A: append(Array("\\n".utf8), 2)
+                case 0x0D: append(Array("\\r".utf8), 2)
+                case 0x09: append(Array("\\t".utf8), 2)
+                case 0x08: append(Array("\\b".utf8), 2)
+                case 0x0C: append(Array("\\f".utf8), 2)
+                default:
+                    let e: [UInt8] = Array("\\u00".utf8) + [JSONValue.hex[Int(c >> 4)], JSONValue.hex[Int(c & 15)]]
+                    append(e, 6)
+                }
+            }
+            if start < buf.count { append(src + start, buf.count - start) }
+        }
+    }
 
-    public mutating func endString() { bytes.append(UInt8(ascii: "\"")) }
+    public func endString() { append(UInt8(ascii: "\"")) }
 
     /// Key and string value, skipped when the value is nil.
-    public mutating func field(_ k: StaticString, _ s: String?) {
+    public func field(_ k: StaticString, _ s: String?) {
         guard let s else { return }
         key(k)
         string(s)

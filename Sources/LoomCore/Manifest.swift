@@ -30,6 +30,8 @@ public struct Manifest: Sendable {
     public var startedAt = ""
     public var finishedAt = ""
     public var seconds = 0.0
+    /// The process's peak resident memory (VmHWM) when the stage finished, in MB.
+    public var peakMemoryMB = 0.0
 
     public var records: Int { shards.reduce(0) { $0 + $1.records } }
 
@@ -59,6 +61,7 @@ public struct Manifest: Sendable {
         o.append("started_at", .string(startedAt))
         o.append("finished_at", .string(finishedAt))
         o.append("seconds", .double((seconds * 1000).rounded() / 1000))
+        o.append("peak_memory_mb", .double((peakMemoryMB * 10).rounded() / 10))
         return .object(o)
     }
 
@@ -94,6 +97,7 @@ public struct Manifest: Sendable {
         m.startedAt = v["started_at"]?.stringValue ?? ""
         m.finishedAt = v["finished_at"]?.stringValue ?? ""
         m.seconds = v["seconds"]?.doubleValue ?? 0
+        m.peakMemoryMB = v["peak_memory_mb"]?.doubleValue ?? 0
         return m
     }
 }

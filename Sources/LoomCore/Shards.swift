@@ -211,12 +211,14 @@ public struct StageReader {
     /// Calls `body` for each line with its shard path and 1-based line number. Lines that are not valid JSON
     /// are passed to `bad` (the caller usually writes them to rejects).
     public func forEachRecord(
+        progress: Progress? = nil,
         _ body: (JSONValue, _ path: String, _ line: Int) throws -> Void,
         bad: (_ error: JSONParseError, _ path: String, _ line: Int) throws -> Void
     ) throws {
         for path in shardPaths {
             let reader = try LineReader(path: path)
             try reader.forEachLine { bytes in
+                progress?.add(items: 1, bytes: bytes.count + 1)
                 if bytes.isEmpty { return }
                 let value: JSONValue
                 do {

@@ -162,6 +162,7 @@ public enum StageRunner {
         m.startedAt = iso.string(from: started)
         m.finishedAt = iso.string(from: finished)
         m.seconds = finished.timeIntervalSince(started)
+        m.peakMemoryMB = peakMemoryMB()
         try m.write(directory: directory)
         if m.rejects > 5 { Log.warn("\(m.rejects) rejects in all: see \(FS.join(directory, "rejects.jsonl"))") }
         Log.info(
@@ -205,4 +206,15 @@ extension JSONValue {
             throw LoomError("\(context): \(error)")
         }
     }
+}
+
+/// The peak resident memory of this process in MB, from /proc/self/status (VmHWM). Not getrusage: Linux carries
+/// the parent's peak into a child's ru_maxrss across posix_spawn and exec, so a small stage started by a large
+/// process would report the parent's memory.
+public func peakMemoryMB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return 0 }
+    let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+    return kb / 1024
 }

@@ -252,8 +252,8 @@ public struct ChunkStage: Stage {
         var documents = 0
         var empty = 0
         try reader.forEachRecord(
+            progress: ctx.progress,
             { doc, path, line in
-                ctx.progress.add(items: 1)
                 guard let id = doc["id"]?.stringValue, let text = doc["text"]?.stringValue else {
                     try ctx.reject(Reject(source: path, reason: "record has no string 'id' and 'text'", line: line))
                     return

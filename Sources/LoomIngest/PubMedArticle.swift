@@ -107,7 +107,7 @@ public struct PubMedArticle: Equatable, Sendable {
 
     /// Writes the document record (DESIGN.md: `id`, `text`, `source`, `meta`) as one JSON line, without
     /// its newline.
-    public func writeDocument(source: String, to w: inout JSONWriter) {
+    public func writeDocument(source: String, to w: JSONWriter) {
         w.beginObject()
         w.field("id", documentID)
         // text = title, blank line, abstract: written in parts, as `text` builds it.
@@ -234,8 +234,8 @@ public struct PubMedArticle: Equatable, Sendable {
 
     /// The document record as a value (the reference form `writeDocument` is tested against).
     public func document(source: String) -> JSONValue {
-        var w = JSONWriter()
-        writeDocument(source: source, to: &w)
+        let w = JSONWriter()
+        writeDocument(source: source, to: w)
         return (try? JSONValue.parse(String(decoding: w.bytes, as: UTF8.self))) ?? .null
     }
 }

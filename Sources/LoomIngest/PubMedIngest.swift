@@ -150,7 +150,7 @@ public struct PubMedIngestStage: Stage {
         let rejects = try BufferedFile(creating: result.rejects, capacity: 64 << 10)
         let parser = PubMedUnitParser(filename: path)
         var line: [UInt8] = []
-        var writer = JSONWriter()
+        let writer = JSONWriter()
         var sinceProgress = 0
         var fileErrorOffset: Int?
 
@@ -216,9 +216,9 @@ public struct PubMedIngestStage: Stage {
                             return
                         }
                         writer.reset()
-                        a.writeDocument(source: path, to: &writer)
-                        writer.bytes.append(0x0A)
-                        try spool.write(writer.bytes)
+                        a.writeDocument(source: path, to: writer)
+                        writer.append(0x0A)
+                        try spool.write(writer.buffer)
                         result.events.append(Event(key: key, kind: 0))
                     }
                 })

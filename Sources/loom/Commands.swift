@@ -21,11 +21,8 @@ struct Loom: ParsableCommand {
         subcommands: [Ingest.self, ChunkCommand.self, RunCommand.self])
 }
 
-/// Options every stage command takes.
-struct StageOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("output")], help: "The stage's output directory.")
-    var output: String
-
+/// Options every command that runs stages takes.
+struct RunFlags: ParsableArguments {
     @Flag(help: "Run even if the output directory's manifest says it is up to date.")
     var force = false
 
@@ -36,6 +33,17 @@ struct StageOptions: ParsableArguments {
     var shardRecords = 100_000
 
     var runOptions: RunOptions { RunOptions(shardRecords: shardRecords, force: force, quiet: quiet) }
+}
+
+/// Options every stage command takes.
+struct StageOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("output")], help: "The stage's output directory.")
+    var output: String
+
+    @OptionGroup var flags: RunFlags
+
+    var quiet: Bool { flags.quiet }
+    var runOptions: RunOptions { flags.runOptions }
 }
 
 /// Runs a stage and turns errors into one clear line and a non-zero exit.
@@ -173,26 +181,18 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Write here instead of the file's 'output'.")
     var output: String?
 
-    @Flag(help: "Run every step even if it is up to date.")
-    var force = false
-
-    @Flag(name: .shortAndLong, help: "Print only warnings and errors.")
-    var quiet = false
-
-    @Option(help: "Records per output shard.")
-    var shardRecords = 100_000
+    @OptionGroup var flags: RunFlags
 
     @Option(help: "Parallel jobs for steps that use them (default: the number of cores).")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
-        Log.quiet = quiet
+        Log.quiet = flags.quiet
         do {
             let pipeline = try Pipeline.load(path: file)
             let runner = PipelineRunner(factories: Steps.factories(jobs: jobs))
-            let results = try runner.run(
-                pipeline, output: output, options: RunOptions(shardRecords: shardRecords, force: force, quiet: quiet))
-            if !quiet, let last = results.last {
+            let results = try runner.run(pipeline, output: output, options: flags.runOptions)
+            if !flags.quiet, let last = results.last {
                 print("\(pipeline.name): \(results.count) steps done; output in \(last.directory)")
             }
         } catch let e as LoomError {

@@ -39,7 +39,7 @@ final class JSONTests: XCTestCase {
     }
 
     func testWriterMatchesValueWriter() {
-        var w = JSONWriter()
+        let w = JSONWriter(capacity: 8)  // small, so the buffer grows while writing
         w.beginObject()
         w.field("id", "x")
         w.key("list")
@@ -55,8 +55,10 @@ final class JSONTests: XCTestCase {
         w.key("empty")
         w.beginObject()
         w.endObject()
+        w.key("esc")
+        w.string("q\" b\\ n\n c\u{01} é")
         w.endObject()
-        let expected: JSONValue = ["id": "x", "list": [1, ["b": false], "s"], "empty": [:]]
+        let expected: JSONValue = ["id": "x", "list": [1, ["b": false], "s"], "empty": [:], "esc": "q\" b\\ n\n c\u{01} é"]
         XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), expected.jsonString)
     }
 }
