@@ -34,6 +34,16 @@ public final class BufferedFile {
         buffer.reserveCapacity(capacity)
     }
 
+    /// Opens an existing file to append to it (bytesWritten starts at its size).
+    public init(appendingTo path: String, capacity: Int = 1 << 20) throws {
+        self.path = path
+        self.capacity = capacity
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        if fd < 0 { throw LoomError("cannot open \(path): \(errnoText())") }
+        bytesWritten = FS.size(path) ?? 0
+        buffer.reserveCapacity(capacity)
+    }
+
     public func write(_ bytes: [UInt8]) throws {
         buffer.append(contentsOf: bytes)
         bytesWritten += bytes.count

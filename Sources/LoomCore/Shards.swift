@@ -80,8 +80,19 @@ public final class ShardWriter {
 
     /// Appends a file of complete JSON lines holding `records` records. When they fit in the current shard the
     /// bytes are copied in blocks; otherwise line by line, so shard boundaries stay where `write` puts them.
-    public func appendLines(fromFile path: String, records: Int) throws {
+    public func appendLines(fromFile path: String, records: Int, consume: Bool = false) throws {
         guard records > 0, let size = FS.size(path) else { return }
+        if consume, current == nil, records < maxRecords, size < maxBytes {
+            // It would start a new shard and fits in one: take the file itself instead of copying it.
+            let tmp = FS.join(directory, shardName(shards.count) + ".tmp")
+            try FS.rename(path, tmp)
+            let f = try BufferedFile(appendingTo: tmp)
+            current = f
+            currentRecords = records
+            totalRecords += records
+            totalBytes += size
+            return
+        }
         let f = try open()
         if currentRecords + records < maxRecords && f.bytesWritten + size < maxBytes {
             try f.append(contentsOfFile: path)

@@ -278,7 +278,7 @@ public struct PubMedIngestStage: Stage {
             if keptCount == recordEvents.count || keptCount == 0 {
                 // Nothing in this file was replaced or deleted: copy its spool whole. Or everything was: skip it.
                 if keptCount > 0 {
-                    try ctx.output.appendLines(fromFile: r.spool, records: keptCount)
+                    try ctx.output.appendLines(fromFile: r.spool, records: keptCount, consume: true)
                 } else {
                     for i in recordEvents {
                         if eventKind(results, bases, last[r.events[i].key]!) == 2 { deleted += 1 } else { replaced += 1 }

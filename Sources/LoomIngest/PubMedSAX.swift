@@ -171,6 +171,7 @@ final class PubMedUnitParser {
         depth = 0
         overflow = 0
         capture = nil
+        listenToText(false)
         textCount = 0
         article = PubMedArticle()
         deletions = []
@@ -244,6 +245,15 @@ final class PubMedUnitParser {
         capture = f
         captureDepth = depth
         textCount = 0
+        listenToText(true)
+    }
+
+    /// Text events are wanted only while capturing: between captures the handler's `characters` is unset, so
+    /// libxml2 makes no call for the indentation between elements (about half of all SAX events).
+    @inline(__always) private func listenToText(_ on: Bool) {
+        guard let handler = unitCtxt?.pointee.sax, !prologMode else { return }
+        handler.pointee.characters = on ? sax.characters : nil
+        handler.pointee.cdataBlock = on ? sax.cdataBlock : nil
     }
 
     private func start(_ localname: UnsafePointer<xmlChar>, _ n: Int, _ a: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?) {
@@ -341,6 +351,7 @@ final class PubMedUnitParser {
         defer { depth -= 1 }
         guard let f = capture, depth == captureDepth else { return }
         capture = nil
+        listenToText(false)
         let s = PubMedUnitParser.normalise(UnsafeBufferPointer(start: textBytes, count: textCount))
         switch f {
         case .pmid:
