@@ -157,6 +157,15 @@ extension JSONValue {
 
     /// Appends a string's JSON-escaped content, without quotes.
     public static func writeEscaped(_ s: String, to out: inout [UInt8]) {
+        escape(s, literal: { out.append(contentsOf: UnsafeBufferPointer(start: $0, count: $1)) }, escaped: { out.append(contentsOf: $0) })
+    }
+
+    /// The one JSON string escaper: calls `literal` with runs that need no escaping and `escaped` with the escape
+    /// sequence of each byte that does (`\"`, `\\`, `\n`, ..., `\u00XX`). Non-ASCII UTF-8 passes through.
+    @inline(__always)
+    static func escape(
+        _ s: String, literal: (UnsafePointer<UInt8>, Int) -> Void, escaped: (UnsafeBufferPointer<UInt8>) -> Void
+    ) {
         var s = s
         s.withUTF8 { buf in
             guard let base = buf.baseAddress else { return }
@@ -165,37 +174,37 @@ extension JSONValue {
             var i = 0
             while i < buf.count {
                 // Eight bytes at a time: skip words with no control character, quote or backslash.
-                if i + 8 <= buf.count {
-                    let x = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    if !needsEscape(x) {
-                        i += 8
-                        continue
-                    }
+                if i + 8 <= buf.count, !needsEscape(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                    i += 8
+                    continue
                 }
-                let c = buf[i]
+                let c = base[i]
                 if c >= 0x20 && c != 0x22 && c != 0x5C {
                     i += 1
                     continue
                 }
-                if start < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i])) }
+                if start < i { literal(base + start, i - start) }
                 i += 1
                 start = i
-                out.append(UInt8(ascii: "\\"))
+                var seq: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x5C, 0, 0x30, 0x30, 0, 0)
+                var n = 2
                 switch c {
-                case 0x22: out.append(0x22)
-                case 0x5C: out.append(0x5C)
-                case 0x0A: out.append(UInt8(ascii: "n"))
-                case 0x0D: out.append(UInt8(ascii: "r"))
-                case 0x09: out.append(UInt8(ascii: "t"))
-                case 0x08: out.append(UInt8(ascii: "b"))
-                case 0x0C: out.append(UInt8(ascii: "f"))
+                case 0x22: seq.1 = 0x22
+                case 0x5C: seq.1 = 0x5C
+                case 0x0A: seq.1 = UInt8(ascii: "n")
+                case 0x0D: seq.1 = UInt8(ascii: "r")
+                case 0x09: seq.1 = UInt8(ascii: "t")
+                case 0x08: seq.1 = UInt8(ascii: "b")
+                case 0x0C: seq.1 = UInt8(ascii: "f")
                 default:
-                    out.append(contentsOf: "u00".utf8)
-                    out.append(hex[Int(c >> 4)])
-                    out.append(hex[Int(c & 15)])
+                    seq.1 = UInt8(ascii: "u")
+                    seq.4 = hex[Int(c >> 4)]
+                    seq.5 = hex[Int(c & 15)]
+                    n = 6
                 }
+                withUnsafeBytes(of: &seq) { escaped(UnsafeBufferPointer(start: $0.bindMemory(to: UInt8.self).baseAddress, count: n)) }
             }
-            if start < buf.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<buf.count])) }
+            if start < buf.count { literal(base + start, buf.count - start) }
         }
     }
 
@@ -545,41 +554,7 @@ public final class JSONWriter {
 
     /// Appends a string's JSON-escaped content.
     public func stringPart(_ s: String) {
-        var s = s
-        s.withUTF8 { buf in
-            guard let src = buf.baseAddress else { return }
-            reserve(buf.count)
-            let raw = UnsafeRawPointer(src)
-            var start = 0
-            var i = 0
-            while i < buf.count {
-                if i + 8 <= buf.count, !JSONValue.needsEscape(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
-                    i += 8
-                    continue
-                }
-                let c = src[i]
-                if c >= 0x20 && c != 0x22 && c != 0x5C {
-                    i += 1
-                    continue
-                }
-                if start < i { append(src + start, i - start) }
-                i += 1
-                start = i
-                switch c {
-                case 0x22: append(Array("\\\"".utf8), 2)
-                case 0x5C: append(Array("\\\\".utf8), 2)
-                case 0x0A: append(Array("\\n".utf8), 2)
-                case 0x0D: append(Array("\\r".utf8), 2)
-                case 0x09: append(Array("\\t".utf8), 2)
-                case 0x08: append(Array("\\b".utf8), 2)
-                case 0x0C: append(Array("\\f".utf8), 2)
-                default:
-                    let e: [UInt8] = Array("\\u00".utf8) + [JSONValue.hex[Int(c >> 4)], JSONValue.hex[Int(c & 15)]]
-                    append(e, 6)
-                }
-            }
-            if start < buf.count { append(src + start, buf.count - start) }
-        }
+        JSONValue.escape(s, literal: { append($0, $1) }, escaped: { append($0.baseAddress!, $0.count) })
     }
 
     public func endString() { append(UInt8(ascii: "\"")) }
