@@ -152,7 +152,7 @@ public struct PubMedIngestStage: Stage {
         var line: [UInt8] = []
         let writer = JSONWriter()
         var sinceProgress = 0
-        var fileErrorOffset: Int?
+        var fileError: FileError?
 
         // Rejects wait for the end of the file: their byte offsets are turned into lines in one extra pass.
         var pending: [(reason: String, unit: Int, line: Int, column: Int, id: String?)] = []
@@ -223,40 +223,35 @@ public struct PubMedIngestStage: Stage {
                     }
                 })
         } catch let e as FileError {
-            result.error = "\(path): \(e.message)"
-            fileErrorOffset = e.offset
+            fileError = e
         }
         // Line and column of each problem: the unit's start plus the position libxml2 gave inside it.
-        let starts = LineIndex.positions(path: path, offsets: pending.map(\.unit) + (fileErrorOffset.map { [$0] } ?? []))
+        let starts = LineIndex.positions(path: path, offsets: pending.map(\.unit) + (fileError?.offset.map { [$0] } ?? []))
+        func write(_ r: Reject) throws {
+            line.removeAll(keepingCapacity: true)
+            r.json.write(to: &line)
+            line.append(0x0A)
+            try rejects.write(line)
+        }
         for (i, p) in pending.enumerated() {
             let s = starts[p.unit] ?? (0, 0)
             let r = Reject(
                 source: path, reason: p.reason, line: s.line + p.line - 1,
                 column: p.line == 1 ? s.column + p.column - 1 : p.column, byte: p.unit, id: p.id)
-            line.removeAll(keepingCapacity: true)
-            r.json.write(to: &line)
-            line.append(0x0A)
-            try rejects.write(line)
+            try write(r)
             if i < 3 { Log.warn("rejected \(r.summary)") }
         }
-        if let o = fileErrorOffset, let e = result.error {
-            let s = starts[o]
-            result.error = e + (s.map { " at line \($0.line), byte \(o)" } ?? " at byte \(o)")
+        // A problem with the whole file is its last reject, and fails the stage (what was read is kept).
+        if let e = fileError {
+            let at = e.offset.flatMap { starts[$0] }
+            let r = Reject(source: path, reason: e.message, line: at?.line, column: at?.column, byte: e.offset)
+            try write(r)
+            result.error = r.summary + (e.offset.map { " (byte \($0))" } ?? "")
+            ctx.fail(result.error! + (result.articles > 0 ? "; the \(result.articles) articles before it were kept" : ""))
         }
         ctx.progress.add(items: sinceProgress)
         try spool.close(sync: false)
         try rejects.close(sync: false)
-        if let e = result.error {
-            ctx.fail(e + (result.articles > 0 ? " (the \(result.articles) articles before it were kept)" : ""))
-            var r = Reject(source: path, reason: e)
-            r.byte = nil
-            line.removeAll()
-            r.json.write(to: &line)
-            line.append(0x0A)
-            let f = try BufferedFile(creating: result.rejects + ".file")
-            try f.write(line)
-            try f.close(sync: false)
-        }
         return result
     }
 
@@ -285,7 +280,6 @@ public struct PubMedIngestStage: Stage {
                     }
                 }
                 try appendRejects(r.rejects, to: ctx)
-                if FS.exists(r.rejects + ".file") { try appendRejects(r.rejects + ".file", to: ctx) }
                 continue
             }
             var events = r.events.makeIterator()
@@ -311,7 +305,6 @@ public struct PubMedIngestStage: Stage {
                 }
             }
             try appendRejects(r.rejects, to: ctx)
-            if FS.exists(r.rejects + ".file") { try appendRejects(r.rejects + ".file", to: ctx) }
         }
         // Deletions that removed nothing (the PMID was not in the files given) are counted, not errors:
         // update files delete citations from earlier baselines.
