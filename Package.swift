@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Loom: one package, a library per stage (see ../shared/DESIGN.md, "Modules").
@@ -35,3 +36,9 @@ let package = Package(
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )
+
+// The libFuzzer target exists only when asked for (it has no main of its own): see Fuzz/README.md.
+if ProcessInfo.processInfo.environment["LOOM_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-pubmed", dependencies: ["LoomIngest"], path: "Fuzz/pubmed"))
+}

@@ -26,4 +26,10 @@ static xmlParserInputPtr loom_deny_loader(const char *url, const char *id, xmlPa
 }
 static inline void loom_xml_install_deny_loader(void) { xmlSetExternalEntityLoader(loom_deny_loader); }
 
+// libxml2 prints some errors (encoding conversion, I/O) through its generic handler, which writes to stderr.
+// Loom reports problems itself (rejects, one error line), so the generic handler is silenced. It is a per-thread
+// setting in libxml2: call this on each thread that parses. (Variadic, so it cannot be written in Swift.)
+static void loom_xml_silent(void *ctx, const char *msg, ...) { (void)ctx; (void)msg; }
+static inline void loom_xml_silence_generic_errors(void) { xmlSetGenericErrorFunc(NULL, loom_xml_silent); }
+
 #endif

@@ -97,6 +97,7 @@ final class PubMedUnitParser {
     init(filename: String) {
         self.filename = filename
         PubMedUnitParser.initialiseLibrary
+        loom_xml_silence_generic_errors()  // per thread; this parser lives on the thread that creates it
         sax.initialized = XML_SAX2_MAGIC
         sax.startElementNs = { ctx, localname, _, _, _, _, nbAttributes, _, attributes in
             guard let me = PubMedUnitParser.owner(ctx), let localname else { return }

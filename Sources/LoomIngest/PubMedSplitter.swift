@@ -35,8 +35,34 @@ struct FileError: Error {
     var offset: Int? = nil
 }
 
+/// Where the splitter's bytes come from.
+protocol ByteSource: AnyObject {
+    /// Reads up to `count` bytes; 0 at the end. Throws FileError on a damaged source.
+    func read(into p: UnsafeMutableRawPointer, count: Int) throws -> Int
+    /// Bytes of the underlying file consumed so far (compressed bytes for .gz), for progress.
+    var fileOffset: Int { get }
+}
+
+/// Bytes in memory (tests and the fuzz target), handed out in small reads so block boundaries fall everywhere.
+final class MemorySource: ByteSource {
+    private let bytes: [UInt8]
+    private var offset = 0
+    private let step: Int
+    init(_ bytes: [UInt8], step: Int = 4096) {
+        self.bytes = bytes
+        self.step = max(1, step)
+    }
+    var fileOffset: Int { offset }
+    func read(into p: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        let n = min(count, step, bytes.count - offset)
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+        offset += n
+        return n
+    }
+}
+
 /// Reads plain or gzip files through zlib (gzread passes plain files through unchanged).
-final class GzipReader {
+final class GzipReader: ByteSource {
     let path: String
     private let file: gzFile
     private(set) var uncompressedOffset = 0
@@ -77,7 +103,7 @@ final class GzipReader {
 func errnoString() -> String { String(cString: strerror(errno)) }
 
 final class PubMedSplitter {
-    private let reader: GzipReader
+    private let reader: ByteSource
     private var buf: [UInt8]
     private var base = 0  // absolute offset of buf[0]
     private var len = 0
@@ -88,13 +114,16 @@ final class PubMedSplitter {
     static let maxProlog = 1 << 20
     static let maxUnit = 256 << 20
 
-    init(path: String, progress: @escaping (Int) -> Void) throws {
-        reader = try GzipReader(path: path)
+    convenience init(path: String, progress: @escaping (Int) -> Void) throws {
+        self.init(source: try GzipReader(path: path), progress: progress)
+    }
+
+    init(source: ByteSource, progress: @escaping (Int) -> Void) {
+        reader = source
         buf = [UInt8](repeating: 0, count: 1 << 20)
         self.progress = progress
     }
 
-    var bytesRead: Int { reader.uncompressedOffset }
 
     /// Keeps buf[keepFrom...] and reads more. Returns false at the end of the file.
     private func refill(keepFrom: Int) throws -> Bool {

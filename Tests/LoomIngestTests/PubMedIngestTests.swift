@@ -362,3 +362,39 @@ final class PubMedArticleTests: XCTestCase {
         }
     }
 }
+
+final class PubMedReaderTests: XCTestCase {
+    /// Whatever the read size, the splitter finds the same units: block boundaries inside tag names, end tags
+    /// and the prolog change nothing.
+    func testReadSizeDoesNotChangeTheResult() throws {
+        let body = [
+            PubMedXML.article(pmid: 1, title: "One", abstract: [("BACKGROUND", "B."), ("RESULTS", "R.")]),
+            PubMedXML.article(pmid: 2, title: "Two <i>broken"),
+            PubMedXML.deleteCitation([7, 8]),
+            PubMedXML.article(pmid: 3, title: "Three &amp; more"),
+        ].joined()
+        let bytes = Array(PubMedXML.file(body).utf8)
+        let reference = PubMedReader.parse(bytes)
+        XCTAssertEqual(reference.articles.map(\.pmid), ["1", "3"])
+        XCTAssertEqual(reference.articles[1].title, "Three & more")
+        XCTAssertEqual(reference.deletions.map(\.pmid), ["7", "8"])
+        XCTAssertEqual(reference.rejects.count, 1)
+        XCTAssertNil(reference.error)
+        for step in [1, 2, 3, 5, 7, 13, 31, 64, 1000] {
+            let r = PubMedReader.parse(bytes, readSize: step)
+            XCTAssertEqual(r.articles, reference.articles, "read size \(step)")
+            XCTAssertEqual(r.deletions.map(\.pmid), reference.deletions.map(\.pmid), "read size \(step)")
+            XCTAssertEqual(r.rejects.map(\.offset), reference.rejects.map(\.offset), "read size \(step)")
+            XCTAssertNil(r.error, "read size \(step)")
+        }
+    }
+
+    func testEmptyAndGarbageInputsGiveAnError() {
+        XCTAssertNotNil(PubMedReader.parse([]).error)
+        XCTAssertNotNil(PubMedReader.parse(Array("<PubmedArticle>".utf8)).error)
+        XCTAssertNotNil(PubMedReader.parse([0xFF, 0xFE, 0x00, 0x3C]).error)
+        let r = PubMedReader.parse(Array("<?xml version=\"1.0\"?><PubmedArticleSet></PubmedArticleSet>".utf8))
+        XCTAssertNil(r.error)
+        XCTAssertTrue(r.articles.isEmpty)
+    }
+}
