@@ -257,60 +257,52 @@ public struct PubMedIngestStage: Stage {
 
     /// Writes the kept records in file order and the rejects, and counts replacements and deletions.
     func merge(_ results: [FileResult], ctx: StageContext) throws {
-        // The last event for each PMID+version decides: a record is kept only if it is that last event.
-        var last: [Int: Int] = [:]
-        var base = 0
+        // Events are numbered across all files in order; the last event for a PMID+version decides, and a record
+        // is kept only if it is that last event.
         var bases: [Int] = []
+        var last: [Int: Int] = [:]
+        var total = 0
         for r in results {
-            bases.append(base)
-            for (i, e) in r.events.enumerated() { last[e.key] = base + i }
-            base += r.events.count
+            bases.append(total)
+            for (i, e) in r.events.enumerated() { last[e.key] = total + i }
+            total += r.events.count
         }
+        func kind(ofEvent global: Int) -> UInt8 {
+            let fi = bases.lastIndex { $0 <= global }!
+            return results[fi].events[global - bases[fi]].kind
+        }
+
+        // What reconciliation dropped, and deletions that matched nothing (normal: update files delete
+        // citations of baseline files that were not given).
         var replaced = 0, deleted = 0, deletesUnmatched = 0
+        var recorded = Set<Int>()
         for (fi, r) in results.enumerated() {
-            let recordEvents = r.events.indices.filter { r.events[$0].kind == 0 }
-            let keptCount = recordEvents.reduce(0) { $0 + (last[r.events[$1].key] == bases[fi] + $1 ? 1 : 0) }
-            if keptCount == recordEvents.count || keptCount == 0 {
-                // Nothing in this file was replaced or deleted: copy its spool whole. Or everything was: skip it.
-                if keptCount > 0 {
-                    try ctx.output.appendLines(fromFile: r.spool, records: keptCount, consume: true)
-                } else {
-                    for i in recordEvents {
-                        if eventKind(results, bases, last[r.events[i].key]!) == 2 { deleted += 1 } else { replaced += 1 }
-                    }
-                }
-                try appendRejects(r.rejects, to: ctx)
-                continue
+            for (i, e) in r.events.enumerated() {
+                if e.kind != 2 { recorded.insert(e.key) }
+                guard e.kind == 0, let winner = last[e.key], winner != bases[fi] + i else { continue }
+                if kind(ofEvent: winner) == 2 { deleted += 1 } else { replaced += 1 }
             }
-            var events = r.events.makeIterator()
-            var i = bases[fi] - 1
-            let reader = try LineReader(path: r.spool)
-            // Deletions and filtered events have no spool line: step over them.
-            func nextRecordEvent() -> (Event, Int)? {
-                while let e = events.next() {
-                    i += 1
-                    if e.kind == 0 { return (e, i) }
-                }
-                return nil
-            }
-            try reader.forEachLine { bytes in
-                guard let (e, idx) = nextRecordEvent() else {
-                    throw LoomError("internal: spool \(r.spool) has more lines than records")
-                }
-                if last[e.key] == idx {
-                    try ctx.output.writeLine(bytes)
-                } else {
-                    let winner = last[e.key]!
-                    if eventKind(results, bases, winner) == 2 { deleted += 1 } else { replaced += 1 }
+        }
+        for r in results { for e in r.events where e.kind == 2 && !recorded.contains(e.key) { deletesUnmatched += 1 } }
+
+        // The kept records, file by file in the order given.
+        for (fi, r) in results.enumerated() {
+            // Spool lines are the record events (kind 0), in order.
+            let kept = r.events.indices.filter { r.events[$0].kind == 0 }.map { last[r.events[$0].key] == bases[fi] + $0 }
+            let keptCount = kept.filter { $0 }.count
+            if keptCount == kept.count {
+                // Nothing in this file was replaced or deleted: take its spool whole.
+                try ctx.output.appendLines(fromFile: r.spool, records: keptCount, consume: true)
+            } else if keptCount > 0 {
+                var line = 0
+                try LineReader(path: r.spool).forEachLine { bytes in
+                    guard line < kept.count else { throw LoomError("internal: spool \(r.spool) has more lines than records") }
+                    if kept[line] { try ctx.output.writeLine(bytes) }
+                    line += 1
                 }
             }
             try appendRejects(r.rejects, to: ctx)
         }
-        // Deletions that removed nothing (the PMID was not in the files given) are counted, not errors:
-        // update files delete citations from earlier baselines.
-        var seenRecord = Set<Int>()
-        for r in results { for e in r.events where e.kind != 2 { seenRecord.insert(e.key) } }
-        for r in results { for e in r.events where e.kind == 2 && !seenRecord.contains(e.key) { deletesUnmatched += 1 } }
 
         ctx.setCount("files", results.count)
         ctx.setCount("articles", results.reduce(0) { $0 + $1.articles })
@@ -321,12 +313,6 @@ public struct PubMedIngestStage: Stage {
         ctx.setCount("delete_citations_unmatched", deletesUnmatched)
         ctx.setCount("book_articles_skipped", results.reduce(0) { $0 + $1.bookArticles })
         ctx.setCount("rejected_articles", results.reduce(0) { $0 + $1.rejected })
-    }
-
-    private func eventKind(_ results: [FileResult], _ bases: [Int], _ global: Int) -> UInt8 {
-        var fi = bases.count - 1
-        while fi > 0 && bases[fi] > global { fi -= 1 }
-        return results[fi].events[global - bases[fi]].kind
     }
 
     private func appendRejects(_ path: String, to ctx: StageContext) throws {
