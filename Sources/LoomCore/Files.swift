@@ -16,7 +16,7 @@ public struct LoomError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-func errnoText() -> String { String(cString: strerror(errno)) }
+public func errnoText() -> String { String(cString: strerror(errno)) }
 
 /// A buffered writer to a new file. `close()` flushes and reports any error.
 public final class BufferedFile {

@@ -86,7 +86,6 @@ final class PubMedUnitParser {
     private var flag = false
     @exclusivity(unchecked) fileprivate var article = PubMedArticle()
     private var deletions: [(pmid: String, version: Int)] = []
-    private var deleteVersion = 1
     private var firstError: (message: String, line: Int, column: Int)?
     private var firstFatal: (message: String, line: Int, column: Int)?
     /// Root element name seen while checking a prolog.

@@ -70,7 +70,7 @@ final class GzipReader: ByteSource {
     init(path: String) throws {
         self.path = path
         guard FS.exists(path) else { throw FileError(message: "no such file") }
-        guard let f = gzopen(path, "rb") else { throw FileError(message: "cannot open: \(errnoString())") }
+        guard let f = gzopen(path, "rb") else { throw FileError(message: "cannot open: \(errnoText())") }
         file = f
         gzbuffer(f, 256 * 1024)
     }
@@ -100,7 +100,6 @@ final class GzipReader: ByteSource {
     }
 }
 
-func errnoString() -> String { String(cString: strerror(errno)) }
 
 final class PubMedSplitter {
     private let reader: ByteSource
