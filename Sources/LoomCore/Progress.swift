@@ -33,6 +33,7 @@ public final class Progress: @unchecked Sendable {
     private var items = 0
     private var bytes = 0
     private var totalBytes: Int?
+    private var unit = "items"
     private let start = Date()
     private var stopped = false
     private let quiet: Bool
@@ -46,9 +47,12 @@ public final class Progress: @unchecked Sendable {
         tty = isatty(2) != 0
     }
 
-    /// Sets the total input size in bytes (enables the ETA) and starts reporting.
-    public func begin(totalBytes: Int?) {
-        lock.withLock { self.totalBytes = totalBytes }
+    /// Sets the total input size in bytes (enables the ETA) and what the items are, and starts reporting.
+    public func begin(totalBytes: Int?, unit: String = "items") {
+        lock.withLock {
+            self.totalBytes = totalBytes
+            self.unit = unit
+        }
         guard !quiet else { return }
         let interval =
             tty ? 0.25 : (ProcessInfo.processInfo.environment["LOOM_PROGRESS_SECONDS"].flatMap(Double.init) ?? 10)
@@ -77,9 +81,9 @@ public final class Progress: @unchecked Sendable {
     }
 
     public var line: String {
-        let (i, b, total) = lock.withLock { (items, bytes, totalBytes) }
+        let (i, b, total, unit) = lock.withLock { (items, bytes, totalBytes, unit) }
         let dt = max(Date().timeIntervalSince(start), 1e-3)
-        var s = "[\(label)] \(Progress.count(i)) items  \(Progress.size(b))"
+        var s = "[\(label)] \(Progress.count(i)) \(unit)  \(Progress.size(b))"
         if let total, total > 0 {
             s += " of \(Progress.size(total)) (\(Int(Double(b) * 100 / Double(total)))%)"
         }

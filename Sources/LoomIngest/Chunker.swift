@@ -247,7 +247,7 @@ public struct ChunkStage: Stage {
 
     public func run(_ ctx: StageContext) throws {
         let reader = try StageReader(directory: input)
-        ctx.progress.begin(totalBytes: reader.manifest.shards.reduce(0) { $0 + $1.bytes })
+        ctx.progress.begin(totalBytes: reader.manifest.shards.reduce(0) { $0 + $1.bytes }, unit: "documents")
         let chunker = Chunker(maxTokens: settings.maxTokens, overlap: settings.overlap)
         var documents = 0
         var empty = 0

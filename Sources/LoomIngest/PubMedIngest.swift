@@ -113,7 +113,7 @@ public struct PubMedIngestStage: Stage {
     }
 
     public func run(_ ctx: StageContext) throws {
-        ctx.progress.begin(totalBytes: files.reduce(0) { $0 + (FS.size($1) ?? 0) })
+        ctx.progress.begin(totalBytes: files.reduce(0) { $0 + (FS.size($1) ?? 0) }, unit: "articles")
         let results = Locked([FileResult?](repeating: nil, count: files.count))
         let next = Locked(0)
         let workers = min(jobs, files.count)

@@ -108,7 +108,7 @@ final class CLITests: XCTestCase {
             ["ingest", "pubmed", dir + "/a.xml", "-o", dir + "/out"], env: ["LOOM_PROGRESS_SECONDS": "0.05"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("[ingest-pubmed] "), r.stderr)
-        XCTAssertTrue(r.stderr.contains("items"), r.stderr)
+        XCTAssertTrue(r.stderr.contains(" articles  "), r.stderr)
         XCTAssertTrue(r.stderr.contains("ingest-pubmed: 3000 records, 0 rejects"), r.stderr)
         XCTAssertFalse(r.stderr.contains("\r"))
         XCTAssertEqual(r.stdout, dir + "/out\n")
