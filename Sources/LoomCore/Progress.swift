@@ -81,9 +81,9 @@ public final class Progress: @unchecked Sendable {
     }
 
     public var line: String {
-        let (i, b, total, unit) = lock.withLock { (items, bytes, totalBytes, unit) }
+        let (i, b, total, what) = lock.withLock { (self.items, self.bytes, self.totalBytes, self.unit) }
         let dt = max(Date().timeIntervalSince(start), 1e-3)
-        var s = "[\(label)] \(Progress.count(i)) \(unit)  \(Progress.size(b))"
+        var s = "[\(label)] \(Progress.count(i)) \(what)  \(Progress.size(b))"
         if let total, total > 0 {
             s += " of \(Progress.size(total)) (\(Int(Double(b) * 100 / Double(total)))%)"
         }
