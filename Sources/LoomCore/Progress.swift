@@ -59,7 +59,7 @@ public final class Progress: @unchecked Sendable {
         let t = Thread { [weak self] in
             var last = Date()
             while true {
-                Thread.sleep(forTimeInterval: 0.05)
+                Thread.sleep(forTimeInterval: min(0.05, interval / 2))
                 guard let self, !self.isStopped else { return }
                 if Date().timeIntervalSince(last) >= interval {
                     last = Date()
