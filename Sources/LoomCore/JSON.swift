@@ -430,17 +430,22 @@ public final class JSONWriter {
     @exclusivity(unchecked) private var base: UnsafeMutablePointer<UInt8>
     @exclusivity(unchecked) private var capacity: Int
     @exclusivity(unchecked) public private(set) var count = 0
-    /// Per open container: whether nothing has been written in it yet (so no comma is due).
-    @exclusivity(unchecked) private var first = [Bool]()
+    /// Per open container: whether nothing has been written in it yet (so no comma is due). Raw memory, like
+    /// the bytes; nesting deeper than `maxDepth` is a programming error, not something input can cause.
+    private static let maxDepth = 256
+    private let first = UnsafeMutablePointer<Bool>.allocate(capacity: JSONWriter.maxDepth)
+    @exclusivity(unchecked) private var depth = 0
     @exclusivity(unchecked) private var pendingKey = false
 
     public init(capacity: Int = 1 << 16) {
         self.capacity = max(capacity, 64)
         base = .allocate(capacity: self.capacity)
-        first.reserveCapacity(16)
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        base.deallocate()
+        first.deallocate()
+    }
 
     /// The bytes written so far; valid until the next write or reset.
     public var buffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
@@ -448,7 +453,7 @@ public final class JSONWriter {
 
     public func reset() {
         count = 0
-        first.removeAll(keepingCapacity: true)
+        depth = 0
         pendingKey = false
     }
 
@@ -473,35 +478,34 @@ public final class JSONWriter {
         count += n
     }
 
-    private func separator() {
-        if let f = first.last {
-            if !f { append(UInt8(ascii: ",")) } else { first[first.count - 1] = false }
-        }
+    @inline(__always) private func separator() {
+        guard depth > 0 else { return }
+        if first[depth - 1] { first[depth - 1] = false } else { append(UInt8(ascii: ",")) }
     }
 
-    private func valuePrefix() {
+    @inline(__always) private func open(_ bracket: UInt8) {
+        valuePrefix()
+        append(bracket)
+        precondition(depth < JSONWriter.maxDepth, "JSONWriter: nesting deeper than \(JSONWriter.maxDepth)")
+        first[depth] = true
+        depth += 1
+    }
+
+    @inline(__always) private func valuePrefix() {
         if pendingKey { pendingKey = false } else { separator() }
     }
 
-    public func beginObject() {
-        valuePrefix()
-        append(UInt8(ascii: "{"))
-        first.append(true)
-    }
+    public func beginObject() { open(UInt8(ascii: "{")) }
 
     public func endObject() {
-        first.removeLast()
+        depth -= 1
         append(UInt8(ascii: "}"))
     }
 
-    public func beginArray() {
-        valuePrefix()
-        append(UInt8(ascii: "["))
-        first.append(true)
-    }
+    public func beginArray() { open(UInt8(ascii: "[")) }
 
     public func endArray() {
-        first.removeLast()
+        depth -= 1
         append(UInt8(ascii: "]"))
     }
 

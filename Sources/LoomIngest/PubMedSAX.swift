@@ -241,6 +241,21 @@ final class PubMedUnitParser {
         return nil
     }
 
+    /// Whether an attribute has a value (compared as bytes, no string made): for the Y/N flags and type checks.
+    private func attribute(
+        _ name: StaticString, _ n: Int, _ attrs: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?, is value: StaticString
+    ) -> Bool {
+        guard let attrs else { return false }
+        for i in 0..<n {
+            guard let local = attrs[i * 5], let vs = attrs[i * 5 + 3], let ve = attrs[i * 5 + 4] else { continue }
+            let len = name.utf8CodeUnitCount
+            if memcmp(local, name.utf8Start, len) == 0 && local[len] == 0 {
+                return ve - vs == value.utf8CodeUnitCount && memcmp(vs, value.utf8Start, value.utf8CodeUnitCount) == 0
+            }
+        }
+        return false
+    }
+
     private func begin(_ f: Field) {
         capture = f
         captureDepth = depth
@@ -305,7 +320,7 @@ final class PubMedUnitParser {
         case (.suffix, .author) where inArticleAuthor: begin(.suffix)
         case (.collectiveName, .author) where inArticleAuthor: begin(.collectiveName)
         case (.identifier, .author) where inArticleAuthor:
-            if attribute("Source", n, a) == "ORCID" { begin(.orcid) }
+            if attribute("Source", n, a, is: "ORCID") { begin(.orcid) }
         case (.affiliation, .affiliationInfo):
             if depth >= 4, stack[depth - 3] == .author, stack[depth - 4] == .authorList,
                 !article.authors.isEmpty
@@ -317,20 +332,20 @@ final class PubMedUnitParser {
             attrA = attribute("UI", n, a)
             begin(.publicationType)
         case (.elocationID, .article):
-            if attribute("EIdType", n, a) == "doi" { begin(.elocationDOI) }
+            if attribute("EIdType", n, a, is: "doi") { begin(.elocationDOI) }
         case (.descriptorName, .meshHeading):
             attrA = attribute("UI", n, a)
-            flag = attribute("MajorTopicYN", n, a) == "Y"
+            flag = attribute("MajorTopicYN", n, a, is: "Y")
             begin(.descriptor)
         case (.qualifierName, .meshHeading):
             attrA = attribute("UI", n, a)
-            flag = attribute("MajorTopicYN", n, a) == "Y"
+            flag = attribute("MajorTopicYN", n, a, is: "Y")
             begin(.qualifier)
         case (.keyword, .keywordList):
-            flag = attribute("MajorTopicYN", n, a) == "Y"
+            flag = attribute("MajorTopicYN", n, a, is: "Y")
             begin(.keyword)
         case (.articleId, .articleIdList):
-            if depth >= 3, stack[depth - 3] == .pubmedData, attribute("IdType", n, a) == "doi" {
+            if depth >= 3, stack[depth - 3] == .pubmedData, attribute("IdType", n, a, is: "doi") {
                 begin(.articleIdDOI)
             }
         default: break
