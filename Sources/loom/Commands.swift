@@ -8,12 +8,13 @@ struct Loom: ParsableCommand {
         commandName: "loom",
         abstract: "Turn raw domain documents into training data.",
         discussion: """
-            Every stage reads a directory and writes a directory of JSON Lines shards, rejects.jsonl and
-            manifest.json. A stage whose manifest matches its options and inputs is skipped when run again;
-            an interrupted stage starts over cleanly.
+            Every stage reads a directory and writes a directory of JSON Lines
+            shards, rejects.jsonl and manifest.json. A stage whose manifest
+            matches its options and inputs is skipped when run again; an
+            interrupted stage starts over cleanly.
 
             Examples:
-              loom ingest pubmed pubmed25n0001.xml.gz pubmed25n0002.xml.gz -o out/ingest
+              loom ingest pubmed pubmed25n0001.xml.gz -o out/ingest
               loom chunk out/ingest -o out/chunks --max-tokens 512 --overlap 64
               loom run examples/pipeline.yaml
             """,
@@ -71,18 +72,23 @@ struct IngestPubMed: ParsableCommand {
         commandName: "pubmed",
         abstract: "Ingest PubMed/MEDLINE XML (baseline and update files, .xml or .xml.gz).",
         discussion: """
-            One document per PubmedArticle: text is the title and abstract (structured abstracts keep their
-            labels, "BACKGROUND: ..."); meta holds pmid, version, MeSH headings with qualifiers, keywords,
-            journal, publication date, authors, languages, publication types and DOI.
+            One document per PubmedArticle: text is the title and abstract
+            (structured abstracts keep their labels, "BACKGROUND: ..."); meta
+            holds pmid, version, MeSH headings with qualifiers, keywords,
+            journal, publication date, authors, languages, publication types
+            and DOI.
 
-            Give baseline and update files in order (shell globs sort them): a later record for a PMID
-            replaces an earlier one, and PMIDs in DeleteCitation blocks are removed. The manifest counts
-            both. A malformed article goes to rejects.jsonl with its line; a truncated or non-XML file is
-            an error naming the file and offset, and the articles read before it are kept.
+            Give baseline and update files in order (shell globs sort them): a
+            later record for a PMID replaces an earlier one, and PMIDs in
+            DeleteCitation blocks are removed. The manifest counts both. A
+            malformed article goes to rejects.jsonl with its line; a truncated
+            or non-XML file is an error naming the file and offset, and the
+            articles read before it are kept.
 
             Example:
-              loom ingest pubmed baseline/*.xml.gz updates/*.xml.gz -o out/pubmed --require-abstract \\
-                --languages eng --since 2000 --mesh-exclude "Animals"
+              loom ingest pubmed baseline/*.xml.gz updates/*.xml.gz \\
+                -o out/pubmed --require-abstract --languages eng \\
+                --since 2000 --mesh-exclude Animals
             """)
 
     @Argument(help: "PubMed XML files (.xml, .xml.gz) or directories holding them.")
@@ -91,7 +97,7 @@ struct IngestPubMed: ParsableCommand {
     @OptionGroup var stage: StageOptions
 
     @Option(help: "Files parsed at once (default: the number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    var jobs: Int?
 
     @Flag(help: "Skip articles without an abstract.")
     var requireAbstract = false
@@ -120,7 +126,9 @@ struct IngestPubMed: ParsableCommand {
         c.languages = list(languages)
         c.since = since
         c.until = until
-        try runStage({ try PubMedIngestStage(config: c, jobs: jobs) }, options: stage)
+        try runStage(
+            { try PubMedIngestStage(config: c, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            options: stage)
     }
 }
 
@@ -133,9 +141,11 @@ struct ChunkCommand: ParsableCommand {
         commandName: "chunk",
         abstract: "Split documents into sentence-aligned chunks of at most --max-tokens.",
         discussion: """
-            Whole sentences are packed into each chunk; the next chunk starts with the previous one's last
-            sentences, up to --overlap tokens. Tokens are words until a trained tokenizer is given. Each chunk
-            keeps its document's meta, plus meta.provenance (doc_id, source, character offsets, tokens).
+            Whole sentences are packed into each chunk; the next chunk starts
+            with the previous one's last sentences, up to --overlap tokens.
+            Tokens are words until a trained tokenizer is given. Each chunk
+            keeps its document's meta, plus meta.provenance (doc_id, source,
+            character offsets, tokens).
 
             Example:
               loom chunk out/ingest -o out/chunks --max-tokens 256 --overlap 32
@@ -171,8 +181,9 @@ struct RunCommand: ParsableCommand {
               - ingest: { kind: pubmed, paths: [pubmed/], require_abstract: true }
               - chunk: { max_tokens: 256, overlap: 32 }
 
-            Step N writes OUTPUT/NN-STEP. Steps that are up to date are skipped; a step that was
-            interrupted (even by kill -9) starts over and produces the same bytes as an uninterrupted run.
+            Step N writes OUTPUT/NN-STEP. Steps that are up to date are
+            skipped; a step that was interrupted (even by kill -9) starts over
+            and produces the same bytes as an uninterrupted run.
             """)
 
     @Argument(help: "The pipeline YAML file.")
@@ -184,13 +195,14 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var flags: RunFlags
 
     @Option(help: "Parallel jobs for steps that use them (default: the number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    var jobs: Int?
 
     func run() throws {
         Log.quiet = flags.quiet
         do {
             let pipeline = try Pipeline.load(path: file)
-            let runner = PipelineRunner(factories: Steps.factories(jobs: jobs))
+            let runner = PipelineRunner(
+                factories: Steps.factories(jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount))
             let results = try runner.run(pipeline, output: output, options: flags.runOptions)
             if !flags.quiet, let last = results.last {
                 print("\(pipeline.name): \(results.count) steps done; output in \(last.directory)")
