@@ -1,7 +1,7 @@
-// Parses one `<PubmedArticle>` or `<DeleteCitation>` element with libxml2's SAX2 push parser.
+// Parses one `<PubmedArticle>` or `<DeleteCitation>` element with libxml2's SAX2 interface.
 //
 // The splitter (PubMedSplitter) cuts the file into top-level units; each unit is parsed on its own with one
-// reused parser context, so a malformed article costs only that article. Safety: no entity substitution, no
+// reused pull-mode parser context, so a malformed article costs only that article. Safety: no entity substitution, no
 // DTD loading, no network (XML_PARSE_NONET), no getEntity/entityDecl callbacks, and a deny-all external entity
 // loader: an entity the five predefined ones do not cover is a well-formedness error, so the article is rejected
 // and nothing is expanded (XXE and billion laughs are tested).
@@ -64,9 +64,7 @@ final class PubMedUnitParser {
     private let filename: String
     private var encoding: String?
 
-    // Builder state for the unit being parsed.
-    // Unchecked exclusivity: these are touched on every SAX event, only from this object's own callbacks.
-    // The element stack, the captured text and the tag cache are raw buffers: they are touched on every SAX
+    // Builder state for the unit being parsed. The element stack, the captured text and the tag cache are raw buffers: they are touched on every SAX
     // event, and Swift arrays there cost uniqueness checks and reference counting.
     private static let maxDepth = 1024  // libxml2 itself stops at 256 without XML_PARSE_HUGE
     private let stack = UnsafeMutablePointer<Tag>.allocate(capacity: PubMedUnitParser.maxDepth)
