@@ -86,9 +86,7 @@ public final class BufferedFile {
                 throw LoomError("cannot read \(source): \(errnoText())")
             }
             if n == 0 { return }
-            buffer = Array(block[0..<n])
-            bytesWritten += n
-            try flush()
+            try block.withUnsafeBufferPointer { try write(UnsafeBufferPointer(rebasing: $0[0..<n])) }
         }
     }
 

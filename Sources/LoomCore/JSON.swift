@@ -542,13 +542,6 @@ public final class JSONWriter {
         s.withUTF8 { append($0.baseAddress!, $0.count) }
     }
 
-    public func value(_ v: JSONValue) {
-        valuePrefix()
-        var out: [UInt8] = []
-        v.write(to: &out)
-        out.withUnsafeBufferPointer { append($0.baseAddress!, $0.count) }
-    }
-
     /// A string value written in parts (no concatenated copy is made): `beginString`, `stringPart`...,
     /// `endString`.
     public func beginString() {

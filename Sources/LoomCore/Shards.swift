@@ -32,8 +32,6 @@ public final class ShardWriter {
     public let maxRecords: Int
     public let maxBytes: Int
     public private(set) var shards: [ShardInfo] = []
-    public private(set) var totalRecords = 0
-    public private(set) var totalBytes = 0
 
     private var current: BufferedFile?
     private var currentRecords = 0
@@ -73,32 +71,26 @@ public final class ShardWriter {
         try f.write(bytes)
         try f.write([0x0A])
         currentRecords += 1
-        totalRecords += 1
-        totalBytes += bytes.count + 1
         if currentRecords >= maxRecords || f.bytesWritten >= maxBytes { try closeShard() }
     }
 
-    /// Appends a file of complete JSON lines holding `records` records. When they fit in the current shard the
-    /// bytes are copied in blocks; otherwise line by line, so shard boundaries stay where `write` puts them.
-    public func appendLines(fromFile path: String, records: Int, consume: Bool = false) throws {
+    /// Takes a file of complete JSON lines holding `records` records (the file may be moved: the caller gives it
+    /// up). If it would start a new shard and fits in one, it is renamed into place; if it fits in the current
+    /// shard, its bytes are copied in blocks; otherwise it is written line by line, so shard boundaries stay
+    /// where `write` puts them.
+    public func takeLines(fromFile path: String, records: Int) throws {
         guard records > 0, let size = FS.size(path) else { return }
-        if consume, current == nil, records < maxRecords, size < maxBytes {
-            // It would start a new shard and fits in one: take the file itself instead of copying it.
+        if current == nil, records < maxRecords, size < maxBytes {
             let tmp = FS.join(directory, shardName(shards.count) + ".tmp")
             try FS.rename(path, tmp)
-            let f = try BufferedFile(appendingTo: tmp)
-            current = f
+            current = try BufferedFile(appendingTo: tmp)
             currentRecords = records
-            totalRecords += records
-            totalBytes += size
             return
         }
         let f = try open()
         if currentRecords + records < maxRecords && f.bytesWritten + size < maxBytes {
             try f.append(contentsOfFile: path)
             currentRecords += records
-            totalRecords += records
-            totalBytes += size
             return
         }
         try LineReader(path: path).forEachLine { try writeLine($0) }

@@ -109,7 +109,6 @@ public struct PubMedIngestStage: Stage {
         var rejected = 0
         var deleteCitations = 0
         var bookArticles = 0
-        var error: String?
     }
 
     public func run(_ ctx: StageContext) throws {
@@ -246,8 +245,8 @@ public struct PubMedIngestStage: Stage {
             let at = e.offset.flatMap { starts[$0] }
             let r = Reject(source: path, reason: e.message, line: at?.line, column: at?.column, byte: e.offset)
             try write(r)
-            result.error = r.summary + (e.offset.map { " (byte \($0))" } ?? "")
-            ctx.fail(result.error! + (result.articles > 0 ? "; the \(result.articles) articles before it were kept" : ""))
+            let kept = result.articles > 0 ? "; the \(result.articles) articles before it were kept" : ""
+            ctx.fail(r.summary + (e.offset.map { " (byte \($0))" } ?? "") + kept)
         }
         ctx.progress.add(items: sinceProgress)
         try spool.close(sync: false)
@@ -292,7 +291,7 @@ public struct PubMedIngestStage: Stage {
             let keptCount = kept.filter { $0 }.count
             if keptCount == kept.count {
                 // Nothing in this file was replaced or deleted: take its spool whole.
-                try ctx.output.appendLines(fromFile: r.spool, records: keptCount, consume: true)
+                try ctx.output.takeLines(fromFile: r.spool, records: keptCount)
             } else if keptCount > 0 {
                 var line = 0
                 try LineReader(path: r.spool).forEachLine { bytes in
