@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "loom", targets: ["loom"]),
         .library(name: "LoomCore", targets: ["LoomCore"]),
         .library(name: "LoomIngest", targets: ["LoomIngest"]),
+        .library(name: "LoomDedup", targets: ["LoomDedup"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,11 +21,13 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "LoomCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "CLoomKernels"),
         .target(name: "LoomIngest", dependencies: ["LoomCore", "CLibXML2", "CZlib"]),
+        .target(name: "LoomDedup", dependencies: ["LoomCore", "CLoomKernels"]),
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomCore", "LoomIngest",
+                "LoomCore", "LoomIngest", "LoomDedup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -33,6 +36,7 @@ let package = Package(
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore"]),
+        .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )

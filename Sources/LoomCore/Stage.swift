@@ -19,7 +19,15 @@ public protocol Stage: Sendable {
     /// The stage's options with defaults filled in: hashed into the fingerprint and written to the manifest.
     var config: JSONValue { get }
     var inputs: [StageInput] { get }
+    /// Files besides the shards that the stage writes into its directory (e.g. dedup's `duplicates.jsonl`). The
+    /// stage writes each as `NAME.tmp` (see `StageContext.sideFilePath`); the runner renames them when the stage
+    /// has finished, removes them when the stage starts over, and re-runs the stage if one is missing.
+    var sideFiles: [String] { get }
     func run(_ context: StageContext) throws
+}
+
+extension Stage {
+    public var sideFiles: [String] { [] }
 }
 
 /// What a running stage writes to.
@@ -44,6 +52,9 @@ public final class StageContext: @unchecked Sendable {
         rejects = try RejectWriter(directory: directory)
         self.progress = progress
     }
+
+    /// Where to write the side file `name` (one of the stage's `sideFiles`) while the stage runs.
+    public func sideFilePath(_ name: String) -> String { FS.join(directory, name + ".tmp") }
 
     /// Records a stage-specific count in the manifest (e.g. "replaced", "deleted").
     public func setCount(_ key: String, _ value: Int) { lock.withLock { _counts[key] = .int(value) } }
@@ -86,7 +97,7 @@ public struct StageResult: Sendable {
 }
 
 public enum StageRunner {
-    static func fingerprint(of input: StageInput) throws -> ManifestInput {
+    public static func fingerprint(of input: StageInput) throws -> ManifestInput {
         switch input {
         case .file(let path):
             guard let id = FS.identity(path) else { throw LoomError("\(path): no such file") }
@@ -103,16 +114,18 @@ public enum StageRunner {
 
     /// The files a stage directory may hold; only these are removed when a stage starts over, so pointing
     /// `-o` at a folder with other files never deletes them.
-    static func isOwned(_ name: String) -> Bool {
+    static func isOwned(_ name: String, sideFiles: [String] = []) -> Bool {
+        if sideFiles.contains(name) { return true }
         if name == Manifest.fileName || name == "rejects.jsonl" || name == ".loom-work" { return true }
         if name.hasSuffix(".tmp") { return true }
         return name.hasPrefix("part-") && name.hasSuffix(".jsonl")
     }
 
-    static func isUpToDate(directory: String, fingerprint: String) -> Manifest? {
+    static func isUpToDate(directory: String, fingerprint: String, sideFiles: [String] = []) -> Manifest? {
         guard let m = try? Manifest.read(directory: directory), m.status == "complete",
             m.fingerprint == fingerprint
         else { return nil }
+        for f in sideFiles where !FS.exists(FS.join(directory, f)) { return nil }
         for s in m.shards where FS.size(FS.join(directory, s.file)) != s.bytes { return nil }
         return m
     }
@@ -127,14 +140,14 @@ public enum StageRunner {
         let fp = SHA256.hex(
             ([stage.name, loomVersion, configHash] + inputs.map(\.fingerprint)).joined(separator: "\0"))
 
-        if !options.force, let m = isUpToDate(directory: directory, fingerprint: fp) {
+        if !options.force, let m = isUpToDate(directory: directory, fingerprint: fp, sideFiles: stage.sideFiles) {
             Log.info("\(stage.name): up to date in \(directory) (\(m.records) records); skipped")
             return StageResult(manifest: m, skipped: true, directory: directory)
         }
 
         // Start over cleanly: remove what an earlier or interrupted run of this stage left.
         try FS.makeDirectory(directory)
-        for name in FS.list(directory) where isOwned(name) { FS.remove(FS.join(directory, name)) }
+        for name in FS.list(directory) where isOwned(name, sideFiles: stage.sideFiles) { FS.remove(FS.join(directory, name)) }
 
         let started = Date()
         let progress = Progress(label: stage.name, quiet: options.quiet)
@@ -148,6 +161,9 @@ public enum StageRunner {
         progress.finish()
         let shards = try ctx.output.finish()
         try ctx.rejects.finish()
+        for f in stage.sideFiles where FS.exists(ctx.sideFilePath(f)) {
+            try FS.rename(ctx.sideFilePath(f), FS.join(directory, f))
+        }
         FS.remove(ctx.workDirectory)
 
         var m = Manifest(

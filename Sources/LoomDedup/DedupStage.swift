@@ -1,0 +1,205 @@
+// The dedup stages: `loom dedup minhash|exact` in one process, and the three sharded steps
+// (`minhash-signatures`, `minhash-clusters`, `apply`) that compute the same kept set over N shards.
+
+import Foundation
+import LoomCore
+
+/// Default size of the byte ranges one worker reads at a time.
+let defaultTaskBytes = 4 << 20
+
+/// `loom dedup minhash` / `loom dedup exact`: the kept records as shards, `duplicates.jsonl` (one line per
+/// cluster: the kept id and the removed ids with their similarity to it) and, for MinHash, `pairs.jsonl` (every
+/// verified pair).
+public struct DedupStage: Stage {
+    public let settings: DedupConfig
+    public let input: DedupInput
+    public let jobs: Int
+    var maxTaskBytes = defaultTaskBytes
+
+    public init(config: DedupConfig, paths: [String], jobs: Int) throws {
+        try config.validate()
+        settings = config.resolved()
+        input = try DedupInput.resolve(paths)
+        self.jobs = max(1, jobs)
+    }
+
+    public var name: String { "dedup-\(settings.method)" }
+    public var config: JSONValue { settings.json }
+    public var inputs: [StageInput] { input.stageInputs }
+    public var sideFiles: [String] { settings.method == "exact" ? ["duplicates.jsonl"] : ["duplicates.jsonl", "pairs.jsonl"] }
+
+    public func run(_ ctx: StageContext) throws {
+        let spec = settings.scanSpec
+        var clock = PhaseClock()
+        let ranges = try Ranges.make(files: input.files, shard: nil, taskBytes: taskBytes(jobs: jobs))
+        ctx.progress.begin(totalBytes: ranges.reduce(0) { $0 + $1.end - $1.start }, unit: "documents")
+        let table = DocTable(numPerm: spec.hasher?.numPerm ?? 0, bands: spec.lsh?.bands ?? 0)
+        let spoolPath = FS.join(ctx.workDirectory, "shingles.bin")
+        let spool = spec.keepShingles ? try BufferedFile(creating: spoolPath, capacity: 4 << 20) : nil
+        let scanned = try DedupScanner(spec: spec, input: input).scan(
+            ranges: ranges, into: table, spool: spool, ctx: ctx, jobs: jobs)
+        try spool?.close(sync: false)
+        clock.lap("scan")
+        var store: ShingleStore?
+        if spool != nil {
+            store = ShingleStore()
+            try store!.add(spool: spoolPath, firstDoc: 0)
+        }
+        let result =
+            settings.method == "exact"
+            ? Clustering.exact(table, keep: settings.keep)
+            : try Clustering.run(
+                table, store: store, threshold: settings.threshold, verify: settings.verify, keep: settings.keep,
+                jobs: jobs)
+        clock.lap("clusters")
+        let dropped = applyEmptyPolicy(result.removed, table: table, policy: settings.empty)
+        try DedupOutput.writeKept(table, files: input.files, drop: dropped, to: ctx.output)
+        clock.lap("kept")
+        try DedupOutput.writeDuplicates(
+            result, table: table, store: store, verify: settings.method == "exact" ? nil : settings.verify,
+            to: ctx.sideFilePath("duplicates.jsonl"))
+        if settings.method != "exact" {
+            try DedupOutput.writePairs(result, table: table, to: ctx.sideFilePath("pairs.jsonl"))
+        }
+        clock.lap("reports")
+        DedupOutput.count(ctx, table: table, result: result, dropped: dropped, scanned: scanned, settings: settings)
+    }
+
+    func taskBytes(jobs: Int) -> Int {
+        let total = input.files.reduce(0) { $0 + (FS.size($1) ?? 0) }
+        // Small inputs still split across the workers.
+        return max(64 << 10, min(maxTaskBytes, total / max(1, jobs * 4) + 1))
+    }
+}
+
+/// Removed-by-dedup plus blank documents when the policy drops them.
+func applyEmptyPolicy(_ removed: [Bool], table: DocTable, policy: EmptyPolicy) -> [Bool] {
+    guard policy == .drop else { return removed }
+    var out = removed
+    for i in 0..<table.count where table.blank[i] { out[i] = true }
+    return out
+}
+
+enum DedupOutput {
+    /// Copies the lines of documents not in `drop`, in input order, byte for byte.
+    static func writeKept(
+        _ t: DocTable, docs: Range<Int>? = nil, files: [String], drop: [Bool], dropOffset: Int = 0,
+        to out: ShardWriter
+    ) throws {
+        let docs = docs ?? 0..<t.count
+        var buf: [UInt8] = []
+        var d = docs.lowerBound
+        while d < docs.upperBound {
+            let f = Int(t.file[d])
+            let blockStart = Int(t.offset[d])
+            var e = d + 1
+            while e < docs.upperBound, Int(t.file[e]) == f,
+                Int(t.offset[e]) + Int(t.byteLength[e]) - blockStart <= 8 << 20
+            { e += 1 }
+            if (d..<e).contains(where: { !drop[$0 - dropOffset] }) {
+                let blockEnd = Int(t.offset[e - 1]) + Int(t.byteLength[e - 1])
+                try Ranges.read(files[f], ByteRange(file: f, start: blockStart, end: blockEnd), into: &buf)
+                try buf.withUnsafeBufferPointer { b in
+                    for k in d..<e where !drop[k - dropOffset] {
+                        let s = Int(t.offset[k]) - blockStart
+                        try out.writeLine(UnsafeBufferPointer(rebasing: b[s..<(s + Int(t.byteLength[k]))]))
+                    }
+                }
+            }
+            d = e
+        }
+    }
+
+    static func number(_ x: Double) -> JSONValue { .double((x * 1_000_000).rounded() / 1_000_000) }
+
+    /// One line per cluster: {"cluster", "kept", "removed": [{"id", "similarity", "jaccard"?}]}.
+    static func writeDuplicates(
+        _ r: ClusterResult, table t: DocTable, store: ShingleStore?, verify: Verification?, to path: String
+    ) throws {
+        let f = try BufferedFile(creating: path)
+        var line: [UInt8] = []
+        for (n, c) in r.clusters.enumerated() {
+            line.removeAll(keepingCapacity: true)
+            line += Array("{\"cluster\":".utf8)
+            JSONValue.int(n).write(to: &line)
+            line += Array(",\"kept\":".utf8)
+            line += t.id(c.kept)
+            line += Array(",\"removed\":[".utf8)
+            for (k, d) in c.removed.enumerated() {
+                if k > 0 { line.append(UInt8(ascii: ",")) }
+                line += Array("{\"id\":".utf8)
+                line += t.id(d)
+                line += Array(",\"similarity\":".utf8)
+                if let verify {
+                    number(Clustering.estimate(t, c.kept, d)).write(to: &line)
+                    if verify == .exact, let store {
+                        line += Array(",\"jaccard\":".utf8)
+                        number(Clustering.jaccard(store.shingles(c.kept, table: t), store.shingles(d, table: t)))
+                            .write(to: &line)
+                    }
+                } else {
+                    JSONValue.double(1).write(to: &line)
+                }
+                line.append(UInt8(ascii: "}"))
+            }
+            line += Array("]}\n".utf8)
+            try f.write(line)
+        }
+        try f.close(sync: false)
+    }
+
+    /// One line per verified pair: {"a", "b", "similarity", "jaccard"?}, a before b in the input.
+    static func writePairs(_ r: ClusterResult, table t: DocTable, to path: String) throws {
+        let f = try BufferedFile(creating: path)
+        var line: [UInt8] = []
+        for p in r.pairs {
+            line.removeAll(keepingCapacity: true)
+            line += Array("{\"a\":".utf8)
+            line += t.id(p.a)
+            line += Array(",\"b\":".utf8)
+            line += t.id(p.b)
+            line += Array(",\"similarity\":".utf8)
+            number(p.estimate).write(to: &line)
+            if let j = p.jaccard {
+                line += Array(",\"jaccard\":".utf8)
+                number(j).write(to: &line)
+            }
+            line += Array("}\n".utf8)
+            try f.write(line)
+        }
+        try f.close(sync: false)
+    }
+
+    static func count(
+        _ ctx: StageContext, table t: DocTable, result r: ClusterResult, dropped: [Bool],
+        scanned: (records: Int, emptyLines: Int), settings: DedupConfig
+    ) {
+        let removedDup = r.clusters.reduce(0) { $0 + $1.removed.count }
+        let blank = t.blank.reduce(0) { $0 + ($1 ? 1 : 0) }
+        ctx.setCount("documents", t.count)
+        ctx.setCount("kept", dropped.reduce(0) { $0 + ($1 ? 0 : 1) })
+        ctx.setCount("removed_duplicates", removedDup)
+        ctx.setCount("clusters", r.clusters.count)
+        ctx.setCount("empty_texts", blank)
+        ctx.setCount("empty_dropped", settings.empty == .drop ? blank : 0)
+        ctx.setCount("blank_lines", scanned.emptyLines)
+        if settings.method == "minhash" {
+            ctx.setCount("candidate_pairs", r.candidates)
+            ctx.setCount("verified_pairs", r.pairs.count)
+            ctx.setCount("large_buckets", r.largeBuckets)
+        }
+    }
+}
+
+/// Phase times on stderr when LOOM_TIMING is set (for profiling; never in manifests, which stay deterministic).
+struct PhaseClock {
+    let on = ProcessInfo.processInfo.environment["LOOM_TIMING"] != nil
+    var last = DispatchTime.now().uptimeNanoseconds
+
+    mutating func lap(_ name: String) {
+        guard on else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        FileHandle.standardError.write(Data("timing: \(name) \(String(format: "%.3f", Double(now - last) / 1e9)) s\n".utf8))
+        last = now
+    }
+}
