@@ -4,6 +4,11 @@
 //                                                  reader and SAX2 loops; --jobs 2 vs --jobs 1 on two files
 //   loom-bench memory SAMPLE.xml [--gigabytes G]   peak memory ingesting a G GB file made by repeating SAMPLE's
 //                                                  articles (and an eighth of it, to show memory is flat)
+//   loom-bench dedup CORPUS.jsonl TRUTH.tsv [--runs N] [--peer-runs M]
+//                                                  MinHash dedup vs rensa and datasketch: documents/s, peak memory,
+//                                                  precision/recall of the reported pairs; --jobs 2 vs --jobs 1
+//   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
+//                                                  documents (and N/4), to extrapolate to 10 million
 //
 // Timings are wall-clock seconds of whole processes (the `loom` binary beside this one, `python3` for the peer),
 // best and median of N interleaved runs; peak memory is the child's maxrss from wait4 (this process stays small,
@@ -245,6 +250,8 @@ func option(_ name: String) -> String? {
     return v
 }
 let runs = option("--runs").flatMap(Int.init) ?? 7
+let peerRuns = option("--peer-runs").flatMap(Int.init) ?? 3
+let documents = option("--documents").flatMap(Int.init) ?? 1_000_000
 let gigabytes = option("--gigabytes").flatMap(Double.init) ?? 1
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
@@ -253,11 +260,15 @@ guard FileManager.default.isExecutableFile(atPath: loom) else {
 switch (args.first, args.count) {
 case ("pubmed", 2): pubmed(args[1], runs: runs)
 case ("memory", 2): memory(args[1], gigabytes: gigabytes)
+case ("dedup", 3): dedup(args[1], truth: args[2], runs: runs, peerRuns: peerRuns)
+case ("dedup-memory", 1): dedupMemory(documents: documents)
 default:
     print(
         """
         usage: loom-bench pubmed FILE.xml[.gz] [--runs N]
                loom-bench memory SAMPLE.xml [--gigabytes G]
+               loom-bench dedup CORPUS.jsonl TRUTH.tsv [--runs N] [--peer-runs M]
+               loom-bench dedup-memory [--documents N]
         """)
     exit(2)
 }

@@ -12,26 +12,29 @@ let defaultTaskBytes = 4 << 20
 /// verified pair).
 public struct DedupStage: Stage {
     public let settings: DedupConfig
-    public let input: DedupInput
+    public let paths: [String]
     public let jobs: Int
     var maxTaskBytes = defaultTaskBytes
 
-    public init(config: DedupConfig, paths: [String], jobs: Int) throws {
+    /// `pending`: the paths are made by an earlier pipeline step, so they are resolved when the stage runs.
+    public init(config: DedupConfig, paths: [String], jobs: Int, pending: Bool = false) throws {
         try config.validate()
         settings = config.resolved()
-        input = try DedupInput.resolve(paths)
+        self.paths = paths
+        if !pending { _ = try DedupInput.resolve(paths) }
         self.jobs = max(1, jobs)
     }
 
     public var name: String { "dedup-\(settings.method)" }
     public var config: JSONValue { settings.json }
-    public var inputs: [StageInput] { input.stageInputs }
+    public var inputs: [StageInput] { (try? DedupInput.resolve(paths).stageInputs) ?? paths.map { .file($0) } }
     public var sideFiles: [String] { settings.method == "exact" ? ["duplicates.jsonl"] : ["duplicates.jsonl", "pairs.jsonl"] }
 
     public func run(_ ctx: StageContext) throws {
+        let input = try DedupInput.resolve(paths)
         let spec = settings.scanSpec
         var clock = PhaseClock()
-        let ranges = try Ranges.make(files: input.files, shard: nil, taskBytes: taskBytes(jobs: jobs))
+        let ranges = try Ranges.make(files: input.files, shard: nil, taskBytes: taskBytes(input, jobs: jobs))
         ctx.progress.begin(totalBytes: ranges.reduce(0) { $0 + $1.end - $1.start }, unit: "documents")
         let table = DocTable(numPerm: spec.hasher?.numPerm ?? 0, bands: spec.lsh?.bands ?? 0)
         let spoolPath = FS.join(ctx.workDirectory, "shingles.bin")
@@ -65,7 +68,7 @@ public struct DedupStage: Stage {
         DedupOutput.count(ctx, table: table, result: result, dropped: dropped, scanned: scanned, settings: settings)
     }
 
-    func taskBytes(jobs: Int) -> Int {
+    func taskBytes(_ input: DedupInput, jobs: Int) -> Int {
         let total = input.files.reduce(0) { $0 + (FS.size($1) ?? 0) }
         // Small inputs still split across the workers.
         return max(64 << 10, min(maxTaskBytes, total / max(1, jobs * 4) + 1))

@@ -2,6 +2,7 @@
 // subcommand, in snake_case.
 
 import LoomCore
+import LoomDedup
 import LoomIngest
 
 enum Steps {
@@ -24,6 +25,20 @@ enum Steps {
                 let c = try ctx.step.options.decode(ChunkConfig.self, allowedKeys: ChunkConfig.keys, context: ctx.location)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): chunk needs a step before it") }
                 return try ChunkStage(config: c, input: input)
+            },
+            "dedup": { ctx in
+                let c = try ctx.step.options.decode(
+                    DedupConfig.self, allowedKeys: DedupConfig.keys + ["inputs"], context: ctx.location)
+                let given = (ctx.step.options["inputs"]?.arrayValue ?? []).compactMap(\.stringValue).map(ctx.resolve)
+                guard let paths = given.isEmpty ? ctx.input.map({ [$0] }) : given else {
+                    throw LoomError("\(ctx.location): the first dedup step needs 'inputs: [FILES]'")
+                }
+                let j = ctx.step.options["jobs"]?.intValue ?? jobs
+                do {
+                    return try DedupStage(config: c, paths: paths, jobs: j, pending: given.isEmpty)
+                } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
             },
         ]
     }

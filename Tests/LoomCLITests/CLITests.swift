@@ -227,3 +227,40 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try Manifest.read(directory: dir + "/l").records, 400)
     }
 }
+
+extension CLITests {
+    func testDedupCommandAndPipelineStep() throws {
+        let words = (1...60).map { "word\($0)" }
+        var lines: [String] = []
+        for i in 0..<20 {
+            let text = words.shuffled().joined(separator: " ")
+            lines.append(JSONValue.object(JSONObject([("id", .int(i)), ("text", .string(text))])).jsonString)
+        }
+        lines.append(lines[3].replacingOccurrences(of: "\"id\":3", with: "\"id\":99"))
+        lines.append("not json")
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
+        let r = try loom(["dedup", "minhash", dir + "/in.jsonl", "-o", dir + "/out"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("rejected \(dir)/in.jsonl:22:1: not a JSON record"), r.stderr)
+        let m = try Manifest.read(directory: dir + "/out")
+        XCTAssertEqual(m.records, 20)
+        XCTAssertEqual(m.counts["removed_duplicates"]?.intValue, 1)
+        XCTAssertTrue(try loom(["dedup", "minhash", "--help"]).stdout.contains("--threshold"))
+        let bad = try loom(["dedup", "minhash", dir + "/in.jsonl", "-o", dir + "/o2", "--bands", "7"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertEqual(bad.stderr, "error: dedup: give both bands and rows, or neither\n")
+        // The same as a pipeline step after another step's output.
+        let yaml = """
+            name: t
+            output: \(dir)/pipe
+            steps:
+              - dedup: { method: exact, inputs: [\(dir)/in.jsonl] }
+              - dedup: { method: minhash, threshold: 0.9 }
+            """
+        try yaml.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+        let p = try loom(["run", dir + "/p.yaml", "-q"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertEqual(try Manifest.read(directory: dir + "/pipe/01-dedup").records, 20)
+        XCTAssertEqual(try Manifest.read(directory: dir + "/pipe/02-dedup").stage, "dedup-minhash")
+    }
+}

@@ -240,3 +240,39 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(FS.list(out), ["01-count", "02-count"])
     }
 }
+
+final class JSONScanTests: XCTestCase {
+    func scan(_ s: String, _ keys: [String]) throws -> (JSONMembers, [UInt8]) {
+        let bytes = Array(s.utf8)
+        let m = try bytes.withUnsafeBufferPointer { try JSONScan.scan($0, keys: keys.map { Array($0.utf8) }) }
+        return (m, bytes)
+    }
+
+    func testAcceptsAndRejectsExactlyWhatParseDoes() {
+        let lines = [
+            #"{"id": 1, "text": "a\"b\\c\u00e9\ud83d\ude00\n"}"#, #"{"a": [1, 2.5e3, -0, true, false, null, {"b": {}}]}"#,
+            #"[1, "x"]"#, #""just a string""#, "  {}  ", #"{"a": tru}"#, #"{"a": 1} x"#, #""\ud800""#, #"{"a": "\q"}"#,
+            "{\"a\": \"tab\there\"}", #"{"a": 1,}"#, #"{"a" 1}"#, #"{"a": -}"#, #"{"a": 1.2.3}"#, #"{"a": "\u12G4"}"#,
+            String(repeating: "[", count: 600), "", "{", #"{"a": 99999999999999999999999}"#, #"{"a": "x"#,
+        ]
+        for line in lines {
+            let parsed = (try? JSONValue.parse(line)) != nil
+            let scanned = (try? scan(line, ["a"])) != nil
+            XCTAssertEqual(scanned, parsed, line)
+        }
+    }
+
+    func testFindsTopLevelMembersAndUnescapes() throws {
+        let line = #"{"meta": {"text": "inner"}, "id": "x-1", "te\u0078t": "caf\u00e9 \"q\" \ud83d\ude00\tend", "n": 3}"#
+        let (m, bytes) = try scan(line, ["text", "id", "missing"])
+        XCTAssertTrue(m.isObject)
+        XCTAssertNil(m.values[2])
+        let idRange = try XCTUnwrap(m.values[1])
+        XCTAssertEqual(String(decoding: bytes[idRange], as: UTF8.self), "\"x-1\"")
+        var out: [UInt8] = []
+        bytes.withUnsafeBufferPointer { JSONScan.appendString($0, m.values[0]!, to: &out) }
+        XCTAssertEqual(String(decoding: out, as: UTF8.self), "café \"q\" 😀\tend")
+        XCTAssertEqual(String(decoding: out, as: UTF8.self), try JSONValue.parse(line)["text"]?.stringValue)
+        XCTAssertFalse(try scan("[1]", ["text"]).0.isObject)
+    }
+}
