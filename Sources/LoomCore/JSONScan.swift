@@ -38,8 +38,10 @@ public enum JSONScan {
         let end = range.upperBound - 1
         while i < end {
             // Copy the run up to the next backslash in one go.
-            var j = i
-            while j < end, line[j] != UInt8(ascii: "\\") { j += 1 }
+            var j = end
+            if let q = memchr(line.baseAddress! + i, 0x5C, end - i) {
+                j = line.baseAddress!.distance(to: q.assumingMemoryBound(to: UInt8.self))
+            }
             if j > i { out.append(contentsOf: UnsafeBufferPointer(rebasing: line[i..<j])) }
             i = j
             guard i < end else { break }
@@ -63,6 +65,19 @@ public enum JSONScan {
             default: out.append(e)  // \" \\ \/
             }
         }
+    }
+
+    /// Whether any byte of `w` is '"', '\\' or below 0x20 (the classic has-zero-byte and has-less-than tricks;
+    /// exact, no false positives that matter: a hit only ends the fast path).
+    @inline(__always) static func special(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let q = w ^ (ones &* 0x22)
+        let s = w ^ (ones &* 0x5C)
+        let zeroQ = (q &- ones) & ~q & highs
+        let zeroS = (s &- ones) & ~s & highs
+        let less = (w &- ones &* 0x20) & ~w & highs
+        return (zeroQ | zeroS | less) != 0
     }
 
     static func hex4(_ b: UnsafeBufferPointer<UInt8>, _ at: Int) -> UInt32 {
@@ -206,6 +221,13 @@ public enum JSONScan {
         mutating func string() throws -> Bool {
             i += 1
             var plain = true
+            // Eight bytes at a time while none is a quote, a backslash or a control character.
+            let raw = UnsafeRawPointer(b.baseAddress!)
+            while i + 8 <= b.count {
+                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                if JSONScan.special(w) { break }
+                i += 8
+            }
             while i < b.count {
                 let c = b[i]
                 if c == UInt8(ascii: "\"") { i += 1; return plain }

@@ -50,27 +50,30 @@ enum Clustering {
         let bands = t.bands
         let eligible = (0..<t.count).filter { !t.blank[$0] }
         let perBand = try parallelMap(Array(0..<bands), jobs: jobs) { band -> ([UInt64], Int) in
-            var entries: [(key: UInt64, doc: UInt32)] = []
+            // key << 32 | document: sorting groups equal keys with their documents in input order.
+            var entries: [UInt64] = []
             entries.reserveCapacity(eligible.count)
             t.bandKeys.withUnsafeBufferPointer { keys in
-                for d in eligible { entries.append((keys[d * bands + band], UInt32(d))) }
+                for d in eligible { entries.append(UInt64(keys[d * bands + band]) << 32 | UInt64(d)) }
             }
-            entries.sort { $0.key != $1.key ? $0.key < $1.key : $0.doc < $1.doc }
+            radixSortByHigh32(&entries)
             var pairs: [UInt64] = []
             var large = 0
             var i = 0
             while i < entries.count {
+                let key = entries[i] >> 32
                 var j = i + 1
-                while j < entries.count, entries[j].key == entries[i].key { j += 1 }
+                while j < entries.count, entries[j] >> 32 == key { j += 1 }
                 let n = j - i
                 if n > 1 {
+                    let doc = { (x: Int) in entries[x] & 0xFFFF_FFFF }
                     if n <= allPairsBucket {
                         for x in i..<(j - 1) {
-                            for y in (x + 1)..<j { pairs.append(UInt64(entries[x].doc) << 32 | UInt64(entries[y].doc)) }
+                            for y in (x + 1)..<j { pairs.append(doc(x) << 32 | doc(y)) }
                         }
                     } else {
                         large += 1
-                        for y in (i + 1)..<j { pairs.append(UInt64(entries[i].doc) << 32 | UInt64(entries[y].doc)) }
+                        for y in (i + 1)..<j { pairs.append(doc(i) << 32 | doc(y)) }
                     }
                 }
                 i = j
@@ -257,4 +260,30 @@ struct UnionFind {
     }
 
     mutating func size(_ x: Int) -> Int { Int(sizes[find(x)]) }
+}
+
+/// Stable LSD radix sort on the upper 32 bits (four byte-wide passes). Entries arrive in document order, so equal
+/// keys keep their documents ascending.
+func radixSortByHigh32(_ a: inout [UInt64]) {
+    let n = a.count
+    guard n > 1 else { return }
+    var tmp = [UInt64](repeating: 0, count: n)
+    for pass in 0..<4 {
+        let shift = UInt64(32 + 8 * pass)
+        var counts = [Int](repeating: 0, count: 257)
+        a.withUnsafeBufferPointer { src in
+            for x in src { counts[Int((x >> shift) & 0xFF) + 1] += 1 }
+        }
+        for i in 1..<257 { counts[i] += counts[i - 1] }
+        a.withUnsafeBufferPointer { src in
+            tmp.withUnsafeMutableBufferPointer { dst in
+                for x in src {
+                    let b = Int((x >> shift) & 0xFF)
+                    dst[counts[b]] = x
+                    counts[b] += 1
+                }
+            }
+        }
+        swap(&a, &tmp)
+    }
 }

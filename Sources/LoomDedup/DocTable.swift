@@ -25,8 +25,9 @@ public final class DocTable {
     var idEnd: [Int] = []
     /// numPerm slots per document (MinHash mode).
     var signatures: [UInt32] = []
-    /// `bands` keys per document (MinHash mode).
-    var bandKeys: [UInt64] = []
+    /// `bands` 32-bit keys per document (MinHash mode). Two documents agreeing by chance in a band's key cost one
+    /// verification, never a wrong result.
+    var bandKeys: [UInt32] = []
     /// Two words per document (exact mode).
     var contentHash: [UInt64] = []
     /// Where a document's shingle hashes start in its spool, and how many (exact verification).
@@ -79,7 +80,7 @@ public final class DocTable {
 
     // MARK: - Saving and loading (sharded mode)
 
-    static let magic: [UInt8] = Array("LOOMDOC1".utf8)
+    static let magic: [UInt8] = Array("LOOMDOC2".utf8)
 
     /// Writes the table as a small JSON header and the raw little-endian columns.
     func save(to path: String) throws {
@@ -155,7 +156,7 @@ public final class DocTable {
             t.idBytes = try column(ib, UInt8.self)
             t.idEnd = try column(n, UInt64.self).map { Int($0) }
             t.signatures = try column(sg, UInt32.self)
-            t.bandKeys = try column(bk, UInt64.self)
+            t.bandKeys = try column(bk, UInt32.self)
             t.contentHash = try column(ch, UInt64.self)
             t.shingleStart = try column(sh, UInt64.self)
             t.shingleCount = try column(sh, UInt32.self)

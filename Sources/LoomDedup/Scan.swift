@@ -301,8 +301,7 @@ struct DedupScanner {
                 }
                 text.removeAll(keepingCapacity: true)
                 JSONScan.appendString(line, tr, to: &text)
-                var scalars = 0
-                for b in text where b & 0xC0 != 0x80 { scalars += 1 }
+                let scalars = text.withUnsafeBufferPointer(scalarCount)
                 text.withUnsafeBufferPointer { normalizer.normalize($0, into: &norm) }
                 var blank = true
                 for b in norm where !(b == 0x20 || (b >= 0x09 && b <= 0x0D)) { blank = false; break }
@@ -335,7 +334,7 @@ struct DedupScanner {
                     for band in 0..<lsh.bands {
                         var k = Hash.shingleSeed &+ UInt64(band)
                         for j in 0..<lsh.rows { k = Hash.combine(k, UInt64(t.signatures[at + band * lsh.rows + j])) }
-                        t.bandKeys.append(Hash.finish(k))
+                        t.bandKeys.append(UInt32(truncatingIfNeeded: Hash.finish(k) >> 32))
                     }
                 }
                 if spec.keepShingles {
@@ -347,4 +346,21 @@ struct DedupScanner {
         }
         return res
     }
+}
+
+/// Unicode scalars in UTF-8 bytes: the bytes that are not continuation bytes (10xxxxxx), eight at a time.
+func scalarCount(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+    var continuation = 0
+    var i = 0
+    let raw = UnsafeRawPointer(b.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+    while i + 8 <= b.count {
+        let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        continuation += (w & ~(w << 1) & 0x8080_8080_8080_8080).nonzeroBitCount
+        i += 8
+    }
+    while i < b.count {
+        if b[i] & 0xC0 == 0x80 { continuation += 1 }
+        i += 1
+    }
+    return b.count - continuation
 }

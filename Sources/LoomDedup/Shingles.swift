@@ -27,18 +27,19 @@ public struct Normalization: Codable, Equatable, Sendable {
 /// goes through Foundation/Unicode once per document.
 public struct Normalizer {
     public let options: Normalization
-    /// 0: keep, 1: whitespace, 2: punctuation (when stripped). Lower-cased byte for kept ASCII letters.
-    private var kind = [UInt8](repeating: 0, count: 128)
-    private var lower = [UInt8](repeating: 0, count: 128)
+    /// For each ASCII byte: 0 if it separates tokens (whitespace, and punctuation when stripped), else the byte
+    /// it becomes (lower-cased when case folding). `keep` is the same without whitespace (collapsing off).
+    private var map = [UInt8](repeating: 0, count: 128)
+    private var keep = [UInt8](repeating: 0, count: 128)
 
     public init(_ options: Normalization) {
         self.options = options
         for c in 0..<128 {
-            lower[c] = options.casefold && c >= 0x41 && c <= 0x5A ? UInt8(c + 32) : UInt8(c)
-            if c == 0x20 || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) { kind[c] = 1 }
-            if options.stripPunctuation, let s = Unicode.Scalar(c), s.properties.generalCategory.isPunctuation {
-                kind[c] = 2
-            }
+            let out = options.casefold && c >= 0x41 && c <= 0x5A ? UInt8(c + 32) : UInt8(c)
+            let white = c == 0x20 || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0
+            let punct = options.stripPunctuation && Unicode.Scalar(UInt8(c)).properties.generalCategory.isPunctuation
+            map[c] = white || punct ? 0 : out
+            keep[c] = punct ? 0x20 : out
         }
     }
 
@@ -59,35 +60,26 @@ public struct Normalizer {
         let n = text.count
         out.append(contentsOf: repeatElement(0, count: n))
         let written = out.withUnsafeMutableBufferPointer { o -> Int in
-            kind.withUnsafeBufferPointer { kind in
-                lower.withUnsafeBufferPointer { lower in
-                    var w = 0
-                    if !options.collapseWhitespace {
-                        for i in 0..<n {
-                            let b = Int(text[i])
-                            o[i] = kind[b] == 2 ? 0x20 : lower[b]
-                        }
-                        return n
-                    }
-                    var pendingSpace = false
-                    for i in 0..<n {
-                        let b = Int(text[i])
-                        if kind[b] != 0 {
-                            pendingSpace = true
-                            continue
-                        }
-                        if pendingSpace {
-                            if w > 0 {
-                                o[w] = 0x20
-                                w += 1
-                            }
-                            pendingSpace = false
-                        }
-                        o[w] = lower[b]
-                        w += 1
-                    }
-                    return w
+            if !options.collapseWhitespace {
+                keep.withUnsafeBufferPointer { keep in
+                    for i in 0..<n { o[i] = keep[Int(text[i])] }
                 }
+                return n
+            }
+            // Branch-free: a separator writes a space only after a token byte, and the next token byte overwrites
+            // nothing (the space stays); a trailing space is dropped at the end.
+            return map.withUnsafeBufferPointer { map in
+                var w = 0
+                var previousSeparates = true
+                for i in 0..<n {
+                    let c = map[Int(text[i])]
+                    let separates = c == 0
+                    o[w] = separates ? 0x20 : c
+                    w &+= separates && previousSeparates ? 0 : 1
+                    previousSeparates = separates
+                }
+                if w > 0 && o[w - 1] == 0x20 { w -= 1 }
+                return w
             }
         }
         out.removeLast(n - written)
@@ -97,7 +89,7 @@ public struct Normalizer {
         var s = options.nfkc ? text.precomposedStringWithCompatibilityMapping : text
         if options.casefold {
             s = s.lowercased()
-            if s.contains("ß") || s.contains("ς") {
+            if s.unicodeScalars.contains(where: { $0 == "ß" || $0 == "ς" }) {
                 s = s.replacingOccurrences(of: "ß", with: "ss").replacingOccurrences(of: "ς", with: "σ")
             }
         }
@@ -158,37 +150,66 @@ public struct Shingler: Sendable {
     }
 
     /// Writes the shingle hashes of `text` to `out` (cleared first), in text order, repeats included: MinHash does
-    /// not care, and exact Jaccard sorts the few lists it compares (`sortedUnique`). `units` is scratch space.
+    /// not care, and exact Jaccard deduplicates the few lists it compares. `units` is scratch space.
     public func shingles(_ text: UnsafeBufferPointer<UInt8>, units: inout [UInt64], into out: inout [UInt64]) {
         out.removeAll(keepingCapacity: true)
         units.removeAll(keepingCapacity: true)
-        switch kind {
-        case .word:
-            // Tokens are split on single spaces, exactly like Python's text.split(" "), so an empty text is one
-            // empty token there; here an empty text has no shingles at all.
-            if text.isEmpty { return }
-            var start = 0
-            for i in 0...text.count where i == text.count || text[i] == 0x20 {
-                units.append(Hash.bytes(text.baseAddress! + start, i - start, seed: Hash.tokenSeed))
-                start = i + 1
+        if text.isEmpty { return }
+        // Unit hashes, written through a pointer (at most one unit per byte).
+        units.append(contentsOf: repeatElement(0, count: text.count + 1))
+        let count = units.withUnsafeMutableBufferPointer { u -> Int in
+            var k = 0
+            switch kind {
+            case .word:
+                // Tokens are split on single spaces, exactly like Python's text.split(" ") (an empty text is one
+                // empty token there; here it has no shingles at all). A byte-wise multiply-xor hash, finished with
+                // the token length and murmur3's mixer.
+                var h = Hash.tokenSeed
+                var length: UInt64 = 0
+                for b in text {
+                    if b == 0x20 {
+                        u[k] = Hash.fmix(h ^ length)
+                        k += 1
+                        h = Hash.tokenSeed
+                        length = 0
+                    } else {
+                        h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3
+                        length &+= 1
+                    }
+                }
+                u[k] = Hash.fmix(h ^ length)
+                k += 1
+            case .char:
+                var start = 0
+                while start < text.count {
+                    var end = start + 1
+                    while end < text.count, (text[end] & 0xC0) == 0x80 { end += 1 }
+                    u[k] = Hash.bytes(text.baseAddress! + start, end - start, seed: Hash.tokenSeed)
+                    k += 1
+                    start = end
+                }
             }
-        case .char:
-            var start = 0
-            while start < text.count {
-                var end = start + 1
-                while end < text.count, (text[end] & 0xC0) == 0x80 { end += 1 }
-                units.append(Hash.bytes(text.baseAddress! + start, end - start, seed: Hash.tokenSeed))
-                start = end
-            }
+            return k
         }
-        if units.isEmpty { return }
-        let width = min(n, units.count)
-        out.reserveCapacity(units.count - width + 1)
+        let width = min(n, count)
+        out.append(contentsOf: repeatElement(0, count: count - width + 1))
+        // A rolling polynomial over the unit hashes (mod 2^64, odd multiplier), then murmur3's mixer: each shingle
+        // costs a few operations whatever n is. Equal unit sequences give equal hashes.
+        let p = Hash.k
+        var pn: UInt64 = 1  // p^width
+        for _ in 0..<width { pn = pn &* p }
         units.withUnsafeBufferPointer { u in
-            for k in 0...(u.count - width) {
-                var h = Hash.shingleSeed
-                for j in k..<(k + width) { h = Hash.combine(h, u[j]) }
-                out.append(Hash.finish(h))
+            out.withUnsafeMutableBufferPointer { o in
+                // h = sum of u[k + j] * p^(width - 1 - j); the seed is added after, so it does not roll.
+                var h: UInt64 = 0
+                for j in 0..<width { h = h &* p &+ u[j] }
+                o[0] = Hash.finish(h &+ Hash.shingleSeed)
+                if count > width {
+                    for k in 1...(count - width) {
+                        h = h &* p &+ u[k + width - 1] &- u[k - 1] &* pn
+                        o[k] = Hash.finish(h &+ Hash.shingleSeed)
+                    }
+                }
             }
         }
     }
