@@ -58,6 +58,13 @@ public final class BufferedFile {
 
     public func write(_ string: String) throws { try write(Array(string.utf8)) }
 
+    /// Appends one byte (a newline after a record) without building an array.
+    public func write(byte: UInt8) throws {
+        buffer.append(byte)
+        bytesWritten += 1
+        if buffer.count >= capacity { try flush() }
+    }
+
     public func flush() throws {
         guard fd >= 0 else { return }
         var off = 0

@@ -53,3 +53,95 @@ final class ParallelMapState<T, R>: @unchecked Sendable {
         }
     }
 }
+
+/// Produces results for `items` on `jobs` worker threads while the calling thread consumes them in input order as
+/// soon as each is ready, so in-order work (appending to one output) overlaps the parallel work. Workers stay at
+/// most `window` items ahead of the consumer, which bounds memory. The first error (from either side) stops both
+/// and is rethrown.
+public func orderedParallelForEach<T, R>(
+    _ items: [T], jobs: Int, window: Int, produce: (T) throws -> R, consume: (Int, R) throws -> Void
+) throws {
+    if jobs <= 1 || items.count <= 1 {
+        for (i, x) in items.enumerated() { try consume(i, try produce(x)) }
+        return
+    }
+    let state = OrderedState<R>(count: items.count, window: max(1, window))
+    let group = DispatchGroup()
+    try withoutActuallyEscaping(produce) { produce in
+        let work = UncheckedSendable((items, produce))
+        for _ in 0..<min(jobs, items.count) {
+            DispatchQueue.global().async(group: group) {
+                let (items, produce) = work.value
+                while let i = state.take() {
+                    do {
+                        state.put(i, try produce(items[i]))
+                    } catch {
+                        state.fail(error)
+                        return
+                    }
+                }
+            }
+        }
+        defer { group.wait() }
+        for i in 0..<items.count {
+            guard let r = state.wait(for: i) else { break }
+            do {
+                try consume(i, r)
+            } catch {
+                state.fail(error)
+                break
+            }
+        }
+    }
+    if let e = state.error { throw e }
+}
+
+final class OrderedState<R>: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var results: [R?]
+    private var next = 0
+    private var consumed = 0
+    private let window: Int
+    private(set) var error: Error?
+
+    init(count: Int, window: Int) {
+        results = [R?](repeating: nil, count: count)
+        self.window = window
+    }
+
+    /// The next index to produce, waiting while it is too far ahead; nil when done or failed.
+    func take() -> Int? {
+        cond.lock()
+        defer { cond.unlock() }
+        while error == nil && next < results.count && next >= consumed + window { cond.wait() }
+        guard error == nil, next < results.count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func put(_ i: Int, _ r: R) {
+        cond.lock()
+        results[i] = r
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func fail(_ e: Error) {
+        cond.lock()
+        if error == nil { error = e }
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Waits for result i and hands it over (the slot is cleared); nil if a worker failed.
+    func wait(for i: Int) -> R? {
+        cond.lock()
+        defer { cond.unlock() }
+        while error == nil && results[i] == nil { cond.wait() }
+        guard error == nil, let r = results[i] else { return nil }
+        results[i] = nil
+        consumed = i + 1
+        cond.broadcast()
+        return r
+    }
+}

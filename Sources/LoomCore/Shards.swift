@@ -69,7 +69,7 @@ public final class ShardWriter {
     public func writeLine(_ bytes: UnsafeBufferPointer<UInt8>) throws {
         let f = try open()
         try f.write(bytes)
-        try f.write([0x0A])
+        try f.write(byte: 0x0A)
         currentRecords += 1
         if currentRecords >= maxRecords || f.bytesWritten >= maxBytes { try closeShard() }
     }
@@ -188,7 +188,7 @@ public final class RejectWriter: @unchecked Sendable {
         guard !bytes.isEmpty else { return }
         try lock.withLock {
             try file.write(bytes)
-            try file.write([0x0A])
+            try file.write(byte: 0x0A)
             count += 1
         }
     }

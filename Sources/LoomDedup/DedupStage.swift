@@ -56,22 +56,28 @@ public struct DedupStage: Stage {
                 jobs: jobs)
         clock.lap("clusters")
         let dropped = applyEmptyPolicy(result.removed, table: table, policy: settings.empty)
-        try DedupOutput.writeKept(table, files: input.files, drop: dropped, to: ctx.output)
-        clock.lap("kept")
-        try DedupOutput.writeDuplicates(
-            result, table: table, store: store, verify: settings.method == "exact" ? nil : settings.verify,
-            to: ctx.sideFilePath("duplicates.jsonl"))
-        if settings.method != "exact" {
-            try DedupOutput.writePairs(result, table: table, to: ctx.sideFilePath("pairs.jsonl"))
+        // The three outputs are independent files: written at the same time when there are workers to spare.
+        _ = try parallelMap([0, 1, 2], jobs: jobs) { part in
+            switch part {
+            case 0: try DedupOutput.writeKept(table, files: input.files, drop: dropped, to: ctx.output)
+            case 1:
+                try DedupOutput.writeDuplicates(
+                    result, table: table, store: store, verify: settings.method == "exact" ? nil : settings.verify,
+                    to: ctx.sideFilePath("duplicates.jsonl"))
+            default:
+                if settings.method != "exact" {
+                    try DedupOutput.writePairs(result, table: table, to: ctx.sideFilePath("pairs.jsonl"))
+                }
+            }
         }
-        clock.lap("reports")
+        clock.lap("outputs")
         DedupOutput.count(ctx, table: table, result: result, dropped: dropped, scanned: scanned, settings: settings)
     }
 
     func taskBytes(_ input: DedupInput, jobs: Int) -> Int {
         let total = input.files.reduce(0) { $0 + (FS.size($1) ?? 0) }
         // Small inputs still split across the workers.
-        return max(64 << 10, min(maxTaskBytes, total / max(1, jobs * 4) + 1))
+        return max(64 << 10, min(maxTaskBytes, total / max(1, jobs * 16) + 1))
     }
 }
 
@@ -202,6 +208,10 @@ struct PhaseClock {
     mutating func lap(_ name: String) {
         guard on else { return }
         let now = DispatchTime.now().uptimeNanoseconds
+        if name.isEmpty {
+            last = now
+            return
+        }
         FileHandle.standardError.write(Data("timing: \(name) \(String(format: "%.3f", Double(now - last) / 1e9)) s\n".utf8))
         last = now
     }

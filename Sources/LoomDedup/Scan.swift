@@ -204,13 +204,10 @@ struct DedupScanner {
         var spooled = UInt64((spool?.bytesWritten ?? 0) / 8)
         var records = 0
         var emptyLines = 0
-        let batch = max(1, jobs) * 4
-        var k = 0
-        while k < ranges.count {
-            let part = Array(ranges[k..<min(ranges.count, k + batch)])
-            k += part.count
-            let results = try parallelMap(part, jobs: jobs) { r in try scanRange(r) }
-            for (r, res) in zip(part, results) {
+        try orderedParallelForEach(
+            ranges, jobs: jobs, window: max(1, jobs) * 4, produce: { r in try scanRange(r) },
+            consume: { k, res in
+                let r = ranges[k]
                 let path = input.files[r.file]
                 if lineBase[r.file] == nil { lineBase[r.file] = try Ranges.newlines(path, upTo: r.start) }
                 let base = lineBase[r.file]!
@@ -245,8 +242,7 @@ struct DedupScanner {
                 records += res.lines - res.emptyLines
                 emptyLines += res.emptyLines
                 ctx.progress.add(items: t.count, bytes: r.end - r.start)
-            }
-        }
+            })
         return (records, emptyLines)
     }
 

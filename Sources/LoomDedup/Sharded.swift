@@ -37,7 +37,7 @@ public struct SignaturesStage: Stage {
     public func run(_ ctx: StageContext) throws {
         let spec = settings.scanSpec
         let total = input.files.reduce(0) { $0 + (FS.size($1) ?? 0) } / shard.count
-        let taskBytes = max(64 << 10, min(defaultTaskBytes, total / (jobs * 4) + 1))
+        let taskBytes = max(64 << 10, min(defaultTaskBytes, total / (jobs * 16) + 1))
         let ranges = try Ranges.make(files: input.files, shard: shard, taskBytes: taskBytes)
         ctx.progress.begin(totalBytes: ranges.reduce(0) { $0 + $1.end - $1.start }, unit: "documents")
         let table = DocTable(numPerm: settings.numPerm, bands: spec.lsh!.bands)
