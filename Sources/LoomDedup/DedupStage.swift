@@ -143,7 +143,7 @@ enum DedupOutput {
                     number(Clustering.estimate(t, c.kept, d)).write(to: &line)
                     if verify == .exact, let store {
                         line += Array(",\"jaccard\":".utf8)
-                        number(Clustering.jaccard(store.shingles(c.kept, table: t), store.shingles(d, table: t)))
+                        number(try store.jaccard(c.kept, d, table: t))
                             .write(to: &line)
                     }
                 } else {

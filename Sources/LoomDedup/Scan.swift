@@ -216,6 +216,7 @@ struct DedupScanner {
                     try ctx.reject(Reject(source: path, reason: rej.reason, line: base + rej.line, column: rej.column))
                 }
                 let t = res.table
+                if k == 0 && ranges.count > 1 { reserve(table, documents: t.count, of: r, in: ranges) }
                 for i in 0..<t.count {
                     let absLine = base + Int(t.line[i])
                     table.appendDoc(
@@ -244,6 +245,15 @@ struct DedupScanner {
                 ctx.progress.add(items: t.count, bytes: r.end - r.start)
             })
         return (records, emptyLines)
+    }
+
+    /// Reserves the table's columns for the whole input, estimated from the first range's documents per byte (plus
+    /// 10%), so the big columns do not grow by doubling: a doubling copies the column while the old one is still
+    /// held, which set the peak memory before.
+    func reserve(_ table: DocTable, documents: Int, of first: ByteRange, in ranges: [ByteRange]) {
+        let total = ranges.reduce(0) { $0 + $1.end - $1.start }
+        let n = Int(Double(documents) * Double(total) / Double(max(1, first.end - first.start)) * 1.1) + 16
+        table.reserve(table.count + n, idBytesPerDocument: max(1, table.idBytes.count / max(1, table.count)))
     }
 
     /// One range: parse each line, normalise, shingle, sign.
