@@ -51,9 +51,29 @@ public final class BufferedFile {
     }
 
     public func write(_ bytes: UnsafeBufferPointer<UInt8>) throws {
+        if bytes.count >= capacity / 2 {
+            // Large blocks go straight to the file instead of through the buffer.
+            try flush()
+            try writeAll(bytes)
+            bytesWritten += bytes.count
+            return
+        }
         buffer.append(contentsOf: bytes)
         bytesWritten += bytes.count
         if buffer.count >= capacity { try flush() }
+    }
+
+    private func writeAll(_ bytes: UnsafeBufferPointer<UInt8>) throws {
+        guard fd >= 0, let base = bytes.baseAddress else { return }
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, base + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LoomError("cannot write \(path): \(errnoText())")
+            }
+            off += n
+        }
     }
 
     public func write(_ string: String) throws { try write(Array(string.utf8)) }

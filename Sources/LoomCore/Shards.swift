@@ -74,6 +74,23 @@ public final class ShardWriter {
         if currentRecords >= maxRecords || f.bytesWritten >= maxBytes { try closeShard() }
     }
 
+    /// Writes a block of `records` complete lines, each ending in a newline (e.g. a run of input lines copied as
+    /// they are). Shard boundaries fall where `writeLine` would put them.
+    public func writeLines(_ block: UnsafeBufferPointer<UInt8>, records: Int) throws {
+        guard records > 0 else { return }
+        let f = try open()
+        if currentRecords + records < maxRecords && f.bytesWritten + block.count < maxBytes {
+            try f.write(block)
+            currentRecords += records
+            return
+        }
+        var start = 0
+        for i in 0..<block.count where block[i] == 0x0A {
+            try writeLine(UnsafeBufferPointer(rebasing: block[start..<i]))
+            start = i + 1
+        }
+    }
+
     /// Takes a file of complete JSON lines holding `records` records (the file may be moved: the caller gives it
     /// up). If it would start a new shard and fits in one, it is renamed into place; if it fits in the current
     /// shard, its bytes are copied in blocks; otherwise it is written line by line, so shard boundaries stay

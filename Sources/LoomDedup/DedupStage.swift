@@ -109,9 +109,31 @@ enum DedupOutput {
                 let blockEnd = Int(t.offset[e - 1]) + Int(t.byteLength[e - 1])
                 try Ranges.read(files[f], ByteRange(file: f, start: blockStart, end: blockEnd), into: &buf)
                 try buf.withUnsafeBufferPointer { b in
-                    for k in d..<e where !drop[k - dropOffset] {
+                    // Runs of kept records that are adjacent lines ending in a newline go out as one block.
+                    var k = d
+                    while k < e {
+                        if drop[k - dropOffset] {
+                            k += 1
+                            continue
+                        }
                         let s = Int(t.offset[k]) - blockStart
-                        try out.writeLine(UnsafeBufferPointer(rebasing: b[s..<(s + Int(t.byteLength[k]))]))
+                        var end = s + Int(t.byteLength[k])
+                        var n = 1
+                        while end < b.count, b[end] == 0x0A, k + n < e, !drop[k + n - dropOffset],
+                            Int(t.offset[k + n]) - blockStart == end + 1
+                        {
+                            end = Int(t.offset[k + n]) - blockStart + Int(t.byteLength[k + n])
+                            n += 1
+                        }
+                        if n > 1 {
+                            // The last record of the run is written as a line (it may have no newline in the input).
+                            let lastStart = Int(t.offset[k + n - 1]) - blockStart
+                            try out.writeLines(UnsafeBufferPointer(rebasing: b[s..<lastStart]), records: n - 1)
+                            try out.writeLine(UnsafeBufferPointer(rebasing: b[lastStart..<end]))
+                        } else {
+                            try out.writeLine(UnsafeBufferPointer(rebasing: b[s..<end]))
+                        }
+                        k += n
                     }
                 }
             }

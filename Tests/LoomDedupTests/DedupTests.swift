@@ -256,6 +256,20 @@ final class DedupStageTests: XCTestCase {
         XCTAssertEqual(outputs[1], outputs[2])
     }
 
+    func testKeptRunsRespectShardSizes() throws {
+        let dir = temporaryDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var lines = nearDuplicateCorpus(originals: 60, dups: 20, seed: 4)
+        lines[10] = "not json"
+        try (lines.joined(separator: "\n")).write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)  // no final newline
+        _ = try run(DedupConfig(), [dir + "/in.jsonl"], dir + "/big")
+        let stage = try DedupStage(config: DedupConfig(), paths: [dir + "/in.jsonl"], jobs: 2)
+        let m = try StageRunner.run(stage, directory: dir + "/small", options: RunOptions(shardRecords: 7, force: true, quiet: true)).manifest
+        XCTAssertTrue(m.shards.dropLast().allSatisfy { $0.records == 7 })
+        XCTAssertEqual(try keptLines(dir + "/small"), try keptLines(dir + "/big"))
+        XCTAssertEqual(try keptLines(dir + "/big").last, lines.last)
+    }
+
     func testVeryLongDocumentsStayLinear() throws {
         let dir = temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(atPath: dir) }
