@@ -46,9 +46,7 @@ public struct Normalizer {
     /// Normalises `text` (UTF-8) into `out` (cleared first).
     public func normalize(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
-        var ascii = true
-        for b in text where b >= 0x80 { ascii = false; break }
-        if ascii {
+        if isASCII(text) {
             normalizeASCII(text, into: &out)
         } else {
             normalizeUnicode(String(decoding: text, as: UTF8.self), into: &out)
@@ -66,19 +64,25 @@ public struct Normalizer {
                 }
                 return n
             }
-            // Branch-free: a separator writes a space only after a token byte, and the next token byte overwrites
-            // nothing (the space stays); a trailing space is dropped at the end.
             return map.withUnsafeBufferPointer { map in
                 var w = 0
-                var previousSeparates = true
+                var pendingSpace = false
                 for i in 0..<n {
                     let c = map[Int(text[i])]
-                    let separates = c == 0
-                    o[w] = separates ? 0x20 : c
-                    w &+= separates && previousSeparates ? 0 : 1
-                    previousSeparates = separates
+                    if c == 0 {
+                        pendingSpace = true
+                        continue
+                    }
+                    if pendingSpace {
+                        if w > 0 {
+                            o[w] = 0x20
+                            w += 1
+                        }
+                        pendingSpace = false
+                    }
+                    o[w] = c
+                    w += 1
                 }
-                if w > 0 && o[w - 1] == 0x20 { w -= 1 }
                 return w
             }
         }
@@ -269,4 +273,21 @@ struct SplitMix64 {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+/// Whether every byte is below 0x80, eight bytes at a time.
+func isASCII(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let base = b.baseAddress else { return true }
+    let raw = UnsafeRawPointer(base)
+    var i = 0
+    var acc: UInt64 = 0
+    while i + 8 <= b.count {
+        acc |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        i += 8
+    }
+    while i < b.count {
+        acc |= UInt64(b[i])
+        i += 1
+    }
+    return acc & 0x8080_8080_8080_8080 == 0
 }
