@@ -109,10 +109,12 @@ final class MinHashTests: XCTestCase {
     }
 
     func testOptimalBandsAndRows() {
-        // datasketch's MinHashLSH(threshold=0.8, num_perm=128) picks b=9, r=13.
-        XCTAssertEqual(
-            LSHParameters.optimal(threshold: 0.8, numPerm: 128, fpWeight: 0.5, fnWeight: 0.5),
-            LSHParameters(bands: 9, rows: 13))
+        // What datasketch 2.0.0's MinHashLSH(threshold=t, num_perm=128) picks (b, r), checked with datasketch.
+        for (t, b, r) in [(0.5, 25, 5), (0.7, 14, 9), (0.8, 9, 13), (0.9, 5, 25)] {
+            XCTAssertEqual(
+                LSHParameters.optimal(threshold: t, numPerm: 128, fpWeight: 0.5, fnWeight: 0.5),
+                LSHParameters(bands: b, rows: r), "threshold \(t)")
+        }
         // With exact verification false negatives weigh 0.95: b=16, r=8, which catches 95% of pairs at 0.8.
         let p = DedupConfig().lsh
         XCTAssertEqual(p, LSHParameters(bands: 16, rows: 8))
