@@ -20,9 +20,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CPoppler", pkgConfig: "poppler-glib", providers: [.apt(["libpoppler-glib-dev", "libcairo2-dev"])]),
+        .systemLibrary(name: "CTesseract", providers: [.apt(["libtesseract-dev", "libleptonica-dev"])]),
         .target(name: "LoomCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "CLoomKernels"),
-        .target(name: "LoomIngest", dependencies: ["LoomCore", "CLibXML2", "CZlib"]),
+        .target(name: "LoomIngest", dependencies: ["LoomCore", "CLibXML2", "CZlib", "CPoppler", "CTesseract"]),
         .target(name: "LoomDedup", dependencies: ["LoomCore", "CLoomKernels"]),
         .executableTarget(
             name: "loom",
@@ -35,7 +38,7 @@ let package = Package(
             dependencies: ["CLibXML2", "CZlib"],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
-        .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore"]),
+        .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore", "CPoppler"]),
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]

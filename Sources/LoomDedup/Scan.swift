@@ -25,7 +25,7 @@ public struct DedupInput: Sendable {
                 } else {
                     let found = FS.listRecursive(p).filter {
                         $0.hasSuffix(".jsonl") && !$0.hasSuffix("/rejects.jsonl") && $0 != "rejects.jsonl"
-                    }.sorted().map { FS.join(p, $0) }
+                    }.sorted()
                     if found.isEmpty { throw LoomError("\(p): no .jsonl files in this directory") }
                     files += found
                     inputs += found.map { .file($0) }

@@ -17,8 +17,18 @@ enum Steps {
                     c.paths = c.paths.map(ctx.resolve)
                     let j = ctx.step.options["jobs"]?.intValue ?? jobs
                     return try PubMedIngestStage(config: c, jobs: j)
+                case "pdf":
+                    var c = try ctx.step.options.decode(
+                        PDFIngestConfig.self, allowedKeys: PDFIngestConfig.keys, context: ctx.location)
+                    c.paths = c.paths.map(ctx.resolve)
+                    let j = ctx.step.options["jobs"]?.intValue ?? jobs
+                    do {
+                        return try PDFIngestStage(config: c, jobs: j)
+                    } catch let e as LoomError {
+                        throw LoomError("\(ctx.location): \(e.message)")
+                    }
                 default:
-                    throw LoomError("\(ctx.location): unknown ingest kind '\(kind)' (available: pubmed)")
+                    throw LoomError("\(ctx.location): unknown ingest kind '\(kind)' (available: pubmed, pdf)")
                 }
             },
             "chunk": { ctx in

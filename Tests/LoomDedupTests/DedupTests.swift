@@ -310,6 +310,11 @@ final class DedupStageTests: XCTestCase {
         c = DedupConfig()
         c.threshold = 1.5
         XCTAssertThrowsError(try c.validate())
+        let dir = temporaryDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try? FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        for f in ["b.jsonl", "sub/a.jsonl", "rejects.jsonl", "notes.txt"] { FileManager.default.createFile(atPath: dir + "/" + f, contents: Data()) }
+        XCTAssertEqual(try DedupInput.resolve([dir]).files, [dir + "/b.jsonl", dir + "/sub/a.jsonl"])
         XCTAssertThrowsError(try DedupInput.resolve(["/nonexistent/file.jsonl"])) {
             XCTAssertTrue("\($0)".contains("/nonexistent/file.jsonl"))
         }
