@@ -7,6 +7,8 @@
 //   loom-bench dedup CORPUS.jsonl TRUTH.tsv [--runs N] [--peer-runs M]
 //                                                  MinHash dedup vs rensa and datasketch: documents/s, peak memory,
 //                                                  precision/recall of the reported pairs; --jobs 2 vs --jobs 1
+//   loom-bench pdf DIR [--runs N]                  PDF text layers vs pdftotext (pages/s), --jobs 2 vs 1, and
+//                                                  OCR vs the tesseract command on the same page images
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //
@@ -262,6 +264,7 @@ case ("pubmed", 2): pubmed(args[1], runs: runs)
 case ("memory", 2): memory(args[1], gigabytes: gigabytes)
 case ("dedup", 3): dedup(args[1], truth: args[2], runs: runs, peerRuns: peerRuns)
 case ("dedup-memory", 1): dedupMemory(documents: documents)
+case ("pdf", 2): pdf(args[1], runs: runs)
 default:
     print(
         """
@@ -269,6 +272,7 @@ default:
                loom-bench memory SAMPLE.xml [--gigabytes G]
                loom-bench dedup CORPUS.jsonl TRUTH.tsv [--runs N] [--peer-runs M]
                loom-bench dedup-memory [--documents N]
+               loom-bench pdf DIR [--runs N]
         """)
     exit(2)
 }

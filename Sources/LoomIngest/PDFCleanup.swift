@@ -25,13 +25,13 @@ public enum PDFCleanup {
     /// on pages of fewer than six lines, so a short page's own text is not mistaken for its header).
     static let edgeLines = 2
 
-    /// Cleans every page; running lines are found across all of them.
-    public static func clean(_ pages: [String], options: PDFCleanupOptions = PDFCleanupOptions()) -> [String] {
-        let split = pages.map { page -> [String] in
-            page.split(separator: "\n", omittingEmptySubsequences: false).map {
-                String($0).trimmingCharacters(in: .whitespaces)
-            }
-        }
+    /// Cleans every page; running lines are found across all of them. The per-page work runs on `jobs` threads.
+    public static func clean(_ pages: [String], options: PDFCleanupOptions = PDFCleanupOptions(), jobs: Int = 1)
+        -> [String]
+    {
+        let split = (try? parallelMap(pages, jobs: jobs) { page -> [String] in
+            page.split(separator: "\n", omittingEmptySubsequences: false).map { trimmed($0) }
+        }) ?? []
         // Count each edge line's key once per page, separately for tops and bottoms.
         var top: [String: Int] = [:]
         var bottom: [String: Int] = [:]
@@ -41,7 +41,7 @@ public enum PDFCleanup {
             for k in Set(b.map { key(lines[$0]) }) { bottom[k, default: 0] += 1 }
         }
         let minRepeats = pages.count >= 4 ? 3 : (pages.count >= 2 ? pages.count : Int.max)
-        return split.map { lines in
+        return (try? parallelMap(split, jobs: jobs) { lines -> String in
             var drop = Set<Int>()
             let (t, b) = edges(lines)
             for (region, counts) in [(t, top), (b, bottom)] {
@@ -55,7 +55,23 @@ public enum PDFCleanup {
             }
             let kept = lines.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
             return paragraphs(kept, options: options)
+        }) ?? []
+    }
+
+    /// A line without surrounding spaces and tabs (ASCII fast path).
+    static func trimmed(_ line: Substring) -> String {
+        var u = line.utf8[...]
+        while let f = u.first, f == 0x20 || f == 0x09 || f == 0x0D { u = u.dropFirst() }
+        while let l = u.last, l == 0x20 || l == 0x09 || l == 0x0D { u = u.dropLast() }
+        let s = String(Substring(u))
+        // Other Unicode spaces (no-break, ideographic) at the ends.
+        if let f = s.unicodeScalars.first, f.value >= 0x80, f.properties.isWhitespace {
+            return s.trimmingCharacters(in: .whitespaces)
         }
+        if let l = s.unicodeScalars.last, l.value >= 0x80, l.properties.isWhitespace {
+            return s.trimmingCharacters(in: .whitespaces)
+        }
+        return s
     }
 
     /// Indices of the first and last `edgeLines` non-empty lines.
@@ -128,7 +144,8 @@ public enum PDFCleanup {
             }
         }
         let text = out.joined(separator: "\n\n")
-        return options.normalizeWhitespace ? text.precomposedStringWithCompatibilityMapping : text
+        guard options.normalizeWhitespace, text.utf8.contains(where: { $0 >= 0x80 }) else { return text }
+        return text.precomposedStringWithCompatibilityMapping
     }
 
     /// "recog-" + "nition" -> "recognition" when the hyphen follows a letter and the next line starts lower-case.
@@ -148,20 +165,33 @@ public enum PDFCleanup {
     }
 
     static func collapse(_ s: String) -> String {
-        s.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        // Most lines have single ASCII spaces only: nothing to do.
+        var previousSpace = false
+        var plain = true
+        for b in s.utf8 {
+            if b >= 0x80 || b == 0x09 || (b == 0x20 && previousSpace) {
+                plain = false
+                break
+            }
+            previousSpace = b == 0x20
+        }
+        if plain { return s }
+        return s.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
     }
 
     /// Lines of one block joined with spaces; a line that ends a sentence and is clearly shorter than the block's
     /// longest line ends a paragraph (the short last line of a typeset paragraph).
     static func joinLines(_ block: [String]) -> [String] {
-        let longest = block.map(\.count).max() ?? 0
+        // Lengths in Unicode scalars (cheap; the rule only compares lines with each other).
+        let lengths = block.map { $0.unicodeScalars.count }
+        let longest = lengths.max() ?? 0
         var paragraphs: [String] = []
         var current: [String] = []
         for (i, line) in block.enumerated() {
             current.append(line)
-            let last = line.last
+            let last = line.unicodeScalars.last
             let endsSentence = last == "." || last == "!" || last == "?" || last == ":" || last == "。"
-            if i + 1 < block.count, endsSentence, Double(line.count) < 0.8 * Double(longest) {
+            if i + 1 < block.count, endsSentence, Double(lengths[i]) < 0.8 * Double(longest) {
                 paragraphs.append(current.joined(separator: " "))
                 current = []
             }

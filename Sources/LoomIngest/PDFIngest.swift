@@ -13,6 +13,8 @@ public struct PDFIngestConfig: Codable, Equatable, Sendable {
     /// Tesseract language codes, combined as "eng+kor".
     public var languages = ["eng"]
     public var dpi = 300
+    /// When set, every page read by OCR is also written here as a PGM image (what tesseract saw).
+    public var ocrImages: String?
     public var removeRunningLines = true
     public var removePageNumbers = true
     public var joinHyphens = true
@@ -21,12 +23,12 @@ public struct PDFIngestConfig: Codable, Equatable, Sendable {
     public init(paths: [String] = []) { self.paths = paths }
 
     public static let keys = [
-        "kind", "paths", "ocr", "languages", "dpi", "remove_running_lines", "remove_page_numbers", "join_hyphens",
+        "kind", "paths", "ocr", "languages", "dpi", "ocr_images", "remove_running_lines", "remove_page_numbers", "join_hyphens",
         "normalize_whitespace", "jobs",
     ]
 
     enum CodingKeys: String, CodingKey {
-        case paths, ocr, languages, dpi, removeRunningLines, removePageNumbers, joinHyphens, normalizeWhitespace
+        case paths, ocr, languages, dpi, ocrImages, removeRunningLines, removePageNumbers, joinHyphens, normalizeWhitespace
     }
 
     /// Missing keys take their defaults.
@@ -37,6 +39,7 @@ public struct PDFIngestConfig: Codable, Equatable, Sendable {
         ocr = try c.decodeIfPresent(String.self, forKey: .ocr) ?? d.ocr
         languages = try c.decodeIfPresent([String].self, forKey: .languages) ?? d.languages
         dpi = try c.decodeIfPresent(Int.self, forKey: .dpi) ?? d.dpi
+        ocrImages = try c.decodeIfPresent(String.self, forKey: .ocrImages)
         removeRunningLines = try c.decodeIfPresent(Bool.self, forKey: .removeRunningLines) ?? true
         removePageNumbers = try c.decodeIfPresent(Bool.self, forKey: .removePageNumbers) ?? true
         joinHyphens = try c.decodeIfPresent(Bool.self, forKey: .joinHyphens) ?? true
@@ -75,6 +78,7 @@ public struct PDFIngestStage: Stage {
         guard config.dpi >= 50 && config.dpi <= 1200 else { throw LoomError("--dpi must be between 50 and 1200") }
         guard !config.languages.isEmpty else { throw LoomError("--languages: give at least one, e.g. eng") }
         if config.ocr != "never" { try OCREngine.checkLanguages(config.languageString) }
+        if let dir = config.ocrImages { try FS.makeDirectory(dir) }
         settings = config
         var found: [String] = []
         for p in config.paths {
@@ -147,7 +151,7 @@ public struct PDFIngestStage: Stage {
     func writeDocument(
         _ doc: (path: String, pages: Int, meta: JSONObject), _ pages: [PDFPageResult], ctx: StageContext
     ) throws -> Bool {
-        let cleaned = PDFCleanup.clean(pages.map(\.text), options: settings.cleanup)
+        let cleaned = PDFCleanup.clean(pages.map(\.text), options: settings.cleanup, jobs: jobs)
         var text = ""
         var offsets: [JSONValue] = []
         var scalars = 0
@@ -199,7 +203,11 @@ public struct PDFIngestStage: Stage {
 func isUnusableTextLayer(_ text: String) -> Bool {
     var printable = 0
     var bad = 0
-    for u in text.unicodeScalars where !u.properties.isWhitespace {
+    for u in text.unicodeScalars where !isSpace(u) {
+        if u.value >= 0x20 && u.value < 0x7F {
+            printable += 1
+            continue
+        }
         switch u.properties.generalCategory {
         case .control, .privateUse, .unassigned, .surrogate: bad += 1
         default: if u.value == 0xFFFD { bad += 1 } else { printable += 1 }
@@ -243,6 +251,10 @@ final class PDFWorker {
         guard let image = file.renderGray(page: page, dpi: Double(settings.dpi)) else {
             result.error = "the page could not be rendered for OCR"
             return result
+        }
+        if let dir = settings.ocrImages {
+            let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            try image.writePGM(to: FS.join(dir, "\(name)-p\(page + 1).pgm"))
         }
         if engine == nil { engine = try OCREngine(languages: settings.languageString) }
         let (text, confidence) = engine!.read(image, dpi: settings.dpi)

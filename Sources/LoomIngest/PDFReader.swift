@@ -105,7 +105,7 @@ public final class PDFFile {
         var start = 0
         for i in 0...scalars.count where i == scalars.count || scalars[i] == "\n" {
             var line = Line(range: start..<i)
-            for k in start..<i where k < boxes.count && !scalars[k].properties.isWhitespace {
+            for k in start..<i where k < boxes.count && !isSpace(scalars[k]) {
                 let b = boxes[k]
                 line.x1 = min(line.x1, min(b.x1, b.x2))
                 line.x2 = max(line.x2, max(b.x1, b.x2))
@@ -134,9 +134,7 @@ public final class PDFFile {
             var previous: Int? = nil
             for k in line.range {
                 let c = scalars[k]
-                if let p = previous, h > 0, k < boxes.count, p < boxes.count, !c.properties.isWhitespace,
-                    !scalars[p].properties.isWhitespace
-                {
+                if let p = previous, h > 0, k < boxes.count, p < boxes.count, !isSpace(c), !isSpace(scalars[p]) {
                     let gap = min(boxes[k].x1, boxes[k].x2) - max(boxes[p].x1, boxes[p].x2)
                     if gap > 0.5 * h { out.append(" ") }
                 }
@@ -191,6 +189,14 @@ public struct GrayImage: Sendable {
     public var width: Int
     public var height: Int
     public var pixels: [UInt8]
+
+    /// Binary PGM (P5), which tesseract and most image tools read.
+    public func writePGM(to path: String) throws {
+        let f = try BufferedFile(creating: path)
+        try f.write("P5\n\(width) \(height)\n255\n")
+        try pixels.withUnsafeBufferPointer { try f.write($0) }
+        try f.close(sync: false)
+    }
 }
 
 /// A tesseract handle for one set of languages ("eng+kor"), reused page after page (initialising costs ~170 ms).
@@ -258,4 +264,10 @@ public final class OCREngine {
             }
         }
     }
+}
+
+/// Unicode White_Space, with the common ASCII answers first (this runs for every character of every page).
+@inline(__always) func isSpace(_ u: Unicode.Scalar) -> Bool {
+    if u.value < 0x80 { return u.value == 0x20 || (u.value >= 0x09 && u.value <= 0x0D) }
+    return u.properties.isWhitespace
 }

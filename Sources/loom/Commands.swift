@@ -172,6 +172,9 @@ struct IngestPDF: ParsableCommand {
     @Option(help: "Pages read at once (default: the number of cores).")
     var jobs: Int?
 
+    @Option(help: "Also write every page read by OCR to this directory as a PGM image (what tesseract saw).")
+    var ocrImages: String?
+
     @Flag(help: "Keep lines that repeat at the top or bottom of pages (running headers and footers).")
     var keepRunningLines = false
 
@@ -189,6 +192,7 @@ struct IngestPDF: ParsableCommand {
         c.ocr = ocr
         c.languages = list(languages.replacingOccurrences(of: "+", with: ","))
         c.dpi = dpi
+        c.ocrImages = ocrImages
         c.removeRunningLines = !keepRunningLines
         c.removePageNumbers = !keepPageNumbers
         c.joinHyphens = !keepHyphens

@@ -264,3 +264,20 @@ extension CLITests {
         XCTAssertEqual(try Manifest.read(directory: dir + "/pipe/02-dedup").stage, "dedup-minhash")
     }
 }
+
+extension CLITests {
+    func testIngestPDFCommand() throws {
+        let help = try loom(["ingest", "pdf", "--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("--ocr"), help.stdout)
+        XCTAssertTrue(help.stdout.contains("--languages"), help.stdout)
+        let missing = try loom(["ingest", "pdf", dir, "-o", dir + "/out", "--languages", "eng,qqq"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("install the Debian package tesseract-ocr-qqq"), missing.stderr)
+        // A file that is not a PDF is a reject, and the run still succeeds.
+        FileManager.default.createFile(atPath: dir + "/notes.pdf", contents: Data("hello\n".utf8))
+        let r = try loom(["ingest", "pdf", dir + "/notes.pdf", "-o", dir + "/out2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("rejected \(dir)/notes.pdf: not a PDF (no %PDF- header)"), r.stderr)
+    }
+}
