@@ -12,10 +12,12 @@ let package = Package(
         .library(name: "LoomCore", targets: ["LoomCore"]),
         .library(name: "LoomIngest", targets: ["LoomIngest"]),
         .library(name: "LoomDedup", targets: ["LoomDedup"]),
+        .library(name: "LoomGenerate", targets: ["LoomGenerate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
@@ -27,10 +29,16 @@ let package = Package(
         .target(name: "CLoomKernels"),
         .target(name: "LoomIngest", dependencies: ["LoomCore", "CLibXML2", "CZlib", "CPoppler", "CTesseract"]),
         .target(name: "LoomDedup", dependencies: ["LoomCore", "CLoomKernels"]),
+        .target(
+            name: "LoomGenerate",
+            dependencies: [
+                "LoomCore", .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomCore", "LoomIngest", "LoomDedup",
+                "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -40,6 +48,7 @@ let package = Package(
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore", "CPoppler"]),
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
+        .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )

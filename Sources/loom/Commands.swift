@@ -19,7 +19,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Dedup.self, RunCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, RunCommand.self])
 }
 
 /// Options every command that runs stages takes.

@@ -3,6 +3,7 @@
 
 import LoomCore
 import LoomDedup
+import LoomGenerate
 import LoomIngest
 
 enum Steps {
@@ -35,6 +36,18 @@ enum Steps {
                 let c = try ctx.step.options.decode(ChunkConfig.self, allowedKeys: ChunkConfig.keys, context: ctx.location)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): chunk needs a step before it") }
                 return try ChunkStage(config: c, input: input)
+            },
+            "generate": { ctx in
+                let method = ctx.step.options["method"]?.stringValue ?? "rc"
+                guard method == "rc" else {
+                    throw LoomError("\(ctx.location): unknown generate method '\(method)' (available: rc)")
+                }
+                let c = try ctx.step.options.decode(RCConfig.self, allowedKeys: RCConfig.keys, context: ctx.location)
+                guard let input = ctx.input else {
+                    throw LoomError("\(ctx.location): generate needs a step before it")
+                }
+                let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
+                return try RCStage(config: c, input: input, templates: templates)
             },
             "dedup": { ctx in
                 let c = try ctx.step.options.decode(

@@ -1,0 +1,93 @@
+// Prompt and task phrasings live in templates/ (Mustache); this finds and loads them.
+
+import Foundation
+import LoomCore
+import Mustache
+import Yams
+
+public enum TemplateDirectory {
+    /// `LOOM_TEMPLATES`, else the first `templates/` found walking up from the executable, else from the current
+    /// directory.
+    public static func locate() throws -> String {
+        if let p = ProcessInfo.processInfo.environment["LOOM_TEMPLATES"] {
+            guard FS.isDirectory(p) else { throw LoomError("LOOM_TEMPLATES=\(p) is not a directory") }
+            return p
+        }
+        var starts = [FileManager.default.currentDirectoryPath]
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        starts.insert(exe, at: 0)
+        for start in starts {
+            var dir = URL(fileURLWithPath: start)
+            for _ in 0..<8 {
+                let candidate = dir.appendingPathComponent("templates").path
+                if FS.isDirectory(candidate + "/rc") { return candidate }
+                dir.deleteLastPathComponent()
+            }
+        }
+        throw LoomError("cannot find Loom's templates/ directory: set LOOM_TEMPLATES to it")
+    }
+}
+
+/// The reading-comprehension phrasings of one language: task type -> Mustache templates, plus answer labels.
+public struct RCTemplates: Sendable {
+    public let language: String
+    let phrasings: [String: [(name: String, template: MustacheTemplate)]]
+    let answers: [String: String]
+
+    public init(directory: String, language: String) throws {
+        let path = FS.join(FS.join(directory, "rc"), language + ".yaml")
+        let text = try FS.readText(path)
+        guard let root = try Yams.load(yaml: text) as? [String: Any] else {
+            throw LoomError("\(path): expected a mapping of task types to lists of templates")
+        }
+        var phrasings: [String: [(String, MustacheTemplate)]] = [:]
+        var answers: [String: String] = [:]
+        for (key, value) in root {
+            if key == "answers" {
+                for (k, v) in (value as? [String: Any]) ?? [:] { answers[k] = "\(v)" }
+                continue
+            }
+            guard let list = value as? [String] else { throw LoomError("\(path): '\(key)' must be a list of strings") }
+            phrasings[key] = try list.enumerated().map { i, s in
+                do {
+                    return ("rc/\(language)/\(key)#\(i)", try MustacheTemplate(string: s))
+                } catch {
+                    throw LoomError("\(path): '\(key)' template \(i + 1) is not valid Mustache: \(error)")
+                }
+            }
+        }
+        for task in RCTask.allCases where phrasings[task.templateKey]?.isEmpty ?? true {
+            throw LoomError("\(path): no templates for '\(task.templateKey)'")
+        }
+        self.language = language
+        self.phrasings = phrasings.mapValues { $0.map { (name: $0.0, template: $0.1) } }
+        self.answers = answers
+    }
+
+    /// Renders a phrasing of `key` picked by `pick`.
+    func render(_ key: String, _ values: [String: String], pick: inout SeededRandom) -> (name: String, text: String) {
+        let options = phrasings[key] ?? []
+        let chosen = options[pick.below(options.count)]
+        return (chosen.name, chosen.template.render(values))
+    }
+
+    func answer(_ label: String) -> String { answers[label] ?? label }
+}
+
+/// A small seeded generator (SplitMix64), so mining is reproducible for a given seed and record.
+struct SeededRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
+    mutating func shuffle<T>(_ a: inout [T]) {
+        guard a.count > 1 else { return }
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, below(i + 1)) }
+    }
+}
