@@ -1,6 +1,7 @@
 // MinHash signatures and LSH banding.
 
 import CLoomKernels
+import LoomCore
 
 /// `numPerm` seeded hash functions h_p(x) = ((a_p * x + b_p) mod 2^64) >> 32 over 32-bit shingle keys
 /// (Dietzfelbinger's multiply-add-shift, 2-independent). A signature is the minimum of each over a document's
@@ -14,7 +15,7 @@ public struct MinHasher: Sendable {
     public init(numPerm: Int, seed: UInt64) {
         self.numPerm = numPerm
         self.seed = seed
-        var g = SplitMix64(state: seed)
+        var g = SplitMix64(seed: seed)
         var a: [UInt64] = []
         var b: [UInt64] = []
         for _ in 0..<numPerm {

@@ -263,17 +263,6 @@ extension UInt64 {
     @inline(__always) func rotatedLeft(_ r: UInt64) -> UInt64 { (self << r) | (self >> (64 - r)) }
 }
 
-/// SplitMix64: the seeded generator for permutation coefficients (reproducible across platforms).
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Whether every byte is below 0x80, eight bytes at a time.
 func isASCII(_ b: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -155,7 +155,7 @@ public struct RCMiner: Sendable {
         let lang = RCMiner.language(text)
         let t = templates[lang] ?? templates["en"]!
         let conn = lang == "ko" ? Connectives.ko : Connectives.en
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var shown = text
         var candidates: [RCTask: [(values: [String: String], answer: String, key: String)]] = [:]
 

@@ -65,29 +65,11 @@ public struct RCTemplates: Sendable {
     }
 
     /// Renders a phrasing of `key` picked by `pick`.
-    func render(_ key: String, _ values: [String: String], pick: inout SeededRandom) -> (name: String, text: String) {
+    func render(_ key: String, _ values: [String: String], pick: inout SplitMix64) -> (name: String, text: String) {
         let options = phrasings[key] ?? []
         let chosen = options[pick.below(options.count)]
         return (chosen.name, chosen.template.render(values))
     }
 
     func answer(_ label: String) -> String { answers[label] ?? label }
-}
-
-/// A small seeded generator (SplitMix64), so mining is reproducible for a given seed and record.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
-    mutating func shuffle<T>(_ a: inout [T]) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, below(i + 1)) }
-    }
 }

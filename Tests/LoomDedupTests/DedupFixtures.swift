@@ -4,17 +4,7 @@ import LoomCore
 @testable import LoomDedup
 
 /// A seeded generator so test corpora are the same on every run.
-struct TestRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
+typealias TestRNG = SplitMix64
 
 /// Made-up words (so no two texts share long runs by accident).
 func vocabulary(_ n: Int, rng: inout TestRNG) -> [String] {
@@ -87,7 +77,7 @@ func sharedDirectory() -> String? {
 /// A small corpus: `originals` random texts, `dups` of them copied with one edited span (some above, some below
 /// the threshold), one exact copy, in a shuffled order. Returns the lines.
 func nearDuplicateCorpus(originals: Int, dups: Int, seed: UInt64) -> [String] {
-    var rng = TestRNG(state: seed)
+    var rng = TestRNG(seed: seed)
     let vocab = vocabulary(3000, rng: &rng)
     var texts: [String] = []
     for _ in 0..<originals { texts.append(randomText(words: 60 + rng.below(80), vocab: vocab, rng: &rng).joined(separator: " ")) }

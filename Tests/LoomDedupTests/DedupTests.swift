@@ -58,7 +58,7 @@ final class ShingleTests: XCTestCase {
     }
 
     func testExactJaccardMatchesTheCorpusDefinition() {
-        var rng = TestRNG(state: 7)
+        var rng = TestRNG(seed: 7)
         let vocab = vocabulary(500, rng: &rng)
         for _ in 0..<30 {
             let a = randomText(words: 40 + rng.below(60), vocab: vocab, rng: &rng)
@@ -73,7 +73,7 @@ final class ShingleTests: XCTestCase {
 
 final class MinHashTests: XCTestCase {
     func testKernelMatchesReference() {
-        var rng = TestRNG(state: 3)
+        var rng = TestRNG(seed: 3)
         let keys = (0..<1000).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
         for perms in [1, 7, 64, 100, 128, 200] {
             let h = MinHasher(numPerm: perms, seed: 42)
@@ -134,7 +134,7 @@ final class DedupStageTests: XCTestCase {
     func testRemovesNearDuplicatesAndReportsThem() throws {
         let dir = temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var rng = TestRNG(state: 11)
+        var rng = TestRNG(seed: 11)
         let vocab = vocabulary(2000, rng: &rng)
         let a = randomText(words: 100, vocab: vocab, rng: &rng)
         let b = randomText(words: 100, vocab: vocab, rng: &rng)
@@ -275,7 +275,7 @@ final class DedupStageTests: XCTestCase {
     func testVeryLongDocumentsStayLinear() throws {
         let dir = temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var rng = TestRNG(state: 99)
+        var rng = TestRNG(seed: 99)
         let vocab = vocabulary(5000, rng: &rng)
         let long = randomText(words: 200_000, vocab: vocab, rng: &rng)
         let near = editSpan(long, count: 2000, vocab: vocab, rng: &rng)
