@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "CPoppler", pkgConfig: "poppler-glib", providers: [.apt(["libpoppler-glib-dev", "libcairo2-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CTesseract", providers: [.apt(["libtesseract-dev", "libleptonica-dev"])]),
         .target(name: "LoomCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "CLoomKernels"),
@@ -32,7 +33,7 @@ let package = Package(
         .target(
             name: "LoomGenerate",
             dependencies: [
-                "LoomCore", .product(name: "Mustache", package: "swift-mustache"),
+                "LoomCore", "CSQLite", .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
@@ -41,14 +42,15 @@ let package = Package(
                 "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
         .executableTarget(
             name: "loom-bench",
-            dependencies: ["CLibXML2", "CZlib"],
+            dependencies: ["CLibXML2", "CZlib", "LoomTestServer"],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore", "CPoppler"]),
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
-        .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore"]),
+        .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore", "LoomTestServer"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )

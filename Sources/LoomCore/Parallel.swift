@@ -69,8 +69,12 @@ public func orderedParallelForEach<T, R>(
     let group = DispatchGroup()
     try withoutActuallyEscaping(produce) { produce in
         let work = UncheckedSendable((items, produce))
+        // Real threads, not the global dispatch queue: Dispatch runs about one block per core there, which
+        // serialises workers that spend their time waiting (a network request, a subprocess).
         for _ in 0..<min(jobs, items.count) {
-            DispatchQueue.global().async(group: group) {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
                 let (items, produce) = work.value
                 while let i = state.take() {
                     do {

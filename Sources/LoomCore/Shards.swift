@@ -141,10 +141,12 @@ public struct Reject: Sendable {
     public var byte: Int?
     public var page: Int?
     public var id: String?
+    /// The raw input that could not be used (e.g. a model's unparseable answer), kept for inspection.
+    public var raw: String?
 
     public init(
         source: String, reason: String, line: Int? = nil, column: Int? = nil, byte: Int? = nil, page: Int? = nil,
-        id: String? = nil
+        id: String? = nil, raw: String? = nil
     ) {
         self.source = source
         self.reason = reason
@@ -153,6 +155,7 @@ public struct Reject: Sendable {
         self.byte = byte
         self.page = page
         self.id = id
+        self.raw = raw
     }
 
     public var json: JSONValue {
@@ -164,6 +167,7 @@ public struct Reject: Sendable {
         if let byte { o.append("byte", .int(byte)) }
         if let page { o.append("page", .int(page)) }
         if let id { o.append("id", .string(id)) }
+        if let raw { o.append("raw", .string(raw)) }
         return .object(o)
     }
 

@@ -11,8 +11,12 @@ struct Generate: ParsableCommand {
             no network): title, key terms, a sentence using given terms,
             inference and cause/effect from connectives, sentence completion.
             Phrasings are in templates/rc/ (English and Korean).
+
+            qa asks any OpenAI-compatible server (vLLM, llama.cpp server,
+            Ollama, TGI) for question/answer pairs about each chunk; replies are
+            cached in SQLite, so a re-run sends nothing it already has.
             """,
-        subcommands: [GenerateRC.self])
+        subcommands: [GenerateRC.self, GenerateQA.self])
 }
 
 struct GenerateRC: ParsableCommand {
@@ -52,5 +56,89 @@ struct GenerateRC: ParsableCommand {
         c.maxPerTask = maxPerTask
         c.textField = textField
         try runStage({ try RCStage(config: c, input: input, templates: templates) }, options: stage)
+    }
+}
+
+struct GenerateQA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qa",
+        abstract: "Question/answer pairs about each chunk, written by an LLM behind an OpenAI-compatible API.",
+        discussion: """
+            The prompt is templates/qa/system.mustache and user.mustache. The
+            reply must be a JSON list of {"question", "answer"} objects; a code
+            fence, surrounding words and trailing commas are repaired, anything
+            else goes to rejects.jsonl with the raw reply. An answer sharing no
+            content word with its chunk is kept and flagged (meta.supported:
+            false). Requests are retried with exponential backoff and jitter on
+            429, 5xx, timeouts and broken responses (Retry-After honoured).
+
+            Example (a llama.cpp or vLLM server on port 8000):
+              loom generate qa out/chunks -o out/qa --base-url http://127.0.0.1:8000/v1 \\
+                --model qwen2.5-7b-instruct --concurrency 16
+            """)
+
+    @Argument(help: "A finished stage directory of chunks or documents.")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+
+    @Option(help: "The server's OpenAI-compatible base URL.")
+    var baseURL = "http://127.0.0.1:8000/v1"
+
+    @Option(help: "The model name the server expects.")
+    var model = "default"
+
+    @Option(help: "The environment variable holding the API key, if the server wants one.")
+    var apiKeyEnv: String?
+
+    @Option(help: "Sampling temperature.")
+    var temperature = 0.7
+
+    @Option(help: "Nucleus sampling top-p.")
+    var topP = 1.0
+
+    @Option(help: "Most tokens in a reply.")
+    var maxTokens = 512
+
+    @Option(help: "Sampling seed sent to the server.")
+    var seed: Int?
+
+    @Option(help: "Requests in flight at once.")
+    var concurrency = 4
+
+    @Option(help: "Seconds to wait for one reply.")
+    var timeout = 120.0
+
+    @Option(help: "Retries after a failed request.")
+    var retries = 5
+
+    @Option(help: "Questions asked for per chunk.")
+    var questions = 3
+
+    @Option(help: "The response cache (SQLite; default: LOOM_CACHE or ~/.cache/loom/responses.sqlite).")
+    var cache: String?
+
+    @Flag(help: "Ask the server even when the cache has the answer (and do not store answers).")
+    var noCache = false
+
+    @Option(help: "The templates directory (default: LOOM_TEMPLATES, or the project's templates/).")
+    var templates: String?
+
+    func run() throws {
+        var c = QAConfig()
+        c.openai.baseURL = baseURL
+        c.openai.model = model
+        c.openai.apiKeyEnv = apiKeyEnv
+        c.openai.temperature = temperature
+        c.openai.topP = topP
+        c.openai.maxTokens = maxTokens
+        c.openai.seed = seed
+        c.openai.concurrency = concurrency
+        c.openai.timeout = timeout
+        c.openai.retries = retries
+        c.questions = questions
+        c.cache = cache
+        c.noCache = noCache
+        try runStage({ try QAStage(config: c, input: input, templates: templates) }, options: stage)
     }
 }

@@ -39,8 +39,16 @@ enum Steps {
             },
             "generate": { ctx in
                 let method = ctx.step.options["method"]?.stringValue ?? "rc"
-                guard method == "rc" else {
-                    throw LoomError("\(ctx.location): unknown generate method '\(method)' (available: rc)")
+                guard method == "rc" || method == "qa" else {
+                    throw LoomError("\(ctx.location): unknown generate method '\(method)' (available: rc, qa)")
+                }
+                if method == "qa" {
+                    let c = try QAConfig.from(ctx.step.options, context: ctx.location)
+                    guard let input = ctx.input else {
+                        throw LoomError("\(ctx.location): generate needs a step before it")
+                    }
+                    let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
+                    return try QAStage(config: c, input: input, templates: templates)
                 }
                 let c = try ctx.step.options.decode(RCConfig.self, allowedKeys: RCConfig.keys, context: ctx.location)
                 guard let input = ctx.input else {

@@ -1,0 +1,144 @@
+import Foundation
+import LoomTestServer
+import XCTest
+
+@testable import LoomCore
+@testable import LoomGenerate
+
+/// Writes the given records as a finished stage directory (the input of a generate stage).
+struct RecordsStage: Stage {
+    let records: [JSONValue]
+    var name: String { "test-records" }
+    var config: JSONValue { .int(records.count) }
+    var inputs: [StageInput] { [] }
+    func run(_ ctx: StageContext) throws { for r in records { try ctx.output.write(r) } }
+}
+
+func chunkRecords(_ n: Int) -> [JSONValue] {
+    (0..<n).map { i in
+        [
+            "id": .string("doc\(i)#0"), "doc_id": .string("doc\(i)"),
+            "text": .string("Compound \(i) lowers blood pressure in hypertensive rats. The effect lasts \(i % 24) hours."),
+        ]
+    }
+}
+
+/// The fake model: one pair whose answer is the first sentence of the text in the prompt.
+let fakeModel: @Sendable (String) -> String = { prompt in
+    let text = prompt.components(separatedBy: "Text:\n").last ?? ""
+    let first = text.components(separatedBy: ". ").first ?? text
+    return "```json\n[{\"question\": \"What does the compound do?\", \"answer\": \"\(first).\"},]\n```"
+}
+
+final class QAParserTests: XCTestCase {
+    func testRepairsOnlyWhatIsUnambiguous() {
+        let pair = [QAPair(question: "Q?", answer: "A.")]
+        XCTAssertEqual(QAParser.parse(#"[{"question": "Q?", "answer": "A."}]"#), pair)
+        XCTAssertEqual(QAParser.parse("```json\n[{\"question\": \"Q?\", \"answer\": \"A.\"},]\n```"), pair)
+        XCTAssertEqual(QAParser.parse(#"Here you go: {"pairs": [{"question": "Q?", "answer": "A."}]} Enjoy."#), pair)
+        XCTAssertEqual(QAParser.parse(#"{"question": "Q?", "answer": "A."}"#), pair)
+        XCTAssertNil(QAParser.parse("I cannot help with that."))
+        XCTAssertNil(QAParser.parse(#"[{"question": "Q?", "answer": "A."#))  // truncated
+        XCTAssertNil(QAParser.parse(#"[{"q": "Q?", "a": "A."}]"#))
+    }
+
+    func testSupportIsContentWordOverlap() {
+        let text = "Metformin lowers hepatic glucose output in adults with diabetes."
+        XCTAssertTrue(QAParser.supported("It lowers glucose output.", by: text))
+        XCTAssertFalse(QAParser.supported("Paris is the capital of France.", by: text))
+    }
+}
+
+final class QABackendTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-qa-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func makeInput(_ n: Int) throws -> String {
+        _ = try StageRunner.run(RecordsStage(records: chunkRecords(n)), directory: dir + "/in", options: RunOptions(quiet: true))
+        return dir + "/in"
+    }
+
+    func config(_ server: ChatTestServer) -> QAConfig {
+        var c = QAConfig()
+        c.openai.baseURL = server.baseURL
+        c.openai.model = "fake"
+        c.openai.concurrency = 16
+        c.openai.timeout = 0.5
+        c.openai.retries = 12
+        c.openai.backoff = 0.01
+        c.questions = 1
+        c.cache = dir + "/cache.sqlite"
+        return c
+    }
+
+    /// 1,000 requests with 20% injected faults: every chunk gets its answer; a second run sends nothing.
+    func testFaultsLoseNoAnswerAndTheCacheAnswersTheRerun() throws {
+        let server = ChatTestServer(faultRate: Double(ProcessInfo.processInfo.environment["QA_FAULTS"] ?? "0.2")!, seed: 7, answer: fakeModel)
+        server.slowDelay = 0.6  // just past the client's 0.5 s timeout
+        if let k = ProcessInfo.processInfo.environment["QA_FAULT_KINDS"] {
+            server.kinds = k.split(separator: ",").compactMap { ChatTestServer.Fault(rawValue: String($0)) }
+        }
+        try server.start()
+        defer { server.stop() }
+        let input = try makeInput(1000)
+        let stage = try QAStage(config: config(server), input: input, templates: templatesDirectory)
+        let m = try StageRunner.run(stage, directory: dir + "/qa", options: RunOptions(quiet: true)).manifest
+        XCTAssertEqual(m.status, "complete")
+        XCTAssertEqual(m.counts["pairs"]?.intValue, 1000)
+        XCTAssertEqual(m.counts["failed_chunks"]?.intValue, 0)
+        XCTAssertEqual(m.rejects, 0)
+        XCTAssertEqual(server.answered.count, 1000)
+        let injected = server.faults.values.reduce(0, +)
+        XCTAssertGreaterThan(injected, 120, "\(server.faults)")
+        XCTAssertEqual(Set(server.faults.keys).count, ChatTestServer.Fault.allCases.count, "\(server.faults)")
+        let first = try String(contentsOfFile: dir + "/qa/part-00000.jsonl", encoding: .utf8)
+        // Every answer is the chunk's own first sentence, in input order.
+        let lines = first.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1000)
+        XCTAssertTrue(lines[5].contains("Compound 5 lowers blood pressure in hypertensive rats."))
+        // Re-run from scratch: all from the cache, not one request.
+        let before = server.requests
+        _ = try StageRunner.run(stage, directory: dir + "/qa", options: RunOptions(force: true, quiet: true))
+        XCTAssertEqual(server.requests, before)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/qa/part-00000.jsonl", encoding: .utf8), first)
+    }
+
+    func testUnparseableRepliesAreRejectedWithTheRawText() throws {
+        let server = ChatTestServer(answer: { prompt in
+            prompt.contains("Compound 1 ") ? "Sorry, I cannot do that." : "[{\"question\": \"Q?\", \"answer\": \"The capital of France is Paris.\"}]"
+        })
+        try server.start()
+        defer { server.stop() }
+        let input = try makeInput(3)
+        var c = config(server)
+        c.noCache = true
+        let m = try StageRunner.run(
+            QAStage(config: c, input: input, templates: templatesDirectory), directory: dir + "/qa",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.counts["unparseable_replies"]?.intValue, 1)
+        XCTAssertEqual(m.counts["unsupported_answers"]?.intValue, 2)
+        let rejects = try String(contentsOfFile: dir + "/qa/rejects.jsonl", encoding: .utf8)
+        XCTAssertTrue(rejects.contains("\"raw\":\"Sorry, I cannot do that.\""), rejects)
+        XCTAssertTrue(rejects.contains("\"id\":\"doc1#0\""), rejects)
+    }
+
+    func testServerDownIsRejectedPerChunkAndTheRunEnds() throws {
+        var c = QAConfig()
+        c.openai.baseURL = "http://127.0.0.1:9/v1"  // discard port: connection refused
+        c.openai.retries = 1
+        c.openai.backoff = 0.01
+        c.noCache = true
+        let input = try makeInput(2)
+        let m = try StageRunner.run(
+            QAStage(config: c, input: input, templates: templatesDirectory), directory: dir + "/qa",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.counts["failed_chunks"]?.intValue, 2)
+        XCTAssertEqual(m.rejects, 2)
+    }
+}
