@@ -69,12 +69,11 @@ public func orderedParallelForEach<T, R>(
     let group = DispatchGroup()
     try withoutActuallyEscaping(produce) { produce in
         let work = UncheckedSendable((items, produce))
-        // Real threads, not the global dispatch queue: Dispatch runs about one block per core there, which
-        // serialises workers that spend their time waiting (a network request, a subprocess).
-        for _ in 0..<min(jobs, items.count) {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
+        // One serial queue per worker, not the global concurrent queue: Dispatch runs about one block per core on
+        // that one, which serialises workers that spend their time waiting (a network request); serial queues get
+        // threads of their own. (Detached Threads would outlive `withoutActuallyEscaping`'s check by a moment.)
+        for k in 0..<min(jobs, items.count) {
+            DispatchQueue(label: "loom.worker.\(k)").async(group: group) {
                 let (items, produce) = work.value
                 while let i = state.take() {
                     do {
