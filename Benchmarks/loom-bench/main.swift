@@ -9,6 +9,8 @@
 //                                                  precision/recall of the reported pairs; --jobs 2 vs --jobs 1
 //   loom-bench pdf DIR [--runs N]                  PDF text layers vs pdftotext (pages/s), --jobs 2 vs 1, and
 //                                                  OCR vs the tesseract command on the same page images
+//   loom-bench generate [--latency S]              loom generate qa requests/s at --concurrency 1, 4, 16 against a
+//                                                  loopback server answering after S seconds (default 0.2)
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //
@@ -254,6 +256,7 @@ func option(_ name: String) -> String? {
 let runs = option("--runs").flatMap(Int.init) ?? 7
 let peerRuns = option("--peer-runs").flatMap(Int.init) ?? 3
 let documents = option("--documents").flatMap(Int.init) ?? 1_000_000
+let latency = option("--latency").flatMap(Double.init) ?? 0.2
 let gigabytes = option("--gigabytes").flatMap(Double.init) ?? 1
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
@@ -265,6 +268,7 @@ case ("memory", 2): memory(args[1], gigabytes: gigabytes)
 case ("dedup", 3): dedup(args[1], truth: args[2], runs: runs, peerRuns: peerRuns)
 case ("dedup-memory", 1): dedupMemory(documents: documents)
 case ("pdf", 2): pdf(args[1], runs: runs)
+case ("generate", 1): generateConcurrency(latency: latency)
 default:
     print(
         """
@@ -273,6 +277,7 @@ default:
                loom-bench dedup CORPUS.jsonl TRUTH.tsv [--runs N] [--peer-runs M]
                loom-bench dedup-memory [--documents N]
                loom-bench pdf DIR [--runs N]
+               loom-bench generate [--latency S]
         """)
     exit(2)
 }
