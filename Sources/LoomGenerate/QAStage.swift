@@ -158,7 +158,7 @@ public struct QAStage: Stage {
         let reader = try StageReader(directory: input)
         ctx.progress.begin(totalBytes: reader.manifest.shards.reduce(0) { $0 + $1.bytes }, unit: "chunks")
         var batch: [(id: String, text: String, docId: String?, path: String, line: Int)] = []
-        var counts = (pairs: 0, unsupported: 0, failed: 0, unparseable: 0)
+        var counts = (pairs: 0, unsupported: 0, failed: 0, unparseable: 0, wrongLanguage: 0)
         func flush() throws {
             let items = batch
             batch = []
@@ -189,7 +189,18 @@ public struct QAStage: Stage {
                                     line: item.line, id: item.id, raw: reply))
                             return
                         }
+                        let language = RCMiner.language(item.text)
                         for (n, p) in pairs.enumerated() {
+                            // An answer in another language than its chunk (a Korean chunk answered in English)
+                            // is not what was asked for.
+                            if RCMiner.language(p.question + " " + p.answer) != language {
+                                counts.wrongLanguage += 1
+                                try ctx.reject(
+                                    Reject(
+                                        source: item.path, reason: "question/answer not in the chunk's language (\(language))",
+                                        line: item.line, id: item.id, raw: p.question + "\n" + p.answer))
+                                continue
+                            }
                             let ok = QAParser.supported(p.answer, by: item.text)
                             if !ok { counts.unsupported += 1 }
                             var provenance = JSONObject()
@@ -234,6 +245,7 @@ public struct QAStage: Stage {
         ctx.setCount("unsupported_answers", counts.unsupported)
         ctx.setCount("failed_chunks", counts.failed)
         ctx.setCount("unparseable_replies", counts.unparseable)
+        ctx.setCount("wrong_language", counts.wrongLanguage)
         // Not deterministic across runs (they depend on the cache and the server), but what an operator wants to see.
         Log.info("generate-qa: \(s.requests) requests sent, \(s.cacheHits) answers from the cache, \(s.retries) retries")
     }

@@ -16,7 +16,7 @@ struct Generate: ParsableCommand {
             Ollama, TGI) for question/answer pairs about each chunk; replies are
             cached in SQLite, so a re-run sends nothing it already has.
             """,
-        subcommands: [GenerateRC.self, GenerateQA.self])
+        subcommands: [GenerateRC.self, GenerateQA.self, GenerateEvolve.self, GeneratePreference.self])
 }
 
 struct GenerateRC: ParsableCommand {
@@ -82,6 +82,20 @@ struct GenerateQA: ParsableCommand {
 
     @OptionGroup var stage: StageOptions
 
+    @OptionGroup var llm: LLMOptions
+
+    @Option(help: "Questions asked for per chunk.")
+    var questions = 3
+
+    func run() throws {
+        var c = llm.config
+        c.questions = questions
+        try runStage({ try QAStage(config: c, input: input, templates: llm.templates) }, options: stage)
+    }
+}
+
+/// The OpenAI-compatible server and the response cache (every generator that asks a model).
+struct LLMOptions: ParsableArguments {
     @Option(help: "The server's OpenAI-compatible base URL.")
     var baseURL = "http://127.0.0.1:8000/v1"
 
@@ -112,9 +126,6 @@ struct GenerateQA: ParsableCommand {
     @Option(help: "Retries after a failed request.")
     var retries = 5
 
-    @Option(help: "Questions asked for per chunk.")
-    var questions = 3
-
     @Option(help: "The response cache (SQLite; default: LOOM_CACHE or ~/.cache/loom/responses.sqlite).")
     var cache: String?
 
@@ -124,7 +135,7 @@ struct GenerateQA: ParsableCommand {
     @Option(help: "The templates directory (default: LOOM_TEMPLATES, or the project's templates/).")
     var templates: String?
 
-    func run() throws {
+    var config: QAConfig {
         var c = QAConfig()
         c.openai.baseURL = baseURL
         c.openai.model = model
@@ -136,9 +147,88 @@ struct GenerateQA: ParsableCommand {
         c.openai.concurrency = concurrency
         c.openai.timeout = timeout
         c.openai.retries = retries
-        c.questions = questions
         c.cache = cache
         c.noCache = noCache
-        try runStage({ try QAStage(config: c, input: input, templates: templates) }, options: stage)
+        return c
+    }
+}
+
+struct GenerateEvolve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evolve",
+        abstract: "Evol-Instruct: make instructions harder and broader with an LLM, round by round.",
+        discussion: """
+            Each round rewrites every instruction with one operation (add
+            constraints, deepen, concretise, increase reasoning steps,
+            complicate the input, or a new instruction in the same domain),
+            answers it, and eliminates failures by WizardLM's four rules: no
+            information gain over the parent (judged by the model, or
+            --judge rules), a "sorry" answer under 80 words, an answer of only
+            punctuation and stop words, an instruction that copies the
+            evolving prompt's words. A failed instruction's parent goes back
+            into the pool. meta.evol records round, operation, parent, root.
+
+            Example:
+              loom generate evolve out/qa -o out/evol --rounds 3 --base-url http://127.0.0.1:8000/v1
+            """)
+
+    @Argument(help: "A stage directory of SFT samples (the first user message is the instruction).")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+    @OptionGroup var llm: LLMOptions
+
+    @Option(help: "Evolution rounds.")
+    var rounds = 1
+
+    @Option(help: "Who decides 'no information gain': backend (the model) or rules (token sets).")
+    var judge = "backend"
+
+    @Option(help: "Seed for choosing operations.")
+    var evolSeed = 1
+
+    func run() throws {
+        var c = EvolveConfig()
+        c.qa = llm.config
+        c.rounds = rounds
+        c.judge = judge
+        c.seed = evolSeed
+        try runStage({ try EvolveStage(config: c, input: input, templates: llm.templates) }, options: stage)
+    }
+}
+
+struct GeneratePreference: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preference",
+        abstract: "Preference pairs (prompt, chosen, rejected) for DPO/ORPO from SFT samples.",
+        discussion: """
+            chosen is each turn's reference answer. rejected is, with
+            --rejected distractor (no model), another answer of the same task
+            type (another label for inference tasks); with --rejected sample,
+            the model's answer to the question alone, without its text. Pairs
+            whose rejected answer equals the chosen one are dropped.
+
+            Example:
+              loom generate preference out/rc -o out/pref
+            """)
+
+    @Argument(help: "A stage directory of SFT samples.")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+    @OptionGroup var llm: LLMOptions
+
+    @Option(help: "Where rejected answers come from: distractor or sample.")
+    var rejected = "distractor"
+
+    @Option(help: "Seed for choosing distractors.")
+    var pairSeed = 1
+
+    func run() throws {
+        var c = PreferenceConfig()
+        c.qa = llm.config
+        c.rejected = rejected
+        c.seed = pairSeed
+        try runStage({ try PreferenceStage(config: c, input: input, templates: llm.templates) }, options: stage)
     }
 }

@@ -39,8 +39,37 @@ enum Steps {
             },
             "generate": { ctx in
                 let method = ctx.step.options["method"]?.stringValue ?? "rc"
-                guard method == "rc" || method == "qa" else {
-                    throw LoomError("\(ctx.location): unknown generate method '\(method)' (available: rc, qa)")
+                guard ["rc", "qa", "evolve", "preference"].contains(method) else {
+                    throw LoomError(
+                        "\(ctx.location): unknown generate method '\(method)' (available: rc, qa, evolve, preference)")
+                }
+                if method == "evolve" || method == "preference" {
+                    var o = ctx.step.options
+                    var extra: [String: JSONValue] = [:]
+                    if case .object(var obj) = o {
+                        for k in ["rounds", "judge", "rejected"] {
+                            if let v = obj[k] { extra[k] = v; obj[k] = nil }
+                        }
+                        o = .object(obj)
+                    }
+                    let qa = try QAConfig.from(o, context: ctx.location)
+                    guard let input = ctx.input else {
+                        throw LoomError("\(ctx.location): generate needs a step before it")
+                    }
+                    let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
+                    if method == "evolve" {
+                        var c = EvolveConfig()
+                        c.qa = qa
+                        c.rounds = extra["rounds"]?.intValue ?? 1
+                        c.judge = extra["judge"]?.stringValue ?? "backend"
+                        c.seed = qa.openai.seed ?? 1
+                        return try EvolveStage(config: c, input: input, templates: templates)
+                    }
+                    var c = PreferenceConfig()
+                    c.qa = qa
+                    c.rejected = extra["rejected"]?.stringValue ?? "distractor"
+                    c.seed = qa.openai.seed ?? 1
+                    return try PreferenceStage(config: c, input: input, templates: templates)
                 }
                 if method == "qa" {
                     let c = try QAConfig.from(ctx.step.options, context: ctx.location)

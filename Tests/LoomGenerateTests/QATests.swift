@@ -141,4 +141,45 @@ final class QABackendTests: XCTestCase {
         XCTAssertEqual(m.counts["failed_chunks"]?.intValue, 2)
         XCTAssertEqual(m.rejects, 2)
     }
+
+    func testAnswerInTheWrongLanguageIsRejected() throws {
+        let server = ChatTestServer(answer: { _ in "[{\"question\": \"What is covered?\", \"answer\": \"Fire damage is covered.\"}]" })
+        try server.start()
+        defer { server.stop() }
+        let records: [JSONValue] = [["id": "k1", "text": "화재로 인한 손해는 보상합니다. 다만 고의로 인한 손해는 제외합니다."]]
+        _ = try StageRunner.run(RecordsStage(records: records), directory: dir + "/in", options: RunOptions(quiet: true))
+        var c = config(server)
+        c.noCache = true
+        let m = try StageRunner.run(
+            QAStage(config: c, input: dir + "/in", templates: templatesDirectory), directory: dir + "/qa",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.counts["wrong_language"]?.intValue, 1)
+        XCTAssertEqual(m.counts["pairs"]?.intValue, 0)
+    }
+
+    /// The happy path against a real OpenAI-compatible server (e.g. llama.cpp's, see ../shared/LLM-SERVER.md) when
+    /// LOOM_TEST_OPENAI_URL names one: structure only (a small base model's content is not checked).
+    func testRealServerWhenOneIsReachable() throws {
+        guard let url = ProcessInfo.processInfo.environment["LOOM_TEST_OPENAI_URL"] else {
+            throw XCTSkip("LOOM_TEST_OPENAI_URL not set: real-server test skipped")
+        }
+        let input = try makeInput(2)
+        var c = QAConfig()
+        c.openai.baseURL = url
+        c.openai.model = ProcessInfo.processInfo.environment["LOOM_TEST_OPENAI_MODEL"] ?? "default"
+        c.openai.temperature = 0
+        c.openai.seed = 1
+        c.openai.maxTokens = 200
+        c.openai.timeout = 120
+        c.cache = dir + "/cache.sqlite"
+        let m = try StageRunner.run(
+            QAStage(config: c, input: input, templates: templatesDirectory), directory: dir + "/qa",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.status, "complete")
+        XCTAssertEqual(m.counts["failed_chunks"]?.intValue, 0)
+        // Every chunk either gave pairs or an unparseable reply kept in rejects.jsonl with its raw text.
+        XCTAssertEqual((m.counts["pairs"]?.intValue ?? 0) > 0 || (m.counts["unparseable_replies"]?.intValue ?? 0) > 0, true)
+    }
 }

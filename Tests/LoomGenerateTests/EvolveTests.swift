@@ -1,0 +1,148 @@
+import Foundation
+import LoomTestServer
+import XCTest
+
+@testable import LoomCore
+@testable import LoomGenerate
+
+final class EvolRuleTests: XCTestCase {
+    func testRule1NoInformationGain() {
+        XCTAssertTrue(EvolRules.noGainByTokens(parent: "Explain how insulin works.", child: "Explain how insulin works"))
+        XCTAssertTrue(EvolRules.noGainByTokens(parent: "Explain how insulin works in the liver.", child: "How does insulin work in the liver?") == false)
+        XCTAssertFalse(EvolRules.noGainByTokens(parent: "Explain how insulin works.", child: "Explain how insulin works in muscle cells."))
+        XCTAssertTrue(EvolRules.judgedEqual("Equal"))
+        XCTAssertTrue(EvolRules.judgedEqual(" equal."))
+        XCTAssertFalse(EvolRules.judgedEqual("Not Equal"))
+        XCTAssertFalse(EvolRules.judgedEqual("not equal - the second adds a constraint"))
+    }
+
+    func testRule2Sorry() {
+        XCTAssertTrue(EvolRules.isSorry("Sorry, I cannot answer that."))
+        XCTAssertFalse(EvolRules.isSorry("Insulin binds its receptor."))
+        let long = "I am sorry to say this is complicated. " + String(repeating: "The receptor signals through kinases. ", count: 20)
+        XCTAssertFalse(EvolRules.isSorry(long))  // 80 words or more
+    }
+
+    func testRule3OnlyPunctuationAndStopWords() {
+        XCTAssertTrue(EvolRules.isEmpty("..."))
+        XCTAssertTrue(EvolRules.isEmpty("It is what it is, so!"))
+        XCTAssertTrue(EvolRules.isEmpty(""))
+        XCTAssertFalse(EvolRules.isEmpty("Glucose."))
+    }
+
+    func testRule4CopiedPromptWords() {
+        XCTAssertTrue(EvolRules.copiesPromptWords("#Rewritten Prompt#: explain insulin"))
+        XCTAssertTrue(EvolRules.copiesPromptWords("Rewrite the given prompt to ask about insulin"))
+        XCTAssertTrue(EvolRules.copiesPromptWords("As the rewritten prompt says, explain insulin"))
+        XCTAssertFalse(EvolRules.copiesPromptWords("Explain insulin signalling in three steps."))
+    }
+}
+
+final class EvolveStageTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-evol-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A fake model: rewrites add a clause (one in five copies the prompt's words), answers are sentences (the
+    /// instruction about "kidney" gets a sorry), the judge says Not Equal.
+    static let model: @Sendable (String) -> String = { prompt in
+        if prompt.hasPrefix("Here are two instructions") { return "Not Equal" }
+        if let r = prompt.range(of: "#The Given Prompt#:\n") {
+            let given = prompt[r.upperBound...].components(separatedBy: "\n#The").first ?? ""
+            if given.contains("copy") { return "#The Rewritten Prompt#: \(given)" }
+            return given + " Answer in three numbered steps and cite one study."
+        }
+        if prompt.contains("kidney") { return "Sorry, I cannot help." }
+        return "Step 1: insulin binds its receptor. Step 2: signalling follows. Step 3: glucose uptake rises."
+    }
+
+    func testRoundsLineageAndElimination() throws {
+        let server = ChatTestServer(answer: Self.model)
+        try server.start()
+        defer { server.stop() }
+        let records: [JSONValue] = ["How does insulin act on muscle?", "What does the kidney filter?", "Please copy this text."]
+            .enumerated().map { i, q in
+                ["id": .string("s\(i)"), "messages": [["role": "user", "content": .string(q)], ["role": "assistant", "content": "x"]]]
+            }
+        _ = try StageRunner.run(RecordsStage(records: records), directory: dir + "/in", options: RunOptions(quiet: true))
+        var c = EvolveConfig()
+        c.qa.openai.baseURL = server.baseURL
+        c.qa.openai.retries = 1
+        c.qa.cache = dir + "/cache.sqlite"
+        c.rounds = 2
+        let m = try StageRunner.run(
+            EvolveStage(config: c, input: dir + "/in", templates: templatesDirectory), directory: dir + "/evol",
+            options: RunOptions(quiet: true)
+        ).manifest
+        // s0 evolves twice; s1's answers are "sorry" (eliminated both rounds, parent back in the pool); s2 copies.
+        XCTAssertEqual(m.counts["evolved"]?.intValue, 2)
+        XCTAssertEqual(m.counts["eliminated_sorry"]?.intValue, 2)
+        XCTAssertEqual(m.counts["eliminated_copied_prompt_words"]?.intValue, 2)
+        let out = try String(contentsOfFile: dir + "/evol/part-00000.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        XCTAssertEqual(out.map { $0["meta"]?["evol"]?["round"]?.intValue }, [1, 2])
+        XCTAssertEqual(out[1]["meta"]?["evol"]?["parent"]?.stringValue, "s0#evol1")
+        XCTAssertEqual(out[1]["meta"]?["evol"]?["root"]?.stringValue, "s0")
+        let second = out[1]["messages"]?.arrayValue?.first?["content"]?.stringValue ?? ""
+        XCTAssertTrue(second.hasPrefix("How does insulin act on muscle? Answer in three numbered steps"), second)
+    }
+}
+
+final class PreferenceStageTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-pref-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func sample(_ id: String, _ turns: [(String, String, String)]) -> JSONValue {
+        var messages: [JSONValue] = []
+        for (q, a, _) in turns { messages += [["role": "user", "content": .string(q)], ["role": "assistant", "content": .string(a)]] }
+        return [
+            "id": .string(id), "messages": .array(messages),
+            "meta": ["tasks": .array(turns.map { ["type": .string($0.2)] })],
+        ]
+    }
+
+    func testDistractorsAndSampledAnswers() throws {
+        let records = [
+            sample("a", [("Text A\n\nDoes it follow?", "Yes", "nli"), ("Complete: the cell", "divides quickly.", "completion")]),
+            sample("b", [("Text B\n\nDoes it follow?", "No", "nli"), ("Complete: the drug", "lowers pressure.", "completion")]),
+            sample("c", [("Text C\n\nDoes it follow?", "Yes", "nli")]),
+        ]
+        _ = try StageRunner.run(RecordsStage(records: records), directory: dir + "/in", options: RunOptions(quiet: true))
+        let m = try StageRunner.run(
+            PreferenceStage(config: PreferenceConfig(), input: dir + "/in", templates: templatesDirectory),
+            directory: dir + "/pref", options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.counts["pairs"]?.intValue, 5)
+        let out = try String(contentsOfFile: dir + "/pref/part-00000.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        for r in out {
+            let chosen = r["chosen"]?.arrayValue?.first?["content"]?.stringValue
+            let rejected = r["rejected"]?.arrayValue?.first?["content"]?.stringValue
+            XCTAssertNotEqual(chosen, rejected)
+            XCTAssertEqual(r["prompt"]?.arrayValue?.last?["role"]?.stringValue, "user")
+        }
+        XCTAssertEqual(out[0]["rejected"]?.arrayValue?.first?["content"]?.stringValue, "No")  // the other label
+        // Sampled: the model sees the question alone; an answer equal to the reference is dropped.
+        let server = ChatTestServer(answer: { $0.contains("the cell") ? "divides quickly." : "I do not know." })
+        try server.start()
+        defer { server.stop() }
+        var c = PreferenceConfig()
+        c.rejected = "sample"
+        c.qa.openai.baseURL = server.baseURL
+        c.qa.noCache = true
+        let s = try StageRunner.run(
+            PreferenceStage(config: c, input: dir + "/in", templates: templatesDirectory), directory: dir + "/sampled",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(s.counts["pairs"]?.intValue, 4)
+        XCTAssertEqual(s.counts["dropped_equal"]?.intValue, 1)
+        XCTAssertTrue(server.answered.keys.allSatisfy { !$0.contains("Text A") }, "\(server.answered.keys)")
+    }
+}
