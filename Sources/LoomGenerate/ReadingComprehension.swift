@@ -10,6 +10,7 @@ public enum RCTask: String, CaseIterable, Sendable {
     case wordToText = "word_to_text"
     case keywords
     case nli
+    case paraphrase
     case cause
     case effect
     case completion
@@ -116,6 +117,8 @@ public struct RCMiner: Sendable {
         let entailment: [String]
         let contradiction: [String]
         let neutral: [String]
+        /// "S1. In other words, S2": the same meaning.
+        let restatement: [String]
         /// Within one sentence: "EFFECT because CAUSE".
         let causeMarkers: [String]
         /// Korean "CAUSE 때문에 EFFECT" puts the cause first.
@@ -127,11 +130,13 @@ public struct RCMiner: Sendable {
                 "However", "But", "Nevertheless", "Nonetheless", "In contrast", "Conversely", "On the other hand",
             ],
             neutral: ["Moreover", "Furthermore", "In addition", "Additionally", "Besides"],
+            restatement: ["In other words", "That is", "Namely", "Put differently", "Stated differently"],
             causeMarkers: [" because ", " due to ", " owing to ", " as a result of ", " caused by "], causeFirst: false)
         static let ko = Connectives(
             entailment: ["그러므로", "따라서", "그 결과", "결과적으로"],
             contradiction: ["그러나", "하지만", "반면에", "반면"],
             neutral: ["또한", "게다가", "아울러"],
+            restatement: ["즉", "다시 말해", "다시 말하면"],
             causeMarkers: [" 때문에 ", "때문에 "], causeFirst: true)
     }
 
@@ -193,11 +198,23 @@ public struct RCMiner: Sendable {
                 if let hypothesis = RCMiner.strip(sentences[i], list) {
                     candidates[.nli, default: []].append(
                         (["premise": premise, "hypothesis": hypothesis], t.answer(label), RCTask.nli.templateKey))
+                    if label == "contradiction" {
+                        candidates[.paraphrase, default: []].append(
+                            (["first": premise, "second": hypothesis], t.answer("contradiction"),
+                             RCTask.paraphrase.templateKey))
+                    }
                     if label == "entailment" {
                         candidates[.effect, default: []].append(
                             (["cause": trimEnd(premise)], hypothesis, RCTask.effect.templateKey))
                     }
                 }
+            }
+        }
+        // Paraphrase: a sentence restated by the next one.
+        for i in sentences.indices.dropFirst() where RCMiner.words(sentences[i - 1]) >= 4 {
+            if let second = RCMiner.strip(sentences[i], conn.restatement) {
+                candidates[.paraphrase, default: []].append(
+                    (["first": sentences[i - 1], "second": second], t.answer("entailment"), RCTask.paraphrase.templateKey))
             }
         }
         // Cause/effect inside a sentence.

@@ -9,7 +9,8 @@ struct Generate: ParsableCommand {
         discussion: """
             rc mines reading-comprehension tasks from the text itself (no model,
             no network): title, key terms, a sentence using given terms,
-            inference and cause/effect from connectives, sentence completion.
+            inference, paraphrase and cause/effect from connectives, sentence
+            completion.
             Phrasings are in templates/rc/ (English and Korean).
 
             qa asks any OpenAI-compatible server (vLLM, llama.cpp server,

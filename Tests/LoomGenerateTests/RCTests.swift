@@ -30,6 +30,12 @@ func unsupported(_ e: RCExample, chunk: String, title: String?) -> String? {
     case .keywords:
         let missing = e.answer.components(separatedBy: ", ").filter { !text.localizedCaseInsensitiveContains($0) }
         return missing.isEmpty ? nil : "keywords not in chunk: \(missing)"
+    case .paraphrase:
+        guard labels.contains(e.answer), let a = e.values["first"], let b = e.values["second"] else {
+            return "bad paraphrase example"
+        }
+        let bLower = b.prefix(1).lowercased() + b.dropFirst()
+        return text.contains(a) && (text.contains(b) || text.contains(bLower)) ? nil : "sentences not in chunk"
     case .nli:
         guard labels.contains(e.answer), let p = e.values["premise"], let h = e.values["hypothesis"] else {
             return "bad nli example"
@@ -48,7 +54,8 @@ final class RCMinerTests: XCTestCase {
         Insulin resistance develops slowly in adults who gain weight. Therefore, screening is recommended after \
         the age of forty. Hepatic glucose output rises because insulin signalling in the liver is impaired. \
         However, exercise restores insulin sensitivity within weeks in most adults. Moreover, dietary changes \
-        lower fasting glucose when they are sustained for a year or longer.
+        lower fasting glucose when they are sustained for a year or longer. In other words, lasting changes in \
+        diet lower the fasting glucose level.
         """
 
     func testTasksComeFromTheText() throws {
@@ -56,7 +63,8 @@ final class RCMinerTests: XCTestCase {
         let (shown, examples) = m.mine(text, title: nil, seed: 3)
         XCTAssertEqual(shown, text)
         let types = Set(examples.map(\.task))
-        XCTAssertTrue(types.isSuperset(of: [.nli, .cause, .effect, .completion]), "\(types)")
+        XCTAssertTrue(types.isSuperset(of: [.nli, .paraphrase, .cause, .effect, .completion]), "\(types)")
+        XCTAssertTrue(examples.contains { $0.task == .paraphrase && $0.answer == "Yes" && $0.values["second"]?.hasPrefix("Lasting changes") == true })
         for e in examples { XCTAssertNil(unsupported(e, chunk: text, title: nil), "\(e)") }
         let nli = examples.filter { $0.task == .nli }
         for e in nli {
