@@ -10,12 +10,12 @@ struct Generate: ParsableCommand {
             rc mines reading-comprehension tasks from the text itself (no model,
             no network): title, key terms, a sentence using given terms,
             inference, paraphrase and cause/effect from connectives, sentence
-            completion.
-            Phrasings are in templates/rc/ (English and Korean).
+            completion. Phrasings are in templates/rc/ (English and Korean).
 
-            qa asks any OpenAI-compatible server (vLLM, llama.cpp server,
-            Ollama, TGI) for question/answer pairs about each chunk; replies are
-            cached in SQLite, so a re-run sends nothing it already has.
+            qa and evolve ask any OpenAI-compatible server (vLLM, llama.cpp
+            server, Ollama, TGI); replies are cached in SQLite, so a re-run
+            sends nothing it already has. preference makes DPO/ORPO pairs from
+            SFT samples, with or without a model.
             """,
         subcommands: [GenerateRC.self, GenerateQA.self, GenerateEvolve.self, GeneratePreference.self])
 }
