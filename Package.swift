@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LoomIngest", targets: ["LoomIngest"]),
         .library(name: "LoomDedup", targets: ["LoomDedup"]),
         .library(name: "LoomGenerate", targets: ["LoomGenerate"]),
+        .library(name: "LoomPack", targets: ["LoomPack"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,18 +40,20 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate",
+                "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
+        .target(name: "LoomPack", dependencies: ["LoomCore"]),
         .executableTarget(
             name: "loom-bench",
-            dependencies: ["CLibXML2", "CZlib", "LoomTestServer"],
+            dependencies: ["CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore"],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore", "CPoppler"]),
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore", "LoomTestServer"]),
+        .testTarget(name: "LoomPackTests", dependencies: ["LoomPack", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )

@@ -11,6 +11,8 @@
 //                                                  OCR vs the tesseract command on the same page images
 //   loom-bench generate [--latency S]              loom generate qa requests/s at --concurrency 1, 4, 16 against a
 //                                                  loopback server answering after S seconds (default 0.2)
+//   loom-bench pack PUBMED.xml.gz [--samples N]    knapsack vs first-fit-decreasing on the chunk lengths of a PubMed
+//                                                  file at 4,096 tokens, and N samples (1,000,000) drawn from them
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //
@@ -257,6 +259,7 @@ let runs = option("--runs").flatMap(Int.init) ?? 7
 let peerRuns = option("--peer-runs").flatMap(Int.init) ?? 3
 let documents = option("--documents").flatMap(Int.init) ?? 1_000_000
 let latency = option("--latency").flatMap(Double.init) ?? 0.2
+let samples = option("--samples").flatMap(Int.init) ?? 1_000_000
 let gigabytes = option("--gigabytes").flatMap(Double.init) ?? 1
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
@@ -269,6 +272,7 @@ case ("dedup", 3): dedup(args[1], truth: args[2], runs: runs, peerRuns: peerRuns
 case ("dedup-memory", 1): dedupMemory(documents: documents)
 case ("pdf", 2): pdf(args[1], runs: runs)
 case ("generate", 1): generateConcurrency(latency: latency)
+case ("pack", 2): pack(args[1], samples: samples, context: 4096)
 default:
     print(
         """
@@ -278,6 +282,7 @@ default:
                loom-bench dedup-memory [--documents N]
                loom-bench pdf DIR [--runs N]
                loom-bench generate [--latency S]
+               loom-bench pack PUBMED.xml.gz [--samples N]
         """)
     exit(2)
 }

@@ -59,6 +59,9 @@ public final class StageContext: @unchecked Sendable {
     /// Records a stage-specific count in the manifest (e.g. "replaced", "deleted").
     public func setCount(_ key: String, _ value: Int) { lock.withLock { _counts[key] = .int(value) } }
 
+    /// Records a stage-specific measurement that is not a count (e.g. a packing efficiency).
+    public func setValue(_ key: String, _ value: JSONValue) { lock.withLock { _counts[key] = value } }
+
     /// A problem with one whole input (a truncated file, a file that is not XML): the stage finishes what it
     /// can, the manifest is marked failed, and the command exits non-zero.
     public func fail(_ message: String) {
@@ -233,4 +236,20 @@ public func peakMemoryMB() -> Double {
     else { return 0 }
     let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
     return kb / 1024
+}
+
+/// A stage that writes records it was given: turns values in memory into a finished stage directory (tests,
+/// imports).
+public struct RecordsStage: Stage {
+    public let records: [JSONValue]
+    public let name: String
+
+    public init(records: [JSONValue], name: String = "records") {
+        self.records = records
+        self.name = name
+    }
+
+    public var config: JSONValue { .string(SHA256.hex(JSONValue.array(records).jsonString)) }
+    public var inputs: [StageInput] { [] }
+    public func run(_ ctx: StageContext) throws { for r in records { try ctx.output.write(r) } }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LoomCore
 import LoomIngest
+import LoomPack
 
 struct Loom: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, RunCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, PackCommand.self, RunCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -282,5 +283,49 @@ struct RunCommand: ParsableCommand {
             Log.error(e.message)
             throw ExitCode(1)
         }
+    }
+}
+
+struct PackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pack",
+        abstract: "Pack samples into context windows with no padding wasted (0/1 knapsack per window).",
+        discussion: """
+            Each window of --context-tokens is filled with the subset of the
+            remaining samples that gives it the most tokens (exact subset sum
+            over token lengths); first-fit-decreasing is computed too and used
+            if it needs fewer windows. The manifest reports packing_efficiency
+            and ffd_efficiency (tokens / (windows x context)). Each output
+            record is one window with its member records whole, for a trainer
+            that keeps attention inside each member.
+
+            Token lengths are estimated as words x --tokens-per-word until a
+            trained tokenizer is given. A sample longer than the context is
+            split into word windows (--overlong split) or rejected.
+
+            Example:
+              loom pack out/rc -o out/packed --context-tokens 4096
+            """)
+
+    @Argument(help: "A finished stage directory of samples (text, messages, or prompt/chosen).")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+
+    @Option(help: "Tokens in one context window.")
+    var contextTokens = 4096
+
+    @Option(help: "Samples longer than the context: split or reject.")
+    var overlong = "split"
+
+    @Option(help: "Tokens per word for the length estimate.")
+    var tokensPerWord = 1.3
+
+    func run() throws {
+        var c = PackConfig()
+        c.contextTokens = contextTokens
+        c.overlong = overlong
+        c.tokensPerWord = tokensPerWord
+        try runStage({ try PackStage(config: c, input: input) }, options: stage)
     }
 }

@@ -5,6 +5,7 @@ import LoomCore
 import LoomDedup
 import LoomGenerate
 import LoomIngest
+import LoomPack
 
 enum Steps {
     static func factories(jobs: Int) -> [String: StepFactory] {
@@ -85,6 +86,13 @@ enum Steps {
                 }
                 let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
                 return try RCStage(config: c, input: input, templates: templates)
+            },
+            "pack": { ctx in
+                let c = try ctx.step.options.decode(PackConfig.self, allowedKeys: PackConfig.keys, context: ctx.location)
+                guard let input = ctx.input else { throw LoomError("\(ctx.location): pack needs a step before it") }
+                do { return try PackStage(config: c, input: input) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
             },
             "dedup": { ctx in
                 let c = try ctx.step.options.decode(

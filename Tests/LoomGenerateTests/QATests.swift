@@ -5,14 +5,6 @@ import XCTest
 @testable import LoomCore
 @testable import LoomGenerate
 
-/// Writes the given records as a finished stage directory (the input of a generate stage).
-struct RecordsStage: Stage {
-    let records: [JSONValue]
-    var name: String { "test-records" }
-    var config: JSONValue { .int(records.count) }
-    var inputs: [StageInput] { [] }
-    func run(_ ctx: StageContext) throws { for r in records { try ctx.output.write(r) } }
-}
 
 func chunkRecords(_ n: Int) -> [JSONValue] {
     (0..<n).map { i in
