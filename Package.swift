@@ -44,7 +44,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
-        .target(name: "LoomPack", dependencies: ["LoomCore"]),
+        .target(name: "LoomPack", dependencies: ["LoomCore", "CLoomKernels"]),
         .executableTarget(
             name: "loom-bench",
             dependencies: ["CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore"],
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore", "CPoppler"]),
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore", "LoomTestServer"]),
-        .testTarget(name: "LoomPackTests", dependencies: ["LoomPack", "LoomCore"]),
+        .testTarget(name: "LoomPackTests", dependencies: ["LoomPack", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )

@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, PackCommand.self, RunCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, ClusterCommand.self, PackCommand.self, RunCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -327,5 +327,60 @@ struct PackCommand: ParsableCommand {
         c.overlong = overlong
         c.tokensPerWord = tokensPerWord
         try runStage({ try PackStage(config: c, input: input) }, options: stage)
+    }
+}
+
+struct ClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Group related documents into one sample each, so a model reads them side by side.",
+        discussion: """
+            Documents are embedded (TF-IDF over hashed word and character
+            n-grams, --dim dimensions, L2-normalised) and their exact nearest
+            neighbours found. Then, in input order, an unassigned document
+            starts a cluster and takes its most similar unassigned neighbours
+            while the cosine similarity is at least --similarity, the cluster
+            stays within --max-tokens and has at most --max-docs documents
+            (arXiv 2401.07284). Each cluster is one text sample: its documents
+            joined by blank lines; meta lists members and similarities. The
+            vectors are kept in OUT/vectors.bin.
+
+            Example:
+              loom cluster out/dedup -o out/clusters --similarity 0.7 --max-docs 8
+            """)
+
+    @Argument(help: "A finished stage directory of documents or chunks.")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+
+    @Option(help: "Least cosine similarity for a neighbour to join a cluster.")
+    var similarity = 0.7
+
+    @Option(help: "Most tokens (estimated) in a cluster.")
+    var maxTokens = 4096
+
+    @Option(help: "Most documents in a cluster.")
+    var maxDocs = 8
+
+    @Option(help: "Neighbours considered per document.")
+    var neighbours = 16
+
+    @Option(help: "Embedding dimensions.")
+    var dim = 512
+
+    @Option(help: "Worker threads (default: the number of cores).")
+    var jobs: Int?
+
+    func run() throws {
+        var c = ClusterConfig()
+        c.similarity = similarity
+        c.maxTokens = maxTokens
+        c.maxDocs = maxDocs
+        c.neighbours = neighbours
+        c.dim = dim
+        try runStage(
+            { try ClusterStage(config: c, input: input, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            options: stage)
     }
 }

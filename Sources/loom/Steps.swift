@@ -87,6 +87,14 @@ enum Steps {
                 let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
                 return try RCStage(config: c, input: input, templates: templates)
             },
+            "cluster": { ctx in
+                let c = try ctx.step.options.decode(ClusterConfig.self, allowedKeys: ClusterConfig.keys, context: ctx.location)
+                guard let input = ctx.input else { throw LoomError("\(ctx.location): cluster needs a step before it") }
+                let j = ctx.step.options["jobs"]?.intValue ?? jobs
+                do { return try ClusterStage(config: c, input: input, jobs: j) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
+            },
             "pack": { ctx in
                 let c = try ctx.step.options.decode(PackConfig.self, allowedKeys: PackConfig.keys, context: ctx.location)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): pack needs a step before it") }

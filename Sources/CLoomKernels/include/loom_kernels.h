@@ -21,4 +21,10 @@ const char *loom_minhash_variant(void);
 
 /// The number of equal slots of two signatures.
 size_t loom_signature_matches(const uint32_t *x, const uint32_t *y, size_t perms);
+
+/// out[i * nb + j] = dot(a[i], b[j]) for rows of `dim` floats: a block of a similarity matrix.
+void loom_dot_block(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out);
+
+/// Scalar reference for loom_dot_block (the tests compare them).
+void loom_dot_block_reference(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out);
 #endif

@@ -1,0 +1,161 @@
+// Document vectors without a model: TF-IDF over hashed word and character n-grams (signed feature hashing into
+// `dim` dimensions), L2-normalised, so a dot product is a cosine similarity. The vectors file is a small JSON
+// header and the raw float32 rows.
+
+import CLoomKernels
+import Foundation
+import LoomCore
+
+public struct HashingEmbedder: Sendable {
+    public var dim = 512
+    /// Word n-gram orders and character n-gram orders (over the lower-cased text).
+    public var wordOrders = [1, 2]
+    public var charOrders = [4]
+
+    public init(dim: Int = 512) { self.dim = dim }
+
+    /// Feature buckets and signs with counts for one text.
+    func features(_ text: String) -> [Int: Float] {
+        var counts: [Int: Float] = [:]
+        let lower = text.lowercased()
+        let words = lower.split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
+        func add(_ s: String, _ salt: UInt64) {
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ salt
+            for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+            h ^= h >> 33
+            h &*= 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 33
+            let bucket = Int(h % UInt64(dim))
+            counts[bucket, default: 0] += (h >> 63) == 0 ? 1 : -1
+        }
+        for n in wordOrders where words.count >= n {
+            for i in 0...(words.count - n) { add(words[i..<(i + n)].joined(separator: " "), UInt64(n)) }
+        }
+        let chars = Array(words.joined(separator: " "))
+        for n in charOrders where chars.count >= n {
+            for i in 0...(chars.count - n) { add(String(chars[i..<(i + n)]), 100 + UInt64(n)) }
+        }
+        return counts
+    }
+
+    /// Vectors for all texts (rows of `dim`), TF-IDF weighted with document frequencies over these texts.
+    public func embed(_ texts: [String], jobs: Int = 1) -> [Float] {
+        let feats = (try? parallelMap(texts, jobs: jobs) { features($0) }) ?? []
+        var df = [Int](repeating: 0, count: dim)
+        for f in feats { for k in f.keys { df[k] += 1 } }
+        let n = Float(max(1, texts.count))
+        let idf = df.map { log((1 + n) / (1 + Float($0))) + 1 }
+        var out = [Float](repeating: 0, count: texts.count * dim)
+        for (i, f) in feats.enumerated() {
+            var norm: Float = 0
+            for (k, c) in f {
+                let v = (c < 0 ? -1 : 1) * log(1 + abs(c)) * idf[k]
+                out[i * dim + k] = v
+                norm += v * v
+            }
+            if norm > 0 {
+                let s = 1 / norm.squareRoot()
+                for k in f.keys { out[i * dim + k] *= s }
+            }
+        }
+        return out
+    }
+}
+
+/// Exact k-nearest neighbours by cosine, in blocks of the similarity matrix (C kernel with an AVX-512 variant).
+public enum Neighbours {
+    /// For each row, up to `k` other rows with their similarity, most similar first.
+    public static func exact(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
+        let n = v.count / dim
+        let block = 256
+        let starts = Array(stride(from: 0, to: n, by: block))
+        let parts = (try? parallelMap(starts, jobs: jobs) { start -> [[(index: Int, similarity: Float)]] in
+            let rows = min(block, n - start)
+            var out = [Float](repeating: 0, count: rows * n)
+            v.withUnsafeBufferPointer { p in
+                out.withUnsafeMutableBufferPointer { o in
+                    loom_dot_block(p.baseAddress! + start * dim, rows, p.baseAddress!, n, dim, o.baseAddress!)
+                }
+            }
+            return (0..<rows).map { r in
+                var best: [(index: Int, similarity: Float)] = []
+                let base = r * n
+                for j in 0..<n where j != start + r {
+                    let s = out[base + j]
+                    if best.count < k {
+                        best.append((j, s))
+                        if best.count == k { best.sort { $0.similarity != $1.similarity ? $0.similarity > $1.similarity : $0.index < $1.index } }
+                    } else if s > best[k - 1].similarity {
+                        var p = k - 1
+                        while p > 0 && best[p - 1].similarity < s { p -= 1 }
+                        best.insert((j, s), at: p)
+                        best.removeLast()
+                    }
+                }
+                if best.count < k { best.sort { $0.similarity != $1.similarity ? $0.similarity > $1.similarity : $0.index < $1.index } }
+                return best
+            }
+        }) ?? []
+        return parts.flatMap { $0 }
+    }
+}
+
+/// The clustering of arXiv 2401.07284: documents in order; an unassigned document starts a cluster and takes its
+/// most similar unassigned neighbours while the similarity is at least `similarity`, the cluster's tokens stay
+/// within `maxTokens` and it has at most `maxDocs` documents.
+public enum SimilarityClustering {
+    public static func clusters(
+        neighbours: [[(index: Int, similarity: Float)]], tokens: [Int], similarity: Float, maxTokens: Int, maxDocs: Int
+    ) -> [[Int]] {
+        var assigned = [Bool](repeating: false, count: tokens.count)
+        var out: [[Int]] = []
+        for d in tokens.indices where !assigned[d] {
+            assigned[d] = true
+            var cluster = [d]
+            var total = tokens[d]
+            for nb in neighbours[d] where nb.similarity >= similarity && cluster.count < maxDocs {
+                guard !assigned[nb.index], total + tokens[nb.index] <= maxTokens else { continue }
+                assigned[nb.index] = true
+                cluster.append(nb.index)
+                total += tokens[nb.index]
+            }
+            out.append(cluster)
+        }
+        return out
+    }
+}
+
+public enum VectorFile {
+    static let magic = Array("LOOMVEC1".utf8)
+
+    public static func write(_ v: [Float], dim: Int, embedder: String, to path: String) throws {
+        let f = try BufferedFile(creating: path, capacity: 4 << 20)
+        let header = JSONValue.object(JSONObject([("count", .int(v.count / max(1, dim))), ("dim", .int(dim)), ("embedder", .string(embedder))])).jsonString
+        try f.write(magic)
+        try f.write(withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) })
+        try f.write(header)
+        try v.withUnsafeBytes { try f.write($0.bindMemory(to: UInt8.self)) }
+        try f.close(sync: false)
+    }
+
+    public static func read(_ path: String) throws -> (vectors: [Float], dim: Int) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw LoomError("cannot read \(path): \(error.localizedDescription)")
+        }
+        return try data.withUnsafeBytes { raw in
+            guard raw.count >= 16, Array(raw[0..<8]) == magic else { throw LoomError("\(path): not a Loom vectors file") }
+            let hlen = Int(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian)
+            guard 16 + hlen <= raw.count else { throw LoomError("\(path): truncated header") }
+            let header = try JSONValue.parse(bytes: UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[16..<(16 + hlen)]))
+            guard let n = header["count"]?.intValue, let dim = header["dim"]?.intValue,
+                16 + hlen + n * dim * 4 == raw.count
+            else { throw LoomError("\(path): size does not match its header") }
+            var v = [Float](repeating: 0, count: n * dim)
+            v.withUnsafeMutableBytes { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[(16 + hlen)...]))
+            }
+            return (v, dim)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import CLoomKernels
+import Foundation
+import LoomCore
+import XCTest
+
+@testable import LoomPack
+
+final class ClusterTests: XCTestCase {
+    func testDotKernelMatchesReference() {
+        var rng = SplitMix64(seed: 3)
+        for (na, nb, dim) in [(1, 1, 1), (5, 7, 33), (9, 300, 512), (4, 4, 16)] {
+            let a = (0..<(na * dim)).map { _ in Float(rng.below(2000)) / 1000 - 1 }
+            let b = (0..<(nb * dim)).map { _ in Float(rng.below(2000)) / 1000 - 1 }
+            var fast = [Float](repeating: 0, count: na * nb)
+            var slow = fast
+            loom_dot_block(a, na, b, nb, dim, &fast)
+            loom_dot_block_reference(a, na, b, nb, dim, &slow)
+            for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-3 * Float(dim)) }
+        }
+    }
+
+    let texts = [
+        "Statin therapy lowers LDL cholesterol in older adults with coronary disease.",
+        "In older adults with coronary disease, statin therapy lowers LDL cholesterol levels.",
+        "Gene expression profiling of breast tumours identifies distinct molecular subtypes.",
+        "Breast tumours fall into distinct molecular subtypes by gene expression profiling.",
+        "Volcanic ash deposits record eruptions of the last ten thousand years.",
+    ]
+
+    func testSimilarTextsAreNeighboursAndClusterTogether() {
+        let e = HashingEmbedder(dim: 256)
+        let v = e.embed(texts)
+        for i in texts.indices {
+            let norm = (0..<256).reduce(Float(0)) { $0 + v[i * 256 + $1] * v[i * 256 + $1] }
+            XCTAssertEqual(norm, 1, accuracy: 1e-4)
+        }
+        let nb = Neighbours.exact(v, dim: 256, k: 2)
+        XCTAssertEqual(nb[0].first?.index, 1)
+        XCTAssertEqual(nb[2].first?.index, 3)
+        // Exact: the same as a brute-force ranking.
+        for i in texts.indices {
+            let brute = texts.indices.filter { $0 != i }.map { j in
+                (j, (0..<256).reduce(Float(0)) { $0 + v[i * 256 + $1] * v[j * 256 + $1] })
+            }.sorted { $0.1 > $1.1 }
+            XCTAssertEqual(nb[i].map(\.index), brute.prefix(2).map(\.0))
+        }
+        let tokens = [10, 10, 10, 10, 10]
+        XCTAssertEqual(
+            SimilarityClustering.clusters(neighbours: nb, tokens: tokens, similarity: 0.3, maxTokens: 100, maxDocs: 8),
+            [[0, 1], [2, 3], [4]])
+        // The limits: tokens and documents.
+        XCTAssertEqual(
+            SimilarityClustering.clusters(neighbours: nb, tokens: tokens, similarity: 0.3, maxTokens: 15, maxDocs: 8).count, 5)
+        XCTAssertEqual(
+            SimilarityClustering.clusters(neighbours: nb, tokens: tokens, similarity: 0.3, maxTokens: 100, maxDocs: 1).count, 5)
+        XCTAssertEqual(
+            SimilarityClustering.clusters(neighbours: nb, tokens: tokens, similarity: 0.99, maxTokens: 100, maxDocs: 8).count, 5)
+    }
+
+    func testClusterStageWritesSamplesAndVectors() throws {
+        let dir = NSTemporaryDirectory() + "loom-cluster-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let records: [JSONValue] = texts.enumerated().map { ["id": .string("d\($0.offset)"), "text": .string($0.element)] }
+        let opts = RunOptions(quiet: true)
+        _ = try StageRunner.run(RecordsStage(records: records + [["id": "x"]]), directory: dir + "/in", options: opts)
+        var c = ClusterConfig()
+        c.similarity = 0.3
+        let m = try StageRunner.run(ClusterStage(config: c, input: dir + "/in", jobs: 2), directory: dir + "/out", options: opts).manifest
+        XCTAssertEqual(m.counts["clusters"]?.intValue, 3)
+        XCTAssertEqual(m.rejects, 1)
+        let first = try JSONValue.parse(
+            String(try String(contentsOfFile: dir + "/out/part-00000.jsonl", encoding: .utf8).split(separator: "\n")[0]))
+        XCTAssertEqual(first["meta"]?["members"], ["d0", "d1"])
+        XCTAssertEqual(first["text"]?.stringValue, texts[0] + "\n\n" + texts[1])
+        let (v, dim) = try VectorFile.read(dir + "/out/vectors.bin")
+        XCTAssertEqual(dim, 512)
+        XCTAssertEqual(v.count, 5 * 512)
+    }
+}
