@@ -128,7 +128,7 @@ struct IngestPubMed: ParsableCommand {
         c.since = since
         c.until = until
         try runStage(
-            { try PubMedIngestStage(config: c, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            { try PubMedIngestStage(config: c, jobs: jobCount(jobs)) },
             options: stage)
     }
 }
@@ -199,7 +199,7 @@ struct IngestPDF: ParsableCommand {
         c.joinHyphens = !keepHyphens
         c.normalizeWhitespace = !keepWhitespace
         try runStage(
-            { try PDFIngestStage(config: c, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            { try PDFIngestStage(config: c, jobs: jobCount(jobs)) },
             options: stage)
     }
 }
@@ -274,7 +274,7 @@ struct RunCommand: ParsableCommand {
         do {
             let pipeline = try Pipeline.load(path: file)
             let runner = PipelineRunner(
-                factories: Steps.factories(jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount))
+                factories: Steps.factories(jobs: jobCount(jobs)))
             let results = try runner.run(pipeline, output: output, options: flags.runOptions)
             if !flags.quiet, let last = results.last {
                 print("\(pipeline.name): \(results.count) steps done; output in \(last.directory)")
@@ -380,7 +380,10 @@ struct ClusterCommand: ParsableCommand {
         c.neighbours = neighbours
         c.dim = dim
         try runStage(
-            { try ClusterStage(config: c, input: input, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            { try ClusterStage(config: c, input: input, jobs: jobCount(jobs)) },
             options: stage)
     }
 }
+
+/// `--jobs` as given, or the number of cores.
+func jobCount(_ given: Int?) -> Int { given ?? ProcessInfo.processInfo.activeProcessorCount }

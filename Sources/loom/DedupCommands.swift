@@ -136,7 +136,7 @@ struct DedupMinHash: ParsableCommand {
         text.apply(to: &c)
         minhash.apply(to: &c)
         try runStage(
-            { try DedupStage(config: c, paths: inputs, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            { try DedupStage(config: c, paths: inputs, jobs: jobCount(jobs)) },
             options: stage)
     }
 }
@@ -164,7 +164,7 @@ struct DedupExact: ParsableCommand {
         c.method = "exact"
         text.apply(to: &c)
         try runStage(
-            { try DedupStage(config: c, paths: inputs, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount) },
+            { try DedupStage(config: c, paths: inputs, jobs: jobCount(jobs)) },
             options: stage)
     }
 }
@@ -209,7 +209,7 @@ struct DedupSignatures: ParsableCommand {
         try runStage(
             {
                 try SignaturesStage(
-                    config: c, paths: inputs, shard: s, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+                    config: c, paths: inputs, shard: s, jobs: jobCount(jobs))
             }, options: stage)
     }
 }
@@ -236,7 +236,7 @@ struct DedupClusters: ParsableCommand {
         try runStage(
             {
                 try ClustersStage(
-                    signatures: signatures, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+                    signatures: signatures, jobs: jobCount(jobs))
             }, options: stage)
     }
 }
