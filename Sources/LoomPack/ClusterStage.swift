@@ -70,8 +70,15 @@ public struct ClusterStage: Stage {
                 texts.append(t)
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
         ctx.progress.begin(totalBytes: nil, unit: "clusters")
-        let embedder = HashingEmbedder(dim: settings.dim)
-        let vectors = embedder.embed(texts, jobs: jobs)
+        // Vectors from an `embed` step when the input is one (and they match), else computed here.
+        var vectors: [Float] = []
+        if let m = try? Manifest.read(directory: input), m.stage == "embed",
+            let (v, d) = try? VectorFile.read(FS.join(input, "vectors.bin")), d == settings.dim, v.count == texts.count * d
+        {
+            vectors = v
+        } else {
+            vectors = HashingEmbedder(dim: settings.dim).embed(texts, jobs: jobs)
+        }
         try VectorFile.write(vectors, dim: settings.dim, embedder: "hashing", to: ctx.sideFilePath("vectors.bin"))
         let neighbours = texts.isEmpty ? [] : Neighbours.exact(vectors, dim: settings.dim, k: settings.neighbours, jobs: jobs)
         let tokens = texts.map { max(1, Int((Double($0.split(whereSeparator: { $0.isWhitespace }).count) * settings.tokensPerWord).rounded(.up))) }
@@ -104,5 +111,42 @@ public struct ClusterStage: Stage {
         ctx.setCount("documents", texts.count)
         ctx.setCount("clusters", clusters.count)
         ctx.setCount("clusters_with_several_documents", multi)
+    }
+}
+
+/// `loom embed`: the input records unchanged, plus their vectors in vectors.bin (the hashing embedder), so
+/// clustering, or anything else, can reuse them.
+public struct EmbedStage: Stage {
+    public let dim: Int
+    public let input: String
+    public let jobs: Int
+
+    public init(dim: Int, input: String, jobs: Int) throws {
+        guard dim >= 16 && dim <= 65536 else { throw LoomError("embed: dim must be between 16 and 65536") }
+        self.dim = dim
+        self.input = input
+        self.jobs = max(1, jobs)
+    }
+
+    public var name: String { "embed" }
+    public var config: JSONValue { ["embedder": "hashing", "dim": .int(dim)] }
+    public var inputs: [StageInput] { [.stage(input)] }
+    public var sideFiles: [String] { ["vectors.bin"] }
+
+    public func run(_ ctx: StageContext) throws {
+        var texts: [String] = []
+        try StageReader(directory: input).forEachRecord(
+            { r, path, line in
+                guard let t = r["text"]?.stringValue else {
+                    try ctx.reject(Reject(source: path, reason: "record has no string 'text'", line: line))
+                    return
+                }
+                texts.append(t)
+                try ctx.output.write(r)
+            }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
+        let vectors = HashingEmbedder(dim: dim).embed(texts, jobs: jobs)
+        try VectorFile.write(vectors, dim: dim, embedder: "hashing", to: ctx.sideFilePath("vectors.bin"))
+        ctx.setCount("vectors", texts.count)
+        ctx.setCount("dim", dim)
     }
 }

@@ -48,7 +48,9 @@ public struct HashingEmbedder: Sendable {
         var out = [Float](repeating: 0, count: texts.count * dim)
         for (i, f) in feats.enumerated() {
             var norm: Float = 0
-            for (k, c) in f {
+            // In bucket order: a dictionary's order changes with the process's hash seed, and so would the sums.
+            for k in f.keys.sorted() {
+                let c = f[k]!
                 let v = (c < 0 ? -1 : 1) * log(1 + abs(c)) * idf[k]
                 out[i * dim + k] = v
                 norm += v * v

@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, ClusterCommand.self, PackCommand.self, RunCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, RunCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -387,3 +387,34 @@ struct ClusterCommand: ParsableCommand {
 
 /// `--jobs` as given, or the number of cores.
 func jobCount(_ given: Int?) -> Int { given ?? ProcessInfo.processInfo.activeProcessorCount }
+
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Vectors for each record (TF-IDF over hashed n-grams), kept beside the records in vectors.bin.",
+        discussion: """
+            The output directory holds the input records unchanged and
+            vectors.bin: a JSON header (count, dim, embedder) after the magic
+            LOOMVEC1 and an 8-byte length, then count x dim float32 rows in
+            record order, L2-normalised. 'loom cluster' uses them when given
+            this directory.
+
+            Example:
+              loom embed out/dedup -o out/embed && loom cluster out/embed -o out/clusters
+            """)
+
+    @Argument(help: "A finished stage directory of documents or chunks.")
+    var input: String
+
+    @OptionGroup var stage: StageOptions
+
+    @Option(help: "Embedding dimensions.")
+    var dim = 512
+
+    @Option(help: "Worker threads (default: the number of cores).")
+    var jobs: Int?
+
+    func run() throws {
+        try runStage({ try EmbedStage(dim: dim, input: input, jobs: jobCount(jobs)) }, options: stage)
+    }
+}

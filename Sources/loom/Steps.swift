@@ -87,6 +87,15 @@ enum Steps {
                 let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
                 return try RCStage(config: c, input: input, templates: templates)
             },
+            "embed": { ctx in
+                let o = ctx.step.options.objectValue ?? JSONObject()
+                for k in o.keys where !["dim", "jobs"].contains(k) {
+                    throw LoomError("\(ctx.location): unknown option '\(k)' (allowed: dim, jobs)")
+                }
+                guard let input = ctx.input else { throw LoomError("\(ctx.location): embed needs a step before it") }
+                return try EmbedStage(
+                    dim: o["dim"]?.intValue ?? 512, input: input, jobs: o["jobs"]?.intValue ?? jobs)
+            },
             "cluster": { ctx in
                 let c = try ctx.step.options.decode(ClusterConfig.self, allowedKeys: ClusterConfig.keys, context: ctx.location)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): cluster needs a step before it") }

@@ -75,5 +75,13 @@ final class ClusterTests: XCTestCase {
         let (v, dim) = try VectorFile.read(dir + "/out/vectors.bin")
         XCTAssertEqual(dim, 512)
         XCTAssertEqual(v.count, 5 * 512)
+        // embed, then cluster from its vectors: the same clusters.
+        let e = try StageRunner.run(EmbedStage(dim: 512, input: dir + "/in", jobs: 1), directory: dir + "/emb", options: opts).manifest
+        XCTAssertEqual(e.counts["vectors"]?.intValue, 5)
+        XCTAssertEqual(try VectorFile.read(dir + "/emb/vectors.bin").vectors, v)
+        _ = try StageRunner.run(ClusterStage(config: c, input: dir + "/emb", jobs: 1), directory: dir + "/out2", options: opts)
+        XCTAssertEqual(
+            try String(contentsOfFile: dir + "/out2/part-00000.jsonl", encoding: .utf8),
+            try String(contentsOfFile: dir + "/out/part-00000.jsonl", encoding: .utf8))
     }
 }
