@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LoomDedup", targets: ["LoomDedup"]),
         .library(name: "LoomGenerate", targets: ["LoomGenerate"]),
         .library(name: "LoomPack", targets: ["LoomPack"]),
+        .library(name: "LoomTensor", targets: ["LoomTensor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,6 +46,7 @@ let package = Package(
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
         .target(name: "LoomPack", dependencies: ["LoomCore", "CLoomKernels"]),
+        .target(name: "LoomTensor", dependencies: ["LoomCore"]),
         .executableTarget(
             name: "loom-bench",
             dependencies: ["CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore"],
@@ -54,6 +56,7 @@ let package = Package(
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore", "LoomTestServer"]),
         .testTarget(name: "LoomPackTests", dependencies: ["LoomPack", "LoomCore", "CLoomKernels"]),
+        .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )
