@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "CPoppler", pkgConfig: "poppler-glib", providers: [.apt(["libpoppler-glib-dev", "libcairo2-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CTesseract", providers: [.apt(["libtesseract-dev", "libleptonica-dev"])]),
         .target(name: "LoomCore", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -46,7 +47,7 @@ let package = Package(
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
         .target(name: "LoomPack", dependencies: ["LoomCore", "CLoomKernels"]),
-        .target(name: "LoomTensor", dependencies: ["LoomCore"]),
+        .target(name: "LoomTensor", dependencies: ["LoomCore", "COpenBLAS"]),
         .executableTarget(
             name: "loom-bench",
             dependencies: ["CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore"],
