@@ -101,11 +101,8 @@ public struct EvolveStage: Stage {
         self.input = input
         let dir = try templates ?? TemplateDirectory.locate()
         func load(_ name: String) throws -> (MustacheTemplate, String) {
-            let path = FS.join(dir, "evol/\(name).mustache")
-            let text = try FS.readText(path)
-            do { return (try MustacheTemplate(string: text), text) } catch {
-                throw LoomError("\(path): not valid Mustache: \(error)")
-            }
+            let t = try TemplateDirectory.load(dir, "evol/\(name).mustache")
+            return (t.template, t.text)
         }
         let (d, dt) = try load("in-depth")
         let (b, bt) = try load("in-breadth")
@@ -190,15 +187,13 @@ public struct EvolveStage: Stage {
                         evol.append("operation", .string(op.rawValue))
                         evol.append("parent", .string(parent.id))
                         evol.append("root", .string(parent.root))
-                        var provenance = JSONObject()
-                        provenance.append("ids", [.string(parent.root), .string(parent.id)])
-                        provenance.append("generator", "evol-instruct")
-                        provenance.append("templates", .array([.string(op == .breadth ? "evol/in-breadth" : "evol/in-depth")]))
-                        provenance.append("backend", "openai")
-                        provenance.append("model", .string(settings.qa.openai.model))
-                        provenance.append("seed", .int(settings.seed))
                         var meta = JSONObject()
-                        meta.append("provenance", .object(provenance))
+                        meta.append(
+                            "provenance",
+                            provenance(
+                                ids: [parent.root, parent.id], generator: "evol-instruct",
+                                templates: [op == .breadth ? "evol/in-breadth" : "evol/in-depth"], backend: "openai",
+                                model: settings.qa.openai.model, seed: settings.seed))
                         meta.append("evol", .object(evol))
                         var o = JSONObject()
                         o.append("id", .string(child.id))
@@ -228,7 +223,7 @@ public struct EvolveStage: Stage {
     /// One evolution step for one instruction: rewrite, answer, eliminate.
     func evolve(_ item: Item, round: Int, backend: OpenAIBackend) -> Outcome {
         var rng = SplitMix64(
-            seed: UInt64(settings.seed) &+ UInt64(round) &* 0x9E37_79B9 &+ (UInt64(SHA256.hex(item.id).prefix(16), radix: 16) ?? 0))
+            seed: recordSeed(settings.seed, item.id) &+ UInt64(round) &* 0x9E37_79B9)
         let op = EvolOperation.allCases[rng.below(EvolOperation.allCases.count)]
         let prompt =
             op == .breadth

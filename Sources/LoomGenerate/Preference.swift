@@ -27,10 +27,7 @@ public struct PreferenceStage: Stage {
         settings = config
         self.input = input
         let dir = try templates ?? TemplateDirectory.locate()
-        let path = FS.join(dir, "preference/question-only.mustache")
-        do { questionOnly = try MustacheTemplate(string: try FS.readText(path)) } catch let e as LoomError { throw e } catch {
-            throw LoomError("\(path): not valid Mustache: \(error)")
-        }
+        questionOnly = try TemplateDirectory.load(dir, "preference/question-only.mustache").template
     }
 
     public var name: String { "generate-preference" }
@@ -105,7 +102,7 @@ public struct PreferenceStage: Stage {
                     }
                 }
                 // A distractor: the answer of another turn of the same type, picked with the seed.
-                var rng = SplitMix64(seed: UInt64(settings.seed) &+ (UInt64(SHA256.hex("\(t.sample)#\(t.index)").prefix(16), radix: 16) ?? 0))
+                var rng = SplitMix64(seed: recordSeed(settings.seed, "\(t.sample)#\(t.index)"))
                 let pool = (byType[t.type] ?? []).filter { turns[$0].answer != t.answer }
                 guard !pool.isEmpty else { return .success(nil) }
                 return .success(turns[pool[rng.below(pool.count)]].answer)
@@ -124,15 +121,14 @@ public struct PreferenceStage: Stage {
                         dropped += 1
                         return
                     }
-                    var provenance = JSONObject()
-                    provenance.append("ids", [.string(t.sample)])
-                    provenance.append("generator", "preference")
-                    provenance.append("templates", backend == nil ? [] : ["preference/question-only"])
-                    provenance.append("backend", backend == nil ? "rules" : "openai")
-                    provenance.append("model", backend == nil ? .null : .string(settings.qa.openai.model))
-                    provenance.append("seed", .int(settings.seed))
                     var meta = JSONObject()
-                    meta.append("provenance", .object(provenance))
+                    meta.append(
+                        "provenance",
+                        provenance(
+                            ids: [t.sample], generator: "preference",
+                            templates: backend == nil ? [] : ["preference/question-only"],
+                            backend: backend == nil ? "rules" : "openai",
+                            model: backend == nil ? nil : settings.qa.openai.model, seed: settings.seed))
                     meta.append("rejected_from", .string(settings.rejected))
                     meta.append("task", .string(t.type))
                     var o = JSONObject()

@@ -128,14 +128,8 @@ public struct QAStage: Stage {
         self.input = input
         let dir = try templates ?? TemplateDirectory.locate()
         templateDirectory = dir
-        system = try QAStage.load(dir, "system")
-        user = try QAStage.load(dir, "user")
-    }
-
-    static func load(_ dir: String, _ name: String) throws -> MustacheTemplate {
-        let path = FS.join(dir, "qa/\(name).mustache")
-        let text = try FS.readText(path)
-        do { return try MustacheTemplate(string: text) } catch { throw LoomError("\(path): not valid Mustache: \(error)") }
+        system = try TemplateDirectory.load(dir, "qa/system.mustache").template
+        user = try TemplateDirectory.load(dir, "qa/user.mustache").template
     }
 
     public var name: String { "generate-qa" }
@@ -203,17 +197,14 @@ public struct QAStage: Stage {
                             }
                             let ok = QAParser.supported(p.answer, by: item.text)
                             if !ok { counts.unsupported += 1 }
-                            var provenance = JSONObject()
-                            var ids: [JSONValue] = [.string(item.id)]
-                            if let d = item.docId { ids.append(.string(d)) }
-                            provenance.append("ids", .array(ids))
-                            provenance.append("generator", "qa")
-                            provenance.append("templates", ["qa/system", "qa/user"])
-                            provenance.append("backend", "openai")
-                            provenance.append("model", .string(settings.openai.model))
-                            provenance.append("seed", settings.openai.seed.map { .int($0) } ?? .null)
+                            var ids = [item.id]
+                            if let d = item.docId { ids.append(d) }
                             var meta = JSONObject()
-                            meta.append("provenance", .object(provenance))
+                            meta.append(
+                                "provenance",
+                                provenance(
+                                    ids: ids, generator: "qa", templates: ["qa/system", "qa/user"], backend: "openai",
+                                    model: settings.openai.model, seed: settings.openai.seed))
                             meta.append("supported", .bool(ok))
                             var o = JSONObject()
                             o.append("id", .string("\(item.id)#qa\(n)"))

@@ -80,7 +80,7 @@ public struct RCStage: Stage {
                 let id = r["id"]?.stringValue ?? "\(path):\(line)"
                 let title = r["meta"]?["title"]?.stringValue
                 // Per record, so the choice of phrasings does not depend on the order records are read in.
-                let seed = UInt64(settings.seed) &+ (UInt64(SHA256.hex(id).prefix(16), radix: 16) ?? 0)
+                let seed = recordSeed(settings.seed, id)
                 let (shown, examples) = m.mine(text, title: title, seed: seed)
                 guard !examples.isEmpty else {
                     without += 1
@@ -93,17 +93,14 @@ public struct RCStage: Stage {
                     messages.append(["role": "assistant", "content": .string(e.answer)])
                     counts[e.task.rawValue, default: 0] += 1
                 }
-                var provenance = JSONObject()
-                var ids: [JSONValue] = [.string(id)]
-                if let d = r["doc_id"]?.stringValue { ids.append(.string(d)) }
-                provenance.append("ids", .array(ids))
-                provenance.append("generator", "reading-comprehension")
-                provenance.append("templates", .array(examples.map { .string($0.template) }))
-                provenance.append("backend", "rules")
-                provenance.append("model", .null)
-                provenance.append("seed", .int(settings.seed))
+                var ids = [id]
+                if let d = r["doc_id"]?.stringValue { ids.append(d) }
                 var meta = JSONObject()
-                meta.append("provenance", .object(provenance))
+                meta.append(
+                    "provenance",
+                    provenance(
+                        ids: ids, generator: "reading-comprehension", templates: examples.map(\.template),
+                        backend: "rules", model: nil, seed: settings.seed))
                 meta.append("language", .string(RCMiner.language(text)))
                 meta.append(
                     "tasks",

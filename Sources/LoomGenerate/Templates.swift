@@ -73,3 +73,35 @@ public struct RCTemplates: Sendable {
 
     func answer(_ label: String) -> String { answers[label] ?? label }
 }
+
+extension TemplateDirectory {
+    /// The Mustache template at `relative` under `directory`, and its text; an invalid one is an error naming the file.
+    public static func load(_ directory: String, _ relative: String) throws -> (template: MustacheTemplate, text: String) {
+        let path = FS.join(directory, relative)
+        let text = try FS.readText(path)
+        do { return (try MustacheTemplate(string: text), text) } catch {
+            throw LoomError("\(path): not valid Mustache: \(error)")
+        }
+    }
+}
+
+/// A seed for one record: the run's seed plus a hash of the record's key, so choices do not depend on the order
+/// records are read in.
+func recordSeed(_ seed: Int, _ key: String) -> UInt64 {
+    UInt64(seed) &+ (UInt64(SHA256.hex(key).prefix(16), radix: 16) ?? 0)
+}
+
+/// `meta.provenance` of a generated record (DESIGN.md: the ids it came from, generator, templates, backend, model,
+/// seed).
+func provenance(
+    ids: [String], generator: String, templates: [String], backend: String, model: String?, seed: Int?
+) -> JSONValue {
+    var p = JSONObject()
+    p.append("ids", .array(ids.map { .string($0) }))
+    p.append("generator", .string(generator))
+    p.append("templates", .array(templates.map { .string($0) }))
+    p.append("backend", .string(backend))
+    p.append("model", model.map { .string($0) } ?? .null)
+    p.append("seed", seed.map { .int($0) } ?? .null)
+    return .object(p)
+}
