@@ -7,7 +7,7 @@ SWIFT ?= swift
 # libcurl4-openssl-dev is named so libtesseract-dev does not pull the NSS libcurl (../shared/NATIVE.md); poppler-utils
 # and tesseract-ocr give pdftotext and the tesseract command, the peers the PDF tests and benchmarks compare with.
 APT_PACKAGES := pkg-config libxml2-dev zlib1g-dev libsqlite3-dev libopenblas-dev libpoppler-glib-dev libcairo2-dev libtesseract-dev libleptonica-dev \
-	tesseract-ocr-eng tesseract-ocr-kor libcurl4-openssl-dev poppler-utils tesseract-ocr
+	tesseract-ocr-eng tesseract-ocr-kor libcurl4-openssl-dev poppler-utils tesseract-ocr yosys iverilog
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 

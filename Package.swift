@@ -15,6 +15,10 @@ let package = Package(
         .library(name: "LoomGenerate", targets: ["LoomGenerate"]),
         .library(name: "LoomPack", targets: ["LoomPack"]),
         .library(name: "LoomTensor", targets: ["LoomTensor"]),
+        .library(name: "LoomTokenizer", targets: ["LoomTokenizer"]),
+        .library(name: "LoomTrain", targets: ["LoomTrain"]),
+        .library(name: "LoomMerge", targets: ["LoomMerge"]),
+        .library(name: "LoomVerilog", targets: ["LoomVerilog"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,15 +46,30 @@ let package = Package(
         .executableTarget(
             name: "loom",
             dependencies: [
-                "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack",
+                "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack", "LoomTensor", "LoomTokenizer",
+                "LoomTrain", "LoomMerge", "LoomVerilog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
-        .target(name: "LoomPack", dependencies: ["LoomCore", "CLoomKernels"]),
+        .target(name: "LoomPack", dependencies: ["LoomCore", "CLoomKernels", "LoomTensor", "LoomTokenizer"]),
         .target(name: "LoomTensor", dependencies: ["LoomCore", "COpenBLAS"]),
+        // The tokenizer is its own target (DESIGN.md puts it in LoomTrain) so LoomPack can count tokens with it
+        // without importing the trainer.
+        .target(name: "LoomTokenizer", dependencies: ["LoomCore"]),
+        .target(name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer"]),
+        // Merging needs tensors only, not the model: its own target (DESIGN.md puts it in LoomTrain).
+        .target(name: "LoomMerge", dependencies: ["LoomCore", "LoomTensor", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "LoomVerilog",
+            dependencies: [
+                "LoomCore", .product(name: "Mustache", package: "swift-mustache"), .product(name: "Yams", package: "Yams"),
+            ]),
         .executableTarget(
             name: "loom-bench",
-            dependencies: ["CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore"],
+            dependencies: [
+                "CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore", "LoomTensor", "LoomTokenizer", "LoomTrain",
+                "LoomMerge", "LoomVerilog",
+            ],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomIngestTests", dependencies: ["LoomIngest", "LoomCore", "CPoppler"]),
@@ -58,6 +77,10 @@ let package = Package(
         .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore", "LoomTestServer"]),
         .testTarget(name: "LoomPackTests", dependencies: ["LoomPack", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomCore"]),
+        .testTarget(name: "LoomTokenizerTests", dependencies: ["LoomTokenizer", "LoomCore"]),
+        .testTarget(name: "LoomTrainTests", dependencies: ["LoomTrain", "LoomTensor", "LoomTokenizer", "LoomCore"]),
+        .testTarget(name: "LoomMergeTests", dependencies: ["LoomMerge", "LoomTensor", "LoomCore"]),
+        .testTarget(name: "LoomVerilogTests", dependencies: ["LoomVerilog", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
     ]
 )

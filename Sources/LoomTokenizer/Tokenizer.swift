@@ -1,0 +1,2 @@
+// Byte-level BPE tokenizer (Hugging Face tokenizer.json): see issue 9.
+import LoomCore

@@ -1,0 +1,3 @@
+// Llama-architecture model, its backward pass, objectives and training: see issue 8.
+import LoomCore
+import LoomTensor

@@ -1,0 +1,2 @@
+// Verilog preprocessor, lexer, parser, AST: see issue 4.
+import LoomCore
