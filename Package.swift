@@ -52,11 +52,13 @@ let package = Package(
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
         .target(name: "LoomPack", dependencies: ["LoomCore", "CLoomKernels", "LoomTensor", "LoomTokenizer"]),
-        .target(name: "LoomTensor", dependencies: ["LoomCore", "COpenBLAS"]),
+        // The trainer's kernels: optimised even in debug builds, so the tests and the demo's training run at speed.
+        .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "LoomTensor", dependencies: ["LoomCore", "COpenBLAS", "CTensorKernels"]),
         // The tokenizer is its own target (DESIGN.md puts it in LoomTrain) so LoomPack can count tokens with it
         // without importing the trainer.
         .target(name: "LoomTokenizer", dependencies: ["LoomCore"]),
-        .target(name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer"]),
+        .target(name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer", "CTensorKernels"]),
         // Merging needs tensors only, not the model: its own target (DESIGN.md puts it in LoomTrain).
         .target(name: "LoomMerge", dependencies: ["LoomCore", "LoomTensor", .product(name: "Yams", package: "Yams")]),
         .target(
@@ -76,7 +78,7 @@ let package = Package(
         .testTarget(name: "LoomDedupTests", dependencies: ["LoomDedup", "LoomCore", "CLoomKernels"]),
         .testTarget(name: "LoomGenerateTests", dependencies: ["LoomGenerate", "LoomCore", "LoomTestServer"]),
         .testTarget(name: "LoomPackTests", dependencies: ["LoomPack", "LoomCore", "CLoomKernels"]),
-        .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomCore"]),
+        .testTarget(name: "LoomTensorTests", dependencies: ["LoomTensor", "LoomCore", "CTensorKernels"]),
         .testTarget(name: "LoomTokenizerTests", dependencies: ["LoomTokenizer", "LoomCore"]),
         .testTarget(name: "LoomTrainTests", dependencies: ["LoomTrain", "LoomTensor", "LoomTokenizer", "LoomCore"]),
         .testTarget(name: "LoomMergeTests", dependencies: ["LoomMerge", "LoomTensor", "LoomCore"]),

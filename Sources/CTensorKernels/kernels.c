@@ -1,0 +1,185 @@
+// The trainer's kernels (see include/tensor_kernels.h). Plain loops the compiler vectorises; the target is built
+// with -O2 even in debug builds (Package.swift) so tests and `make demo` do not crawl. Sums that decide a result
+// (norms, softmax denominators, losses) accumulate in double.
+#include "tensor_kernels.h"
+#include <math.h>
+#include <string.h>
+
+void tk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, size_t N, size_t C, float eps) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        double ss = 0;
+        for (size_t i = 0; i < C; i++) ss += (double)x[i] * x[i];
+        float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+        rstd[n] = r;
+        for (size_t i = 0; i < C; i++) y[i] = (x[i] * r) * weight[i];
+    }
+}
+
+void tk_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                         const float *rstd, size_t N, size_t C) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *dy = dout + n * C;
+        float *dx = dinp + n * C;
+        float r = rstd[n];
+        double dot = 0;  // sum over i of (dy * w) * xhat
+        for (size_t i = 0; i < C; i++) {
+            float xhat = x[i] * r;
+            dot += (double)(dy[i] * weight[i]) * xhat;
+            dweight[i] += dy[i] * xhat;
+        }
+        float mean = (float)(dot / (double)C);
+        for (size_t i = 0; i < C; i++) {
+            float xhat = x[i] * r;
+            dx[i] += r * (dy[i] * weight[i] - xhat * mean);
+        }
+    }
+}
+
+static void rope(float *x, const int32_t *pos, const float *cosT, const float *sinT, size_t N, size_t heads, size_t hd,
+                 float sign) {
+    size_t half = hd / 2;
+    for (size_t n = 0; n < N; n++) {
+        const float *c = cosT + (size_t)pos[n] * half, *s = sinT + (size_t)pos[n] * half;
+        for (size_t h = 0; h < heads; h++) {
+            float *v = x + (n * heads + h) * hd;
+            for (size_t i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half], si = sign * s[i];
+                v[i] = a * c[i] - b * si;
+                v[i + half] = b * c[i] + a * si;
+            }
+        }
+    }
+}
+
+void tk_rope_forward(float *x, const int32_t *pos, const float *cosTable, const float *sinTable, size_t N,
+                     size_t heads, size_t hd) {
+    rope(x, pos, cosTable, sinTable, N, heads, hd, 1.0f);
+}
+
+void tk_rope_backward(float *dx, const int32_t *pos, const float *cosTable, const float *sinTable, size_t N,
+                      size_t heads, size_t hd) {
+    rope(dx, pos, cosTable, sinTable, N, heads, hd, -1.0f);
+}
+
+void tk_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g)), silu = g * sig;
+        float d = dout[i];
+        dup[i] = d * silu;
+        dgate[i] = d * up[i] * sig * (1.0f + g * (1.0f - sig));
+    }
+}
+
+void tk_attention_softmax_forward(float *s, const int32_t *segStart, size_t T, float scale) {
+    for (size_t t = 0; t < T; t++) {
+        float *row = s + t * T;
+        size_t lo = (size_t)segStart[t];
+        float mx = -INFINITY;
+        for (size_t j = lo; j <= t; j++) {
+            row[j] *= scale;
+            if (row[j] > mx) mx = row[j];
+        }
+        double sum = 0;
+        for (size_t j = lo; j <= t; j++) {
+            float e = expf(row[j] - mx);
+            row[j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (size_t j = 0; j < lo; j++) row[j] = 0;
+        for (size_t j = lo; j <= t; j++) row[j] *= inv;
+        for (size_t j = t + 1; j < T; j++) row[j] = 0;
+    }
+}
+
+void tk_attention_softmax_backward(float *dp, const float *p, const int32_t *segStart, size_t T, float scale) {
+    for (size_t t = 0; t < T; t++) {
+        float *d = dp + t * T;
+        const float *pr = p + t * T;
+        size_t lo = (size_t)segStart[t];
+        double dot = 0;
+        for (size_t j = lo; j <= t; j++) dot += (double)pr[j] * d[j];
+        float fd = (float)dot;
+        for (size_t j = 0; j < lo; j++) d[j] = 0;
+        for (size_t j = lo; j <= t; j++) d[j] = pr[j] * (d[j] - fd) * scale;
+        for (size_t j = t + 1; j < T; j++) d[j] = 0;
+    }
+}
+
+double tk_cross_entropy_forward_backward(float *logits, const int32_t *targets, size_t N, size_t V, float scale) {
+    double total = 0;
+    for (size_t n = 0; n < N; n++) {
+        float *row = logits + n * V;
+        int32_t y = targets[n];
+        if (y < 0) {
+            memset(row, 0, V * sizeof(float));
+            continue;
+        }
+        float mx = -INFINITY;
+        for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        double sum = 0;
+        for (size_t i = 0; i < V; i++) {
+            float e = expf(row[i] - mx);
+            row[i] = e;
+            sum += e;
+        }
+        // loss = logsumexp - logit[y] = log(sum) - log(e_y)   (e_y = exp(logit[y] - mx))
+        total += log(sum) - log((double)row[y]);
+        float inv = (float)(1.0 / sum) * scale;
+        for (size_t i = 0; i < V; i++) row[i] *= inv;
+        row[y] -= scale;
+    }
+    return total;
+}
+
+void tk_target_logprobs(float *out, const float *logits, const int32_t *targets, size_t N, size_t V) {
+    for (size_t n = 0; n < N; n++) {
+        const float *row = logits + n * V;
+        int32_t y = targets[n];
+        if (y < 0) {
+            out[n] = 0;
+            continue;
+        }
+        float mx = -INFINITY;
+        for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        double sum = 0;
+        for (size_t i = 0; i < V; i++) sum += exp((double)row[i] - mx);
+        out[n] = (float)((double)row[y] - mx - log(sum));
+    }
+}
+
+void tk_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+              float eps, float weightDecay, float bias1, float bias2) {
+    // torch.optim.AdamW (foreach=False): p *= 1 - lr*wd; m, v moments; p -= lr * mhat / (sqrt(vhat) + eps),
+    // with mhat = m / bias1 and sqrt(vhat) = sqrt(v) / sqrt(bias2).
+    float decay = 1.0f - lr * weightDecay;
+    float stepSize = lr / bias1;
+    float sqrtBias2 = sqrtf(bias2);
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        param[i] *= decay;
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        float denom = sqrtf(v[i]) / sqrtBias2 + eps;
+        param[i] -= stepSize * (m[i] / denom);
+    }
+}
+
+double tk_sum_squares(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+void tk_scale(float *x, size_t n, float s) {
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}

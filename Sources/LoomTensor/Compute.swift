@@ -1,0 +1,39 @@
+// Threads for the trainer's kernels. OpenBLAS runs single-threaded (../shared/NATIVE.md: several Swift threads
+// calling sgemm oversubscribe otherwise) and Loom splits each product and each row-wise kernel into contiguous
+// ranges, one per thread. A split never changes which elements a thread computes in which order for a fixed
+// thread count, so results are bit-identical run to run.
+
+import COpenBLAS
+import Dispatch
+
+public enum Compute {
+    /// Threads used by `parallel` and the split products. Set once before training (`configure`).
+    nonisolated(unsafe) public private(set) static var threads = 1
+
+    /// Sets the thread count and puts OpenBLAS on one thread.
+    public static func configure(threads n: Int) {
+        threads = max(1, n)
+        openblas_set_num_threads(1)
+    }
+
+    /// Runs body on `count` items split into at most `threads` contiguous ranges of at least `grain` items.
+    public static func parallel(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(1, count / max(1, grain)))
+        if parts <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let b = UnsafeBody(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = count * p / parts, hi = count * (p + 1) / parts
+                if lo < hi { b.body(lo..<hi) }
+            }
+        }
+    }
+
+    struct UnsafeBody: @unchecked Sendable {
+        let body: (Range<Int>) -> Void
+        init(_ body: @escaping (Range<Int>) -> Void) { self.body = body }
+    }
+}
