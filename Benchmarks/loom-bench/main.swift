@@ -13,6 +13,8 @@
 //                                                  loopback server answering after S seconds (default 0.2)
 //   loom-bench pack PUBMED.xml.gz [--samples N]    knapsack vs first-fit-decreasing on the chunk lengths of a PubMed
 //                                                  file at 4,096 tokens, and N samples (1,000,000) drawn from them
+//   loom-bench train [--runs N] [--hidden ...]   training tokens/s and peak memory vs PyTorch (transformers Llama,
+//                                                  AdamW, fp32, same config and threads); MFU against measured sgemm
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //
@@ -265,6 +267,14 @@ guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
 }
+var trainShape = TrainShape()
+for (k, path) in [
+    ("--hidden", \TrainShape.hidden), ("--intermediate", \.intermediate), ("--layers", \.layers), ("--heads", \.heads),
+    ("--vocab", \.vocab), ("--seq", \.seq), ("--batch", \.batch), ("--threads", \.threads), ("--steps", \.steps),
+    ("--warmup", \.warmup),
+] {
+    if let v = option(k).flatMap(Int.init) { trainShape[keyPath: path] = v }
+}
 switch (args.first, args.count) {
 case ("pubmed", 2): pubmed(args[1], runs: runs)
 case ("memory", 2): memory(args[1], gigabytes: gigabytes)
@@ -273,6 +283,8 @@ case ("dedup-memory", 1): dedupMemory(documents: documents)
 case ("pdf", 2): pdf(args[1], runs: runs)
 case ("generate", 1): generateConcurrency(latency: latency)
 case ("pack", 2): pack(args[1], samples: samples, context: 4096)
+case ("train", 1): train(trainShape, runs: runs)
+case ("train-child", 1): trainChild(trainShape)
 default:
     print(
         """
@@ -283,6 +295,8 @@ default:
                loom-bench pdf DIR [--runs N]
                loom-bench generate [--latency S]
                loom-bench pack PUBMED.xml.gz [--samples N]
+               loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192
+                                 --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
         """)
     exit(2)
 }
