@@ -1,0 +1,295 @@
+// `loom train cpt|sft`: a stage that reads a records directory (text records, conversations, or `loom pack`
+// windows) and writes a model directory in the Hugging Face layout:
+//   config.json, model.safetensors      the trained model (transformers' LlamaForCausalLM opens it)
+//   metrics.jsonl, loss.svg             loss, learning rate, gradient norm per step; eval loss and perplexity
+//   checkpoints/step-NNNNNN/            weights + optimizer.safetensors + trainer_state.json, for exact resume
+//   manifest.json, rejects.jsonl        as every stage
+// A killed run resumes from its newest checkpoint when run again with the same options and inputs.
+
+import Foundation
+import LoomCore
+import LoomTensor
+
+public struct TrainConfig: Codable, Equatable, Sendable {
+    public var objective = "cpt"
+    /// A preset (`tiny`, `small`) for a freshly initialised model, sized to the tokenizer's vocabulary.
+    public var preset: String? = "tiny"
+    /// A Hugging Face model directory to continue training (config.json + model.safetensors).
+    public var model: String?
+    /// A config.json for a freshly initialised model of any Llama shape.
+    public var modelConfig: String?
+    public var steps = 200
+    public var batchSize = 8
+    public var seqLen = 256
+    public var gradAccum = 1
+    public var lr = 1e-3
+    public var warmup: Int?
+    public var minLrRatio = 0.1
+    public var weightDecay = 0.1
+    public var beta1 = 0.9
+    public var beta2 = 0.95
+    public var gradClip = 1.0
+    public var evalFraction = 0.05
+    public var evalEvery = 50
+    public var checkpointEvery = 100
+    public var keepCheckpoints = 2
+    public var seed = 1
+
+    public init() {}
+
+    public static let keys = [
+        "objective", "preset", "model", "model_config", "steps", "batch_size", "seq_len", "grad_accum", "lr", "warmup",
+        "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "eval_fraction", "eval_every",
+        "checkpoint_every", "keep_checkpoints", "seed",
+    ]
+
+    enum CodingKeys: String, CodingKey {
+        case objective, preset, model, modelConfig, steps, batchSize, seqLen, gradAccum, lr, warmup, minLrRatio,
+            weightDecay, beta1, beta2, gradClip, evalFraction, evalEvery, checkpointEvery, keepCheckpoints, seed
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainConfig()
+        objective = try c.decodeIfPresent(String.self, forKey: .objective) ?? d.objective
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        modelConfig = try c.decodeIfPresent(String.self, forKey: .modelConfig)
+        preset = try c.decodeIfPresent(String.self, forKey: .preset) ?? (model == nil && modelConfig == nil ? "tiny" : nil)
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        seqLen = try c.decodeIfPresent(Int.self, forKey: .seqLen) ?? d.seqLen
+        gradAccum = try c.decodeIfPresent(Int.self, forKey: .gradAccum) ?? d.gradAccum
+        lr = try c.decodeIfPresent(Double.self, forKey: .lr) ?? d.lr
+        warmup = try c.decodeIfPresent(Int.self, forKey: .warmup)
+        minLrRatio = try c.decodeIfPresent(Double.self, forKey: .minLrRatio) ?? d.minLrRatio
+        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
+        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? d.beta1
+        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
+        gradClip = try c.decodeIfPresent(Double.self, forKey: .gradClip) ?? d.gradClip
+        evalFraction = try c.decodeIfPresent(Double.self, forKey: .evalFraction) ?? d.evalFraction
+        evalEvery = try c.decodeIfPresent(Int.self, forKey: .evalEvery) ?? d.evalEvery
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
+        keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
+    }
+
+    /// Checks values before any work; messages name the option.
+    public func validate() throws {
+        func need(_ ok: Bool, _ why: String) throws { if !ok { throw LoomError("train: \(why)") } }
+        try need(Objective(rawValue: objective) != nil, "objective must be cpt or sft (got '\(objective)')")
+        try need(steps > 0, "steps must be positive")
+        try need(batchSize > 0 && gradAccum > 0, "batch_size and grad_accum must be positive")
+        try need(seqLen >= 8, "seq_len must be at least 8")
+        try need(lr > 0, "lr must be positive")
+        try need(evalFraction >= 0 && evalFraction < 0.5, "eval_fraction must be in [0, 0.5)")
+        try need([preset != nil, model != nil, modelConfig != nil].filter { $0 }.count == 1,
+            "give exactly one of preset, model (a directory to continue from) or model_config")
+        if let p = preset {
+            try need(LlamaConfig.presets.contains(p), "unknown preset '\(p)' (available: \(LlamaConfig.presets.joined(separator: ", ")))")
+        }
+    }
+
+    var settings: TrainSettings {
+        var s = TrainSettings()
+        s.steps = steps
+        s.batchSize = batchSize
+        s.gradAccum = gradAccum
+        s.lr = lr
+        s.warmup = warmup ?? min(100, steps / 10)
+        s.minLRRatio = minLrRatio
+        s.gradClip = gradClip
+        s.adam = AdamWSettings(beta1: Float(beta1), beta2: Float(beta2), eps: 1e-8, weightDecay: Float(weightDecay))
+        s.evalEvery = evalEvery
+        s.checkpointEvery = checkpointEvery
+        s.keepCheckpoints = keepCheckpoints
+        s.seed = UInt64(truncatingIfNeeded: seed)
+        return s
+    }
+}
+
+public struct TrainStage: Stage {
+    public let settings: TrainConfig
+    public let input: String
+    public let threads: Int
+    public let codec: TokenCodec
+    /// A tokenizer.json copied beside the model (nil with the byte-level vocabulary).
+    public let tokenizerFile: String?
+    /// For tests: stop after this step as if killed.
+    public var stopAfterStep: Int?
+
+    public init(config: TrainConfig, input: String, threads: Int, codec: TokenCodec = ByteCodec(), tokenizerFile: String? = nil)
+        throws
+    {
+        try config.validate()
+        settings = config
+        self.input = input
+        self.threads = threads
+        self.codec = codec
+        self.tokenizerFile = tokenizerFile
+    }
+
+    public var name: String { "train-" + settings.objective }
+    public var config: JSONValue {
+        var j = (try? JSONValue(encoding: settings)) ?? .null
+        if case .object(var o) = j {
+            o.append("tokenizer", tokenizerFile.map { .string(SHA256.hex(((try? FS.readText($0)) ?? $0))) } ?? "bytes")
+            if let m = settings.model {
+                // A model directory is an input by content: its config and weights' size and time.
+                let id = FS.identity(FS.join(m, "model.safetensors"))
+                o.append("model_identity", .string("\(id?.size ?? 0):\(id?.mtimeNs ?? 0)"))
+            }
+            j = .object(o)
+        }
+        return j
+    }
+    public var inputs: [StageInput] { [.stage(input)] }
+    public var sideFiles: [String] {
+        ["config.json", "model.safetensors", "metrics.jsonl", "loss.svg"] + (tokenizerFile == nil ? [] : ["tokenizer.json"])
+    }
+
+    func makeModel() throws -> LlamaModel {
+        if let dir = settings.model {
+            let m = try LlamaModel.load(directory: dir)
+            guard m.config.vocabSize >= codec.vocabSize else {
+                throw LoomError("\(dir): the model's vocabulary (\(m.config.vocabSize)) is smaller than the tokenizer's (\(codec.vocabSize))")
+            }
+            return m
+        }
+        var c: LlamaConfig
+        if let p = settings.modelConfig {
+            c = try LlamaConfig.load(p)
+            guard c.vocabSize >= codec.vocabSize else {
+                throw LoomError("\(p): vocab_size \(c.vocabSize) is smaller than the tokenizer's \(codec.vocabSize)")
+            }
+        } else {
+            c = LlamaConfig.preset(settings.preset ?? "tiny", vocabSize: codec.vocabSize)!
+        }
+        c.maxPositions = max(c.maxPositions, settings.seqLen)
+        c.bosTokenId = codec.bosId.map(Int.init)
+        c.eosTokenId = Int(codec.eosId)
+        c.padTokenId = Int(codec.padId)
+        let m = try LlamaModel(config: c)
+        m.initialize(seed: UInt64(settings.seed))
+        return m
+    }
+
+    public func run(_ ctx: StageContext) throws {
+        Compute.configure(threads: threads)
+        let objective = Objective(rawValue: settings.objective)!
+        let model = try makeModel()
+        guard settings.seqLen <= model.config.maxPositions else {
+            throw LoomError("train: seq_len \(settings.seqLen) exceeds the model's max_position_embeddings \(model.config.maxPositions)")
+        }
+        let builder = DatasetBuilder(codec: codec, objective: objective, length: settings.seqLen)
+        var records: [(record: JSONValue, window: Bool)] = []
+        try StageReader(directory: input).forEachRecord(
+            { r, path, line in
+                if case .failure(let e) = builder.segments(of: r) {
+                    try ctx.reject(Reject(source: path, reason: e.message, line: line, id: r["id"]?.stringValue))
+                    return
+                }
+                records.append((r, r["members"] != nil))
+            }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
+        let rows = builder.rows(records)
+        guard rows.count >= 1 else {
+            throw LoomError("train: \(input) has no usable records for \(objective.rawValue) (see rejects.jsonl)")
+        }
+        // Held-out rows: a seeded choice, at least one when there are 20 rows or more.
+        var idx = Array(0..<rows.count)
+        var rng = SplitMix64(seed: UInt64(settings.seed) &+ 0x5EED)
+        for i in stride(from: idx.count - 1, to: 0, by: -1) { idx.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let nEval = rows.count >= 20 ? max(1, Int((Double(rows.count) * settings.evalFraction).rounded())) : 0
+        let evalSet = Set(idx.prefix(settings.evalFraction > 0 ? nEval : 0))
+        let train = (0..<rows.count).filter { !evalSet.contains($0) }.map { rows[$0] }
+        let eval = (0..<rows.count).filter { evalSet.contains($0) }.map { rows[$0] }
+
+        var cfgBytes: [UInt8] = []
+        config.write(to: &cfgBytes)
+        let fp = SHA256.hex(
+            String(decoding: cfgBytes, as: UTF8.self) + "\0" + (try StageRunner.fingerprint(of: .stage(input)).fingerprint))
+        let trainer = try Trainer(
+            model: model, data: builder, train: train, eval: eval, settings: settings.settings,
+            checkpointDirectory: FS.join(ctx.directory, "checkpoints"), fingerprint: fp)
+        trainer.stopAfterStep = stopAfterStep
+        let params = model.params.count
+        Log.info(
+            "train: \(objective.rawValue), \(Progress.count(params)) parameters, \(train.count) training rows and \(eval.count) held out of \(settings.seqLen) tokens, \(settings.steps) steps of \(settings.batchSize * settings.gradAccum) rows, \(threads) threads"
+        )
+        let progress = TrainProgress(total: settings.steps, quiet: ctx.options.quiet)
+        try trainer.run { m in progress.update(m) }
+        if let stop = stopAfterStep, trainer.step >= stop, trainer.step < settings.steps { throw LoomError("train: stopped at step \(stop) (test)") }
+        progress.finish()
+
+        let out = FS.join(ctx.workDirectory, "model")
+        try model.save(directory: out)
+        try FS.rename(FS.join(out, "config.json"), ctx.sidefile("config.json"))
+        try FS.rename(FS.join(out, "model.safetensors"), ctx.sidefile("model.safetensors"))
+        try FS.writeAtomically(trainer.history.map { $0.json.jsonString + "\n" }.joined(), to: ctx.sidefile("metrics.jsonl"))
+        try FS.writeAtomically(
+            LossCurve.svg(trainer.history, title: "loom train \(objective.rawValue): \(Progress.count(params)) parameters"),
+            to: ctx.sidefile("loss.svg"))
+        if let t = tokenizerFile { try FS.writeAtomically(try FS.readText(t), to: ctx.sidefile("tokenizer.json")) }
+        ctx.setCount("records", records.count)
+        ctx.setCount("rows", rows.count)
+        ctx.setCount("train_rows", train.count)
+        ctx.setCount("eval_rows", eval.count)
+        ctx.setCount("steps", trainer.step)
+        ctx.setCount("parameters", params)
+        ctx.setCount("tokens_seen", trainer.history.reduce(0) { $0 + $1.tokens })
+        if let last = trainer.history.last { ctx.setValue("final_loss", .double(last.loss)) }
+        if let e = trainer.history.last(where: { $0.evalLoss != nil })?.evalLoss {
+            ctx.setValue("eval_loss", .double(e))
+            ctx.setValue("eval_perplexity", .double(exp(e)))
+        }
+        ctx.setValue("tokens_per_s", .double((progress.tokensPerSecond * 10).rounded() / 10))
+    }
+}
+
+extension StageContext {
+    func sidefile(_ name: String) -> String { sideFilePath(name) }
+}
+
+/// Step, loss, tokens/s and ETA: a redrawn line on a terminal, a plain line every LOOM_PROGRESS_SECONDS (10)
+/// otherwise.
+final class TrainProgress {
+    let total: Int
+    let quiet: Bool
+    let tty = isatty(2) != 0
+    let start = Date()
+    var lastDraw = Date.distantPast
+    var tokens = 0
+    var firstStep: Int?
+    let interval: Double
+
+    init(total: Int, quiet: Bool) {
+        self.total = total
+        self.quiet = quiet
+        interval = tty ? 0.2 : (ProcessInfo.processInfo.environment["LOOM_PROGRESS_SECONDS"].flatMap(Double.init) ?? 10)
+    }
+
+    var tokensPerSecond: Double { Double(tokens) / max(1e-3, Date().timeIntervalSince(start)) }
+
+    func update(_ m: StepMetrics) {
+        if firstStep == nil { firstStep = m.step - 1 }
+        tokens += m.tokens
+        guard !quiet else { return }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) >= interval || m.step == total || m.evalLoss != nil else { return }
+        lastDraw = now
+        let done = m.step - (firstStep ?? 0)
+        let perStep = now.timeIntervalSince(start) / Double(max(1, done))
+        var line = "[train] step \(m.step)/\(total)  loss \(String(format: "%.4f", m.loss))"
+        if let e = m.evalLoss { line += "  eval \(String(format: "%.4f", e)) (ppl \(String(format: "%.2f", exp(e))))" }
+        line += "  lr \(String(format: "%.2e", m.lr))  \(Progress.count(Int(tokensPerSecond))) tokens/s"
+        if m.step < total { line += "  ETA \(Progress.duration(perStep * Double(total - m.step)))" }
+        if tty && m.evalLoss == nil && m.step < total {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+        } else {
+            FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+        }
+    }
+
+    func finish() {
+        if tty && !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
