@@ -326,3 +326,90 @@ final class MergeTests: XCTestCase {
         }
     }
 }
+
+/// The pipeline stage and the `loom` binary (built beside this test bundle).
+final class MergeStageTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = temporaryDirectory("stage") }
+    override func tearDown() { FS.remove(dir) }
+
+    func models() throws {
+        try writeModel(dir + "/base", [("w", [0, 1, 2, 3], [4]), ("ids", [0, 0], [2])])
+        try writeModel(dir + "/ft", [("w", [1, 1, 1, 1], [4]), ("ids", [0, 0], [2])])
+    }
+
+    func testStageWritesModelAndSkipsWhenUpToDate() throws {
+        try models()
+        let yaml = "merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: ft\n    parameters: {weight: 0.5}\n"
+        let config = try MergeConfig.parse(yaml: yaml, file: "m.yml")
+        let stage = MergeStage(config: config, searchDirectories: [dir])
+        let r1 = try StageRunner.run(stage, directory: dir + "/out", options: RunOptions(quiet: true))
+        XCTAssertFalse(r1.skipped)
+        XCTAssertEqual(r1.manifest.counts["tensors"]?.intValue, 2)
+        XCTAssertEqual(try SafeTensorsFile(path: dir + "/out/model/model.safetensors").floats("w"), [0.5, 1, 1.5, 2])
+        XCTAssertTrue(try StageRunner.run(stage, directory: dir + "/out", options: RunOptions(quiet: true)).skipped)
+        // A model inside an earlier step's directory: that step's manifest is the input.
+        let again = MergeStage(
+            config: try MergeConfig.parse(
+                yaml: "merge_method: linear\nmodels:\n  - model: out\n    parameters: {weight: 1}\n", file: "n.yml"),
+            searchDirectories: [dir])
+        XCTAssertEqual(again.inputs, [.stage(dir + "/out")])
+    }
+
+    static var loom: String {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("loom").path
+    }
+
+    func run(_ args: [String], in cwd: String) throws -> (Int32, String) {
+        guard FileManager.default.isExecutableFile(atPath: Self.loom) else { throw XCTSkip("\(Self.loom) not built") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.loom)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+        let log = dir + "/.log-\(UUID().uuidString.prefix(6))"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: log)
+        p.standardError = FileHandle(forWritingAtPath: log)
+        try p.run()
+        p.waitUntilExit()
+        return (p.terminationStatus, try FS.readText(log))
+    }
+
+    func testCommandAndPipelineStep() throws {
+        try models()
+        try FS.writeAtomically(
+            "merge_method: linear\nmodels:\n  - model: base\n    parameters: {weight: 1}\n  - model: ft\n    parameters: {weight: 1}\ndtype: bfloat16\n",
+            to: dir + "/linear.yml")
+        let (status, text) = try run(["merge", "linear.yml", "-o", "merged"], in: dir)
+        XCTAssertEqual(status, 0, text)
+        XCTAssertTrue(text.contains("linear: 2 tensors"), text)
+        XCTAssertEqual(try SafeTensorsFile(path: dir + "/merged/model.safetensors").floats("w"), [0.5, 1, 1.5, 2])
+        let (bad, message) = try run(["merge", "linear.yml", "-o", "x", "--max-shard-size", "lots"], in: dir)
+        XCTAssertEqual(bad, 1)
+        XCTAssertTrue(message.contains("--max-shard-size lots"), message)
+
+        try FS.writeAtomically(
+            """
+            name: merges
+            output: out
+            steps:
+              - merge: { config: linear.yml }
+              - merge:
+                  merge_method: task_arithmetic
+                  base_model: base
+                  models:
+                    - model: out/01-merge
+                      parameters: {weight: 1.0}
+            """, to: dir + "/pipeline.yaml")
+        let (ps, ptext) = try run(["run", "pipeline.yaml", "-q"], in: dir)
+        XCTAssertEqual(ps, 0, ptext)
+        // base + ((base + ft) / 2 − base) = (base + ft) / 2, written as f32: the base model's dtype (step 1 wrote bf16).
+        let w = try SafeTensorsFile(path: dir + "/out/02-merge/model/model.safetensors")
+        XCTAssertEqual(w.entry("w")?.dtype, .f32)
+        XCTAssertEqual(try w.floats("w"), [0.5, 1, 1.5, 2])
+        let (again, atext) = try run(["run", "pipeline.yaml"], in: dir)
+        XCTAssertEqual(again, 0)
+        XCTAssertTrue(atext.contains("up to date"), atext)
+    }
+}
