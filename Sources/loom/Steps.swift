@@ -111,6 +111,7 @@ enum Steps {
                     throw LoomError("\(ctx.location): \(e.message)")
                 }
             },
+            "merge": { ctx in try Steps.merge(ctx) },
             "dedup": { ctx in
                 let c = try ctx.step.options.decode(
                     DedupConfig.self, allowedKeys: DedupConfig.keys + ["inputs"], context: ctx.location)

@@ -1,2 +1,322 @@
+// Verilog preprocessor, lexer, parser, AST and printer: see issue 4.
+import Foundation
+import LoomCore
 import XCTest
+
 @testable import LoomVerilog
+
+/// A module using every construct the grammar lists (grammars/verilog-2005.ebnf).
+let kitchenSink = #"""
+`timescale 1ns / 1ps
+`default_nettype wire
+`define WIDTH 8
+`define MAX(a, b) ((a) > (b) ? (a) : (b))
+`ifdef NOT_DEFINED
+  this text is skipped
+`elsif WIDTH
+`define GOT_ELSIF 1
+`else
+  also skipped
+`endif
+
+(* keep_hierarchy = 1 *)
+module sink #(
+  parameter integer W = `WIDTH,
+  parameter [3:0] MODE = 4'b1010,
+  parameter signed S = -2
+) (
+  input wire clk,
+  input rst_n,
+  (* mark *) input wire signed [W-1:0] a, b,
+  output reg [W-1:0] q = 0,
+  output wire [2*W-1:0] prod,
+  inout tri [1:0] bus
+);
+  localparam DEPTH = `MAX(4, W);
+  localparam real HALF = 0.5e0;
+  wire [W-1:0] w1, w2;
+  wire #(1:2:3) delayed;
+  wire (strong0, weak1) strong_net = 1'b1;
+  tri1 pulled;
+  supply0 gnd;
+  supply1 vdd;
+  reg signed [7:0] sreg;
+  reg [W-1:0] mem [0:DEPTH-1];
+  reg [3:0] cube [0:1][0:3];
+  integer i, j;
+  real r;
+  time t;
+  realtime rt;
+  event ev;
+  genvar g;
+  reg \escaped$name ;
+  wire [15:0] hexy = 16'hDEAD, octy = 16'o777, biny = 16'b1010_xxzz, deci = 'd42, sized = 8 'h FF;
+  defparam u_sub.P = 3;
+
+  assign prod = a * b;
+  assign w1 = {a[3:0], b[W-1 -: 4]}, w2 = {2{a[1 +: 2], 2'b01}};
+  assign #2 delayed = ~^(w1 ^~ w2) | &w1 & ~&w2 | (|w1 ^ ~|w2);
+  assign bus = rst_n ? 2'bzz : {1'b0, a[0]};
+
+  always @(posedge clk or negedge rst_n) begin : seq
+    reg [1:0] local_r;
+    if (!rst_n) begin
+      q <= 0;
+      sreg <= -8'sd5;
+    end else if (a >= b && a != 0 || b === 8'hx) begin
+      q <= #1 a + b - (a << 1) >>> 2;
+      sreg <= $signed(a) >>> 1;
+    end else
+      q <= q;
+  end
+
+  always @* begin
+    case (a[1:0])
+      2'd0, 2'd1: r = HALF;
+      2'd2: r = 1.5;
+      default: r = 0.0;
+    endcase
+    casez (b[3:0])
+      4'b1???: j = 3;
+      4'b01??: j = 2;
+      default j = 0;
+    endcase
+    casex (a[3:0])
+      4'bx1x0: i = 1;
+      default: ;
+    endcase
+  end
+
+  always @(a, b) t = $time;
+
+  initial begin
+    for (i = 0; i < DEPTH; i = i + 1) mem[i] = i ** 2 % 7;
+    i = 0;
+    while (i < 4) i = i + 1;
+    repeat (3) @(posedge clk);
+    #10 rt = $realtime;
+    wait (rst_n) -> ev;
+    @(ev) $display("event %d %s", i, "done\n");
+    fork
+      #5 $display("a");
+      #6 $display("b");
+    join
+    forever begin : spin
+      #100 disable spin;
+    end
+  end
+
+  initial begin
+    force w1 = 8'h0;
+    release w1;
+    assign q = 0;
+    deassign q;
+    $finish;
+  end
+
+  function automatic [W-1:0] add_sat(input [W-1:0] x, input [W-1:0] y);
+    reg [W:0] sum;
+    begin
+      sum = x + y;
+      add_sat = sum[W] ? {W{1'b1}} : sum[W-1:0];
+    end
+  endfunction
+
+  function integer clog2;
+    input integer value;
+    integer k;
+    begin
+      clog2 = 0;
+      for (k = value - 1; k > 0; k = k >> 1) clog2 = clog2 + 1;
+    end
+  endfunction
+
+  task show;
+    input [W-1:0] value;
+    begin
+      $display("%h", value);
+    end
+  endtask
+
+  task automatic pulse(output reg o, input integer n);
+    begin
+      o = 1;
+      #(n) o = 0;
+    end
+  endtask
+
+  generate
+    for (g = 0; g < 2; g = g + 1) begin : g_loop
+      wire tmp;
+      assign tmp = a[g] & b[g];
+    end
+    if (MODE == 4'b1010) begin : g_if
+      wire yes;
+    end else if (MODE == 0) begin : g_elif
+      wire maybe;
+    end else begin : g_else
+      wire no;
+    end
+    case (W)
+      8: begin : g_eight
+        wire eight;
+      end
+      default: begin : g_other
+        wire other;
+      end
+    endcase
+  endgenerate
+
+  for (g = 0; g < 1; g = g + 1) begin : g_bare
+    wire bare;
+  end
+
+  sub #(.P(2), .Q()) u_sub (.x(a[0]), .y(), .z(g_loop[0].tmp));
+  sub #(4, 5) u_pos (a[1], , b[1]);
+  sub u_arr [1:0] (.x(a[1:0]), .y(w1[1:0]), .z(b[1:0]));
+  and #1 g_and (w1[0], a[0], b[0]);
+  nand (strong0, strong1) (w1[1], a[1], b[1]), (w1[2], a[2], b[2]);
+  bufif1 g_buf (w2[0], a[0], rst_n);
+  pullup (pulled);
+  not g_inv [1:0] (w2[2:1], a[2:1]);
+  assign w2[7] = add_sat(a, b) == clog2(W) ? \escaped$name : sink.q[0];
+endmodule
+
+module sub (x, y, z);
+  parameter P = 1;
+  parameter Q = 2;
+  input x;
+  output y;
+  input z;
+  assign y = x ^ z;
+endmodule
+
+macromodule empty_ports ();
+endmodule
+
+module no_ports;
+  `ifdef GOT_ELSIF
+  wire elsif_taken;
+  `endif
+endmodule
+"""#
+
+final class VerilogParserTests: XCTestCase {
+    func testKitchenSinkParsesAndRoundTrips() throws {
+        let r = VerilogParser.parse(kitchenSink, name: "sink.v")
+        XCTAssertEqual(r.diagnostics.map(\.description), [])
+        let mods = r.source.modules
+        XCTAssertEqual(mods.map(\.name), ["sink", "sub", "empty_ports", "no_ports"])
+        XCTAssertEqual(mods[2].keyword, "macromodule")
+        XCTAssertEqual(mods[2].ports?.count, 0)
+        XCTAssertNil(mods[3].ports)
+        // The `elsif branch was taken: no_ports holds the wire it guards.
+        XCTAssertEqual(mods[3].items.count, 1)
+        // Directives are kept.
+        guard case .directive(let ts) = r.source.items[0] else { return XCTFail("no timescale") }
+        XCTAssertEqual(ts, "`timescale 1ns / 1ps")
+
+        let printed = Printer.print(r.source)
+        let again = VerilogParser.parse(printed, name: "printed.v")
+        XCTAssertEqual(again.diagnostics.map(\.description), [], printed)
+        XCTAssertEqual(again.source, r.source)
+        // Printing is a fixed point.
+        XCTAssertEqual(Printer.print(again.source), printed)
+        // The macro with arguments was expanded.
+        XCTAssertTrue(printed.contains("localparam DEPTH = ((4) > (W) ? (4) : (W));"), printed)
+        XCTAssertTrue(printed.contains("reg \\escaped$name ;"), printed)
+        XCTAssertTrue(printed.contains("8'hFF"), printed)
+    }
+
+    func testPrecedence() throws {
+        func tree(_ s: String) throws -> Expr {
+            let r = VerilogParser.parse("module m; assign x = \(s); endmodule")
+            XCTAssertEqual(r.diagnostics, [])
+            guard case .assign(let a) = r.source.modules.first?.items.first else { throw XCTSkip("no assign") }
+            return a.assignments[0].1
+        }
+        let a = Expr.ident("a"), b = Expr.ident("b"), c = Expr.ident("c")
+        XCTAssertEqual(try tree("a + b * c"), .binary(.add, a, .binary(.mul, b, c)))
+        XCTAssertEqual(try tree("a - b - c"), .binary(.sub, .binary(.sub, a, b), c))
+        XCTAssertEqual(try tree("a || b && c"), .binary(.or, a, .binary(.and, b, c)))
+        XCTAssertEqual(try tree("a | b ^ c & a"), .binary(.bitOr, a, .binary(.bitXor, b, .binary(.bitAnd, c, a))))
+        XCTAssertEqual(try tree("a == b < c"), .binary(.eq, a, .binary(.lt, b, c)))
+        XCTAssertEqual(try tree("a << b + c"), .binary(.shl, a, .binary(.add, b, c)))
+        XCTAssertEqual(try tree("a ? b : c ? a : b"), .ternary(a, b, .ternary(c, a, b)))
+        XCTAssertEqual(try tree("-a ** b"), .binary(.power, .unary(.minus, a), b))
+        XCTAssertEqual(try tree("~&a"), .unary(.nand, a))
+        XCTAssertEqual(try tree("!a == b"), .binary(.eq, .unary(.not, a), b))
+        // A hand-built tree that needs parentheses gets them.
+        let t = Expr.binary(.mul, .binary(.add, a, b), c)
+        XCTAssertEqual(Printer.print(t), "(a + b) * c")
+        XCTAssertEqual(Printer.print(Expr.unary(.bitNot, .unary(.and, a))), "~ &a")
+    }
+
+    func testDiagnosticsNameFileLineColumnAndRecover() throws {
+        let text = """
+            module bad(input a, output b);
+              wire x
+              assign b = a +;
+              always @(posedge a) begin
+                b <= ;
+                b = 1;
+              end
+            endmodule
+            module fine; endmodule
+            """
+        let r = VerilogParser.parse(text, name: "bad.v")
+        let d = r.diagnostics.map(\.description)
+        XCTAssertGreaterThanOrEqual(d.count, 3, "\(d)")
+        XCTAssertEqual(d.first, "bad.v:3:3: expected ',' or ';' after the declaration, found 'assign'")
+        XCTAssertTrue(d.contains("bad.v:3:17: expected an expression, found ';'"), "\(d)")
+        XCTAssertTrue(d.contains("bad.v:5:10: expected an expression, found ';'"), "\(d)")
+        // Recovery reached the second module.
+        XCTAssertEqual(r.source.modules.map(\.name), ["bad", "fine"])
+    }
+
+    func testPreprocessorErrorsAndIncludes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-verilog-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/inc", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "`define FROM_INCLUDE 5\nwire [`FROM_INCLUDE:0] from_inc;\n".write(
+            toFile: dir + "/inc/defs.vh", atomically: true, encoding: .utf8)
+        let text = "module m;\n`include \"defs.vh\"\nwire [`FROM_INCLUDE:0] after;\nendmodule\n"
+        try text.write(toFile: dir + "/m.v", atomically: true, encoding: .utf8)
+        // Not found without the search path.
+        let miss = try VerilogParser.parse(file: dir + "/m.v")
+        XCTAssertEqual(miss.diagnostics.first?.location.line, 2)
+        XCTAssertTrue(miss.diagnostics.first?.message.hasPrefix("cannot find include file \"defs.vh\"") ?? false)
+        let hit = try VerilogParser.parse(file: dir + "/m.v", options: PreprocessorOptions(includePaths: [dir + "/inc"]))
+        XCTAssertEqual(hit.diagnostics, [])
+        XCTAssertEqual(hit.source.modules[0].items.count, 2)
+        XCTAssertEqual(hit.included, [dir + "/inc/defs.vh"])
+
+        let errs = VerilogParser.parse("`ifdef A\nmodule m; `UNDEFINED endmodule\n", name: "e.v")
+        XCTAssertTrue(errs.diagnostics.contains { $0.message.contains("without a matching `endif") })
+        let undef = VerilogParser.parse("module m; wire `NOPE; endmodule", name: "u.v")
+        XCTAssertEqual(undef.diagnostics.first?.description, "u.v:1:16: undefined macro `NOPE")
+        let recursive = VerilogParser.parse("`define A `A\nmodule m; wire `A; endmodule", name: "r.v")
+        XCTAssertTrue(recursive.diagnostics.contains { $0.message.contains("too deeply") }, "\(recursive.diagnostics)")
+        // -D defines.
+        var o = PreprocessorOptions()
+        o.defines = ["FAST": ""]
+        let d = VerilogParser.parse("module m; `ifdef FAST wire f; `else wire s; `endif endmodule", options: o)
+        guard case .net(let n) = d.source.modules[0].items[0] else { return XCTFail() }
+        XCTAssertEqual(n.names[0].name, "f")
+    }
+
+    func testHostileInputNeverCrashes() throws {
+        let deep = "module m; assign x = " + String(repeating: "(", count: 5000) + "a" + String(repeating: ")", count: 5000) + "; endmodule"
+        let r = VerilogParser.parse(deep)
+        XCTAssertTrue(r.diagnostics.contains { $0.message.contains("nesting deeper") })
+        let unary = "module m; assign x = " + String(repeating: "~", count: 5000) + "a; endmodule"
+        XCTAssertFalse(VerilogParser.parse(unary).ok)
+        let blocks = "module m; initial " + String(repeating: "begin ", count: 3000) + "endmodule"
+        XCTAssertFalse(VerilogParser.parse(blocks).ok)
+        for junk in ["\u{0}\u{1}\u{2}", "/* never closed", "\"open string\nmodule", "module", "module m(", "`define", "`",
+                     "8'", "'h", "module m; wire [", "module m; always @(", "\\", "(*", "module m #(parameter"] {
+            let r = VerilogParser.parse(junk)
+            XCTAssertFalse(r.ok, junk)
+        }
+    }
+}

@@ -1,3 +1,0 @@
-// Model merging (mergekit YAML): see issue 10.
-import LoomCore
-import LoomTensor

@@ -1,0 +1,135 @@
+// EDA feedback: Yosys (`read_verilog`) and Icarus Verilog (`iverilog`) run on a piece of Verilog as time-limited
+// subprocesses in a scratch directory; their verdict and diagnostic come back as a ToolVerdict. A missing tool is
+// one clear error naming the Debian package.
+
+import Foundation
+import LoomCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+public struct ToolVerdict: Sendable, Equatable {
+    public var tool: String
+    public var accepted: Bool
+    /// What the tool printed (errors and warnings), with the scratch file's path replaced by the display name.
+    public var message: String
+    public var timedOut: Bool
+}
+
+public enum EDATool: String, Sendable, CaseIterable {
+    case yosys, iverilog
+
+    public var aptPackage: String { rawValue }
+
+    /// The executable on PATH, or an error naming the package to install.
+    public func locate() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":") {
+            let p = String(dir) + "/" + rawValue
+            if access(p, X_OK) == 0 { return p }
+        }
+        throw LoomError(
+            "\(rawValue) not found on PATH: install it with 'sudo apt-get install \(aptPackage)' (or make setup)")
+    }
+}
+
+/// Runs the tools. Thread-safe: every call writes its own file in the scratch directory.
+public final class EDARunner: @unchecked Sendable {
+    public let scratch: String
+    public let timeout: Double
+    public let yosysPath: String?
+    public let iverilogPath: String?
+    private let lock = NSLock()
+    private var counter = 0
+
+    /// `tools` are the ones the caller will use: each must be installed.
+    public init(scratch: String, timeout: Double = 20, tools: [EDATool] = EDATool.allCases) throws {
+        self.scratch = scratch
+        self.timeout = timeout
+        try FS.makeDirectory(scratch)
+        yosysPath = tools.contains(.yosys) ? try EDATool.yosys.locate() : nil
+        iverilogPath = tools.contains(.iverilog) ? try EDATool.iverilog.locate() : nil
+    }
+
+    private func nextFile() -> (dir: String, file: String) {
+        let n: Int = lock.withLock {
+            counter += 1
+            return counter
+        }
+        let dir = FS.join(scratch, "job-\(n)")
+        return (dir, "design.v")
+    }
+
+    /// `yosys -q -p 'read_verilog [-I dir] design.v'`: parsing and AST checks, no hierarchy.
+    public func yosys(_ text: String, name: String = "design.v", includeDirs: [String] = []) -> ToolVerdict {
+        guard let exe = yosysPath else { return ToolVerdict(tool: "yosys", accepted: false, message: "yosys not enabled", timedOut: false) }
+        let inc = includeDirs.map { " -I" + $0 }.joined()
+        return run(tool: "yosys", exe: exe, text: text, name: name) { file in
+            ["-q", "-p", "read_verilog\(inc) \(file)"]
+        }
+    }
+
+    /// `iverilog -g2005 -t null [-I dir] [-y dir] design.v`: elaborates, so other modules come from `libraryDirs`.
+    public func iverilog(_ text: String, name: String = "design.v", includeDirs: [String] = [], libraryDirs: [String] = [])
+        -> ToolVerdict
+    {
+        guard let exe = iverilogPath else {
+            return ToolVerdict(tool: "iverilog", accepted: false, message: "iverilog not enabled", timedOut: false)
+        }
+        return run(tool: "iverilog", exe: exe, text: text, name: name) { file in
+            ["-g2005", "-t", "null", "-o", "/dev/null"] + includeDirs.flatMap { ["-I", $0] }
+                + libraryDirs.flatMap { ["-y", $0] } + [file]
+        }
+    }
+
+    private func run(tool: String, exe: String, text: String, name: String, args: (String) -> [String]) -> ToolVerdict {
+        let (dir, file) = nextFile()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            try FS.makeDirectory(dir)
+            try text.write(toFile: FS.join(dir, file), atomically: false, encoding: .utf8)
+        } catch {
+            return ToolVerdict(tool: tool, accepted: false, message: "cannot write scratch file: \(error)", timedOut: false)
+        }
+        let outPath = FS.join(dir, "out.txt")
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: outPath) else {
+            return ToolVerdict(tool: tool, accepted: false, message: "cannot write \(outPath)", timedOut: false)
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args(file)
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.standardOutput = out
+        p.standardError = out
+        p.standardInput = FileHandle.nullDevice
+        let done = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in done.signal() }
+        do { try p.run() } catch {
+            try? out.close()
+            return ToolVerdict(tool: tool, accepted: false, message: "cannot run \(exe): \(error)", timedOut: false)
+        }
+        var timedOut = false
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            timedOut = true
+            kill(p.processIdentifier, SIGKILL)
+            done.wait()
+        }
+        try? out.close()
+        let raw = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        var msg = raw.replacingOccurrences(of: FS.join(dir, file), with: name).replacingOccurrences(of: file, with: name)
+        msg = EDARunner.trim(msg)
+        if timedOut { msg = "\(tool) did not finish within \(timeout) s" + (msg.isEmpty ? "" : "\n" + msg) }
+        return ToolVerdict(tool: tool, accepted: !timedOut && p.terminationStatus == 0, message: msg, timedOut: timedOut)
+    }
+
+    /// At most 12 lines and 1,500 characters of a tool's output, without its "I give up." trailer.
+    static func trim(_ s: String) -> String {
+        let lines = s.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+            .filter { $0 != "I give up." && !$0.hasPrefix("End of script") }
+        var out = lines.prefix(12).joined(separator: "\n")
+        if out.count > 1500 { out = String(out.prefix(1500)) }
+        return out
+    }
+}
