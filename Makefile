@@ -37,6 +37,7 @@ demo: build
 	@echo "  documents: out/demo/01-ingest/part-00000.jsonl   chunks: out/demo/02-chunk/part-00000.jsonl"
 	@echo "  deduplicated chunks: out/demo/03-dedup/part-00000.jsonl (removals: out/demo/03-dedup/duplicates.jsonl)"
 	@echo "  reading-comprehension samples: out/demo/04-generate/part-00000.jsonl   packed: out/demo/05-pack/"
+	@echo "  models (Hugging Face layout, loss.svg beside): CPT out/demo/06-train/   SFT out/demo/07-train/"
 	@echo "  manifests: out/demo/*/manifest.json               rejects: out/demo/*/rejects.jsonl"
 
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.

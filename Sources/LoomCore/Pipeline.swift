@@ -83,10 +83,28 @@ public struct StepContext: Sendable {
     public var step: PipelineStep
     /// The previous step's output directory; nil for the first step.
     public var input: String?
+    /// The step's 0-based index and the pipeline's output directory.
+    public var index = 0
+    public var output = ""
     /// "FILE:LINE step NAME", for error messages.
     public var location: String { "\(pipeline.file):\(step.line) step '\(step.name)'" }
 
     public func resolve(_ p: String) -> String { pipeline.resolve(p) }
+
+    /// A path option that may name an earlier step's output instead of a file: `@NAME` is the latest earlier step
+    /// of that name (`@generate`, `@train`), `@N` step N (1-based); anything else is a path relative to the file.
+    public func resolveStep(_ p: String) throws -> String {
+        guard p.hasPrefix("@") else { return resolve(p) }
+        let ref = String(p.dropFirst())
+        if let n = Int(ref) {
+            guard n >= 1, n <= index else { throw LoomError("\(location): '\(p)' does not name an earlier step (1...\(index))") }
+            return pipeline.stepDirectory(n - 1, output: output)
+        }
+        guard let i = (0..<index).last(where: { pipeline.steps[$0].name == ref }) else {
+            throw LoomError("\(location): '\(p)': no earlier step is named '\(ref)'")
+        }
+        return pipeline.stepDirectory(i, output: output)
+    }
 }
 
 public typealias StepFactory = @Sendable (StepContext) throws -> any Stage
@@ -109,7 +127,7 @@ public struct PipelineRunner {
                 )
             }
             let input = i == 0 ? nil : pipeline.stepDirectory(i - 1, output: out)
-            let stage = try make(StepContext(pipeline: pipeline, step: step, input: input))
+            let stage = try make(StepContext(pipeline: pipeline, step: step, input: input, index: i, output: out))
             stages.append((stage, pipeline.stepDirectory(i, output: out)))
         }
         var results: [StageResult] = []

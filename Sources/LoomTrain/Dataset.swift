@@ -9,6 +9,7 @@
 
 import Foundation
 import LoomCore
+import LoomTokenizer
 
 /// What the dataset needs of a tokenizer.
 public protocol TokenCodec: Sendable {
@@ -258,4 +259,31 @@ public struct ChatFormat: Sendable {
         }
         return out
     }
+}
+
+/// A Hugging Face tokenizer.json (LoomTokenizer) as the dataset's codec: end-of-text from the usual special
+/// tokens (`<|endoftext|>`, `</s>`, `<|end_of_text|>`), beginning-of-text where the vocabulary has one.
+public struct TokenizerCodec: TokenCodec {
+    public let tokenizer: Tokenizer
+    public let bosId: Int32?
+    public let eosId: Int32
+    public let padId: Int32
+
+    public init(_ tokenizer: Tokenizer, source: String) throws {
+        self.tokenizer = tokenizer
+        let eos = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|eot_id|>", "<eos>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first
+        guard let eos else {
+            throw LoomError("\(source): the tokenizer has no end-of-text token (<|endoftext|>, </s> or <|end_of_text|>) to end documents with")
+        }
+        eosId = eos
+        bosId = ["<s>", "<|begin_of_text|>", "<bos>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first
+        padId = ["<pad>", "<|pad|>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first ?? eos
+    }
+
+    public static func load(_ path: String) throws -> TokenizerCodec { try TokenizerCodec(Tokenizer.load(path), source: path) }
+
+    public var vocabSize: Int { tokenizer.vocabSize }
+    public func encode(_ text: String) -> [Int32] { tokenizer.encode(text) }
+    public func decode(_ ids: [Int32]) -> String { tokenizer.decode(ids) }
+    public func specialId(_ text: String) -> Int32? { tokenizer.id(ofSpecial: text) }
 }

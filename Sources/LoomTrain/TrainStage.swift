@@ -111,21 +111,30 @@ public struct TrainStage: Stage {
     public let settings: TrainConfig
     public let input: String
     public let threads: Int
-    public let codec: TokenCodec
-    /// A tokenizer.json copied beside the model (nil with the byte-level vocabulary).
-    public let tokenizerFile: String?
+    /// A tokenizer.json; nil: the model directory's tokenizer.json when it has one, else the byte-level vocabulary.
+    public let tokenizer: String?
     /// For tests: stop after this step as if killed.
     public var stopAfterStep: Int?
 
-    public init(config: TrainConfig, input: String, threads: Int, codec: TokenCodec = ByteCodec(), tokenizerFile: String? = nil)
-        throws
-    {
+    public init(config: TrainConfig, input: String, threads: Int, tokenizer: String? = nil) throws {
         try config.validate()
         settings = config
         self.input = input
         self.threads = threads
-        self.codec = codec
-        self.tokenizerFile = tokenizerFile
+        self.tokenizer = tokenizer
+    }
+
+    /// The tokenizer file in use (resolved when the stage runs: in a pipeline the model directory may not exist yet).
+    var tokenizerFile: String? {
+        if let t = tokenizer { return t }
+        if let m = settings.model, FS.exists(FS.join(m, "tokenizer.json")) { return FS.join(m, "tokenizer.json") }
+        return nil
+    }
+
+    func codec() throws -> TokenCodec {
+        guard let t = tokenizerFile else { return ByteCodec() }
+        guard FS.exists(t) else { throw LoomError("train: tokenizer \(t) does not exist") }
+        return try TokenizerCodec.load(t)
     }
 
     public var name: String { "train-" + settings.objective }
@@ -134,7 +143,7 @@ public struct TrainStage: Stage {
         if case .object(var o) = j {
             o.append("tokenizer", tokenizerFile.map { .string(SHA256.hex(((try? FS.readText($0)) ?? $0))) } ?? "bytes")
             if let m = settings.model {
-                // A model directory is an input by content: its config and weights' size and time.
+                // The starting model is an input by content identity: its weights' size and modification time.
                 let id = FS.identity(FS.join(m, "model.safetensors"))
                 o.append("model_identity", .string("\(id?.size ?? 0):\(id?.mtimeNs ?? 0)"))
             }
@@ -147,7 +156,7 @@ public struct TrainStage: Stage {
         ["config.json", "model.safetensors", "metrics.jsonl", "loss.svg"] + (tokenizerFile == nil ? [] : ["tokenizer.json"])
     }
 
-    func makeModel() throws -> LlamaModel {
+    func makeModel(_ codec: TokenCodec) throws -> LlamaModel {
         if let dir = settings.model {
             let m = try LlamaModel.load(directory: dir)
             guard m.config.vocabSize >= codec.vocabSize else {
@@ -176,7 +185,8 @@ public struct TrainStage: Stage {
     public func run(_ ctx: StageContext) throws {
         Compute.configure(threads: threads)
         let objective = Objective(rawValue: settings.objective)!
-        let model = try makeModel()
+        let codec = try codec()
+        let model = try makeModel(codec)
         guard settings.seqLen <= model.config.maxPositions else {
             throw LoomError("train: seq_len \(settings.seqLen) exceeds the model's max_position_embeddings \(model.config.maxPositions)")
         }

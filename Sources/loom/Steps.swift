@@ -112,6 +112,7 @@ enum Steps {
                 }
             },
             "merge": { ctx in try Steps.merge(ctx) },
+            "train": Steps.train,
             "dedup": { ctx in
                 let c = try ctx.step.options.decode(
                     DedupConfig.self, allowedKeys: DedupConfig.keys + ["inputs"], context: ctx.location)
