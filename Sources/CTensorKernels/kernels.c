@@ -141,6 +141,32 @@ double tk_cross_entropy_forward_backward(float *logits, const int32_t *targets, 
     return total;
 }
 
+double tk_cross_entropy_weighted(float *logits, const int32_t *targets, const float *weights, size_t N, size_t V) {
+    double total = 0;
+    for (size_t n = 0; n < N; n++) {
+        float *row = logits + n * V;
+        int32_t y = targets[n];
+        float w = weights[n];
+        if (y < 0 || w == 0) {
+            memset(row, 0, V * sizeof(float));
+            continue;
+        }
+        float mx = -INFINITY;
+        for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        double sum = 0;
+        for (size_t i = 0; i < V; i++) {
+            float e = expf(row[i] - mx);
+            row[i] = e;
+            sum += e;
+        }
+        total += (double)w * (log(sum) - log((double)row[y]));
+        float inv = (float)(1.0 / sum) * w;
+        for (size_t i = 0; i < V; i++) row[i] *= inv;
+        row[y] -= w;
+    }
+    return total;
+}
+
 void tk_target_logprobs(float *out, const float *logits, const int32_t *targets, size_t N, size_t V) {
     for (size_t n = 0; n < N; n++) {
         const float *row = logits + n * V;

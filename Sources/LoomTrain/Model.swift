@@ -267,6 +267,30 @@ public final class LlamaModel: @unchecked Sendable {
         return partial.reduce(0, +)
     }
 
+    /// Weighted cross-entropy of the last forward's logits: returns Σ weights[n]·(−log p(targets[n])) and replaces
+    /// the logits by its gradient (weights[n]·(softmax − onehot) per row), ready for `backward`. With every weight
+    /// equal to `scale` this is `crossEntropy`; preference objectives give each sequence's tokens its own weight.
+    public func weightedCrossEntropy(targets: [Int32], weights: [Float]) -> Double {
+        let w = work!, V = config.vocabSize
+        let N = targets.count
+        precondition(weights.count == N)
+        var partial = [Double](repeating: 0, count: Compute.threads)
+        let logits = w.logits
+        targets.withUnsafeBufferPointer { tp in
+            weights.withUnsafeBufferPointer { wp in
+                partial.withUnsafeMutableBufferPointer { pb in
+                    let (t, wt, pp) = (tp.baseAddress!, wp.baseAddress!, pb.baseAddress!)
+                    Compute.parallel(N, grain: 16) { r in
+                        let slot = r.lowerBound * Compute.threads / N
+                        pp[slot] = tk_cross_entropy_weighted(
+                            logits + r.lowerBound * V, t + r.lowerBound, wt + r.lowerBound, r.count, V)
+                    }
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+
     /// log p(target) at every position of the last forward (0 where the target is < 0); logits unchanged.
     public func targetLogProbs(targets: [Int32]) -> [Float] {
         let w = work!, V = config.vocabSize, N = targets.count

@@ -124,3 +124,22 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(back.params.values.array, m.params.values.array)
     }
 }
+
+final class WeightedLossTests: XCTestCase {
+    /// Equal weights give exactly the plain cross-entropy and its gradient; log-probs agree with the loss.
+    func testWeightedCrossEntropyMatchesThePlainOne() throws {
+        Compute.configure(threads: 2)
+        let m = try tinyModel(seed: 8)
+        let b = Batch(rows: 2, length: 10, tokens: randomTokens(20, vocab: 64, seed: 6))
+        let (loss, grad) = lossAndGrads(m, b)
+        let n = b.targetCount
+        m.params.grads.zero()
+        m.forward(b)
+        let lp = m.targetLogProbs(targets: b.targets)
+        XCTAssertEqual(-lp.reduce(0) { $0 + Double($1) } / Double(n), loss, accuracy: 1e-5)
+        let l2 = m.weightedCrossEntropy(targets: b.targets, weights: [Float](repeating: 1 / Float(n), count: b.targets.count))
+        m.backward()
+        XCTAssertEqual(l2, loss, accuracy: 1e-6)
+        XCTAssertLessThan(relativeError(m.params.grads.array, grad), 1e-6)
+    }
+}

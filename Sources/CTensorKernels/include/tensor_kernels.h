@@ -37,6 +37,10 @@ void tk_attention_softmax_backward(float *dp, const float *p, const int32_t *seg
 /// Cross-entropy of rows of logits against targets (a target < 0 is ignored). Returns the sum of the losses of
 /// the rows; replaces each row by its gradient times `scale` (softmax - onehot), and by zeros where ignored.
 double tk_cross_entropy_forward_backward(float *logits, const int32_t *targets, size_t N, size_t V, float scale);
+/// Per-row weighted gradient of -log p(target): replaces each row by weights[n] * (softmax - onehot(target)), and
+/// by zeros where the target is < 0. Returns sum over rows of weights[n] * -log p(target) (objectives such as DPO
+/// and ORPO weight each sequence's tokens by a coefficient of the sequence's log-probability).
+double tk_cross_entropy_weighted(float *logits, const int32_t *targets, const float *weights, size_t N, size_t V);
 /// Log-softmax probability of each row's target (0 where the target is < 0); logits are left unchanged.
 void tk_target_logprobs(float *out, const float *logits, const int32_t *targets, size_t N, size_t V);
 
