@@ -1,0 +1,84 @@
+// Checkpoints cross between Loom and transformers both ways with the same logits (within 1e-4): a model written by
+// transformers' save_pretrained loads in Loom, and a model Loom writes loads with from_pretrained. Runs when
+// python3 with torch and transformers is installed (Benchmarks/peers/hf_interop.py), skips otherwise.
+
+import Foundation
+import LoomCore
+import LoomTensor
+import XCTest
+
+@testable import LoomTrain
+
+func pythonHas(_ modules: String) -> Bool {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", "-c", "import \(modules)"]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return false }
+    p.waitUntilExit()
+    return p.terminationStatus == 0
+}
+
+func runPython(_ args: [String]) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3"] + args
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    let data = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    if p.terminationStatus != 0 {
+        throw LoomError("python3 \(args.joined(separator: " ")) failed: \(String(decoding: data, as: UTF8.self).suffix(800))")
+    }
+}
+
+let interopScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Benchmarks/peers/hf_interop.py").path
+
+final class CheckpointInteropTests: XCTestCase {
+    override func setUpWithError() throws {
+        guard pythonHas("torch, transformers, safetensors") else {
+            throw XCTSkip("python3 with torch and transformers not installed: interop checks skipped")
+        }
+        Compute.configure(threads: 2)
+    }
+
+    func logits(_ m: LlamaModel, _ ids: [Int32], rows: Int) -> [Float] {
+        let b = Batch(rows: rows, length: ids.count / rows, tokens: ids)
+        let p = m.forward(b)
+        return Array(UnsafeBufferPointer(start: p, count: ids.count * m.config.vocabSize))
+    }
+
+    func testTransformersCheckpointLoadsInLoom() throws {
+        for (name, args) in [("untied-gqa", ["--kv-heads", "2"]), ("tied-mha", ["--tied", "--kv-heads", "4"])] {
+            let dir = tempDir("hf-\(name)")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try runPython([interopScript, "write", dir] + args)
+            let m = try LlamaModel.load(directory: dir)
+            XCTAssertEqual(m.config.tieWordEmbeddings, name.hasPrefix("tied"))
+            XCTAssertEqual(m.config.ropeTheta, 5000)
+            let ex = try tensors(dir + "/expected.safetensors")
+            let got = logits(m, ex["input_ids"]!.int64s().map(Int32.init), rows: 2)
+            XCTAssertLessThanOrEqual(maxAbs(got, ex["logits"]!.floats()), 1e-4, name)
+        }
+    }
+
+    func testLoomCheckpointLoadsInTransformers() throws {
+        let dir = tempDir("loom-out")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositions: 64)
+        let m = try LlamaModel(config: c)
+        m.initialize(seed: 21, std: 0.1)
+        try m.save(directory: dir + "/model")
+        let ids = randomTokens(2 * 24, vocab: 200, seed: 4)
+        let mine = logits(m, ids, rows: 2)
+        let out = dir + "/logits.safetensors"
+        try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 24]))], to: out)
+        try runPython([interopScript, "logits", dir + "/model", out])
+        let hf = try tensors(out)["logits_hf"]!.floats()
+        XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4)
+    }
+}
