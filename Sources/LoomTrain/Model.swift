@@ -62,6 +62,10 @@ public final class LlamaModel: @unchecked Sendable {
     let cosTable: [Float]
     let sinTable: [Float]
     var work: Workspace?
+    /// Low-rank adapters on the projections (nil: none). With adapters, `trainBase = false` freezes the base:
+    /// its weight gradients are not computed.
+    public var lora: LoRA?
+    public var trainBase = true
 
     /// The parameter names and shapes, in transformers' naming.
     public static func parameterSpecs(_ c: LlamaConfig) -> [(String, [Int])] {
@@ -170,21 +174,32 @@ public final class LlamaModel: @unchecked Sendable {
             Matmul.parallelGemm(w.ln1[l], P + L.q, w.q[l], m: N, n: qd, k: D, transposeB: true)
             Matmul.parallelGemm(w.ln1[l], P + L.k, w.k[l], m: N, n: kvd, k: D, transposeB: true)
             Matmul.parallelGemm(w.ln1[l], P + L.v, w.v[l], m: N, n: kvd, k: D, transposeB: true)
+            if let a = lora {
+                a.forward(l, .q, x: w.ln1[l], y: w.q[l], rows: N)
+                a.forward(l, .k, x: w.ln1[l], y: w.k[l], rows: N)
+                a.forward(l, .v, x: w.ln1[l], y: w.v[l], rows: N)
+            }
             rope(w.q[l], N, H, forward: true)
             rope(w.k[l], N, G, forward: true)
             attentionForward(l, B: B, T: T)
             // resid2 = h + atty · Woᵀ
             w.resid2[l].update(from: h, count: N * D)
             Matmul.parallelGemm(w.atty[l], P + L.o, w.resid2[l], m: N, n: D, k: qd, transposeB: true, beta: 1)
+            lora?.forward(l, .o, x: w.atty[l], y: w.resid2[l], rows: N)
             rmsnorm(w.ln2[l], w.rstd2[l], w.resid2[l], P + L.ln2, N, D, eps)
             Matmul.parallelGemm(w.ln2[l], P + L.gate, w.gate[l], m: N, n: I, k: D, transposeB: true)
             Matmul.parallelGemm(w.ln2[l], P + L.up, w.up[l], m: N, n: I, k: D, transposeB: true)
+            if let a = lora {
+                a.forward(l, .gate, x: w.ln2[l], y: w.gate[l], rows: N)
+                a.forward(l, .up, x: w.ln2[l], y: w.up[l], rows: N)
+            }
             let (g, u, a) = (w.gate[l], w.up[l], w.act[l])
             Compute.parallel(N * I, grain: 4096) { r in
                 tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
             }
             w.resid[l + 1].update(from: w.resid2[l], count: N * D)
             Matmul.parallelGemm(w.act[l], P + L.down, w.resid[l + 1], m: N, n: D, k: I, transposeB: true, beta: 1)
+            lora?.forward(l, .down, x: w.act[l], y: w.resid[l + 1], rows: N)
         }
         rmsnorm(w.lnf, w.rstdf, w.resid[c.numLayers], P + normOffset, N, D, eps)
         Matmul.parallelGemm(w.lnf, P + headOffset, w.logits, m: N, n: c.vocabSize, k: D, transposeB: true)
@@ -321,37 +336,53 @@ public final class LlamaModel: @unchecked Sendable {
         let P = params.values.pointer, Gr = params.grads.pointer
         let dres = w.dresid, dln = w.dln
         // lm_head: dW += dlogitsᵀ · lnf; dlnf = dlogits · W.
-        Matmul.parallelGemm(w.logits, w.lnf, Gr + headOffset, m: V, n: D, k: N, transposeA: true, beta: 1)
+        let base = trainBase
+        if base { Matmul.parallelGemm(w.logits, w.lnf, Gr + headOffset, m: V, n: D, k: N, transposeA: true, beta: 1) }
         Matmul.parallelGemm(w.logits, P + headOffset, dln, m: N, n: D, k: V)
         dres.update(repeating: 0, count: N * D)
         rmsnormBackward(dres, Gr + normOffset, dln, w.resid[c.numLayers], P + normOffset, w.rstdf, N, D)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let L = layers[l]
             // MLP: out = resid2 + act · Wdownᵀ.
-            Matmul.parallelGemm(dres, w.act[l], Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1)
+            if base { Matmul.parallelGemm(dres, w.act[l], Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1) }
             Matmul.parallelGemm(dres, P + L.down, w.dact, m: N, n: I, k: D)
+            lora?.backward(l, .down, x: w.act[l], dy: dres, dx: w.dact, rows: N)
             let (dg, du, da, g, u) = (w.dgate, w.dup, w.dact, w.gate[l], w.up[l])
             Compute.parallel(N * I, grain: 4096) { r in
                 let o = r.lowerBound
                 tk_swiglu_backward(dg + o, du + o, da + o, g + o, u + o, r.count)
             }
-            Matmul.parallelGemm(w.dgate, w.ln2[l], Gr + L.gate, m: I, n: D, k: N, transposeA: true, beta: 1)
-            Matmul.parallelGemm(w.dup, w.ln2[l], Gr + L.up, m: I, n: D, k: N, transposeA: true, beta: 1)
+            if base {
+                Matmul.parallelGemm(w.dgate, w.ln2[l], Gr + L.gate, m: I, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dup, w.ln2[l], Gr + L.up, m: I, n: D, k: N, transposeA: true, beta: 1)
+            }
             Matmul.parallelGemm(w.dgate, P + L.gate, dln, m: N, n: D, k: I)
             Matmul.parallelGemm(w.dup, P + L.up, dln, m: N, n: D, k: I, beta: 1)
+            if let a = lora {
+                a.backward(l, .gate, x: w.ln2[l], dy: w.dgate, dx: dln, rows: N)
+                a.backward(l, .up, x: w.ln2[l], dy: w.dup, dx: dln, rows: N)
+            }
             rmsnormBackward(dres, Gr + L.ln2, dln, w.resid2[l], P + L.ln2, w.rstd2[l], N, D)
             // Attention: resid2 = resid + atty · Woᵀ.
-            Matmul.parallelGemm(dres, w.atty[l], Gr + L.o, m: D, n: qd, k: N, transposeA: true, beta: 1)
+            if base { Matmul.parallelGemm(dres, w.atty[l], Gr + L.o, m: D, n: qd, k: N, transposeA: true, beta: 1) }
             Matmul.parallelGemm(dres, P + L.o, w.datty, m: N, n: qd, k: D)
+            lora?.backward(l, .o, x: w.atty[l], dy: dres, dx: w.datty, rows: N)
             attentionBackward(l, B: B, T: T)
             rope(w.dq, N, H, forward: false)
             rope(w.dk, N, G, forward: false)
-            Matmul.parallelGemm(w.dq, w.ln1[l], Gr + L.q, m: qd, n: D, k: N, transposeA: true, beta: 1)
-            Matmul.parallelGemm(w.dk, w.ln1[l], Gr + L.k, m: kvd, n: D, k: N, transposeA: true, beta: 1)
-            Matmul.parallelGemm(w.dv, w.ln1[l], Gr + L.v, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+            if base {
+                Matmul.parallelGemm(w.dq, w.ln1[l], Gr + L.q, m: qd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dk, w.ln1[l], Gr + L.k, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dv, w.ln1[l], Gr + L.v, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+            }
             Matmul.parallelGemm(w.dq, P + L.q, dln, m: N, n: D, k: qd)
             Matmul.parallelGemm(w.dk, P + L.k, dln, m: N, n: D, k: kvd, beta: 1)
             Matmul.parallelGemm(w.dv, P + L.v, dln, m: N, n: D, k: kvd, beta: 1)
+            if let a = lora {
+                a.backward(l, .q, x: w.ln1[l], dy: w.dq, dx: dln, rows: N)
+                a.backward(l, .k, x: w.ln1[l], dy: w.dk, dx: dln, rows: N)
+                a.backward(l, .v, x: w.ln1[l], dy: w.dv, dx: dln, rows: N)
+            }
             rmsnormBackward(dres, Gr + L.ln1, dln, w.resid[l], P + L.ln1, w.rstd1[l], N, D)
         }
         // Embedding: rows of the gradient gather back to their tokens (serial: tokens repeat).
