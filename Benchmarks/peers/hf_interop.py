@@ -5,6 +5,8 @@ Python with torch and transformers is present.
                                                      DIR/expected.safetensors: input_ids and transformers' logits
   hf_interop.py logits DIR OUT                       loads DIR (written by Loom) with from_pretrained and saves the
                                                      logits of OUT's input_ids into OUT (logits_hf)
+  hf_interop.py peft BASE ADAPTER OUT                loads BASE, then the LoRA ADAPTER (written by Loom) with
+                                                     PeftModel.from_pretrained; saves OUT's logits as logits_hf
 """
 import sys
 
@@ -42,7 +44,19 @@ def logits(d, out):
     save_file(t, out)
 
 
-if sys.argv[1] == "write":
+def peft_logits(base, adapter, out):
+    from peft import PeftModel
+    m = LlamaForCausalLM.from_pretrained(base, torch_dtype=torch.float32)
+    m = PeftModel.from_pretrained(m, adapter).eval()
+    t = load_file(out)
+    with torch.no_grad():
+        t["logits_hf"] = m(input_ids=t["input_ids"]).logits.contiguous()
+    save_file(t, out)
+
+
+if sys.argv[1] == "peft":
+    peft_logits(sys.argv[2], sys.argv[3], sys.argv[4])
+elif sys.argv[1] == "write":
     write(sys.argv[2], "--tied" in sys.argv, int(sys.argv[sys.argv.index("--kv-heads") + 1]) if "--kv-heads" in sys.argv else 2)
 else:
     logits(sys.argv[2], sys.argv[3])

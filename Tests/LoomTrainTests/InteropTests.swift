@@ -81,4 +81,29 @@ final class CheckpointInteropTests: XCTestCase {
         let hf = try tensors(out)["logits_hf"]!.floats()
         XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4)
     }
+
+    /// A LoRA adapter written by Loom, loaded with PEFT onto the same base, gives Loom's logits.
+    func testLoRAAdapterLoadsWithPEFT() throws {
+        guard pythonHas("peft") else { throw XCTSkip("peft not installed: LoRA interop check skipped") }
+        let dir = tempDir("peft")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositions: 64)
+        let m = try LlamaModel(config: c)
+        m.initialize(seed: 22, std: 0.1)
+        try m.save(directory: dir + "/base")
+        let lora = try LoRA(config: LoRAConfig(rank: 4, alpha: 8, dropout: 0.1, seed: 2), model: c)
+        var r = SplitMix64(seed: 1)
+        for info in lora.params.infos where info.name.hasSuffix("lora_B.weight") {
+            for j in 0..<info.count { lora.params.values.pointer[info.offset + j] = Float(Int(r.next() % 2001) - 1000) / 5000 }
+        }
+        try lora.save(directory: dir + "/adapter", baseModel: dir + "/base")
+        lora.training = false
+        m.lora = lora
+        let ids = randomTokens(2 * 16, vocab: 200, seed: 8)
+        let mine = logits(m, ids, rows: 2)
+        let out = dir + "/logits.safetensors"
+        try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 16]))], to: out)
+        try runPython([interopScript, "peft", dir + "/base", dir + "/adapter", out])
+        XCTAssertLessThanOrEqual(maxAbs(mine, try tensors(out)["logits_hf"]!.floats()), 1e-4)
+    }
 }
