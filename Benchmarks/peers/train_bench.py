@@ -36,7 +36,7 @@ for step in range(a.warmup + a.steps):
     dt = time.perf_counter() - t0
     if step >= a.warmup:
         times.append(dt)
-        losses.append(float(out.loss))
+        losses.append(float(out.loss.detach()))
 tokens = a.batch * a.seq
 print(json.dumps({
     "side": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
