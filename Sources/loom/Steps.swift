@@ -29,10 +29,13 @@ enum Steps {
                     } catch let e as LoomError {
                         throw LoomError("\(ctx.location): \(e.message)")
                     }
+                case "verilog":
+                    return try VerilogSteps.ingest(ctx)
                 default:
-                    throw LoomError("\(ctx.location): unknown ingest kind '\(kind)' (available: pubmed, pdf)")
+                    throw LoomError("\(ctx.location): unknown ingest kind '\(kind)' (available: pubmed, pdf, verilog)")
                 }
             },
+            "verilog": { ctx in try VerilogSteps.tasks(ctx, jobs: jobs) },
             "chunk": { ctx in
                 let c = try ctx.step.options.decode(ChunkConfig.self, allowedKeys: ChunkConfig.keys, context: ctx.location)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): chunk needs a step before it") }
