@@ -196,21 +196,42 @@ public struct Mutator {
             toks[i].kind = after == "reg" ? .kwReg : .kwWire
             return e
         case "widen_width", "narrow_width":
-            // [N:M] right after a declaration keyword, with plain decimal bounds.
-            let sites = toks.indices.filter { i in
-                i > 0 && i + 4 < toks.count && Mutator.declKeywords.contains(toks[i - 1].kind) && toks[i].kind == .lbracket
-                    && Int(toks[i + 1].text) != nil && toks[i + 2].kind == .colon && Int(toks[i + 3].text) != nil
-                    && toks[i + 4].kind == .rbracket
-            }
-            guard let i = pick(sites), let msb = Int(toks[i + 1].text), let lsb = Int(toks[i + 3].text) else { return nil }
+            // A declared range `[msb:lsb]` right after a declaration keyword: a plain number bound moves by one
+            // (the MSB of [7:0], the high end of [0:7]); an expression MSB gets "+ 1" or "- 1".
             let wider = rule.name == "widen_width"
-            // Move the bound that is further from the other (the MSB of [7:0], the high end of [0:7]).
-            let k = msb >= lsb ? i + 1 : i + 3
-            let v = Int(toks[k].text)!
-            let nv = wider ? v + 1 : v - 1
-            if !wider && msb == lsb { return nil }
-            let e = edit(k, toks[k].text, String(nv))
-            toks[k].text = String(nv)
+            var sites: [(Int, Int, Int)] = []  // [ , : , ]
+            for i in toks.indices where i > 0 && toks[i].kind == .lbracket && Mutator.declKeywords.contains(toks[i - 1].kind) {
+                var depth = 0
+                var colon: Int? = nil
+                var k = i + 1
+                while k < toks.count {
+                    let t = toks[k].kind
+                    if t == .lbracket || t == .lparen || t == .lbrace { depth += 1 }
+                    if t == .rparen || t == .rbrace { depth -= 1 }
+                    if t == .rbracket {
+                        if depth == 0 { break }
+                        depth -= 1
+                    }
+                    if t == .colon && depth == 0 && colon == nil { colon = k }
+                    k += 1
+                }
+                if let colon, k < toks.count, colon > i + 1, k > colon + 1 { sites.append((i, colon, k)) }
+            }
+            guard !sites.isEmpty else { return nil }
+            let (open, colon, close) = sites[rng.below(sites.count)]
+            if colon == open + 2, close == colon + 2, let msb = Int(toks[open + 1].text), let lsb = Int(toks[colon + 1].text) {
+                if !wider && msb == lsb { return nil }
+                let k = msb >= lsb ? open + 1 : colon + 1
+                let v = Int(toks[k].text)!
+                let nv = String(wider ? v + 1 : v - 1)
+                let e = edit(k, toks[k].text, nv)
+                toks[k].text = nv
+                return e
+            }
+            let k = colon - 1
+            let nv = toks[k].text + (wider ? " + 1" : " - 1")
+            let e = edit(k, toks[k].text, nv)
+            toks[k].text = nv
             return e
         case "drop_if_conjunct":
             var sites: [(Int, Int)] = []
