@@ -91,4 +91,6 @@ let package = Package(
 if ProcessInfo.processInfo.environment["LOOM_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(name: "loom-fuzz-pubmed", dependencies: ["LoomIngest"], path: "Fuzz/pubmed"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-verilog", dependencies: ["LoomVerilog"], path: "Fuzz/verilog"))
 }

@@ -15,6 +15,10 @@
 //                                                  file at 4,096 tokens, and N samples (1,000,000) drawn from them
 //   loom-bench train [--runs N] [--hidden ...]   training tokens/s and peak memory vs PyTorch (transformers Llama,
 //                                                  AdamW, fp32, same config and threads); MFU against measured sgemm
+//   loom-bench tokenizer CORPUS.jsonl [TOKENIZER.json ...] [--megabytes M] [--runs N]
+//                                                  BPE encoding MB/s vs Hugging Face tokenizers, one thread each
+//                                                  (encode per text and batch), on the texts of a corpus; default
+//                                                  tokenizers: both in $LOOM_SHARED/fixtures/tokenizer
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //
@@ -263,6 +267,7 @@ let documents = option("--documents").flatMap(Int.init) ?? 1_000_000
 let latency = option("--latency").flatMap(Double.init) ?? 0.2
 let samples = option("--samples").flatMap(Int.init) ?? 1_000_000
 let gigabytes = option("--gigabytes").flatMap(Double.init) ?? 1
+let tokenizerMegabytes = option("--megabytes").flatMap(Double.init) ?? 0
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
@@ -283,6 +288,11 @@ case ("dedup-memory", 1): dedupMemory(documents: documents)
 case ("pdf", 2): pdf(args[1], runs: runs)
 case ("generate", 1): generateConcurrency(latency: latency)
 case ("pack", 2): pack(args[1], samples: samples, context: 4096)
+case ("tokenizer", _) where args.count >= 2:
+    let shared = ProcessInfo.processInfo.environment["LOOM_SHARED"] ?? benchDir + "/../../shared"
+    let given = Array(args.dropFirst(2))
+    let toks = given.isEmpty ? ["tokenizer.json", "tokenizer-llama3-split.json"].map { shared + "/fixtures/tokenizer/" + $0 } : given
+    tokenizerBench(args[1], megabytes: tokenizerMegabytes, runs: runs, tokenizers: toks)
 case ("train", 1): train(trainShape, runs: runs)
 case ("train-child", 1): trainChild(trainShape)
 default:

@@ -256,18 +256,25 @@ struct MinHeap {
 // MARK: - tokenizer.json
 
 extension BPEModel {
-    init(json: JSONValue) throws {
+    /// `vocabEntries`: the vocabulary when it was read apart from the JSON (`VocabScan`), else json["vocab"].
+    init(json: JSONValue, vocabEntries: [(String, Int)]? = nil) throws {
         guard json["type"]?.stringValue ?? "BPE" == "BPE" else {
             throw LoomError("model \(json["type"]?.stringValue ?? "?") is not supported (BPE only)")
         }
         for k in ["continuing_subword_prefix", "end_of_word_suffix", "dropout"] {
             if let v = json[k], v != .null { throw LoomError("model: \(k) \(v.jsonString) is not supported") }
         }
-        guard let vobj = json["vocab"]?.objectValue else { throw LoomError("model without a vocab object") }
+        var entries: [(String, Int?)] = []
+        if let given = vocabEntries {
+            entries = given.map { ($0.0, Optional($0.1)) }
+        } else {
+            guard let vobj = json["vocab"]?.objectValue else { throw LoomError("model without a vocab object") }
+            entries = vobj.map { ($0.key, $0.value.intValue) }
+        }
         var vocab: [String: Int32] = [:]
-        vocab.reserveCapacity(vobj.count)
-        for (k, v) in vobj {
-            guard let i = v.intValue, i >= 0, i <= Int(Int32.max) else { throw LoomError("vocab: \(k) has no valid id") }
+        vocab.reserveCapacity(entries.count)
+        for (k, v) in entries {
+            guard let i = v, i >= 0, i <= Int(Int32.max) else { throw LoomError("vocab: \(k) has no valid id") }
             vocab[k] = Int32(i)
         }
         var merges: [(String, String)] = []

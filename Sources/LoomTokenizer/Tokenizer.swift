@@ -105,10 +105,18 @@ public final class Tokenizer: @unchecked Sendable {
     public static func load(_ path: String) throws -> Tokenizer {
         guard let data = FileManager.default.contents(atPath: path) else { throw LoomError("cannot read \(path)") }
         let json: JSONValue
+        var vocab: [(String, Int)]? = nil
         do {
-            json = try data.withUnsafeBytes { try JSONValue.parse(bytes: $0.bindMemory(to: UInt8.self)) }
+            json = try data.withUnsafeBytes { raw in
+                let b = raw.bindMemory(to: UInt8.self)
+                guard let (rest, v) = try VocabScan.split(b) else { return try JSONValue.parse(bytes: b) }
+                vocab = v
+                return try rest.withUnsafeBufferPointer { try JSONValue.parse(bytes: $0) }
+            }
         } catch let e as JSONParseError {
             throw LoomError("\(path): \(e)")
+        } catch let e as VocabScan.Failure {
+            throw LoomError("\(path): invalid JSON at byte \(e.offset): \(e.message)")
         }
         var bos: String? = nil
         var eos: String? = nil
@@ -121,7 +129,7 @@ public final class Tokenizer: @unchecked Sendable {
             eos = name(c["eos_token"])
         }
         do {
-            return try Tokenizer(json: json, bosToken: bos, eosToken: eos)
+            return try Tokenizer(json: json, vocabEntries: vocab, bosToken: bos, eosToken: eos)
         } catch let e as LoomError {
             throw LoomError("\(path): \(e.message)")
         }

@@ -8,9 +8,13 @@ import LoomCore
 
 extension Tokenizer {
     public convenience init(json: JSONValue, bosToken: String? = nil, eosToken: String? = nil) throws {
+        try self.init(json: json, vocabEntries: nil, bosToken: bosToken, eosToken: eosToken)
+    }
+
+    convenience init(json: JSONValue, vocabEntries: [(String, Int)]?, bosToken: String?, eosToken: String?) throws {
         guard let top = json.objectValue else { throw LoomError("tokenizer.json is not a JSON object") }
         guard let m = top["model"] else { throw LoomError("tokenizer.json has no model") }
-        let model = try BPEModel(json: m)
+        let model = try BPEModel(json: m, vocabEntries: vocabEntries)
         func component<T>(_ key: String, _ make: (JSONValue) throws -> T) throws -> T? {
             guard let v = top[key], v != .null else { return nil }
             return try make(v)

@@ -68,8 +68,8 @@ public final class BPETrainer {
         t.withUTF8 { feed(bytes: $0) }
     }
 
-    /// Counts the words of one sequence given as valid UTF-8.
-    public func feed(bytes b: UnsafeBufferPointer<UInt8>) {
+    /// Counts the words of one sequence given as valid UTF-8 (the bytes of a Swift String).
+    func feed(bytes b: UnsafeBufferPointer<UInt8>) {
         sequences += 1
         guard let p = b.baseAddress, b.count > 0 else { return }
         if preTokenizer.insertsBytes {
@@ -99,22 +99,9 @@ public final class BPETrainer {
             return
         }
         if path.hasSuffix(".jsonl") {
-            let key = [Array(textField.utf8)]
             let reader = try LineReader(path: path)
             try reader.forEachLine { line in
-                if line.isEmpty { return }
-                do {
-                    let m = try JSONScan.scan(line, keys: key)
-                    guard m.isObject, let r = m.values[0], r.count >= 2, line[r.lowerBound] == UInt8(ascii: "\"") else {
-                        bad(path, reader.lineNumber, "no string field \"\(textField)\"")
-                        return
-                    }
-                    var s: [UInt8] = []
-                    JSONScan.appendString(line, r, to: &s)
-                    feed(String(decoding: s, as: UTF8.self))
-                } catch {
-                    bad(path, reader.lineNumber, "\(error)")
-                }
+                if let why = feed(jsonLine: line, textField: textField) { bad(path, reader.lineNumber, why) }
             }
             return
         }
@@ -130,6 +117,35 @@ public final class BPETrainer {
                 feed(bytes: UnsafeBufferPointer(rebasing: buf[start..<end]))
                 start = end
             }
+        }
+    }
+
+    /// Feeds one JSON Lines record: its `textField` string, or else the `content` of each of its `messages` (one
+    /// sequence each). Returns why the line was not used, or nil. Empty lines are ignored.
+    @discardableResult
+    public func feed(jsonLine line: UnsafeBufferPointer<UInt8>, textField: String = "text") -> String? {
+        if line.isEmpty { return nil }
+        let key = [Array(textField.utf8)]
+        do {
+            let m = try JSONScan.scan(line, keys: key)
+            guard m.isObject else { return "not a JSON object" }
+            if let r = m.values[0], r.count >= 2, line[r.lowerBound] == UInt8(ascii: "\"") {
+                var s: [UInt8] = []
+                JSONScan.appendString(line, r, to: &s)
+                feed(String(decoding: s, as: UTF8.self))  // repairs invalid UTF-8 (lone surrogate escapes)
+                return nil
+            }
+            let v = try JSONValue.parse(bytes: line)
+            if let msgs = v["messages"]?.arrayValue {
+                let contents = msgs.compactMap { $0["content"]?.stringValue }
+                if !contents.isEmpty {
+                    for c in contents { feed(c) }
+                    return nil
+                }
+            }
+            return "no string field \"\(textField)\" (nor messages with content)"
+        } catch {
+            return "\(error)"
         }
     }
 

@@ -40,6 +40,13 @@ public struct StepMetrics: Equatable, Sendable {
     public var gradNorm: Double
     public var tokens: Int
     public var evalLoss: Double?
+    /// Whether the evaluation loss is a token cross-entropy (so exp of it is a perplexity); false for DPO/ORPO.
+    public var perplexity = true
+    /// An objective's own metrics (DPO reward margins, ORPO odds ratio, ...), written after the standard ones in
+    /// key order.
+    public var extra: [String: Double] = [:]
+
+    static let standardKeys: Set<String> = ["step", "loss", "lr", "grad_norm", "tokens", "eval_loss", "eval_perplexity"]
 
     public var json: JSONValue {
         var o = JSONObject()
@@ -50,8 +57,9 @@ public struct StepMetrics: Equatable, Sendable {
         o.append("tokens", .int(tokens))
         if let e = evalLoss {
             o.append("eval_loss", .double(e))
-            o.append("eval_perplexity", .double(exp(e)))
+            if perplexity { o.append("eval_perplexity", .double(exp(e))) }
         }
+        for k in extra.keys.sorted() { o.append(k, .double(extra[k]!)) }
         return .object(o)
     }
 
@@ -69,7 +77,38 @@ public struct StepMetrics: Equatable, Sendable {
         self.init(
             step: s, loss: l, lr: j["lr"]?.doubleValue ?? 0, gradNorm: j["grad_norm"]?.doubleValue ?? 0,
             tokens: j["tokens"]?.intValue ?? 0, evalLoss: j["eval_loss"]?.doubleValue)
+        perplexity = evalLoss == nil || j["eval_perplexity"] != nil
+        if let o = j.objectValue {
+            for k in o.keys where !StepMetrics.standardKeys.contains(k) {
+                if let v = o[k]?.doubleValue { extra[k] = v }
+            }
+        }
     }
+}
+
+/// What an objective other than token cross-entropy (DPO, ORPO) reports for a step or an evaluation.
+public struct ObjectiveResult: Sendable {
+    /// The objective's loss (the mean the gradient is of).
+    public var loss: Double
+    /// Its own metrics, by name.
+    public var metrics: [String: Double]
+    /// Tokens in the batches it ran (padding included), for tokens/s.
+    public var tokens: Int
+    public init(loss: Double, metrics: [String: Double], tokens: Int) {
+        self.loss = loss
+        self.metrics = metrics
+        self.tokens = tokens
+    }
+}
+
+/// An objective that is not token cross-entropy over `Row` targets: it builds its own batches from the step's
+/// rows, and for each micro-batch runs forward, writes d(loss)/d(logits) and runs backward (the trainer has zeroed
+/// the gradients; it clips and steps afterwards).
+public protocol RowObjective: AnyObject {
+    /// One optimiser step's micro-batches: accumulate the gradient of the step's mean loss.
+    func accumulate(model: LlamaModel, microBatches: [[Row]]) -> ObjectiveResult
+    /// The loss over held-out rows, forward only (nil without any usable row).
+    func evaluate(model: LlamaModel, rows: [Row], batchSize: Int) -> ObjectiveResult?
 }
 
 public final class Trainer {
@@ -90,6 +129,8 @@ public final class Trainer {
     private var orderEpoch = -1
     /// Set by tests to stop after a step as if the process were killed (no final save).
     public var stopAfterStep: Int?
+    /// An objective replacing token cross-entropy (DPO, ORPO); nil: cross-entropy on the rows' targets.
+    public var objective: RowObjective?
 
     public init(
         model: LlamaModel, data: DatasetBuilder, train: [Row], eval: [Row], settings: TrainSettings,
@@ -138,6 +179,19 @@ public final class Trainer {
     public func trainStep() -> StepMetrics {
         let s = settings
         let schedule = LRSchedule(peak: s.lr, warmup: s.warmup, total: s.steps, minRatio: s.minLRRatio)
+        if let objective {
+            let micro = (0..<s.gradAccum).map { _ in nextRows(s.batchSize) }
+            model.params.grads.zero()
+            let r = objective.accumulate(model: model, microBatches: micro)
+            let norm = Gradients.clip(model.params, maxNorm: s.gradClip)
+            step += 1
+            let lr = schedule.rate(step: step)
+            optimizer.update(model.params, lr: Float(lr))
+            var m = StepMetrics(step: step, loss: r.loss, lr: lr, gradNorm: norm, tokens: r.tokens)
+            m.perplexity = false
+            m.extra = r.metrics
+            return m
+        }
         let batches = (0..<s.gradAccum).map { _ in data.batch(nextRows(s.batchSize)) }
         let targets = batches.reduce(0) { $0 + $1.targetCount }
         model.params.grads.zero()
@@ -161,6 +215,7 @@ public final class Trainer {
     /// Mean loss over the evaluation rows (nil without any).
     public func evaluate() -> Double? {
         guard !eval.isEmpty else { return nil }
+        if let objective { return objective.evaluate(model: model, rows: eval, batchSize: settings.batchSize)?.loss }
         var sum = 0.0, count = 0
         for i in stride(from: 0, to: eval.count, by: settings.batchSize) {
             let b = data.batch(Array(eval[i..<min(eval.count, i + settings.batchSize)]))
@@ -180,7 +235,16 @@ public final class Trainer {
         defer { try? metrics.close() }
         while step < settings.steps {
             var m = trainStep()
-            if settings.evalEvery > 0, step % settings.evalEvery == 0 || step == settings.steps { m.evalLoss = evaluate() }
+            if settings.evalEvery > 0, step % settings.evalEvery == 0 || step == settings.steps {
+                if let objective {
+                    if let r = objective.evaluate(model: model, rows: eval, batchSize: settings.batchSize) {
+                        m.evalLoss = r.loss
+                        for (k, v) in r.metrics { m.extra["eval_" + k] = v }
+                    }
+                } else {
+                    m.evalLoss = evaluate()
+                }
+            }
             history.append(m)
             try metrics.write(m.json.jsonString + "\n")
             try metrics.flush()

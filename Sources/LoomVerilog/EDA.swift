@@ -93,35 +93,54 @@ public final class EDARunner: @unchecked Sendable {
             return ToolVerdict(tool: tool, accepted: false, message: "cannot write scratch file: \(error)", timedOut: false)
         }
         let outPath = FS.join(dir, "out.txt")
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: outPath) else {
-            return ToolVerdict(tool: tool, accepted: false, message: "cannot write \(outPath)", timedOut: false)
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args(file)
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        p.standardOutput = out
-        p.standardError = out
-        p.standardInput = FileHandle.nullDevice
-        let done = DispatchSemaphore(value: 0)
-        p.terminationHandler = { _ in done.signal() }
-        do { try p.run() } catch {
-            try? out.close()
-            return ToolVerdict(tool: tool, accepted: false, message: "cannot run \(exe): \(error)", timedOut: false)
-        }
-        var timedOut = false
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            timedOut = true
-            kill(p.processIdentifier, SIGKILL)
-            done.wait()
-        }
-        try? out.close()
+        let (status, timedOut, err) = EDARunner.spawn(exe: exe, args: args(FS.join(dir, file)), directory: dir, output: outPath, timeout: timeout)
+        if let err { return ToolVerdict(tool: tool, accepted: false, message: err, timedOut: false) }
         let raw = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         var msg = raw.replacingOccurrences(of: FS.join(dir, file), with: name).replacingOccurrences(of: file, with: name)
         msg = EDARunner.trim(msg)
         if timedOut { msg = "\(tool) did not finish within \(timeout) s" + (msg.isEmpty ? "" : "\n" + msg) }
-        return ToolVerdict(tool: tool, accepted: !timedOut && p.terminationStatus == 0, message: msg, timedOut: timedOut)
+        return ToolVerdict(tool: tool, accepted: !timedOut && status == 0, message: msg, timedOut: timedOut)
+    }
+
+    /// Runs `exe` in its own process group with stdout and stderr to `output` (`directory` is the scratch folder). On timeout the whole
+    /// group is killed (iverilog runs its preprocessor and compiler as children). Returns the exit status.
+    static func spawn(exe: String, args: [String], directory: String, output: String, timeout: Double) -> (
+        Int32, Bool, String?
+    ) {
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fa, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&fa, 1, 2)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &fa, &attr, argv, environ)
+        if rc != 0 { return (-1, false, "cannot run \(exe): \(String(cString: strerror(rc)))") }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        var sleep: UInt32 = 200
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return (-1, false, "waitpid failed: \(errnoText())") }
+            if Date() >= deadline {
+                kill(-pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return (-1, true, nil)
+            }
+            usleep(sleep)
+            sleep = min(sleep * 2, 5_000)
+        }
+        // WIFEXITED / WEXITSTATUS
+        if status & 0x7F == 0 { return ((status >> 8) & 0xFF, false, nil) }
+        return (128 + (status & 0x7F), false, nil)
     }
 
     /// At most 12 lines and 1,500 characters of a tool's output, without its "I give up." trailer.

@@ -21,10 +21,15 @@ public final class SourceManager: @unchecked Sendable {
     public func add<C: Collection>(name: String, bytes: C) -> Int where C.Element == UInt8 {
         let n = bytes.count
         let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, n) + 1)
-        var i = 0
-        for b in bytes {
-            p[i] = b
-            i += 1
+        let copied: Void? = bytes.withContiguousStorageIfAvailable { src in
+            if let b = src.baseAddress, n > 0 { p.initialize(from: b, count: n) }
+        }
+        if copied == nil {
+            var i = 0
+            for b in bytes {
+                p[i] = b
+                i += 1
+            }
         }
         p[n] = 0
         buffers.append(Buffer(base: p, count: n, name: name))

@@ -596,14 +596,15 @@ public struct Printer {
         case .ifElse(let c, let t, let e):
             w("if (")
             expr(c)
-            w(") ")
+            w(")")
             var then = t
             if e != nil, case .ifElse(_, _, nil) = t { then = .block(name: nil, items: [], body: [t]) }
             branch(then)
             if let e {
                 pad()
-                w("else ")
+                w("else")
                 if case .ifElse = e {
+                    w(" ")
                     stmtInline(e)
                 } else {
                     branch(e)
@@ -632,20 +633,20 @@ public struct Printer {
             expr(c)
             w("; ")
             assignmentText(step)
-            w(") ")
+            w(")")
             branch(body)
         case .whileLoop(let c, let body):
             w("while (")
             expr(c)
-            w(") ")
+            w(")")
             branch(body)
         case .repeatLoop(let c, let body):
             w("repeat (")
             expr(c)
-            w(") ")
+            w(")")
             branch(body)
         case .forever(let body):
-            w("forever ")
+            w("forever")
             branch(body)
         case .timed(let c, let body):
             timing(c)
@@ -681,7 +682,10 @@ public struct Printer {
     /// The body of if/for/while: a block stays on the line, anything else goes on the next line, indented.
     mutating func branch(_ s: Stmt) {
         switch s {
-        case .block, .fork, .null:
+        case .block, .fork:
+            w(" ")
+            stmtInline(s)
+        case .null:
             stmtInline(s)
         default:
             nl()

@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, RunCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, TokenizerCommand.self, VerilogCommand.self, RunCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -65,7 +65,7 @@ func runStage(_ make: () throws -> any Stage, options: StageOptions) throws {
 struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read source documents into document records.",
-        subcommands: [IngestPubMed.self, IngestPDF.self])
+        subcommands: [IngestPubMed.self, IngestPDF.self, IngestVerilog.self])
 }
 
 struct IngestPubMed: ParsableCommand {

@@ -6,6 +6,7 @@ import LoomDedup
 import LoomGenerate
 import LoomIngest
 import LoomPack
+import LoomTokenizer
 
 enum Steps {
     static func factories(jobs: Int) -> [String: StepFactory] {
@@ -29,10 +30,13 @@ enum Steps {
                     } catch let e as LoomError {
                         throw LoomError("\(ctx.location): \(e.message)")
                     }
+                case "verilog":
+                    return try VerilogSteps.ingest(ctx)
                 default:
-                    throw LoomError("\(ctx.location): unknown ingest kind '\(kind)' (available: pubmed, pdf)")
+                    throw LoomError("\(ctx.location): unknown ingest kind '\(kind)' (available: pubmed, pdf, verilog)")
                 }
             },
+            "verilog": { ctx in try VerilogSteps.tasks(ctx, jobs: jobs) },
             "chunk": { ctx in
                 let c = try ctx.step.options.decode(ChunkConfig.self, allowedKeys: ChunkConfig.keys, context: ctx.location)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): chunk needs a step before it") }
@@ -101,6 +105,14 @@ enum Steps {
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): cluster needs a step before it") }
                 let j = ctx.step.options["jobs"]?.intValue ?? jobs
                 do { return try ClusterStage(config: c, input: input, jobs: j) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
+            },
+            "tokenizer": { ctx in
+                var c = try ctx.step.options.decode(
+                    TokenizerTrainConfig.self, allowedKeys: TokenizerTrainConfig.keys, context: ctx.location)
+                c.paths = c.paths.map(ctx.resolve)
+                do { return try TokenizerTrainStage(config: c, input: ctx.input) } catch let e as LoomError {
                     throw LoomError("\(ctx.location): \(e.message)")
                 }
             },

@@ -302,6 +302,25 @@ final class TokenizerJSONErrorTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer.load(path)) { XCTAssertTrue("\($0)".contains(path), "\($0)") }
     }
 
+    /// Tokenizer.load reads model.vocab apart from the JSON parser (escapes, surrogate pairs, a large vocabulary).
+    func testVocabScan() throws {
+        var entries = [#""a": 0"#, #""\"q": 1"#, #""\\": 2"#, #""\u00e9": 3"#, #""\ud83d\ude00": 4"#, #""a\"q": 5"#]
+        for k in 6..<30000 { entries.append("\"w\(k)\": \(k)") }
+        let text = #"{"version": "1.0", "added_tokens": [], "model": {"type": "BPE", "dropout": null, "vocab": {"# + entries.joined(separator: ", ") + #"}, "merges": ["a \"q"]}, "decoder": null}"#
+        let path = NSTemporaryDirectory() + "loom-tok-scan-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let t = try Tokenizer.load(path)
+        XCTAssertEqual(t.model.vocab["\"q"], 1)
+        XCTAssertEqual(t.model.vocab["\\"], 2)
+        XCTAssertEqual(t.model.vocab["é"], 3)
+        XCTAssertEqual(t.model.vocab["😀"], 4)
+        XCTAssertEqual(t.model.vocab["w29999"], 29999)
+        XCTAssertEqual(t.vocabSize, 30000)
+        XCTAssertEqual(t.model.merges.count, 1)
+        XCTAssertEqual(t.model.merged.map { [$0.0, $0.1] }, [["a", "\"q"]])
+    }
+
     func testCharacterLevelBPEWithUnknownAndByteFallback() throws {
         let t = try Tokenizer(json: json(#"{"model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3}, "merges": [["a", "b"]]}}"#))
         XCTAssertEqual(t.encode("abxyab"), [3, 0, 3])

@@ -1,0 +1,361 @@
+// Sampling from a Llama model with a KV cache: the prompt runs in chunks, then one token at a time, each step
+// reading the keys and values of every earlier position from the cache instead of recomputing them.
+//   per layer, for the n new tokens at positions p..p+n-1:
+//     x = rmsnorm(h)·w1; q = x Wqᵀ; K[p..], V[p..] = x Wkᵀ, x Wvᵀ (written straight into the cache); RoPE on q, K[p..]
+//     h += o_proj(softmax(q K[0..p+n]ᵀ / sqrt(hd) + causal) V[0..p+n]); h += down(silu(gate x2) ⊙ up x2)
+//   logits of the last new token = lm_head(rmsnorm(h_last)·wf)
+// The same kernels as LlamaModel.forward (CTensorKernels rmsnorm, rope, swiglu; OpenBLAS products), so the cached
+// path gives the full forward's logits (checked in GenerationTests). Sampling: greedy, or temperature with top-k
+// and top-p, drawn from SplitMix64 with the caller's seed; stop tokens, stop strings and a token budget end it.
+
+import CTensorKernels
+import Foundation
+import LoomCore
+import LoomTensor
+
+/// One sequence's keys and values per layer ([maxLength, kvHeads * headDim] each) and the scratch buffers of an
+/// incremental forward over chunks of at most `chunk` tokens.
+public final class InferenceSession: @unchecked Sendable {
+    public let model: LlamaModel
+    /// Most positions the cache holds (the model's max_position_embeddings unless asked for fewer).
+    public let maxLength: Int
+    /// Tokens processed per forward when a prompt is appended.
+    public let chunk: Int
+    /// Positions filled so far.
+    public private(set) var length = 0
+    /// The tokens in the cache, in order.
+    public private(set) var tokens: [Int32] = []
+
+    struct Layer {
+        var ln1, q, k, v, o, ln2, gate, up, down: UnsafeMutablePointer<Float>
+    }
+    let layers: [Layer]
+    let embed, finalNorm, head: UnsafeMutablePointer<Float>
+    private var owned: [FloatBuffer] = []
+    let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]
+    let x, xn, rstd, q, atty, gate, up, act, scores, logitsBuffer: UnsafeMutablePointer<Float>
+
+    public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int = 64) {
+        let c = model.config
+        self.model = model
+        self.maxLength = min(maxLength ?? c.maxPositions, c.maxPositions)
+        self.chunk = max(1, chunk)
+        let p = model.params
+        layers = (0..<c.numLayers).map { l in
+            let n = "model.layers.\(l)."
+            return Layer(
+                ln1: p.value(n + "input_layernorm.weight"), q: p.value(n + "self_attn.q_proj.weight"),
+                k: p.value(n + "self_attn.k_proj.weight"), v: p.value(n + "self_attn.v_proj.weight"),
+                o: p.value(n + "self_attn.o_proj.weight"), ln2: p.value(n + "post_attention_layernorm.weight"),
+                gate: p.value(n + "mlp.gate_proj.weight"), up: p.value(n + "mlp.up_proj.weight"),
+                down: p.value(n + "mlp.down_proj.weight"))
+        }
+        embed = p.value("model.embed_tokens.weight")
+        finalNorm = p.value("model.norm.weight")
+        head = c.tieWordEmbeddings ? embed : p.value("lm_head.weight")
+        let D = c.hiddenSize, I = c.intermediateSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim
+        let C = self.chunk, L = self.maxLength
+        var owned: [FloatBuffer] = []
+        func buf(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let b = FloatBuffer(count: n)
+            owned.append(b)
+            return b.pointer
+        }
+        kCache = (0..<c.numLayers).map { _ in buf(L * kvd) }
+        vCache = (0..<c.numLayers).map { _ in buf(L * kvd) }
+        x = buf(C * D); xn = buf(C * D); rstd = buf(C); q = buf(C * qd); atty = buf(C * qd)
+        gate = buf(C * I); up = buf(C * I); act = buf(C * I)
+        scores = buf(c.numHeads * C * L); logitsBuffer = buf(c.vocabSize)
+        self.owned = owned
+    }
+
+    /// Empties the cache (the buffers stay allocated).
+    public func reset() {
+        length = 0
+        tokens = []
+    }
+
+    /// Drops cached positions from `n` on (keeps a shared prompt prefix between requests).
+    public func truncate(to n: Int) {
+        length = min(length, max(0, n))
+        tokens = Array(tokens.prefix(length))
+    }
+
+    /// Appends tokens to the sequence and returns the logits predicting the token after the last one.
+    public func append(_ new: [Int32]) throws -> [Float] {
+        guard !new.isEmpty else { throw LoomError("generation: nothing to append") }
+        let V = model.config.vocabSize
+        for t in new where t < 0 || Int(t) >= V {
+            throw LoomError("generation: token id \(t) is outside the model's vocabulary (\(V))")
+        }
+        guard length + new.count <= maxLength else {
+            throw LoomError("generation: \(length + new.count) tokens exceed the model's context of \(maxLength)")
+        }
+        var i = 0
+        while i < new.count {
+            let n = min(chunk, new.count - i)
+            step(Array(new[i..<(i + n)]), last: i + n == new.count)
+            i += n
+        }
+        return Array(UnsafeBufferPointer(start: logitsBuffer, count: V))
+    }
+
+    /// One incremental forward over n ≤ chunk tokens at positions length..<length+n.
+    func step(_ new: [Int32], last: Bool) {
+        let c = model.config
+        let n = new.count, p0 = length, L = p0 + n
+        let D = c.hiddenSize, I = c.intermediateSize, H = c.numHeads, G = c.numKVHeads, hd = c.headDim
+        let qd = H * hd, kvd = G * hd, per = H / G
+        let eps = Float(c.rmsNormEps)
+        let scale = Float(1 / Double(hd).squareRoot())
+        let positions = (0..<n).map { Int32(p0 + $0) }
+        for (j, t) in new.enumerated() { (x + j * D).update(from: embed + Int(t) * D, count: D) }
+        for (l, w) in layers.enumerated() {
+            rmsnorm(xn, x, w.ln1, n, D, eps)
+            let kc = kCache[l], vc = vCache[l]
+            Matmul.parallelGemm(xn, w.q, q, m: n, n: qd, k: D, transposeB: true)
+            Matmul.parallelGemm(xn, w.k, kc + p0 * kvd, m: n, n: kvd, k: D, transposeB: true)
+            Matmul.parallelGemm(xn, w.v, vc + p0 * kvd, m: n, n: kvd, k: D, transposeB: true)
+            rope(q, positions, n, H)
+            rope(kc + p0 * kvd, positions, n, G)
+            // Attention per query head against every cached key of its KV group; row j sees keys 0...p0+j.
+            let (qp, sp, yp) = (q, scores, atty)
+            Compute.parallel(H) { r in
+                for h in r {
+                    let g = h / per
+                    let s = sp + h * n * L
+                    Matmul.gemm(qp + h * hd, lda: qd, kc + g * hd, ldb: kvd, s, ldc: L, m: n, n: L, k: hd, transposeB: true)
+                    for j in 0..<n { causalSoftmax(s + j * L, visible: p0 + j + 1, count: L, scale: scale) }
+                    Matmul.gemm(s, lda: L, vc + g * hd, ldb: kvd, yp + h * hd, ldc: qd, m: n, n: hd, k: L)
+                }
+            }
+            Matmul.parallelGemm(atty, w.o, x, m: n, n: D, k: qd, transposeB: true, beta: 1)
+            rmsnorm(xn, x, w.ln2, n, D, eps)
+            Matmul.parallelGemm(xn, w.gate, gate, m: n, n: I, k: D, transposeB: true)
+            Matmul.parallelGemm(xn, w.up, up, m: n, n: I, k: D, transposeB: true)
+            let (g, u, a) = (gate, up, act)
+            Compute.parallel(n * I, grain: 4096) { r in
+                tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+            }
+            Matmul.parallelGemm(act, w.down, x, m: n, n: D, k: I, transposeB: true, beta: 1)
+        }
+        length = L
+        tokens += new
+        guard last else { return }
+        let lastRow = x + (n - 1) * D
+        tk_rmsnorm_forward(xn, rstd, lastRow, finalNorm, 1, D, eps)
+        Matmul.parallelGemm(xn, head, logitsBuffer, m: 1, n: c.vocabSize, k: D, transposeB: true)
+    }
+
+    func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafeMutablePointer<Float>, _ N: Int, _ D: Int, _ eps: Float) {
+        let rs = rstd
+        Compute.parallel(N, grain: 64) { r in
+            tk_rmsnorm_forward(out + r.lowerBound * D, rs + r.lowerBound, inp + r.lowerBound * D, weight, r.count, D, eps)
+        }
+    }
+
+    func rope(_ v: UnsafeMutablePointer<Float>, _ positions: [Int32], _ N: Int, _ heads: Int) {
+        let hd = model.config.headDim
+        positions.withUnsafeBufferPointer { pos in
+            model.cosTable.withUnsafeBufferPointer { ct in
+                model.sinTable.withUnsafeBufferPointer { st in
+                    tk_rope_forward(v, pos.baseAddress!, ct.baseAddress!, st.baseAddress!, N, heads, hd)
+                }
+            }
+        }
+    }
+}
+
+/// softmax(scale · s[0..<visible]) in place, zeros after (the causal mask), in the same order of operations as
+/// the training kernel: max, exp of the shifted scores, one division by the sum.
+@inline(__always)
+func causalSoftmax(_ s: UnsafeMutablePointer<Float>, visible: Int, count: Int, scale: Float) {
+    var m = -Float.infinity
+    for i in 0..<visible {
+        s[i] *= scale
+        if s[i] > m { m = s[i] }
+    }
+    var sum: Float = 0
+    for i in 0..<visible {
+        let e = expf(s[i] - m)
+        s[i] = e
+        sum += e
+    }
+    let inv = 1 / sum
+    for i in 0..<visible { s[i] *= inv }
+    for i in visible..<count { s[i] = 0 }
+}
+
+// MARK: - Sampling
+
+/// How the next token is chosen and when generation ends.
+public struct SamplingOptions: Sendable, Equatable {
+    /// 0: greedy (the most likely token, the lowest id on ties, as torch's argmax).
+    public var temperature: Double = 0
+    /// Keep only the k most likely tokens (0: all).
+    public var topK: Int = 0
+    /// Keep the smallest set of most likely tokens whose probability reaches top_p (1: all).
+    public var topP: Double = 1
+    public var seed: UInt64 = 0
+    /// Most tokens generated (the context length also ends generation).
+    public var maxTokens: Int = 256
+    /// Generation ends when the text contains one of these; the text is cut before it.
+    public var stop: [String] = []
+    /// Token ids that end generation (end of text, end of turn); not part of the text.
+    public var stopTokens: Set<Int32> = []
+
+    public init(
+        temperature: Double = 0, topK: Int = 0, topP: Double = 1, seed: UInt64 = 0, maxTokens: Int = 256,
+        stop: [String] = [], stopTokens: Set<Int32> = []
+    ) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.seed = seed
+        self.maxTokens = maxTokens
+        self.stop = stop
+        self.stopTokens = stopTokens
+    }
+
+    public func validate() throws {
+        guard temperature >= 0, temperature.isFinite else { throw LoomError("temperature must be a number >= 0") }
+        guard topP > 0, topP <= 1 else { throw LoomError("top_p must be in (0, 1]") }
+        guard topK >= 0 else { throw LoomError("top_k must be >= 0") }
+        guard maxTokens >= 1 else { throw LoomError("max_tokens must be at least 1") }
+    }
+}
+
+/// Picks tokens from logits: greedy, or temperature + top-k + top-p with a seeded generator.
+public struct Sampler: Sendable {
+    public let options: SamplingOptions
+    var rng: SplitMix64
+
+    public init(_ options: SamplingOptions) {
+        self.options = options
+        rng = SplitMix64(seed: options.seed)
+    }
+
+    public static func argmax(_ logits: [Float]) -> Int32 {
+        var best = 0
+        for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+        return Int32(best)
+    }
+
+    public mutating func next(_ logits: [Float]) -> Int32 {
+        if options.temperature <= 0 { return Sampler.argmax(logits) }
+        let t = options.temperature
+        // Candidates by descending logit (ties by id), cut to top-k.
+        var order = Array(0..<logits.count)
+        order.sort { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }
+        if options.topK > 0 && options.topK < order.count { order.removeSubrange(options.topK...) }
+        let m = Double(logits[order[0]])
+        var probs = order.map { exp((Double(logits[$0]) - m) / t) }
+        let total = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= total }
+        // top-p: the shortest prefix whose mass reaches top_p (at least one token).
+        var keep = probs.count
+        if options.topP < 1 {
+            var cum = 0.0
+            for (i, p) in probs.enumerated() {
+                cum += p
+                if cum >= options.topP {
+                    keep = i + 1
+                    break
+                }
+            }
+        }
+        let mass = probs[0..<keep].reduce(0, +)
+        let u = Double(rng.next() >> 11) / Double(1 << 53) * mass
+        var cum = 0.0
+        for i in 0..<keep {
+            cum += probs[i]
+            if u < cum { return Int32(order[i]) }
+        }
+        return Int32(order[keep - 1])
+    }
+}
+
+/// What a generation produced.
+public struct GenerationResult: Sendable, Equatable {
+    /// The generated ids (a stop token included when one ended it; tokens after a stop string included).
+    public var tokens: [Int32]
+    /// The text, cut before a stop string; stop tokens are not in it.
+    public var text: String
+    /// "stop" (a stop token or string) or "length" (max tokens or the context ran out), as OpenAI reports it.
+    public var finishReason: String
+    public var promptTokens: Int
+    public var completionTokens: Int { tokens.count }
+}
+
+extension InferenceSession {
+    /// Generates from `prompt`. `decode` turns generated ids into text (for stop strings and streaming);
+    /// `onText` receives each new piece of text as soon as it can no longer be part of a stop string or an
+    /// unfinished UTF-8 character, and may return false to stop early. Reuses the cache when the prompt starts
+    /// with the tokens already in it.
+    public func generate(
+        prompt: [Int32], options: SamplingOptions, decode: ([Int32]) -> String,
+        onText: ((String) -> Bool)? = nil
+    ) throws -> GenerationResult {
+        try options.validate()
+        guard !prompt.isEmpty else { throw LoomError("generation: the prompt has no tokens") }
+        guard prompt.count < maxLength else {
+            throw LoomError("generation: the prompt has \(prompt.count) tokens; the model's context is \(maxLength)")
+        }
+        // Keep the longest cached prefix of the prompt (at least one token must run to get logits).
+        var shared = 0
+        while shared < min(tokens.count, prompt.count - 1) && tokens[shared] == prompt[shared] { shared += 1 }
+        truncate(to: shared)
+        var logits = try append(Array(prompt[shared...]))
+        var sampler = Sampler(options)
+        var out: [Int32] = []
+        var emitted = 0  // characters of the text already handed to onText
+        var text = ""
+        var finish = "length"
+        var textIds: [Int32] = []
+        func flush(final: Bool) -> Bool {
+            guard let onText else { return true }
+            var ready = text.count
+            if !final {
+                // Hold back an unfinished UTF-8 sequence (decoded as U+FFFD at the end) and any tail that could
+                // still grow into a stop string.
+                if text.hasSuffix("\u{FFFD}") { ready -= 1 }
+                for s in options.stop {
+                    var k = min(s.count - 1, text.count)
+                    while k > 0 {
+                        if text.hasSuffix(String(s.prefix(k))) { break }
+                        k -= 1
+                    }
+                    ready = min(ready, text.count - k)
+                }
+            }
+            guard ready > emitted else { return true }
+            let start = text.index(text.startIndex, offsetBy: emitted)
+            let end = text.index(text.startIndex, offsetBy: ready)
+            emitted = ready
+            return onText(String(text[start..<end]))
+        }
+        while out.count < options.maxTokens {
+            let next = sampler.next(logits)
+            out.append(next)
+            if options.stopTokens.contains(next) {
+                finish = "stop"
+                break
+            }
+            textIds.append(next)
+            text = decode(textIds)
+            if let cut = options.stop.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+                text = String(text[..<cut])
+                finish = "stop"
+                break
+            }
+            if !flush(final: false) {
+                finish = "stop"
+                break
+            }
+            if out.count == options.maxTokens || length >= maxLength { break }
+            logits = try append([next])
+        }
+        _ = flush(final: true)
+        return GenerationResult(tokens: out, text: text, finishReason: finish, promptTokens: prompt.count)
+    }
+}

@@ -1,0 +1,574 @@
+// The Verilog stages: `ingest verilog` (one document per module) and the dataset tasks `describe`, `mutate`
+// (repair pairs with EDA feedback, preference pairs, logic mutants) and `complete` (module, statement and token
+// level). Inputs are Verilog files and folders, or a finished `ingest verilog` directory.
+
+import Foundation
+import LoomCore
+import Mustache
+import Yams
+
+public struct VerilogConfig: Codable, Equatable, Sendable {
+    /// Verilog files, or folders searched recursively for *.v.
+    public var paths: [String] = []
+    /// `include search paths (-I).
+    public var includePaths: [String] = []
+    /// Folders iverilog searches for modules a file instantiates (-y); the input files' own folders are added.
+    public var libraryDirs: [String] = []
+    /// Macros: NAME or NAME=VALUE.
+    public var defines: [String] = []
+    /// describe, mutate, complete.
+    public var tasks: [String] = ["describe"]
+    public var seed = 1
+    /// Mutants per module (never more than 2 x its token count).
+    public var samples = 8
+    /// Edits per mutant, at most.
+    public var maxEdits = 5
+    /// Mutation rules to use (empty: all in grammars/verilog-mutations.yaml).
+    public var rules: [String] = []
+    /// Share of mutants made with semantic/logic rules instead of syntax rules.
+    public var logicFraction = 0.25
+    /// EDA tools asked about each mutant: yosys, iverilog.
+    public var tools: [String] = ["yosys", "iverilog"]
+    /// Seconds one tool run may take.
+    public var timeout = 20.0
+    /// Mutate output: all, sft, preference.
+    public var records = "all"
+    /// Logic mutants (both tools accept them): keep (labelled) or drop.
+    public var logicMutants = "keep"
+    /// Statement- and token-level completion samples per module.
+    public var statementSamples = 2
+    public var tokenSamples = 2
+
+    public init() {}
+
+    public static let keys = [
+        "paths", "include_paths", "library_dirs", "defines", "tasks", "seed", "samples", "max_edits", "rules",
+        "logic_fraction", "tools", "timeout", "records", "logic_mutants", "statement_samples", "token_samples",
+    ]
+
+    enum CodingKeys: String, CodingKey {
+        case paths, includePaths, libraryDirs, defines, tasks, seed, samples, maxEdits, rules, logicFraction, tools
+        case timeout, records, logicMutants, statementSamples, tokenSamples
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = VerilogConfig()
+        paths = try c.decodeIfPresent([String].self, forKey: .paths) ?? d.paths
+        includePaths = try c.decodeIfPresent([String].self, forKey: .includePaths) ?? d.includePaths
+        libraryDirs = try c.decodeIfPresent([String].self, forKey: .libraryDirs) ?? d.libraryDirs
+        defines = try c.decodeIfPresent([String].self, forKey: .defines) ?? d.defines
+        tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
+        samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? d.samples
+        maxEdits = try c.decodeIfPresent(Int.self, forKey: .maxEdits) ?? d.maxEdits
+        rules = try c.decodeIfPresent([String].self, forKey: .rules) ?? d.rules
+        logicFraction = try c.decodeIfPresent(Double.self, forKey: .logicFraction) ?? d.logicFraction
+        tools = try c.decodeIfPresent([String].self, forKey: .tools) ?? d.tools
+        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
+        records = try c.decodeIfPresent(String.self, forKey: .records) ?? d.records
+        logicMutants = try c.decodeIfPresent(String.self, forKey: .logicMutants) ?? d.logicMutants
+        statementSamples = try c.decodeIfPresent(Int.self, forKey: .statementSamples) ?? d.statementSamples
+        tokenSamples = try c.decodeIfPresent(Int.self, forKey: .tokenSamples) ?? d.tokenSamples
+    }
+
+    var preprocessor: PreprocessorOptions {
+        var o = PreprocessorOptions(includePaths: includePaths)
+        for d in defines {
+            if let eq = d.firstIndex(of: "=") {
+                o.defines[String(d[..<eq])] = String(d[d.index(after: eq)...])
+            } else {
+                o.defines[d] = ""
+            }
+        }
+        return o
+    }
+
+    func validate(_ what: String) throws {
+        for t in tasks where !["describe", "mutate", "complete"].contains(t) {
+            throw LoomError("\(what): unknown task '\(t)' (available: describe, mutate, complete)")
+        }
+        if tasks.isEmpty { throw LoomError("\(what): tasks is empty (available: describe, mutate, complete)") }
+        guard samples >= 0, maxEdits >= 1, maxEdits <= 5 else {
+            throw LoomError("\(what): samples must be >= 0 and max_edits between 1 and 5")
+        }
+        guard (0...1).contains(logicFraction) else { throw LoomError("\(what): logic_fraction must be between 0 and 1") }
+        for t in tools where EDATool(rawValue: t) == nil {
+            throw LoomError("\(what): unknown tool '\(t)' (available: yosys, iverilog)")
+        }
+        guard ["all", "sft", "preference"].contains(records) else {
+            throw LoomError("\(what): records must be all, sft or preference")
+        }
+        guard ["keep", "drop"].contains(logicMutants) else { throw LoomError("\(what): logic_mutants must be keep or drop") }
+        guard timeout > 0 else { throw LoomError("\(what): timeout must be positive") }
+    }
+}
+
+/// One module ready for a task.
+public struct VerilogUnit: Sendable {
+    public var id: String
+    public var source: String
+    public var module: Module
+    /// The printed module.
+    public var text: String
+    public var includeDirs: [String]
+    public var libraryDirs: [String]
+}
+
+public enum VerilogFiles {
+    /// Files as given and *.v files under folders (sorted), or an error naming a path that does not exist.
+    public static func expand(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for p in paths {
+            if FS.isDirectory(p) {
+                out += FS.listRecursive(p).filter { $0.hasSuffix(".v") }.sorted()
+            } else if FS.exists(p) {
+                out.append(p)
+            } else {
+                throw LoomError("\(p): no such file or directory")
+            }
+        }
+        return out
+    }
+
+    /// Parses each file; a file with syntax errors is one reject with its first diagnostics.
+    static func units(
+        files: [String], config: VerilogConfig, reject: (Reject) throws -> Void
+    ) throws -> [VerilogUnit] {
+        let dirs = Array(Set(files.map { ($0 as NSString).deletingLastPathComponent }).map { $0.isEmpty ? "." : $0 }).sorted()
+        let libs = config.libraryDirs + dirs.filter { !config.libraryDirs.contains($0) }
+        var out: [VerilogUnit] = []
+        for f in files {
+            let r = try VerilogParser.parse(file: f, options: config.preprocessor)
+            if let d = r.diagnostics.first {
+                let more = r.diagnostics.prefix(5).map(\.description).joined(separator: "\n")
+                try reject(Reject(source: f, reason: "syntax error: \(d.message)", line: d.location.line, column: d.location.column, raw: more))
+                continue
+            }
+            let dir = (f as NSString).deletingLastPathComponent
+            for m in r.source.modules {
+                out.append(
+                    VerilogUnit(
+                        id: "\(f)#\(m.name)", source: f, module: m, text: Printer.print(m),
+                        includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs))
+            }
+        }
+        return out
+    }
+
+    /// Modules from a finished `ingest verilog` directory (each record's text is a printed module).
+    static func units(stage dir: String, reject: (Reject) throws -> Void) throws -> [VerilogUnit] {
+        var out: [VerilogUnit] = []
+        try StageReader(directory: dir).forEachRecord(
+            { r, path, line in
+                guard let text = r["text"]?.stringValue else {
+                    try reject(Reject(source: path, reason: "record has no string 'text'", line: line))
+                    return
+                }
+                let id = r["id"]?.stringValue ?? "\(path):\(line)"
+                let p = VerilogParser.parse(Array(text.utf8), name: id, options: Mutator.noIncludes)
+                guard p.ok, p.source.modules.count == 1, let m = p.source.modules.first else {
+                    try reject(
+                        Reject(
+                            source: path, reason: "text is not one Verilog module: \(p.diagnostics.first?.description ?? "\(p.source.modules.count) modules")",
+                            line: line, id: id))
+                    return
+                }
+                let strings: (String) -> [String] = { k in (r["meta"]?[k]?.arrayValue ?? []).compactMap(\.stringValue) }
+                out.append(
+                    VerilogUnit(
+                        id: id, source: r["source"]?.stringValue ?? path, module: m, text: Printer.print(m),
+                        includeDirs: strings("include_dirs"), libraryDirs: strings("library_dirs")))
+            }, bad: { e, path, line in try reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
+        return out
+    }
+}
+
+/// `loom ingest verilog`: one document per module, its text the printed module.
+public struct VerilogIngestStage: Stage {
+    public let settings: VerilogConfig
+    public let files: [String]
+
+    public init(config: VerilogConfig) throws {
+        guard !config.paths.isEmpty else { throw LoomError("ingest verilog: no input paths") }
+        settings = config
+        files = try VerilogFiles.expand(config.paths)
+    }
+
+    public var name: String { "ingest-verilog" }
+    public var config: JSONValue {
+        var o = JSONObject()
+        o.append("paths", .array(settings.paths.map { .string($0) }))
+        o.append("include_paths", .array(settings.includePaths.map { .string($0) }))
+        o.append("library_dirs", .array(settings.libraryDirs.map { .string($0) }))
+        o.append("defines", .array(settings.defines.map { .string($0) }))
+        return .object(o)
+    }
+    public var inputs: [StageInput] { files.map { .file($0) } }
+
+    public func run(_ ctx: StageContext) throws {
+        ctx.progress.begin(totalBytes: nil, unit: "files")
+        let units = try VerilogFiles.units(files: files, config: settings) { try ctx.reject($0) }
+        for u in units {
+            var meta = JSONObject()
+            meta.append("format", "verilog")
+            meta.append("module", .string(u.module.name))
+            meta.append("line", .int(u.module.loc.line))
+            meta.append("ports", .array(portNames(u.module).map { .string($0) }))
+            var params: [String] = []
+            for p in u.module.parameterPorts ?? [] { params += p.assignments.map(\.0) }
+            for it in u.module.items { if case .parameter(let p, _) = it { params += p.assignments.map(\.0) } }
+            meta.append("parameters", .array(params.map { .string($0) }))
+            meta.append("include_dirs", .array(u.includeDirs.map { .string($0) }))
+            meta.append("library_dirs", .array(u.libraryDirs.map { .string($0) }))
+            var o = JSONObject()
+            o.append("id", .string(u.id))
+            o.append("text", .string(u.text))
+            o.append("source", .string(u.source))
+            o.append("meta", .object(meta))
+            try ctx.output.write(.object(o))
+        }
+        ctx.progress.add(items: files.count)
+        ctx.setCount("files", files.count)
+        ctx.setCount("modules", units.count)
+    }
+}
+
+func portNames(_ m: Module) -> [String] {
+    (m.ports ?? []).compactMap { p in
+        switch p {
+        case .ansi(let a): return a.name
+        case .reference(let n, let e): return n ?? e?.baseNames.first
+        }
+    }
+}
+
+/// The instruction texts of templates/verilog/tasks.yaml.
+struct TaskTemplates: Sendable {
+    let instructions: [String: String]
+    let user: MustacheTemplate
+    let feedback: MustacheTemplate
+    let sha256: String
+
+    init(directory: String) throws {
+        let path = FS.join(directory, "verilog/tasks.yaml")
+        let text = try FS.readText(path)
+        guard let root = try? Yams.load(yaml: text) as? [String: Any] else { throw LoomError("\(path): expected a mapping") }
+        var d: [String: String] = [:]
+        for k in ["describe", "repair", "complete_module", "complete_statement", "complete_token", "user", "feedback"] {
+            guard let s = root[k] as? String else { throw LoomError("\(path): missing '\(k)'") }
+            d[k] = s
+        }
+        instructions = d
+        do {
+            user = try MustacheTemplate(string: d["user"]!)
+            feedback = try MustacheTemplate(string: d["feedback"]!)
+        } catch { throw LoomError("\(path): not valid Mustache: \(error)") }
+        sha256 = SHA256.hex(text)
+    }
+
+    func prompt(_ task: String, _ input: String) -> String {
+        user.render(["instruction": instructions[task] ?? task, "input": input])
+    }
+}
+
+func verilogSeed(_ seed: Int, _ key: String) -> UInt64 {
+    UInt64(truncatingIfNeeded: seed) &+ (UInt64(SHA256.hex(key).prefix(16), radix: 16) ?? 0)
+}
+
+/// `loom verilog describe|mutate|complete`: the dataset tasks over modules.
+public struct VerilogTaskStage: Stage {
+    public let settings: VerilogConfig
+    public let files: [String]
+    public let inputStage: String?
+    public let templateDirectory: String
+    public let rulesPath: String
+    public let jobs: Int
+
+    public init(config: VerilogConfig, input: String? = nil, templates: String? = nil, grammars: String? = nil, jobs: Int = 1)
+        throws
+    {
+        try config.validate("verilog")
+        settings = config
+        inputStage = config.paths.isEmpty ? input : nil
+        if config.paths.isEmpty && input == nil { throw LoomError("verilog: no input paths") }
+        files = try VerilogFiles.expand(config.paths)
+        templateDirectory = try templates ?? Resources.locate(env: "LOOM_TEMPLATES", folder: "templates", probe: "verilog/description.yaml")
+        rulesPath = FS.join(try grammars ?? MutationRules.locate(), "verilog-mutations.yaml")
+        self.jobs = max(1, jobs)
+        // Load now: a broken template, rule file or missing tool is an error before anything runs.
+        _ = try DescriptionTemplates(directory: templateDirectory)
+        _ = try TaskTemplates(directory: templateDirectory)
+        if config.tasks.contains("mutate") {
+            let rules = try MutationRules.load(path: rulesPath)
+            for r in config.rules where !rules.rules.contains(where: { $0.name == r }) {
+                throw LoomError("verilog: unknown mutation rule '\(r)' (in \(rulesPath): \(rules.rules.map(\.name).joined(separator: ", ")))")
+            }
+            for t in config.tools { _ = try EDATool(rawValue: t)!.locate() }
+        }
+    }
+
+    public var name: String { "verilog-" + settings.tasks.joined(separator: "-") }
+    public var config: JSONValue {
+        guard case .object(var o) = (try? JSONValue(encoding: settings)) ?? .null else { return .null }
+        let t = (try? DescriptionTemplates(directory: templateDirectory).sha256) ?? ""
+        let k = (try? TaskTemplates(directory: templateDirectory).sha256) ?? ""
+        o["templates_sha256"] = .string(SHA256.hex(t + k))
+        if settings.tasks.contains("mutate") {
+            o["rules_sha256"] = .string((try? MutationRules.load(path: rulesPath).sha256) ?? "")
+        }
+        return .object(o)
+    }
+    public var inputs: [StageInput] { inputStage.map { [.stage($0)] } ?? files.map { .file($0) } }
+
+    struct Output {
+        var records: [JSONValue] = []
+        var rejects: [Reject] = []
+        var counts: [String: Int] = [:]
+    }
+
+    public func run(_ ctx: StageContext) throws {
+        let units: [VerilogUnit]
+        if let s = inputStage {
+            units = try VerilogFiles.units(stage: s) { try ctx.reject($0) }
+        } else {
+            units = try VerilogFiles.units(files: files, config: settings) { try ctx.reject($0) }
+        }
+        let desc = try DescriptionTemplates(directory: templateDirectory)
+        let tasks = try TaskTemplates(directory: templateDirectory)
+        var mutator: Mutator? = nil
+        var eda: EDARunner? = nil
+        if settings.tasks.contains("mutate") {
+            let all = try MutationRules.load(path: rulesPath).rules
+            var m = Mutator(rules: settings.rules.isEmpty ? all : all.filter { settings.rules.contains($0.name) })
+            m.maxEdits = settings.maxEdits
+            m.logicFraction = settings.logicFraction
+            mutator = m
+            eda = try EDARunner(
+                scratch: FS.join(ctx.workDirectory, "eda"), timeout: settings.timeout,
+                tools: settings.tools.compactMap(EDATool.init(rawValue:)))
+        }
+        ctx.progress.begin(totalBytes: nil, unit: "modules")
+        var totals: [String: Int] = [:]
+        try orderedParallelForEach(
+            units, jobs: settings.tasks.contains("mutate") ? jobs : 1, window: 4 * jobs,
+            produce: { u -> Output in
+                var out = Output()
+                for t in settings.tasks {
+                    switch t {
+                    case "describe": describe(u, desc, tasks, &out)
+                    case "complete": complete(u, tasks, &out)
+                    case "mutate": mutate(u, mutator!, eda!, tasks, &out)
+                    default: break
+                    }
+                }
+                return out
+            },
+            consume: { _, out in
+                for r in out.rejects { try ctx.reject(r) }
+                for r in out.records { try ctx.output.write(r) }
+                for (k, v) in out.counts { totals[k, default: 0] += v }
+                ctx.progress.add(items: 1)
+            })
+        ctx.setCount("modules", units.count)
+        for (k, v) in totals.sorted(by: { $0.key < $1.key }) { ctx.setCount(k, v) }
+        if let s = totals["syntax_mutants"], s > 0 {
+            let rate = Double(totals["syntax_rejected"] ?? 0) / Double(s)
+            ctx.setValue("syntax_rejection_rate", .double((rate * 1e4).rounded() / 1e4))
+        }
+    }
+
+    func provenance(_ u: VerilogUnit, _ generator: String, _ templates: [String]) -> JSONValue {
+        var p = JSONObject()
+        p.append("ids", .array([.string(u.id)]))
+        p.append("source", .string(u.source))
+        p.append("generator", .string(generator))
+        p.append("templates", .array(templates.map { .string($0) }))
+        p.append("backend", "rules")
+        p.append("model", .null)
+        p.append("seed", .int(settings.seed))
+        return .object(p)
+    }
+
+    func sft(_ id: String, _ user: String, _ assistant: String, _ meta: JSONObject) -> JSONValue {
+        var o = JSONObject()
+        o.append("id", .string(id))
+        o.append(
+            "messages",
+            .array([
+                ["role": "user", "content": .string(user)], ["role": "assistant", "content": .string(assistant)],
+            ]))
+        o.append("meta", .object(meta))
+        return .object(o)
+    }
+
+    func describe(_ u: VerilogUnit, _ t: DescriptionTemplates, _ tasks: TaskTemplates, _ out: inout Output) {
+        let d = Describer.describe(u.module, templates: t, seed: verilogSeed(settings.seed, u.id + "#describe"))
+        var meta = JSONObject()
+        meta.append("task", "describe")
+        meta.append("module", .string(u.module.name))
+        meta.append("description", .string(d.text))
+        meta.append("provenance", provenance(u, "verilog-describe", ["verilog/tasks/describe"] + d.templates))
+        out.records.append(sft(u.id + "#describe", tasks.prompt("describe", d.text), u.text, meta))
+        out.counts["describe", default: 0] += 1
+    }
+
+    func complete(_ u: VerilogUnit, _ tasks: TaskTemplates, _ out: inout Output) {
+        var p = Printer()
+        p.module(u.module)
+        let text = p.out
+        let bytes = Array(text.utf8)
+        func slice(_ a: Int, _ b: Int) -> String { String(decoding: bytes[a..<b], as: UTF8.self) }
+        var rng = SplitMix64(seed: verilogSeed(settings.seed, u.id + "#complete"))
+        func meta(_ task: String, _ extra: [(String, JSONValue)] = []) -> JSONObject {
+            var m = JSONObject()
+            m.append("task", .string(task))
+            m.append("module", .string(u.module.name))
+            for (k, v) in extra { m.append(k, v) }
+            m.append("provenance", provenance(u, "verilog-complete", ["verilog/tasks/" + task]))
+            return m
+        }
+        // Module level: the header, then the body.
+        if let h = p.headerEnds.first {
+            let header = slice(0, h)
+            let body = slice(h, bytes.count).trimmingCharacters(in: .newlines)
+            out.records.append(sft(u.id + "#complete-module", tasks.prompt("complete_module", header), body, meta("complete_module")))
+            out.counts["complete_module", default: 0] += 1
+        }
+        // Statement level: the code up to a `;`, then the next statement (or item) that ends in `;`.
+        let spans = p.statementSpans.enumerated().filter { _, s in
+            var k = s.start - 1
+            while k >= 0 && (bytes[k] == 0x20 || bytes[k] == 0x0A) { k -= 1 }
+            return k >= 0 && bytes[k] == UInt8(ascii: ";")
+        }.map(\.element)
+        var chosen = Set<Int>()
+        for _ in 0..<min(settings.statementSamples, spans.count) {
+            var k = rng.below(spans.count)
+            while chosen.contains(k) { k = (k + 1) % spans.count }
+            chosen.insert(k)
+        }
+        for k in chosen.sorted() {
+            let s = spans[k]
+            var e = s.start - 1
+            while e >= 0 && bytes[e] != UInt8(ascii: ";") { e -= 1 }
+            let prefix = slice(0, e + 1)
+            out.records.append(
+                sft(
+                    u.id + "#complete-statement-\(k)", tasks.prompt("complete_statement", prefix), slice(s.start, s.end),
+                    meta("complete_statement", [("offset", .int(s.start))])))
+            out.counts["complete_statement", default: 0] += 1
+        }
+        // Token level: the code up to a token, then the token.
+        let toks = Mutator.tokens(text)
+        guard toks.count > 2 else { return }
+        var offs: [Int] = []
+        var o = 0
+        for t in toks {
+            o += t.trivia.utf8.count
+            offs.append(o)
+            o += t.text.utf8.count
+        }
+        var picked = Set<Int>()
+        for _ in 0..<min(settings.tokenSamples, toks.count - 1) {
+            var k = 1 + rng.below(toks.count - 1)
+            while picked.contains(k) { k = 1 + (k % (toks.count - 1)) }
+            picked.insert(k)
+        }
+        for k in picked.sorted() {
+            let prefix = slice(0, offs[k]).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+            out.records.append(
+                sft(
+                    u.id + "#complete-token-\(k)", tasks.prompt("complete_token", prefix), toks[k].text,
+                    meta("complete_token", [("token_index", .int(k))])))
+            out.counts["complete_token", default: 0] += 1
+        }
+    }
+
+    func mutate(_ u: VerilogUnit, _ mutator: Mutator, _ eda: EDARunner, _ tasks: TaskTemplates, _ out: inout Output) {
+        let useYosys = settings.tools.contains("yosys")
+        let useIverilog = settings.tools.contains("iverilog")
+        // A tool counts for this module only if it accepts the module as it is.
+        var tools: [String] = []
+        if useYosys {
+            let v = eda.yosys(u.text, name: "design.v", includeDirs: u.includeDirs)
+            if v.accepted { tools.append("yosys") }
+        }
+        if useIverilog {
+            let v = eda.iverilog(u.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs)
+            if v.accepted { tools.append("iverilog") }
+        }
+        guard !tools.isEmpty else {
+            out.rejects.append(
+                Reject(
+                    source: u.source, reason: "no EDA tool (\(settings.tools.joined(separator: ", "))) accepts the unmutated module \(u.module.name); it cannot be used for repair pairs",
+                    line: u.module.loc.line, id: u.id))
+            out.counts["modules_without_tool", default: 0] += 1
+            return
+        }
+        let (mutants, discarded) = mutator.mutantsCounting(
+            of: u.text, samples: settings.samples, seed: verilogSeed(settings.seed, u.id + "#mutate"))
+        out.counts["candidates_discarded", default: 0] += discarded
+        for (n, m) in mutants.enumerated() {
+            var verdicts: [ToolVerdict] = []
+            if tools.contains("yosys") { verdicts.append(eda.yosys(m.text, name: "design.v", includeDirs: u.includeDirs)) }
+            if tools.contains("iverilog") {
+                verdicts.append(eda.iverilog(m.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs))
+            }
+            let rejecting = verdicts.filter { !$0.accepted }
+            let rejected = !rejecting.isEmpty
+            if m.family == .syntax {
+                out.counts["syntax_mutants", default: 0] += 1
+                if rejected { out.counts["syntax_rejected", default: 0] += 1 }
+            } else {
+                out.counts["logic_family_mutants", default: 0] += 1
+            }
+            let label = rejected ? (m.family == .syntax ? "syntax_error" : "semantic_error") : "logic_mutant"
+            out.counts[label, default: 0] += 1
+            if !rejected && settings.logicMutants == "drop" { continue }
+            var meta = JSONObject()
+            meta.append("module", .string(u.module.name))
+            meta.append("label", .string(label))
+            meta.append("family", .string(m.family.rawValue))
+            meta.append("rules", .array(m.rules.map { .string($0) }))
+            meta.append("edits", .array(m.edits.map(\.json)))
+            var tv = JSONObject()
+            for v in verdicts {
+                tv.append(v.tool, ["accepted": .bool(v.accepted), "message": .string(v.message), "timed_out": .bool(v.timedOut)])
+            }
+            meta.append("tools", .object(tv))
+            let id = u.id + "#mutant-\(n)"
+            var inputs: [(String, String, [String])] = []  // task, input, templates
+            if rejected {
+                let first = rejecting[0]
+                let msg = first.message.isEmpty ? "\(first.tool): rejected" : first.message
+                let withMessage = tasks.feedback.render(["message": msg, "wrong": m.text])
+                inputs.append(("repair_with_feedback", withMessage, ["verilog/tasks/repair", "verilog/tasks/feedback"]))
+                inputs.append(("repair", m.text, ["verilog/tasks/repair"]))
+            } else {
+                inputs.append(("repair_logic", m.text, ["verilog/tasks/repair"]))
+            }
+            for (k, (task, input, tmpl)) in inputs.enumerated() {
+                var mm = meta
+                mm.append("task", .string(task))
+                mm.append("provenance", provenance(u, "verilog-mutate", tmpl))
+                let prompt = tasks.prompt("repair", input)
+                let suffix = k == 0 ? "" : "-plain"
+                if settings.records != "preference" {
+                    out.records.append(sft(id + suffix, prompt, u.text, mm))
+                    out.counts["sft_" + task, default: 0] += 1
+                }
+                if settings.records != "sft" {
+                    var o = JSONObject()
+                    o.append("id", .string(id + suffix + "-preference"))
+                    o.append("prompt", .string(prompt))
+                    o.append("chosen", .string(u.text))
+                    o.append("rejected", .string(m.text))
+                    o.append("meta", .object(mm))
+                    out.records.append(.object(o))
+                    out.counts["preference_" + task, default: 0] += 1
+                }
+            }
+        }
+        out.counts["modules_mutated", default: 0] += 1
+    }
+}
