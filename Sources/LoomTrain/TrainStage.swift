@@ -34,18 +34,32 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var checkpointEvery = 100
     public var keepCheckpoints = 2
     public var seed = 1
+    /// LoRA: adapters of this rank on `loraTargets`, the base frozen (nil: full fine-tuning).
+    public var loraRank: Int?
+    public var loraAlpha: Double?
+    public var loraDropout = 0.0
+    public var loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
     public init() {}
+
+    var loraConfig: LoRAConfig? {
+        guard let r = loraRank else { return nil }
+        return LoRAConfig(
+            rank: r, alpha: loraAlpha ?? Double(2 * r), dropout: loraDropout,
+            targets: Projection.allCases.filter { p in loraTargets.contains { Projection(name: $0) == p } },
+            seed: UInt64(truncatingIfNeeded: seed))
+    }
 
     public static let keys = [
         "objective", "preset", "model", "model_config", "steps", "batch_size", "seq_len", "grad_accum", "lr", "warmup",
         "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "eval_fraction", "eval_every",
-        "checkpoint_every", "keep_checkpoints", "seed",
+        "checkpoint_every", "keep_checkpoints", "seed", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets",
     ]
 
     enum CodingKeys: String, CodingKey {
         case objective, preset, model, modelConfig, steps, batchSize, seqLen, gradAccum, lr, warmup, minLrRatio,
-            weightDecay, beta1, beta2, gradClip, evalFraction, evalEvery, checkpointEvery, keepCheckpoints, seed
+            weightDecay, beta1, beta2, gradClip, evalFraction, evalEvery, checkpointEvery, keepCheckpoints, seed,
+            loraRank, loraAlpha, loraDropout, loraTargets
     }
 
     public init(from decoder: Decoder) throws {
@@ -71,6 +85,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
         keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
+        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank)
+        loraAlpha = try c.decodeIfPresent(Double.self, forKey: .loraAlpha)
+        loraDropout = try c.decodeIfPresent(Double.self, forKey: .loraDropout) ?? d.loraDropout
+        loraTargets = try c.decodeIfPresent([String].self, forKey: .loraTargets) ?? d.loraTargets
     }
 
     /// Checks values before any work; messages name the option.
@@ -84,6 +102,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(evalFraction >= 0 && evalFraction < 0.5, "eval_fraction must be in [0, 0.5)")
         try need([preset != nil, model != nil, modelConfig != nil].filter { $0 }.count == 1,
             "give exactly one of preset, model (a directory to continue from) or model_config")
+        if let r = loraRank {
+            try need(r > 0, "lora_rank must be positive")
+            try need(loraDropout >= 0 && loraDropout < 1, "lora_dropout must be in [0, 1)")
+            for t in loraTargets {
+                try need(Projection(name: t) != nil,
+                    "unknown LoRA target '\(t)' (available: \(Projection.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            try need(!loraTargets.isEmpty, "lora_targets is empty")
+        }
         if let p = preset {
             try need(LlamaConfig.presets.contains(p), "unknown preset '\(p)' (available: \(LlamaConfig.presets.joined(separator: ", ")))")
         }
@@ -153,7 +180,8 @@ public struct TrainStage: Stage {
     }
     public var inputs: [StageInput] { [.stage(input)] }
     public var sideFiles: [String] {
-        ["config.json", "model.safetensors", "metrics.jsonl", "loss.svg"] + (tokenizerFile == nil ? [] : ["tokenizer.json"])
+        (settings.loraRank == nil ? ["config.json", "model.safetensors"] : ["adapter_config.json", "adapter_model.safetensors"])
+            + ["metrics.jsonl", "loss.svg"] + (tokenizerFile == nil ? [] : ["tokenizer.json"])
     }
 
     func makeModel(_ codec: TokenCodec) throws -> LlamaModel {
@@ -187,6 +215,10 @@ public struct TrainStage: Stage {
         let objective = Objective(rawValue: settings.objective)!
         let codec = try codec()
         let model = try makeModel(codec)
+        if let lc = settings.loraConfig {
+            model.lora = try LoRA(config: lc, model: model.config)
+            model.trainBase = false
+        }
         guard settings.seqLen <= model.config.maxPositions else {
             throw LoomError("train: seq_len \(settings.seqLen) exceeds the model's max_position_embeddings \(model.config.maxPositions)")
         }
@@ -231,9 +263,15 @@ public struct TrainStage: Stage {
         progress.finish()
 
         let out = FS.join(ctx.workDirectory, "model")
-        try model.save(directory: out)
-        try FS.rename(FS.join(out, "config.json"), ctx.sidefile("config.json"))
-        try FS.rename(FS.join(out, "model.safetensors"), ctx.sidefile("model.safetensors"))
+        if let l = model.lora {
+            try l.save(directory: out, baseModel: settings.model)
+            try FS.rename(FS.join(out, "adapter_config.json"), ctx.sidefile("adapter_config.json"))
+            try FS.rename(FS.join(out, "adapter_model.safetensors"), ctx.sidefile("adapter_model.safetensors"))
+        } else {
+            try model.save(directory: out)
+            try FS.rename(FS.join(out, "config.json"), ctx.sidefile("config.json"))
+            try FS.rename(FS.join(out, "model.safetensors"), ctx.sidefile("model.safetensors"))
+        }
         try FS.writeAtomically(trainer.history.map { $0.json.jsonString + "\n" }.joined(), to: ctx.sidefile("metrics.jsonl"))
         try FS.writeAtomically(
             LossCurve.svg(trainer.history, title: "loom train \(objective.rawValue): \(Progress.count(params)) parameters"),
@@ -245,6 +283,7 @@ public struct TrainStage: Stage {
         ctx.setCount("eval_rows", eval.count)
         ctx.setCount("steps", trainer.step)
         ctx.setCount("parameters", params)
+        ctx.setCount("trainable_parameters", trainer.trainable.count)
         ctx.setCount("tokens_seen", trainer.history.reduce(0) { $0 + $1.tokens })
         if let last = trainer.history.last { ctx.setValue("final_loss", .double(last.loss)) }
         if let e = trainer.history.last(where: { $0.evalLoss != nil })?.evalLoss {

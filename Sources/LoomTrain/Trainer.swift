@@ -144,7 +144,20 @@ public final class Trainer {
         self.settings = settings
         self.checkpointDirectory = checkpointDirectory
         self.fingerprint = fingerprint
-        optimizer = AdamW(count: model.params.count, settings: settings.adam)
+        optimizer = AdamW(count: (model.lora?.params ?? model.params).count, settings: settings.adam)
+    }
+
+    /// The parameters being optimised: the LoRA adapters when the model has them, else the whole model.
+    public var trainable: ParameterStore { model.lora?.params ?? model.params }
+
+    /// Zeroes gradients and draws this step's LoRA dropout masks.
+    func beginStep() {
+        model.params.grads.zero()
+        if let l = model.lora {
+            l.params.grads.zero()
+            l.training = true
+            l.dropoutSeed = settings.seed ^ (UInt64(step + 1) &* 0x9E37_79B9_7F4A_7C15)
+        }
     }
 
     var metricsPath: String { FS.join(checkpointDirectory, "metrics.jsonl") }
@@ -181,12 +194,12 @@ public final class Trainer {
         let schedule = LRSchedule(peak: s.lr, warmup: s.warmup, total: s.steps, minRatio: s.minLRRatio)
         if let objective {
             let micro = (0..<s.gradAccum).map { _ in nextRows(s.batchSize) }
-            model.params.grads.zero()
+            beginStep()
             let r = objective.accumulate(model: model, microBatches: micro)
-            let norm = Gradients.clip(model.params, maxNorm: s.gradClip)
+            let norm = Gradients.clip(trainable, maxNorm: s.gradClip)
             step += 1
             let lr = schedule.rate(step: step)
-            optimizer.update(model.params, lr: Float(lr))
+            optimizer.update(trainable, lr: Float(lr))
             var m = StepMetrics(step: step, loss: r.loss, lr: lr, gradNorm: norm, tokens: r.tokens)
             m.perplexity = false
             m.extra = r.metrics
@@ -194,19 +207,20 @@ public final class Trainer {
         }
         let batches = (0..<s.gradAccum).map { _ in data.batch(nextRows(s.batchSize)) }
         let targets = batches.reduce(0) { $0 + $1.targetCount }
-        model.params.grads.zero()
+        beginStep()
         var lossSum = 0.0
         if targets > 0 {
-            for b in batches {
+            for (i, b) in batches.enumerated() {
+                if let l = model.lora { l.dropoutSeed = l.dropoutSeed &+ UInt64(i) }
                 model.forward(b)
                 lossSum += model.crossEntropy(targets: b.targets, scale: 1 / Float(targets))
                 model.backward()
             }
         }
-        let norm = Gradients.clip(model.params, maxNorm: s.gradClip)
+        let norm = Gradients.clip(trainable, maxNorm: s.gradClip)
         step += 1
         let lr = schedule.rate(step: step)
-        optimizer.update(model.params, lr: Float(lr))
+        optimizer.update(trainable, lr: Float(lr))
         return StepMetrics(
             step: step, loss: targets > 0 ? lossSum / Double(targets) : 0, lr: lr, gradNorm: norm,
             tokens: batches.reduce(0) { $0 + $1.tokens.count })
@@ -215,6 +229,8 @@ public final class Trainer {
     /// Mean loss over the evaluation rows (nil without any).
     public func evaluate() -> Double? {
         guard !eval.isEmpty else { return nil }
+        model.lora?.training = false
+        defer { model.lora?.training = true }
         if let objective { return objective.evaluate(model: model, rows: eval, batchSize: settings.batchSize)?.loss }
         var sum = 0.0, count = 0
         for i in stride(from: 0, to: eval.count, by: settings.batchSize) {
@@ -274,8 +290,8 @@ public final class Trainer {
         let final = FS.join(checkpointDirectory, checkpointName(step))
         let tmp = final + ".tmp"
         FS.remove(tmp)
-        try model.save(directory: tmp)
-        let p = model.params
+        if let l = model.lora { try l.save(directory: tmp, baseModel: nil) } else { try model.save(directory: tmp) }
+        let p = trainable
         var moments: [(name: String, tensor: Tensor)] = []
         for info in p.infos {
             let m = Array(UnsafeBufferPointer(start: optimizer.m.pointer + info.offset, count: info.count))
@@ -309,12 +325,16 @@ public final class Trainer {
             guard let st = try? JSONValue.parse(try FS.readText(FS.join(c.path, "trainer_state.json"))),
                 st["fingerprint"]?.stringValue == fingerprint, let s = st["step"]?.intValue, s <= settings.steps
             else { continue }
-            let tensors = try SafeTensors.read(FS.join(c.path, "model.safetensors")).tensors
-            try model.params.load(tensors, source: c.path)
+            if let l = model.lora {
+                l.params.values.copy(from: try LoRA.load(directory: c.path, model: model.config).params.values)
+            } else {
+                try model.params.load(try SafeTensors.read(FS.join(c.path, "model.safetensors")).tensors, source: c.path)
+            }
             var byName: [String: Tensor] = [:]
             for (n, t) in try SafeTensors.read(FS.join(c.path, "optimizer.safetensors")).tensors { byName[n] = t }
-            var m = [Float](repeating: 0, count: model.params.count), v = m
-            for info in model.params.infos {
+            let p = trainable
+            var m = [Float](repeating: 0, count: p.count), v = m
+            for info in p.infos {
                 guard let tm = byName["exp_avg." + info.name], let tv = byName["exp_avg_sq." + info.name] else {
                     throw LoomError("\(c.path): optimizer.safetensors lacks the moments of \(info.name)")
                 }

@@ -87,6 +87,18 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Seed for initialisation, data order and the evaluation split.")
     var seed = 1
 
+    @Option(help: "Train LoRA adapters of this rank instead of every weight (the base is frozen; PEFT files out).")
+    var loraRank: Int?
+
+    @Option(help: "LoRA alpha (the update is scaled by alpha / rank; default 2 x rank).")
+    var loraAlpha: Double?
+
+    @Option(help: "Dropout on the LoRA adapters' inputs.")
+    var loraDropout = 0.0
+
+    @Option(help: "Projections that get adapters, comma-separated (q,k,v,o,gate,up,down).")
+    var loraTargets = "q,k,v,o,gate,up,down"
+
     @Option(help: "Threads (default: the number of cores).")
     var jobs: Int?
 
@@ -110,6 +122,10 @@ struct TrainOptions: ParsableArguments {
         c.checkpointEvery = checkpointEvery
         c.keepCheckpoints = keepCheckpoints
         c.seed = seed
+        c.loraRank = loraRank
+        c.loraAlpha = loraAlpha
+        c.loraDropout = loraDropout
+        c.loraTargets = list(loraTargets).map { Projection(name: $0)?.rawValue ?? $0 }
         return c
     }
 

@@ -94,4 +94,38 @@ final class LoRATests: XCTestCase {
         lora.merge(into: m)
         XCTAssertLessThanOrEqual(maxAbs(logits(m, b), want), 1e-4)
     }
+
+    func testTrainingMovesOnlyTheAdapters() throws {
+        let dir = tempDir("lora-train")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try recordsDirectory(textRecords(20), in: dir)
+        var c = TrainConfig()
+        c.steps = 4
+        c.batchSize = 2
+        c.seqLen = 64
+        c.checkpointEvery = 2
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/base", options: RunOptions(quiet: true))
+        c.loraRank = 4
+        c.model = dir + "/base"
+        c.preset = nil
+        let r = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/lora", options: RunOptions(quiet: true))
+        XCTAssertEqual(r.manifest.counts["trainable_parameters"]?.intValue, try LoRA(config: LoRAConfig(rank: 4), model: LlamaConfig.load(dir + "/base")).params.count)
+        XCTAssertTrue(FS.exists(dir + "/lora/adapter_config.json"))
+        XCTAssertFalse(FS.exists(dir + "/lora/model.safetensors"), "a LoRA run writes the adapter, not the model")
+        let base = try LlamaModel.load(directory: dir + "/base")
+        let lora = try LoRA.load(directory: dir + "/lora", model: base.config)
+        XCTAssertTrue(lora.params.infos.filter { $0.name.hasSuffix("lora_B.weight") }.contains { info in
+            lora.params.tensor(info).floats().contains { $0 != 0 }
+        }, "B moved away from zero")
+        // Killed after step 3 (checkpoint at 2) and resumed: the same adapter as an uninterrupted run.
+        var stopped = try TrainStage(config: c, input: input, threads: 1)
+        stopped.stopAfterStep = 3
+        XCTAssertThrowsError(try StageRunner.run(stopped, directory: dir + "/lora-b", options: RunOptions(quiet: true)))
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/lora-b", options: RunOptions(quiet: true))
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/lora-a", options: RunOptions(quiet: true))
+        XCTAssertEqual(try FS.readText(dir + "/lora-b/metrics.jsonl"), try FS.readText(dir + "/lora-a/metrics.jsonl"))
+        XCTAssertEqual(
+            FileManager.default.contents(atPath: dir + "/lora-b/adapter_model.safetensors"),
+            FileManager.default.contents(atPath: dir + "/lora-a/adapter_model.safetensors"))
+    }
 }
