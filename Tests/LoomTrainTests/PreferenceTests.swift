@@ -233,4 +233,79 @@ final class PreferenceTests: XCTestCase {
             XCTAssertEqual(t.dRejected, (f(-7, -5 + h) - f(-7, -5 - h)) / (2 * h), accuracy: 1e-7, "\(loss)")
         }
     }
+
+    // MARK: - The stage
+
+    func stageConfig(_ objective: String, steps: Int) -> TrainConfig {
+        var c = TrainConfig()
+        c.objective = objective
+        c.steps = steps
+        c.batchSize = 4
+        c.seqLen = 64
+        c.lr = 3e-3
+        c.warmup = 2
+        c.evalEvery = 5
+        c.checkpointEvery = 0
+        c.evalFraction = 0.1
+        return c
+    }
+
+    /// DPO through the stage: reference log-probabilities written once, rewards/margins grow from 0, bad records are
+    /// rejected with their line; ORPO's loss falls.
+    func testStageTrainsDPOAndORPO() throws {
+        let dir = tempDir("dpo")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var records = textPairs(24)
+        records.insert(["id": "bad", "prompt": "Q", "chosen": "only one side"], at: 3)
+        let input = try recordsDirectory(records, in: dir)
+        var c = stageConfig("dpo", steps: 20)
+        c.beta = 0.5
+        let r = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/dpo", options: RunOptions(quiet: true))
+        XCTAssertEqual(r.manifest.rejects, 1)
+        XCTAssertTrue(try FS.readText(dir + "/dpo/rejects.jsonl").contains("\"line\":4"))
+        XCTAssertEqual(r.manifest.counts["pairs"]?.intValue, 24)
+        let refs = try FS.readText(dir + "/dpo/reference_logps.jsonl").split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        XCTAssertEqual(refs.count, 24)
+        XCTAssertLessThan(refs[0]["chosen"]!.doubleValue!, 0)
+        let lines = try FS.readText(dir + "/dpo/metrics.jsonl").split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        XCTAssertEqual(lines.count, 20)
+        // The policy starts as the reference: every reward 0, loss log 2.
+        XCTAssertEqual(lines[0]["loss"]!.doubleValue!, log(2), accuracy: 1e-5)
+        XCTAssertEqual(lines[0]["rewards/margins"]!.doubleValue!, 0, accuracy: 1e-5)
+        XCTAssertGreaterThan(lines[19]["rewards/margins"]!.doubleValue!, 0.5)
+        XCTAssertGreaterThan(lines[19]["rewards/accuracies"]!.doubleValue!, 0.7)
+        XCTAssertLessThan(lines[19]["loss"]!.doubleValue!, 0.5)
+        XCTAssertNotNil(lines[19]["eval_loss"]?.doubleValue)
+        XCTAssertNotNil(lines[19]["eval_rewards/margins"]?.doubleValue)
+        XCTAssertNil(lines[19]["eval_perplexity"])
+        _ = try LlamaModel.load(directory: dir + "/dpo")
+
+        let o = try StageRunner.run(
+            TrainStage(config: stageConfig("orpo", steps: 20), input: input, threads: 2), directory: dir + "/orpo",
+            options: RunOptions(quiet: true))
+        XCTAssertFalse(o.failed)
+        XCTAssertFalse(FS.exists(dir + "/orpo/reference_logps.jsonl"))
+        let ol = try FS.readText(dir + "/orpo/metrics.jsonl").split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        XCTAssertLessThan(ol[19]["loss"]!.doubleValue!, ol[0]["loss"]!.doubleValue! * 0.7)
+        XCTAssertNotNil(ol[19]["log_odds_ratio"]?.doubleValue)
+        XCTAssertLessThan(ol[19]["nll_loss"]!.doubleValue!, ol[0]["nll_loss"]!.doubleValue!)
+    }
+
+    func testPreferenceOptionsAreChecked() {
+        var c = TrainConfig()
+        c.beta = 0.1
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("beta is DPO's")) }
+        c.objective = "dpo"
+        XCTAssertNoThrow(try c.validate())
+        c.beta = 0
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("beta must be positive")) }
+        c = TrainConfig()
+        c.objective = "orpo"
+        c.orpoNll = "prompt"
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("full or completion")) }
+        // cpt/sft configs encode as before (no preference keys), so their fingerprints do not change.
+        let j = try? JSONValue(encoding: TrainConfig())
+        XCTAssertNil(j?["beta"])
+        XCTAssertNil(j?["orpo_nll"])
+    }
 }
