@@ -19,6 +19,12 @@
 //                                                  BPE encoding MB/s vs Hugging Face tokenizers, one thread each
 //                                                  (encode per text and batch), on the texts of a corpus; default
 //                                                  tokenizers: both in $LOOM_SHARED/fixtures/tokenizer
+//   loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N]
+//                                                  MiniLM sentences/s vs sentence-transformers (PyTorch) on N
+//                                                  abstract sentences (2,000), 1 and 2 threads; vector cosines
+//   loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm]
+//                                                  IVF approximate neighbours vs exact search on N (100,000)
+//                                                  vectors of abstract sentences: recall@10 and seconds
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //
@@ -267,6 +273,10 @@ let documents = option("--documents").flatMap(Int.init) ?? 1_000_000
 let latency = option("--latency").flatMap(Double.init) ?? 0.2
 let samples = option("--samples").flatMap(Int.init) ?? 1_000_000
 let gigabytes = option("--gigabytes").flatMap(Double.init) ?? 1
+let minilmModel = option("--model")
+let sentenceCount = option("--sentences").flatMap(Int.init) ?? 2000
+let vectorCount = option("--vectors").flatMap(Int.init) ?? 100_000
+let neighbourEmbedder = option("--embedder") ?? "hashing"
 let tokenizerMegabytes = option("--megabytes").flatMap(Double.init) ?? 0
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
@@ -288,6 +298,8 @@ case ("dedup-memory", 1): dedupMemory(documents: documents)
 case ("pdf", 2): pdf(args[1], runs: runs)
 case ("generate", 1): generateConcurrency(latency: latency)
 case ("pack", 2): pack(args[1], samples: samples, context: 4096)
+case ("minilm", 2): minilm(args[1], model: minilmModel, count: sentenceCount, runs: runs)
+case ("neighbours", 2): neighboursBench(args[1], count: vectorCount, embedder: neighbourEmbedder, model: minilmModel)
 case ("tokenizer", _) where args.count >= 2:
     let shared = ProcessInfo.processInfo.environment["LOOM_SHARED"] ?? benchDir + "/../../shared"
     let given = Array(args.dropFirst(2))
@@ -305,6 +317,8 @@ default:
                loom-bench pdf DIR [--runs N]
                loom-bench generate [--latency S]
                loom-bench pack PUBMED.xml.gz [--samples N]
+               loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N] [--runs N]
+               loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm] [--model DIR]
                loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
         """)

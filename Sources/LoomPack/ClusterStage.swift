@@ -1,6 +1,6 @@
 // `loom cluster`: related documents grouped (arXiv 2401.07284) so the model reads them side by side. Embeds with
-// the hashing embedder, finds exact neighbours, clusters in input order, and writes one text sample per cluster
-// (its documents concatenated). The vectors are kept beside the output as vectors.bin.
+// the hashing or MiniLM embedder, finds neighbours (exact, or the IVF index above a size), clusters in input order,
+// and writes one text sample per cluster (its documents concatenated). The vectors are kept as vectors.bin.
 
 import Foundation
 import LoomCore
@@ -11,14 +11,32 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public var maxDocs = 8
     /// Neighbours considered per document.
     public var neighbours = 16
+    /// Dimensions of the hashing embedder (minilm's are the model's).
     public var dim = 512
     public var tokensPerWord = 1.3
+    /// A tokenizer.json for token lengths; nil: words x tokensPerWord.
+    public var tokenizer: String?
+    /// "hashing" or "minilm".
+    public var embedder = "hashing"
+    /// The minilm model directory.
+    public var model: String?
+    /// "auto" (exact up to approxAbove documents, IVF above), "exact" or "approx".
+    public var search = "auto"
+    public var approxAbove = 20000
+    /// IVF lists (nil: 4 sqrt(n)) and lists probed per document.
+    public var lists: Int?
+    public var probes = 24
 
     public init() {}
 
-    public static let keys = ["similarity", "max_tokens", "max_docs", "neighbours", "dim", "tokens_per_word", "jobs"]
+    public static let keys = [
+        "similarity", "max_tokens", "max_docs", "neighbours", "dim", "tokens_per_word", "tokenizer", "embedder", "model",
+        "search", "approx_above", "lists", "probes", "jobs",
+    ]
 
-    enum CodingKeys: String, CodingKey { case similarity, maxTokens, maxDocs, neighbours, dim, tokensPerWord }
+    enum CodingKeys: String, CodingKey {
+        case similarity, maxTokens, maxDocs, neighbours, dim, tokensPerWord, tokenizer, embedder, model, search, approxAbove, lists, probes
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -29,7 +47,17 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         neighbours = try c.decodeIfPresent(Int.self, forKey: .neighbours) ?? d.neighbours
         dim = try c.decodeIfPresent(Int.self, forKey: .dim) ?? d.dim
         tokensPerWord = try c.decodeIfPresent(Double.self, forKey: .tokensPerWord) ?? d.tokensPerWord
+        tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
+        embedder = try c.decodeIfPresent(String.self, forKey: .embedder) ?? d.embedder
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        search = try c.decodeIfPresent(String.self, forKey: .search) ?? d.search
+        approxAbove = try c.decodeIfPresent(Int.self, forKey: .approxAbove) ?? d.approxAbove
+        lists = try c.decodeIfPresent(Int.self, forKey: .lists)
+        probes = try c.decodeIfPresent(Int.self, forKey: .probes) ?? d.probes
     }
+
+    /// Whether `count` documents are searched with the IVF index.
+    public func approximate(_ count: Int) -> Bool { search == "approx" || (search == "auto" && count > approxAbove) }
 }
 
 public struct ClusterStage: Stage {
@@ -43,17 +71,21 @@ public struct ClusterStage: Stage {
             throw LoomError("cluster: max_tokens, max_docs and neighbours must be at least 1")
         }
         guard config.dim >= 16 && config.dim <= 65536 else { throw LoomError("cluster: dim must be between 16 and 65536") }
+        try Embedders.validate(embedder: config.embedder, model: config.model, context: "cluster")
+        guard ["auto", "exact", "approx"].contains(config.search) else {
+            throw LoomError("cluster: search must be auto, exact or approx (got '\(config.search)')")
+        }
+        guard config.probes >= 1, (config.lists ?? 1) >= 1, config.approxAbove >= 0 else {
+            throw LoomError("cluster: probes and lists must be at least 1, approx_above at least 0")
+        }
+        guard config.tokensPerWord > 0 else { throw LoomError("cluster: tokens_per_word must be positive") }
         settings = config
         self.input = input
         self.jobs = max(1, jobs)
     }
 
     public var name: String { "cluster" }
-    public var config: JSONValue {
-        guard case .object(var o) = (try? JSONValue(encoding: settings)) ?? .null else { return .null }
-        o["embedder"] = "hashing"
-        return .object(o)
-    }
+    public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
     public var inputs: [StageInput] { [.stage(input)] }
     public var sideFiles: [String] { ["vectors.bin"] }
 
@@ -70,18 +102,21 @@ public struct ClusterStage: Stage {
                 texts.append(t)
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
         ctx.progress.begin(totalBytes: nil, unit: "clusters")
+        let counter = try TokenCounter(tokenizer: settings.tokenizer, tokensPerWord: settings.tokensPerWord)
         // Vectors from an `embed` step when the input is one (and they match), else computed here.
-        var vectors: [Float] = []
-        if let m = try? Manifest.read(directory: input), m.stage == "embed",
-            let (v, d) = try? VectorFile.read(FS.join(input, "vectors.bin")), d == settings.dim, v.count == texts.count * d
-        {
-            vectors = v
-        } else {
-            vectors = HashingEmbedder(dim: settings.dim).embed(texts, jobs: jobs)
-        }
-        try VectorFile.write(vectors, dim: settings.dim, embedder: "hashing", to: ctx.sideFilePath("vectors.bin"))
-        let neighbours = texts.isEmpty ? [] : Neighbours.exact(vectors, dim: settings.dim, k: settings.neighbours, jobs: jobs)
-        let tokens = texts.map { max(1, Int((Double($0.split(whereSeparator: { $0.isWhitespace }).count) * settings.tokensPerWord).rounded(.up))) }
+        let (vectors, dim) = try reuseOrEmbed(texts, input: input, embedder: settings.embedder, model: settings.model, dim: settings.dim, jobs: jobs)
+        try VectorFile.write(vectors, dim: dim, embedder: settings.embedder, model: settings.model, to: ctx.sideFilePath("vectors.bin"))
+        let approx = settings.approximate(texts.count)
+        var ivf = IVFConfig()
+        ivf.lists = settings.lists
+        ivf.probes = settings.probes
+        let neighbours =
+            texts.isEmpty
+            ? []
+            : approx
+                ? ApproximateNeighbours.ivf(vectors, dim: dim, k: settings.neighbours, config: ivf, jobs: jobs)
+                : Neighbours.exact(vectors, dim: dim, k: settings.neighbours, jobs: jobs)
+        let tokens = counter.counts(texts, jobs: jobs)
         let clusters = SimilarityClustering.clusters(
             neighbours: neighbours, tokens: tokens, similarity: Float(settings.similarity), maxTokens: settings.maxTokens,
             maxDocs: settings.maxDocs)
@@ -95,7 +130,7 @@ public struct ClusterStage: Stage {
             var provenance = JSONObject()
             provenance.append("ids", .array(c.map { .string(ids[$0]) }))
             provenance.append("generator", "cluster")
-            provenance.append("embedder", "hashing")
+            provenance.append("embedder", .string(settings.embedder))
             var meta = JSONObject()
             meta.append("provenance", .object(provenance))
             meta.append("members", .array(c.map { .string(ids[$0]) }))
@@ -111,25 +146,72 @@ public struct ClusterStage: Stage {
         ctx.setCount("documents", texts.count)
         ctx.setCount("clusters", clusters.count)
         ctx.setCount("clusters_with_several_documents", multi)
+        ctx.setValue("search", .string(approx ? "ivf" : "exact"))
+        ctx.setValue("token_lengths", .string(counter.name))
     }
 }
 
-/// `loom embed`: the input records unchanged, plus their vectors in vectors.bin (the hashing embedder), so
+/// The vectors of an `embed` stage's directory when they were made by the same embedder (and model, and
+/// dimension) for these texts; otherwise the texts embedded now.
+func reuseOrEmbed(_ texts: [String], input: String, embedder: String, model: String?, dim: Int, jobs: Int) throws -> (vectors: [Float], dim: Int) {
+    let path = FS.join(input, "vectors.bin")
+    if let m = try? Manifest.read(directory: input), m.stage == "embed", let h = try? VectorFile.header(path),
+        h.embedder == embedder, h.count == texts.count, embedder == "minilm" ? h.model == model : h.dim == dim,
+        let (v, d) = try? VectorFile.read(path)
+    {
+        return (v, d)
+    }
+    return try Embedders.embed(texts, embedder: embedder, model: model, dim: dim, jobs: jobs)
+}
+
+public struct EmbedConfig: Codable, Equatable, Sendable {
+    public var embedder = "hashing"
+    public var model: String?
+    /// Dimensions of the hashing embedder.
+    public var dim = 512
+
+    public init() {}
+
+    public static let keys = ["embedder", "model", "dim", "jobs"]
+
+    enum CodingKeys: String, CodingKey { case embedder, model, dim }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        embedder = try c.decodeIfPresent(String.self, forKey: .embedder) ?? "hashing"
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        dim = try c.decodeIfPresent(Int.self, forKey: .dim) ?? 512
+    }
+}
+
+/// `loom embed`: the input records unchanged, plus their vectors in vectors.bin (hashing or minilm embedder), so
 /// clustering, or anything else, can reuse them.
 public struct EmbedStage: Stage {
-    public let dim: Int
+    public let settings: EmbedConfig
     public let input: String
     public let jobs: Int
+    public var dim: Int { settings.dim }
 
-    public init(dim: Int, input: String, jobs: Int) throws {
-        guard dim >= 16 && dim <= 65536 else { throw LoomError("embed: dim must be between 16 and 65536") }
-        self.dim = dim
+    public init(config: EmbedConfig, input: String, jobs: Int) throws {
+        guard config.dim >= 16 && config.dim <= 65536 else { throw LoomError("embed: dim must be between 16 and 65536") }
+        try Embedders.validate(embedder: config.embedder, model: config.model, context: "embed")
+        settings = config
         self.input = input
         self.jobs = max(1, jobs)
     }
 
+    public init(dim: Int, input: String, jobs: Int) throws {
+        var c = EmbedConfig()
+        c.dim = dim
+        try self.init(config: c, input: input, jobs: jobs)
+    }
+
     public var name: String { "embed" }
-    public var config: JSONValue { ["embedder": "hashing", "dim": .int(dim)] }
+    public var config: JSONValue {
+        settings.embedder == "hashing"
+            ? ["embedder": "hashing", "dim": .int(dim)]
+            : ["embedder": .string(settings.embedder), "model": .string(settings.model ?? "")]
+    }
     public var inputs: [StageInput] { [.stage(input)] }
     public var sideFiles: [String] { ["vectors.bin"] }
 
@@ -144,9 +226,9 @@ public struct EmbedStage: Stage {
                 texts.append(t)
                 try ctx.output.write(r)
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
-        let vectors = HashingEmbedder(dim: dim).embed(texts, jobs: jobs)
-        try VectorFile.write(vectors, dim: dim, embedder: "hashing", to: ctx.sideFilePath("vectors.bin"))
+        let (vectors, d) = try Embedders.embed(texts, embedder: settings.embedder, model: settings.model, dim: dim, jobs: jobs)
+        try VectorFile.write(vectors, dim: d, embedder: settings.embedder, model: settings.model, to: ctx.sideFilePath("vectors.bin"))
         ctx.setCount("vectors", texts.count)
-        ctx.setCount("dim", dim)
+        ctx.setCount("dim", d)
     }
 }

@@ -2,9 +2,9 @@
 // `dim` dimensions), L2-normalised, so a dot product is a cosine similarity. The vectors file is a small JSON
 // header and the raw float32 rows.
 
-import CLoomKernels
 import Foundation
 import LoomCore
+import LoomTensor
 
 public struct HashingEmbedder: Sendable {
     public var dim = 512
@@ -64,19 +64,21 @@ public struct HashingEmbedder: Sendable {
     }
 }
 
-/// Exact k-nearest neighbours by cosine, in blocks of the similarity matrix (C kernel with an AVX-512 variant).
+/// Exact k-nearest neighbours by cosine, in blocks of the similarity matrix: 256 rows against all rows in one
+/// OpenBLAS sgemm (it replaced the C dot-product kernel loom_dot_block: docs/benchmarks.md), one block per thread.
 public enum Neighbours {
-    /// For each row, up to `k` other rows with their similarity, most similar first.
+    /// For each row, up to `k` other rows with their similarity, most similar first (ties: lower index first).
     public static func exact(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
         let n = v.count / dim
         let block = 256
         let starts = Array(stride(from: 0, to: n, by: block))
+        Matmul.setThreads(1)
         let parts = (try? parallelMap(starts, jobs: jobs) { start -> [[(index: Int, similarity: Float)]] in
             let rows = min(block, n - start)
             var out = [Float](repeating: 0, count: rows * n)
             v.withUnsafeBufferPointer { p in
                 out.withUnsafeMutableBufferPointer { o in
-                    loom_dot_block(p.baseAddress! + start * dim, rows, p.baseAddress!, n, dim, o.baseAddress!)
+                    Matmul.gemm(p.baseAddress! + start * dim, p.baseAddress!, o.baseAddress!, m: rows, n: n, k: dim, transposeB: true)
                 }
             }
             return (0..<rows).map { r in
@@ -130,14 +132,29 @@ public enum SimilarityClustering {
 public enum VectorFile {
     static let magic = Array("LOOMVEC1".utf8)
 
-    public static func write(_ v: [Float], dim: Int, embedder: String, to path: String) throws {
+    public static func write(_ v: [Float], dim: Int, embedder: String, model: String? = nil, to path: String) throws {
         let f = try BufferedFile(creating: path, capacity: 4 << 20)
-        let header = JSONValue.object(JSONObject([("count", .int(v.count / max(1, dim))), ("dim", .int(dim)), ("embedder", .string(embedder))])).jsonString
+        var fields: [(String, JSONValue)] = [("count", .int(v.count / max(1, dim))), ("dim", .int(dim)), ("embedder", .string(embedder))]
+        if let m = model, embedder != "hashing" { fields.append(("model", .string(m))) }
+        let header = JSONValue.object(JSONObject(fields)).jsonString
         try f.write(magic)
         try f.write(withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) })
         try f.write(header)
         try v.withUnsafeBytes { try f.write($0.bindMemory(to: UInt8.self)) }
         try f.close(sync: false)
+    }
+
+    /// The header alone: count, dim, embedder and (for a model) its directory.
+    public static func header(_ path: String) throws -> (count: Int, dim: Int, embedder: String, model: String?) {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw LoomError("cannot read \(path)") }
+        defer { try? h.close() }
+        let head = (try? h.read(upToCount: 16)) ?? Data()
+        guard head.count == 16, Array(head.prefix(8)) == magic else { throw LoomError("\(path): not a Loom vectors file") }
+        let hlen = head.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian) }
+        guard hlen > 0, hlen < 1 << 20, let body = try? h.read(upToCount: hlen), body.count == hlen,
+            let j = try? JSONValue.parse(String(decoding: body, as: UTF8.self)), let n = j["count"]?.intValue, let d = j["dim"]?.intValue
+        else { throw LoomError("\(path): truncated or invalid header") }
+        return (n, d, j["embedder"]?.stringValue ?? "hashing", j["model"]?.stringValue)
     }
 
     public static func read(_ path: String) throws -> (vectors: [Float], dim: Int) {

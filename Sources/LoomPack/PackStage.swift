@@ -9,20 +9,23 @@ public struct PackConfig: Codable, Equatable, Sendable {
     public var contextTokens = 4096
     /// Samples longer than the context: "split" (into word windows of at most the context) or "reject".
     public var overlong = "split"
-    /// Tokens per word for the estimate used until a trained tokenizer is given.
+    /// Tokens per word for the estimate used when no tokenizer is given.
     public var tokensPerWord = 1.3
+    /// A tokenizer.json (LoomTokenizer) for exact token lengths; nil: the word estimate.
+    public var tokenizer: String?
 
     public init() {}
 
-    public static let keys = ["context_tokens", "overlong", "tokens_per_word"]
+    public static let keys = ["context_tokens", "overlong", "tokens_per_word", "tokenizer"]
 
-    enum CodingKeys: String, CodingKey { case contextTokens, overlong, tokensPerWord }
+    enum CodingKeys: String, CodingKey { case contextTokens, overlong, tokensPerWord, tokenizer }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         contextTokens = try c.decodeIfPresent(Int.self, forKey: .contextTokens) ?? 4096
         overlong = try c.decodeIfPresent(String.self, forKey: .overlong) ?? "split"
         tokensPerWord = try c.decodeIfPresent(Double.self, forKey: .tokensPerWord) ?? 1.3
+        tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer)
     }
 
     /// The token estimate of a text: words times `tokensPerWord`, rounded up (at least 1).
@@ -62,6 +65,7 @@ public struct PackStage: Stage {
 
     public func run(_ ctx: StageContext) throws {
         let cap = settings.contextTokens
+        let counter = try TokenCounter(tokenizer: settings.tokenizer, tokensPerWord: settings.tokensPerWord)
         var records: [JSONValue] = []
         var lengths: [Int] = []
         var split = 0
@@ -71,7 +75,7 @@ public struct PackStage: Stage {
                     try ctx.reject(Reject(source: path, reason: "record has no text, messages or prompt/chosen", line: line))
                     return
                 }
-                let n = settings.tokens(text)
+                let n = counter.count(text)
                 if n <= cap {
                     records.append(r)
                     lengths.append(n)
@@ -84,18 +88,26 @@ public struct PackStage: Stage {
                             line: line, id: r["id"]?.stringValue))
                     return
                 }
-                // Word windows that fit, each a record of its own with the part number in its id.
+                // Word windows that fit, each a record of its own with the part number in its id: as many words as
+                // the sample's own tokens per word allow, fewer while a window still counts more than the context.
                 let words = text.split(whereSeparator: { $0.isWhitespace })
-                let per = max(1, Int(Double(cap) / settings.tokensPerWord))
+                let ratio = max(1e-9, Double(n) / Double(max(1, words.count)))
                 var part = 0
                 var start = 0
                 while start < words.count {
-                    let piece = words[start..<min(words.count, start + per)].joined(separator: " ")
+                    var per = max(1, Int(Double(cap) / ratio))
+                    var piece = words[start..<min(words.count, start + per)].joined(separator: " ")
+                    var len = counter.count(piece)
+                    while len > cap && per > 1 {
+                        per = max(1, per * 9 / 10)
+                        piece = words[start..<min(words.count, start + per)].joined(separator: " ")
+                        len = counter.count(piece)
+                    }
                     guard case .object(var o) = r else { break }
                     o["id"] = .string("\(r["id"]?.stringValue ?? "\(path):\(line)")#part\(part)")
                     o["text"] = .string(piece)
                     records.append(.object(o))
-                    lengths.append(min(cap, settings.tokens(piece)))
+                    lengths.append(min(cap, len))
                     part += 1
                     start += per
                 }
@@ -120,5 +132,6 @@ public struct PackStage: Stage {
         ctx.setCount("split_samples", split)
         ctx.setValue("packing_efficiency", .double((result.efficiency * 1e6).rounded() / 1e6))
         ctx.setValue("ffd_efficiency", .double((ffd.efficiency * 1e6).rounded() / 1e6))
+        ctx.setValue("token_lengths", .string(counter.name))
     }
 }

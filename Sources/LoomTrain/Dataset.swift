@@ -4,6 +4,7 @@
 //   - `messages` records (SFT, TRL's conversational format; `instruction`/`input`/`output` converted): the chat
 //     template's text, loss on the assistant turns only;
 //   - packed windows (`loom pack` output, `members`): each member a segment, the window one row of its own.
+//   - `prompt`/`chosen`/`rejected` records (DPO, ORPO; Preference.swift): two segments per pair, kept in one row.
 // Loose segments are packed greedily into rows in input order. Inside a row every segment is its own document:
 // positions restart and attention stays inside it (Batch.segStart), so packing changes no loss.
 
@@ -67,7 +68,10 @@ public struct Row: Equatable, Sendable {
 }
 
 public enum Objective: String, Sendable, CaseIterable {
-    case cpt, sft
+    case cpt, sft, dpo, orpo
+
+    /// DPO and ORPO train on prompt/chosen/rejected pairs (Preference.swift), not on token targets.
+    public var isPreference: Bool { self == .dpo || self == .orpo }
 }
 
 public struct DatasetBuilder {
@@ -138,6 +142,8 @@ public struct DatasetBuilder {
                 return .failure(LoomError("conversation has no assistant message to learn from"))
             }
             return .success([chatSegment(m)])
+        case .dpo, .orpo:
+            return preferencePair(of: r).map { [$0.chosen, $0.rejected] }
         }
     }
 

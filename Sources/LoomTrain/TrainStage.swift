@@ -39,6 +39,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var loraAlpha: Double?
     public var loraDropout = 0.0
     public var loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    /// DPO's β (default 0.1).
+    public var beta: Double?
+    /// ORPO's λ, the weight of the odds-ratio term (default 0.1).
+    public var lambda: Double?
+    /// DPO: the reference model directory (default: the starting model).
+    public var refModel: String?
+    /// ORPO: the chosen NLL over `full` sequences, prompt included (TRL 1.16, the default), or `completion` only.
+    public var orpoNll: String?
 
     public init() {}
 
@@ -53,13 +61,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public static let keys = [
         "objective", "preset", "model", "model_config", "steps", "batch_size", "seq_len", "grad_accum", "lr", "warmup",
         "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "eval_fraction", "eval_every",
-        "checkpoint_every", "keep_checkpoints", "seed", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets",
+        "checkpoint_every", "keep_checkpoints", "seed", "beta", "lambda", "ref_model", "orpo_nll", "lora_rank",
+        "lora_alpha", "lora_dropout", "lora_targets",
     ]
 
     enum CodingKeys: String, CodingKey {
         case objective, preset, model, modelConfig, steps, batchSize, seqLen, gradAccum, lr, warmup, minLrRatio,
             weightDecay, beta1, beta2, gradClip, evalFraction, evalEvery, checkpointEvery, keepCheckpoints, seed,
             loraRank, loraAlpha, loraDropout, loraTargets
+        case beta, lambda, refModel, orpoNll
     }
 
     public init(from decoder: Decoder) throws {
@@ -89,12 +99,22 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         loraAlpha = try c.decodeIfPresent(Double.self, forKey: .loraAlpha)
         loraDropout = try c.decodeIfPresent(Double.self, forKey: .loraDropout) ?? d.loraDropout
         loraTargets = try c.decodeIfPresent([String].self, forKey: .loraTargets) ?? d.loraTargets
+        beta = try c.decodeIfPresent(Double.self, forKey: .beta)
+        lambda = try c.decodeIfPresent(Double.self, forKey: .lambda)
+        refModel = try c.decodeIfPresent(String.self, forKey: .refModel)
+        orpoNll = try c.decodeIfPresent(String.self, forKey: .orpoNll)
     }
 
     /// Checks values before any work; messages name the option.
     public func validate() throws {
         func need(_ ok: Bool, _ why: String) throws { if !ok { throw LoomError("train: \(why)") } }
-        try need(Objective(rawValue: objective) != nil, "objective must be cpt or sft (got '\(objective)')")
+        try need(Objective(rawValue: objective) != nil, "objective must be cpt or sft (token objectives) or dpo or orpo (preference pairs); got '\(objective)'")
+        try need(beta == nil || objective == "dpo", "beta is DPO's (objective dpo)")
+        try need(refModel == nil || objective == "dpo", "ref_model is DPO's (objective dpo)")
+        try need(lambda == nil && orpoNll == nil || objective == "orpo", "lambda and orpo_nll are ORPO's (objective orpo)")
+        try need((beta ?? 0.1) > 0, "beta must be positive")
+        try need((lambda ?? 0.1) >= 0, "lambda must not be negative")
+        try need(["full", "completion"].contains(orpoNll ?? "full"), "orpo_nll must be full or completion (got '\(orpoNll ?? "")')")
         try need(steps > 0, "steps must be positive")
         try need(batchSize > 0 && gradAccum > 0, "batch_size and grad_accum must be positive")
         try need(seqLen >= 8, "seq_len must be at least 8")
@@ -174,6 +194,10 @@ public struct TrainStage: Stage {
                 let id = FS.identity(FS.join(m, "model.safetensors"))
                 o.append("model_identity", .string("\(id?.size ?? 0):\(id?.mtimeNs ?? 0)"))
             }
+            if let m = settings.refModel {
+                let id = FS.identity(FS.join(m, "model.safetensors"))
+                o.append("ref_model_identity", .string("\(id?.size ?? 0):\(id?.mtimeNs ?? 0)"))
+            }
             j = .object(o)
         }
         return j
@@ -182,6 +206,7 @@ public struct TrainStage: Stage {
     public var sideFiles: [String] {
         (settings.loraRank == nil ? ["config.json", "model.safetensors"] : ["adapter_config.json", "adapter_model.safetensors"])
             + ["metrics.jsonl", "loss.svg"] + (tokenizerFile == nil ? [] : ["tokenizer.json"])
+            + (settings.objective == "dpo" ? ["reference_logps.jsonl"] : [])
     }
 
     func makeModel(_ codec: TokenCodec) throws -> LlamaModel {
@@ -224,15 +249,23 @@ public struct TrainStage: Stage {
         }
         let builder = DatasetBuilder(codec: codec, objective: objective, length: settings.seqLen)
         var records: [(record: JSONValue, window: Bool)] = []
+        var pairs: [PreferencePair] = []
         try StageReader(directory: input).forEachRecord(
             { r, path, line in
-                if case .failure(let e) = builder.segments(of: r) {
+                if objective.isPreference {
+                    switch builder.preferencePair(of: r) {
+                    case .failure(let e):
+                        try ctx.reject(Reject(source: path, reason: e.message, line: line, id: r["id"]?.stringValue))
+                        return
+                    case .success(let p): pairs.append(p)
+                    }
+                } else if case .failure(let e) = builder.segments(of: r) {
                     try ctx.reject(Reject(source: path, reason: e.message, line: line, id: r["id"]?.stringValue))
                     return
                 }
                 records.append((r, r["members"] != nil))
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
-        let rows = builder.rows(records)
+        let rows = objective.isPreference ? builder.preferenceRows(pairs) : builder.rows(records)
         guard rows.count >= 1 else {
             throw LoomError("train: \(input) has no usable records for \(objective.rawValue) (see rejects.jsonl)")
         }
@@ -253,6 +286,7 @@ public struct TrainStage: Stage {
             model: model, data: builder, train: train, eval: eval, settings: settings.settings,
             checkpointDirectory: FS.join(ctx.directory, "checkpoints"), fingerprint: fp)
         trainer.stopAfterStep = stopAfterStep
+        if objective.isPreference { trainer.objective = try preferenceObjective(objective, builder, model, rows, pairs, ctx) }
         let params = model.params.count
         Log.info(
             "train: \(objective.rawValue), \(Progress.count(params)) parameters, \(train.count) training rows and \(eval.count) held out of \(settings.seqLen) tokens, \(settings.steps) steps of \(settings.batchSize * settings.gradAccum) rows, \(threads) threads"
@@ -288,9 +322,54 @@ public struct TrainStage: Stage {
         if let last = trainer.history.last { ctx.setValue("final_loss", .double(last.loss)) }
         if let e = trainer.history.last(where: { $0.evalLoss != nil })?.evalLoss {
             ctx.setValue("eval_loss", .double(e))
-            ctx.setValue("eval_perplexity", .double(exp(e)))
+            if !objective.isPreference { ctx.setValue("eval_perplexity", .double(exp(e))) }
+        }
+        if objective.isPreference {
+            ctx.setCount("pairs", pairs.count)
+            ctx.setCount("truncated_pairs", pairs.filter(\.truncated).count)
+            if let last = trainer.history.last {
+                var o = JSONObject()
+                for k in last.extra.keys.sorted() { o.append(k, .double(last.extra[k]!)) }
+                ctx.setValue("final_metrics", .object(o))
+            }
         }
         ctx.setValue("tokens_per_s", .double((progress.tokensPerSecond * 10).rounded() / 10))
+    }
+}
+
+extension TrainStage {
+    /// DPO or ORPO over the rows. DPO's reference log-probabilities come first, from the reference model (the
+    /// starting weights unless `ref_model` names another), and are written to reference_logps.jsonl; the reference
+    /// model is released before training starts.
+    func preferenceObjective(
+        _ objective: Objective, _ builder: DatasetBuilder, _ model: LlamaModel, _ rows: [Row], _ pairs: [PreferencePair],
+        _ ctx: StageContext
+    ) throws -> PreferenceObjective {
+        guard objective == .dpo else {
+            return PreferenceObjective(
+                loss: .orpo(lambda: settings.lambda ?? 0.1, promptInNLL: (settings.orpoNll ?? "full") == "full"), data: builder)
+        }
+        let o = PreferenceObjective(loss: .dpo(beta: settings.beta ?? 0.1), data: builder)
+        var ref = model
+        if let dir = settings.refModel {
+            ref = try LlamaModel.load(directory: dir)
+            guard ref.config.vocabSize >= builder.codec.vocabSize else {
+                throw LoomError("\(dir): the reference model's vocabulary (\(ref.config.vocabSize)) is smaller than the tokenizer's (\(builder.codec.vocabSize))")
+            }
+        }
+        Log.info("train: reference log-probabilities of \(pairs.count) pairs from \(settings.refModel ?? "the starting model")")
+        o.references = PreferenceObjective.referenceLogps(model: ref, data: builder, rows: rows, batchSize: settings.batchSize)
+        var lines = ""
+        for p in pairs {
+            var j = JSONObject()
+            j.append("chosen", .double(o.references[p.chosen] ?? 0))
+            j.append("rejected", .double(o.references[p.rejected] ?? 0))
+            j.append("chosen_tokens", .int(p.chosen.loss.filter { $0 }.count))
+            j.append("rejected_tokens", .int(p.rejected.loss.filter { $0 }.count))
+            lines += JSONValue.object(j).jsonString + "\n"
+        }
+        try FS.writeAtomically(lines, to: ctx.sidefile("reference_logps.jsonl"))
+        return o
     }
 }
 
@@ -328,7 +407,9 @@ final class TrainProgress {
         let done = m.step - (firstStep ?? 0)
         let perStep = now.timeIntervalSince(start) / Double(max(1, done))
         var line = "[train] step \(m.step)/\(total)  loss \(String(format: "%.4f", m.loss))"
-        if let e = m.evalLoss { line += "  eval \(String(format: "%.4f", e)) (ppl \(String(format: "%.2f", exp(e))))" }
+        if let e = m.evalLoss {
+            line += "  eval \(String(format: "%.4f", e))" + (m.perplexity ? " (ppl \(String(format: "%.2f", exp(e))))" : "")
+        }
         line += "  lr \(String(format: "%.2e", m.lr))  \(Progress.count(Int(tokensPerSecond))) tokens/s"
         if m.step < total { line += "  ETA \(Progress.duration(perStep * Double(total - m.step)))" }
         if tty && m.evalLoss == nil && m.step < total {

@@ -20,7 +20,7 @@ func pythonHas(_ modules: String) -> Bool {
     return p.terminationStatus == 0
 }
 
-func runPython(_ args: [String]) throws {
+func runPythonChecked(_ args: [String]) throws {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["python3"] + args
@@ -56,7 +56,7 @@ final class CheckpointInteropTests: XCTestCase {
         for (name, args) in [("untied-gqa", ["--kv-heads", "2"]), ("tied-mha", ["--tied", "--kv-heads", "4"])] {
             let dir = tempDir("hf-\(name)")
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            try runPython([interopScript, "write", dir] + args)
+            try runPythonChecked([interopScript, "write", dir] + args)
             let m = try LlamaModel.load(directory: dir)
             XCTAssertEqual(m.config.tieWordEmbeddings, name.hasPrefix("tied"))
             XCTAssertEqual(m.config.ropeTheta, 5000)
@@ -77,7 +77,7 @@ final class CheckpointInteropTests: XCTestCase {
         let mine = logits(m, ids, rows: 2)
         let out = dir + "/logits.safetensors"
         try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 24]))], to: out)
-        try runPython([interopScript, "logits", dir + "/model", out])
+        try runPythonChecked([interopScript, "logits", dir + "/model", out])
         let hf = try tensors(out)["logits_hf"]!.floats()
         XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4)
     }
@@ -103,7 +103,7 @@ final class CheckpointInteropTests: XCTestCase {
         let mine = logits(m, ids, rows: 2)
         let out = dir + "/logits.safetensors"
         try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 16]))], to: out)
-        try runPython([interopScript, "peft", dir + "/base", dir + "/adapter", out])
+        try runPythonChecked([interopScript, "peft", dir + "/base", dir + "/adapter", out])
         XCTAssertLessThanOrEqual(maxAbs(mine, try tensors(out)["logits_hf"]!.floats()), 1e-4)
     }
 }

@@ -35,7 +35,7 @@ module sink #(
   localparam DEPTH = `MAX(4, W);
   localparam real HALF = 0.5e0;
   wire [W-1:0] w1, w2;
-  wire #(1:2:3) delayed;
+  wire delayed;
   wire (strong0, weak1) strong_net = 1'b1;
   tri1 pulled;
   supply0 gnd;
@@ -55,7 +55,7 @@ module sink #(
 
   assign prod = a * b;
   assign w1 = {a[3:0], b[W-1 -: 4]}, w2 = {2{a[1 +: 2], 2'b01}};
-  assign #2 delayed = ~^(w1 ^~ w2) | &w1 & ~&w2 | (|w1 ^ ~|w2);
+  assign #(1:2:3) delayed = ~^(w1 ^~ w2) | &w1 & ~&w2 | (|w1 ^ ~|w2);
   assign bus = rst_n ? 2'bzz : {1'b0, a[0]};
 
   always @(posedge clk or negedge rst_n) begin : seq
@@ -226,6 +226,17 @@ final class VerilogParserTests: XCTestCase {
         XCTAssertTrue(printed.contains("localparam DEPTH = ((4) > (W) ? (4) : (W));"), printed)
         XCTAssertTrue(printed.contains("reg \\escaped$name ;"), printed)
         XCTAssertTrue(printed.contains("8'hFF"), printed)
+    }
+
+    func testPrintedKitchenSinkIsAcceptedByIcarus() throws {
+        do { _ = try EDATool.iverilog.locate() } catch { throw XCTSkip("iverilog is not installed (make setup installs it)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vsink-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let eda = try EDARunner(scratch: dir, tools: [.iverilog])
+        XCTAssertTrue(eda.iverilog(kitchenSink).accepted, "the test's own source must be valid")
+        let printed = Printer.print(VerilogParser.parse(kitchenSink).source)
+        let v = eda.iverilog(printed)
+        XCTAssertTrue(v.accepted, v.message)
     }
 
     func testPrecedence() throws {

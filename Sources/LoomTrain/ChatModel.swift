@@ -1,0 +1,141 @@
+// A model directory ready to answer: the weights, the tokenizer the trainer used (the directory's tokenizer.json,
+// else the byte-level vocabulary, as `loom train` decides) and the SFT chat template, so a model trained by
+// `loom train sft` is prompted exactly the way it was trained. `loom serve`, `loom generate text` and the
+// generator's `builtin` backend all go through it.
+
+import Foundation
+import LoomCore
+import LoomTokenizer
+
+public final class ChatModel: @unchecked Sendable {
+    public let directory: String
+    /// The name clients use (`model` in OpenAI requests).
+    public let name: String
+    public let model: LlamaModel
+    public let codec: TokenCodec
+    public let chat: ChatFormat
+    let session: InferenceSession
+    let lock = NSLock()
+
+    public init(model: LlamaModel, codec: TokenCodec, name: String, directory: String = "", chat: ChatFormat = .chatML) throws {
+        guard codec.vocabSize <= model.config.vocabSize else {
+            throw LoomError(
+                "\(directory): the tokenizer has \(codec.vocabSize) tokens, the model's vocabulary only \(model.config.vocabSize)")
+        }
+        self.model = model
+        self.codec = codec
+        self.name = name
+        self.directory = directory
+        self.chat = chat
+        session = InferenceSession(model: model)
+    }
+
+    /// Loads DIR (config.json, model.safetensors, tokenizer.json if present).
+    public static func load(directory: String, name: String? = nil) throws -> ChatModel {
+        guard FS.isDirectory(directory) else { throw LoomError("\(directory): not a model directory") }
+        let model = try LlamaModel.load(directory: directory)
+        let tok = FS.join(directory, "tokenizer.json")
+        let codec: TokenCodec = FS.exists(tok) ? try TokenizerCodec.load(tok) : ByteCodec()
+        let base = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        return try ChatModel(model: model, codec: codec, name: name ?? base, directory: directory)
+    }
+
+    /// The tokens of a conversation followed by the assistant's header: what the model continues.
+    public func promptTokens(_ messages: [(role: String, content: String)]) -> [Int32] {
+        let builder = DatasetBuilder(codec: codec, objective: .sft, length: model.config.maxPositions)
+        var t = builder.chatSegment(messages).tokens
+        for part in chat.render([(role: "assistant", content: "")]).first?.parts ?? [] {
+            switch part {
+            case .text(let s): t += codec.encode(s)
+            case .special(let s): t.append(codec.specialId(s) ?? codec.eosId)
+            }
+        }
+        return t
+    }
+
+    /// The tokens of plain text (the start-of-text token first when the vocabulary has one).
+    public func textTokens(_ text: String) -> [Int32] { (codec.bosId.map { [$0] } ?? []) + codec.encode(text) }
+
+    /// End of text, and end of turn when the template has one.
+    public var stopTokens: Set<Int32> {
+        var s: Set<Int32> = [codec.eosId]
+        if let e = codec.specialId("<|im_end|>") { s.insert(e) }
+        if let e = model.config.eosTokenId, e < model.config.vocabSize { s.insert(Int32(e)) }
+        return s
+    }
+
+    /// The assistant's reply to a conversation. One generation at a time (the model has one cache).
+    public func reply(
+        _ messages: [(role: String, content: String)], options: SamplingOptions, onText: ((String) -> Bool)? = nil
+    ) throws -> GenerationResult {
+        var o = options
+        o.stopTokens.formUnion(stopTokens)
+        return try run(promptTokens(messages), o, onText)
+    }
+
+    /// A continuation of plain text (stops at end of text only).
+    public func continuation(_ text: String, options: SamplingOptions, onText: ((String) -> Bool)? = nil) throws -> GenerationResult {
+        var o = options
+        o.stopTokens.insert(codec.eosId)
+        return try run(textTokens(text), o, onText)
+    }
+
+    /// Generation from token ids (no template): e.g. to compare with transformers' generate on the same ids.
+    public func continuation(ids: [Int32], options: SamplingOptions, onText: ((String) -> Bool)? = nil) throws -> GenerationResult {
+        try run(ids, options, onText)
+    }
+
+    func run(_ prompt: [Int32], _ o: SamplingOptions, _ onText: ((String) -> Bool)?) throws -> GenerationResult {
+        try lock.withLock {
+            let codec = self.codec
+            return try session.generate(prompt: prompt, options: o, decode: { codec.decode($0) }, onText: onText)
+        }
+    }
+
+    /// A fingerprint of the model: config.json and tokenizer.json hashed, the safetensors files by size and
+    /// modification time (LoomCore's SHA-256 is for small inputs; a re-trained model gets a new fingerprint).
+    public lazy var fingerprint: String = {
+        var parts: [String] = []
+        for f in FS.list(directory) {
+            let p = FS.join(directory, f)
+            if f == "config.json" || f == "tokenizer.json" {
+                parts.append(f + "=" + SHA256.hex((try? FS.readText(p)) ?? ""))
+            } else if f.hasSuffix(".safetensors"), let id = FS.identity(p) {
+                parts.append("\(f)=\(id.size):\(id.mtimeNs)")
+            }
+        }
+        return SHA256.hex(parts.joined(separator: "\n"))
+    }()
+}
+
+/// The generator's `builtin` backend: a Loom model in this process.
+public final class BuiltinBackend: TextGenerationBackend, @unchecked Sendable {
+    public let model: ChatModel
+    public let identity: String
+
+    public init(model: ChatModel) {
+        self.model = model
+        identity = model.name + "@" + String(model.fingerprint.prefix(16))
+    }
+
+    public func complete(_ messages: [(role: String, content: String)], parameters p: TextGenerationParameters) throws -> String {
+        let o = SamplingOptions(
+            temperature: p.temperature, topP: p.topP, seed: UInt64(bitPattern: Int64(p.seed ?? 0)), maxTokens: p.maxTokens,
+            stop: p.stop)
+        return try model.reply(messages, options: o).text
+    }
+
+    nonisolated(unsafe) private static var loaded: [String: BuiltinBackend] = [:]
+    private static let lock = NSLock()
+
+    /// One backend per model directory in a process (a pipeline's steps share the loaded weights).
+    public static func shared(directory: String) throws -> BuiltinBackend {
+        let key = URL(fileURLWithPath: directory).standardizedFileURL.path
+        return try lock.withLock {
+            if let b = loaded[key] { return b }
+            let b = BuiltinBackend(model: try ChatModel.load(directory: directory))
+            loaded[key] = b
+            return b
+        }
+    }
+}

@@ -1,0 +1,55 @@
+// Greedy generation from a transformers checkpoint gives transformers' `generate` tokens. The checkpoint and the
+// expected tokens come from Benchmarks/peers/generate_check.py (a random LlamaForCausalLM saved with
+// save_pretrained); runs when python3 has torch and transformers, skips otherwise.
+
+import Foundation
+import LoomCore
+import LoomTensor
+import XCTest
+
+@testable import LoomTrain
+
+func runPython(_ args: [String]) -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3"] + args
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("loom-py-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    guard let h = try? FileHandle(forWritingTo: out) else { return (-1, "") }
+    p.standardOutput = h
+    p.standardError = h
+    do { try p.run() } catch { return (-1, "\(error)") }
+    p.waitUntilExit()
+    try? h.close()
+    let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(at: out)
+    return (p.terminationStatus, text)
+}
+
+/// The package root (for Benchmarks/peers scripts).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+final class TransformersGenerateTests: XCTestCase {
+    func testGreedyGenerationMatchesTransformers() throws {
+        guard runPython(["-c", "import torch, transformers"]).status == 0 else {
+            throw XCTSkip("python3 with torch and transformers not installed: generate check skipped")
+        }
+        Compute.configure(threads: 2)
+        let dir = NSTemporaryDirectory() + "loom-gen-check-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = runPython([packageRoot + "/Benchmarks/peers/generate_check.py", dir, "--max-new-tokens", "40"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let expected = try JSONValue.parse(try FS.readText(dir + "/expected.json"))
+        let model = try ChatModel.load(directory: dir)
+        let cases = expected["cases"]?.arrayValue ?? []
+        XCTAssertEqual(cases.count, 3)
+        for c in cases {
+            let prompt = (c["prompt"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int32.init) }
+            let want = (c["generated"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int32.init) }
+            let got = try model.continuation(ids: prompt, options: SamplingOptions(maxTokens: 40))
+            XCTAssertEqual(got.tokens, want, "prompt of \(prompt.count) tokens")
+            XCTAssertEqual(got.finishReason, "length")
+        }
+    }
+}
