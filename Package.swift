@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // `loom serve`'s HTTP server: no SwiftNIO, builds in seconds (../shared/NATIVE.md).
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
@@ -47,7 +49,7 @@ let package = Package(
             name: "loom",
             dependencies: [
                 "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack", "LoomTensor", "LoomTokenizer",
-                "LoomTrain", "LoomMerge", "LoomVerilog",
+                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
@@ -59,6 +61,10 @@ let package = Package(
         // without importing the trainer.
         .target(name: "LoomTokenizer", dependencies: ["LoomCore"]),
         .target(name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer", "CTensorKernels"]),
+        // The OpenAI-compatible server over a LoomTrain model (its own target keeps HTTP out of the trainer).
+        .target(
+            name: "LoomServe",
+            dependencies: ["LoomCore", "LoomTrain", .product(name: "FlyingFox", package: "FlyingFox")]),
         // Merging needs tensors only, not the model: its own target (DESIGN.md puts it in LoomTrain).
         .target(name: "LoomMerge", dependencies: ["LoomCore", "LoomTensor", .product(name: "Yams", package: "Yams")]),
         .target(
@@ -84,6 +90,8 @@ let package = Package(
         .testTarget(name: "LoomMergeTests", dependencies: ["LoomMerge", "LoomTensor", "LoomCore"]),
         .testTarget(name: "LoomVerilogTests", dependencies: ["LoomVerilog", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
+        .testTarget(
+            name: "LoomServeTests", dependencies: ["LoomServe", "LoomTrain", "LoomGenerate", "LoomTensor", "LoomCore"]),
     ]
 )
 

@@ -27,6 +27,8 @@
 //                                                  vectors of abstract sentences: recall@10 and seconds
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
+//   loom-bench merge [--gigabytes G] [--runs N]    peak memory and time of 'loom merge' (every method) on two
+//                                                  synthetic G GB Llama checkpoints, and of mergekit-yaml if present
 //
 // Timings are wall-clock seconds of whole processes (the `loom` binary beside this one, `python3` for the peer),
 // best and median of N interleaved runs; peak memory is the child's maxrss from wait4 (this process stays small,
@@ -307,6 +309,7 @@ case ("tokenizer", _) where args.count >= 2:
     tokenizerBench(args[1], megabytes: tokenizerMegabytes, runs: runs, tokenizers: toks)
 case ("train", 1): train(trainShape, runs: runs)
 case ("train-child", 1): trainChild(trainShape)
+case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
 default:
     print(
         """
@@ -321,6 +324,7 @@ default:
                loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm] [--model DIR]
                loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
+               loom-bench merge [--gigabytes G] [--runs N]
         """)
     exit(2)
 }

@@ -289,7 +289,7 @@ public struct TrainStage: Stage {
         if objective.isPreference { trainer.objective = try preferenceObjective(objective, builder, model, rows, pairs, ctx) }
         let params = model.params.count
         Log.info(
-            "train: \(objective.rawValue), \(Progress.count(params)) parameters, \(train.count) training rows and \(eval.count) held out of \(settings.seqLen) tokens, \(settings.steps) steps of \(settings.batchSize * settings.gradAccum) rows, \(threads) threads"
+            "train: \(objective.rawValue), \(Progress.count(params)) parameters, \(train.count) training rows and \(eval.count) held out of \(objective.isPreference ? "\(pairs.count) pairs, \(builder.preferenceRowLength)" : "\(settings.seqLen)") tokens, \(settings.steps) steps of \(settings.batchSize * settings.gradAccum) rows, \(threads) threads"
         )
         let progress = TrainProgress(total: settings.steps, quiet: ctx.options.quiet)
         try trainer.run { m in progress.update(m) }

@@ -17,7 +17,7 @@ struct Generate: ParsableCommand {
             sends nothing it already has. preference makes DPO/ORPO pairs from
             SFT samples, with or without a model.
             """,
-        subcommands: [GenerateRC.self, GenerateQA.self, GenerateEvolve.self, GeneratePreference.self])
+        subcommands: [GenerateRC.self, GenerateQA.self, GenerateEvolve.self, GeneratePreference.self, GenerateText.self])
 }
 
 struct GenerateRC: ParsableCommand {

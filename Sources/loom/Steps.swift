@@ -52,14 +52,15 @@ enum Steps {
                     var o = ctx.step.options
                     var extra: [String: JSONValue] = [:]
                     if case .object(var obj) = o {
-                        for k in ["rounds", "judge", "rejected"] {
+                        for k in ["rounds", "judge", "rejected", "input"] {
                             if let v = obj[k] { extra[k] = v; obj[k] = nil }
                         }
                         o = .object(obj)
                     }
                     let qa = try QAConfig.from(o, context: ctx.location)
-                    guard let input = ctx.input else {
-                        throw LoomError("\(ctx.location): generate needs a step before it")
+                    // `input: "@generate"` reads an earlier step's samples instead of the previous step's output.
+                    guard let input = try extra["input"]?.stringValue.map({ try ctx.resolveStep($0) }) ?? ctx.input else {
+                        throw LoomError("\(ctx.location): generate needs a step before it or 'input: @STEP'")
                     }
                     let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
                     if method == "evolve" {

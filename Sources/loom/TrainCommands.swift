@@ -1,4 +1,4 @@
-// `loom train cpt|sft`: the built-in trainer on a records directory, writing a Hugging Face model directory.
+// `loom train cpt|sft|dpo|orpo`: the built-in trainer on a records directory, writing a Hugging Face model directory.
 
 import ArgumentParser
 import Foundation
@@ -13,6 +13,11 @@ struct Train: ParsableCommand {
                  windows from 'loom pack' (documents never attend to each other)
             sft  supervised fine-tuning over conversations ('messages', or
                  instruction/input/output), loss on the assistant's tokens only
+            dpo  direct preference optimisation over prompt/chosen/rejected
+                 pairs ('loom generate preference'), sigmoid loss with --beta;
+                 reference log-probabilities computed once before training
+            orpo odds-ratio preference optimisation over the same pairs,
+                 --lambda, no reference model
 
             The output directory opens in transformers (config.json,
             model.safetensors, tokenizer.json when a tokenizer was given) and
@@ -22,8 +27,10 @@ struct Train: ParsableCommand {
             Examples:
               loom train cpt out/pack -o out/cpt --preset tiny --steps 300
               loom train sft out/rc -o out/sft --model out/cpt --steps 200
+              loom train dpo out/pref -o out/dpo --model out/sft --beta 0.1
+              loom train orpo out/pref -o out/orpo --model out/cpt --lambda 0.1
             """,
-        subcommands: [TrainCPT.self, TrainSFT.self])
+        subcommands: [TrainCPT.self, TrainSFT.self, TrainDPO.self, TrainORPO.self])
 }
 
 /// The options `loom train` subcommands share (the same keys, in snake_case, as the pipeline's train step).
@@ -51,7 +58,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Rows (sequences) per micro-batch.")
     var batchSize = 8
 
-    @Option(help: "Tokens per row.")
+    @Option(help: "Tokens per row (dpo/orpo: per sequence, prompt + completion; a row holds two).")
     var seqLen = 256
 
     @Option(help: "Micro-batches per optimiser step (gradient accumulation).")
@@ -129,8 +136,9 @@ struct TrainOptions: ParsableArguments {
         return c
     }
 
-    func run(objective: String) throws {
-        let c = config(objective: objective)
+    func run(objective: String, adjust: (inout TrainConfig) -> Void = { _ in }) throws {
+        var c = config(objective: objective)
+        adjust(&c)
         try runStage({ try TrainStage(config: c, input: input, threads: jobCount(jobs), tokenizer: tokenizer) }, options: stage)
     }
 }
@@ -149,8 +157,72 @@ struct TrainSFT: ParsableCommand {
     func run() throws { try options.run(objective: "sft") }
 }
 
+struct TrainDPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo", abstract: "DPO (sigmoid loss) over prompt/chosen/rejected pairs, loss on completion tokens.",
+        discussion: """
+            Records: TRL's preference format, prompt/chosen/rejected as strings
+            or as message lists (the chat template renders them; the prompt may
+            be left out when chosen and rejected are conversations sharing it).
+            The reference model (--ref-model, default the starting --model)
+            gives each sequence's log-probability once, before training, into
+            reference_logps.jsonl; it is not held while training. Pairs pack
+            several to a row without changing the loss. metrics.jsonl adds
+            rewards/chosen, rewards/rejected, rewards/margins and
+            rewards/accuracies.
+
+            Example:
+              loom train dpo out/pref -o out/dpo --model out/sft --beta 0.1 --lr 5e-5
+            """)
+    @OptionGroup var options: TrainOptions
+
+    @Option(help: "β: how far the policy may move from the reference (TRL's default 0.1).")
+    var beta = 0.1
+
+    @Option(help: "The reference model directory (default: the starting model).")
+    var refModel: String?
+
+    func run() throws {
+        try options.run(objective: "dpo") {
+            $0.beta = beta
+            $0.refModel = refModel
+        }
+    }
+}
+
+struct TrainORPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "orpo", abstract: "ORPO over prompt/chosen/rejected pairs: NLL of chosen plus an odds-ratio term.",
+        discussion: """
+            Same records as dpo, no reference model. The loss is
+            NLL(chosen) − λ·log σ(log odds ratio of the average completion
+            log-probabilities). --orpo-nll full (the default, as TRL 1.16)
+            takes the NLL over the whole chosen sequence, prompt included;
+            completion takes it over the completion only (the paper).
+            metrics.jsonl adds nll_loss, log_odds_ratio, log_odds_chosen and
+            rewards/margins, rewards/accuracies.
+
+            Example:
+              loom train orpo out/pref -o out/orpo --model out/cpt --lambda 0.1
+            """)
+    @OptionGroup var options: TrainOptions
+
+    @Option(help: "λ: the weight of the odds-ratio term (TRL's beta, default 0.1).")
+    var lambda = 0.1
+
+    @Option(help: "The chosen NLL over 'full' sequences (prompt included) or 'completion' tokens only.")
+    var orpoNll = "full"
+
+    func run() throws {
+        try options.run(objective: "orpo") {
+            $0.lambda = lambda
+            $0.orpoNll = orpoNll
+        }
+    }
+}
+
 extension Steps {
-    /// `train: { objective: cpt|sft, preset: tiny, steps: 200, model: "@train", input: "@generate", tokenizer: ... }`
+    /// `train: { objective: cpt|sft|dpo|orpo, preset: tiny, steps: 200, model: "@train", input: "@generate", tokenizer: ... }`
     static let train: StepFactory = { ctx in
         var o = ctx.step.options.objectValue ?? JSONObject()
         let inputRef = o["input"]?.stringValue
@@ -160,6 +232,7 @@ extension Steps {
         var c = try JSONValue.object(o).decode(
             TrainConfig.self, allowedKeys: TrainConfig.keys, context: ctx.location)
         if let m = c.model { c.model = try ctx.resolveStep(m) }
+        if let m = c.refModel { c.refModel = try ctx.resolveStep(m) }
         if let m = c.modelConfig { c.modelConfig = ctx.resolve(m) }
         let input = try inputRef.map { try ctx.resolveStep($0) } ?? ctx.input
         guard let input else { throw LoomError("\(ctx.location): train needs a step before it or 'input: @STEP'") }

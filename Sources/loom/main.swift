@@ -12,4 +12,5 @@ if mayOCR, ProcessInfo.processInfo.environment["OMP_THREAD_LIMIT"] == nil {
     // exec failed: carry on with the default thread limit.
 }
 
+registerTextBackends()
 Loom.main()
