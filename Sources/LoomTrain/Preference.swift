@@ -17,6 +17,7 @@
 
 import Foundation
 import LoomCore
+import LoomTensor
 
 /// One preference pair as two segments over the same prompt tokens; `loss` marks the completion tokens whose
 /// log-probabilities make the sequence's log-probability.
@@ -320,6 +321,34 @@ public final class PreferenceObjective: RowObjective {
             model.forward(pb.batch)
             let (sum, _) = pb.sequenceLogps(model.targetLogProbs(targets: pb.batch.targets))
             for (k, s) in pb.segments.enumerated() { out[s] = sum[k] }
+        }
+        return out
+    }
+
+    /// Writes the reference log-probabilities of `pairs` (F64 `chosen`, `rejected`, in pair order) with the run's
+    /// fingerprint, atomically.
+    public static func saveReferences(_ refs: [Segment: Double], pairs: [PreferencePair], fingerprint: String, to path: String) throws {
+        func tensor(_ v: [Double]) -> Tensor { Tensor(shape: [v.count], dtype: .f64, bytes: v.withUnsafeBytes { Array($0) }) }
+        let c = pairs.map { refs[$0.chosen] ?? .nan }, r = pairs.map { refs[$0.rejected] ?? .nan }
+        try SafeTensors.write(
+            [("chosen", tensor(c)), ("rejected", tensor(r))], metadata: [("fingerprint", fingerprint)], to: path + ".tmp")
+        try FS.rename(path + ".tmp", path)
+    }
+
+    /// The stored reference log-probabilities, when the file is of this run (same fingerprint and pair count).
+    public static func loadReferences(_ path: String, pairs: [PreferencePair], fingerprint: String) -> [Segment: Double]? {
+        guard FS.exists(path), let f = try? SafeTensors.read(path),
+            f.metadata.contains(where: { $0.0 == "fingerprint" && $0.1 == fingerprint })
+        else { return nil }
+        func values(_ name: String) -> [Double]? {
+            guard let t = f.tensors.first(where: { $0.name == name })?.tensor, t.dtype == .f64, t.count == pairs.count else { return nil }
+            return t.bytes.withUnsafeBytes { raw in (0..<t.count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
+        }
+        guard let c = values("chosen"), let r = values("rejected") else { return nil }
+        var out: [Segment: Double] = [:]
+        for (i, p) in pairs.enumerated() {
+            out[p.chosen] = c[i]
+            out[p.rejected] = r[i]
         }
         return out
     }

@@ -286,7 +286,9 @@ public struct TrainStage: Stage {
             model: model, data: builder, train: train, eval: eval, settings: settings.settings,
             checkpointDirectory: FS.join(ctx.directory, "checkpoints"), fingerprint: fp)
         trainer.stopAfterStep = stopAfterStep
-        if objective.isPreference { trainer.objective = try preferenceObjective(objective, builder, model, rows, pairs, ctx) }
+        if objective.isPreference {
+            trainer.objective = try preferenceObjective(objective, builder, model, rows, pairs, ctx, checkpoints: trainer.checkpointDirectory, fingerprint: fp)
+        }
         let params = model.params.count
         Log.info(
             "train: \(objective.rawValue), \(Progress.count(params)) parameters, \(train.count) training rows and \(eval.count) held out of \(objective.isPreference ? "\(pairs.count) pairs, \(builder.preferenceRowLength)" : "\(settings.seqLen)") tokens, \(settings.steps) steps of \(settings.batchSize * settings.gradAccum) rows, \(threads) threads"
@@ -339,26 +341,35 @@ public struct TrainStage: Stage {
 
 extension TrainStage {
     /// DPO or ORPO over the rows. DPO's reference log-probabilities come first, from the reference model (the
-    /// starting weights unless `ref_model` names another), and are written to reference_logps.jsonl; the reference
-    /// model is released before training starts.
+    /// starting weights unless `ref_model` names another), and are written to reference_logps.jsonl and, for a
+    /// resumed run, to checkpoints/reference_logps.safetensors (reused when the run's fingerprint matches, so the
+    /// reference model is not even loaded again); the reference model is released before training starts.
     func preferenceObjective(
         _ objective: Objective, _ builder: DatasetBuilder, _ model: LlamaModel, _ rows: [Row], _ pairs: [PreferencePair],
-        _ ctx: StageContext
+        _ ctx: StageContext, checkpoints: String, fingerprint: String
     ) throws -> PreferenceObjective {
         guard objective == .dpo else {
             return PreferenceObjective(
                 loss: .orpo(lambda: settings.lambda ?? 0.1, promptInNLL: (settings.orpoNll ?? "full") == "full"), data: builder)
         }
         let o = PreferenceObjective(loss: .dpo(beta: settings.beta ?? 0.1), data: builder)
-        var ref = model
-        if let dir = settings.refModel {
-            ref = try LlamaModel.load(directory: dir)
-            guard ref.config.vocabSize >= builder.codec.vocabSize else {
-                throw LoomError("\(dir): the reference model's vocabulary (\(ref.config.vocabSize)) is smaller than the tokenizer's (\(builder.codec.vocabSize))")
+        let stored = FS.join(checkpoints, "reference_logps.safetensors")
+        if let saved = PreferenceObjective.loadReferences(stored, pairs: pairs, fingerprint: fingerprint) {
+            o.references = saved
+            Log.info("train: reference log-probabilities of \(pairs.count) pairs from \(stored)")
+        } else {
+            var ref = model
+            if let dir = settings.refModel {
+                ref = try LlamaModel.load(directory: dir)
+                guard ref.config.vocabSize >= builder.codec.vocabSize else {
+                    throw LoomError("\(dir): the reference model's vocabulary (\(ref.config.vocabSize)) is smaller than the tokenizer's (\(builder.codec.vocabSize))")
+                }
             }
+            Log.info("train: reference log-probabilities of \(pairs.count) pairs from \(settings.refModel ?? "the starting model")")
+            o.references = PreferenceObjective.referenceLogps(model: ref, data: builder, rows: rows, batchSize: settings.batchSize)
+            try FS.makeDirectory(checkpoints)
+            try PreferenceObjective.saveReferences(o.references, pairs: pairs, fingerprint: fingerprint, to: stored)
         }
-        Log.info("train: reference log-probabilities of \(pairs.count) pairs from \(settings.refModel ?? "the starting model")")
-        o.references = PreferenceObjective.referenceLogps(model: ref, data: builder, rows: rows, batchSize: settings.batchSize)
         var lines = ""
         for p in pairs {
             var j = JSONObject()

@@ -291,6 +291,48 @@ final class PreferenceTests: XCTestCase {
         XCTAssertLessThan(ol[19]["nll_loss"]!.doubleValue!, ol[0]["nll_loss"]!.doubleValue!)
     }
 
+    /// DPO against a separate reference model: a run stopped after step 5 and run again gives the metrics and model
+    /// bytes of an uninterrupted run (one thread), with the reference log-probabilities stored beside the checkpoints.
+    func testDPOWithReferenceModelResumesExactly() throws {
+        let dir = tempDir("dpo-resume")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try recordsDirectory(textPairs(12), in: dir)
+        let ref = try LlamaModel(config: LlamaConfig.preset("tiny", vocabSize: 259)!)
+        ref.initialize(seed: 9)
+        try ref.save(directory: dir + "/ref")
+        var c = stageConfig("dpo", steps: 8)
+        c.refModel = dir + "/ref"
+        c.checkpointEvery = 2
+        c.evalFraction = 0
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/a", options: RunOptions(quiet: true))
+        var stopped = try TrainStage(config: c, input: input, threads: 1)
+        stopped.stopAfterStep = 5
+        XCTAssertThrowsError(try StageRunner.run(stopped, directory: dir + "/b", options: RunOptions(quiet: true)))
+        let stored = dir + "/b/checkpoints/reference_logps.safetensors"
+        XCTAssertTrue(FS.exists(stored))
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/b", options: RunOptions(quiet: true))
+        let a = try FS.readText(dir + "/a/metrics.jsonl")
+        XCTAssertEqual(try FS.readText(dir + "/b/metrics.jsonl"), a)
+        XCTAssertEqual(
+            FileManager.default.contents(atPath: dir + "/b/model.safetensors"), FileManager.default.contents(atPath: dir + "/a/model.safetensors"))
+        // The policy (a fresh model of seed 1) is not the reference: rewards differ from 0 at the first step.
+        let first = try JSONValue.parse(String(a.split(separator: "\n")[0]))
+        XCTAssertGreaterThan(abs(first["rewards/margins"]!.doubleValue!), 1e-4)
+        // The stored values belong to their run only.
+        let builder = DatasetBuilder(codec: ByteCodec(), objective: .dpo, length: 64)
+        let pairs = try textPairs(12).map { try builder.preferencePair(of: $0).get() }
+        let loaded = try XCTUnwrap(PreferenceObjective.loadReferences(stored, pairs: pairs, fingerprint: readFingerprint(stored)))
+        let fresh = PreferenceObjective.referenceLogps(model: ref, data: builder, rows: builder.preferenceRows(pairs), batchSize: 4)
+        for (k, v) in fresh { XCTAssertEqual(loaded[k]!, v, accuracy: 1e-9) }
+        XCTAssertNil(PreferenceObjective.loadReferences(stored, pairs: pairs, fingerprint: "another run"))
+        let fp = try readFingerprint(stored)
+        XCTAssertNil(PreferenceObjective.loadReferences(stored, pairs: Array(pairs.prefix(3)), fingerprint: fp))
+    }
+
+    func readFingerprint(_ path: String) throws -> String {
+        try XCTUnwrap(SafeTensors.read(path).metadata.first { $0.0 == "fingerprint" }?.1)
+    }
+
     func testPreferenceOptionsAreChecked() {
         var c = TrainConfig()
         c.beta = 0.1
