@@ -21,7 +21,7 @@ extension CLITests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b/model.safetensors"))
         let r = try loom(args.filter { $0 != "-q" } + ["-o", dir + "/b"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("resuming from") && r.stderr.contains("step 15"), "did not resume: \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("resuming from"), "did not resume: \(r.stderr)")
         for f in ["metrics.jsonl", "model.safetensors", "config.json", "loss.svg"] {
             XCTAssertEqual(
                 FileManager.default.contents(atPath: dir + "/b/" + f), FileManager.default.contents(atPath: dir + "/a/" + f), f)
