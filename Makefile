@@ -38,6 +38,7 @@ demo: build
 	@echo "  deduplicated chunks: out/demo/03-dedup/part-00000.jsonl (removals: out/demo/03-dedup/duplicates.jsonl)"
 	@echo "  reading-comprehension samples: out/demo/04-generate/part-00000.jsonl   packed: out/demo/05-pack/"
 	@echo "  models (Hugging Face layout, loss.svg beside): CPT out/demo/06-train/   SFT out/demo/07-train/"
+	@echo "  preference pairs (rules-only distractors): out/demo/08-generate/   DPO model: out/demo/09-train/"
 	@echo "  manifests: out/demo/*/manifest.json               rejects: out/demo/*/rejects.jsonl"
 
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
