@@ -76,6 +76,7 @@ final class FixtureTests: XCTestCase {
         let got = Array(UnsafeBufferPointer(start: logits, count: 2 * 16 * 512))
         let want = io["logits"]!.floats()
         XCTAssertLessThanOrEqual(maxAbs(got, want), 1e-4, "logits max abs error")
+        print("llama-tiny: logits max abs error \(maxAbs(got, want))")
         for (name, i) in [("hidden.layer.0", 1), ("hidden.layer.1", 2)] {
             let h = Array(UnsafeBufferPointer(start: model.work!.resid[i], count: 2 * 16 * 64))
             XCTAssertLessThanOrEqual(maxAbs(h, io[name]!.floats()), 1e-4, name)
@@ -95,11 +96,14 @@ final class FixtureTests: XCTestCase {
         let loss = model.crossEntropy(targets: batch.targets, scale: 1 / Float(count)) / Double(count)
         XCTAssertEqual(loss, Double(io[lossName]!.floats()[0]), accuracy: 1e-5, lossName)
         model.backward()
+        var worst = 0.0
         for info in model.params.infos {
             let want = try XCTUnwrap(io[prefix + info.name], prefix + info.name).floats()
             let got = model.params.tensor(info, gradient: true).floats()
             XCTAssertLessThanOrEqual(relativeError(got, want), 1e-3, "\(prefix)\(info.name)")
+            worst = max(worst, relativeError(got, want))
         }
+        print("llama-tiny \(lossName): loss error \(abs(loss - Double(io[lossName]!.floats()[0]))), worst gradient relative error \(worst)")
     }
 
     func testGradientsMatchTransformers() throws {
@@ -119,6 +123,8 @@ final class FixtureTests: XCTestCase {
         let ids = io["input_ids"]!.int64s().map(Int32.init)
         let batch = Batch(rows: 2, length: 16, tokens: ids)
         let opt = AdamW(count: model.params.count, settings: AdamWSettings(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1))
+        var worstParam: [Int: Float] = [:]
+        var minGrad: [Float] = []
         for step in 1...3 {
             model.params.grads.zero()
             model.forward(batch)
@@ -126,19 +132,24 @@ final class FixtureTests: XCTestCase {
             let loss = model.crossEntropy(targets: batch.targets, scale: 1 / Float(n)) / Double(n)
             XCTAssertEqual(loss, Double(ref["step\(step).loss_before"]!.floats()[0]), accuracy: 1e-4, "loss before step \(step)")
             model.backward()
+            // The smallest |grad| each entry has seen: where it is below 1e-6, g / (|g| + eps) amplifies f32 rounding
+            // (the fixture README), so the strict 1e-5 comparison masks those entries.
+            let g = model.params.grads.array
+            if minGrad.isEmpty { minGrad = g.map(abs) } else { for i in 0..<g.count { minGrad[i] = min(minGrad[i], abs(g[i])) } }
             opt.update(model.params, lr: 1e-3)
             if step == 1 || step == 3 {
+                var strictWorst: Float = 0
                 for info in model.params.infos {
                     let want = ref["step\(step).param.\(info.name)"]!.floats()
                     let got = model.params.tensor(info).floats()
-                    // The README's tolerance: entries with |grad| < 1e-6 amplify f32 rounding; atol 3e-5 covers them.
                     XCTAssertLessThanOrEqual(maxAbs(got, want), 3e-5, "step \(step) \(info.name)")
-                    if step == 1 {
-                        let g = model.params.tensor(info, gradient: true).floats()
-                        let strict = zip(zip(got, want), g).filter { abs($0.1) >= 1e-6 }.reduce(Float(0)) { max($0, abs($1.0.0 - $1.0.1)) }
-                        XCTAssertLessThanOrEqual(strict, 1e-5, "step 1 \(info.name), entries with |grad| >= 1e-6")
+                    worstParam[step] = max(worstParam[step] ?? 0, maxAbs(got, want))
+                    for j in 0..<info.count where minGrad[info.offset + j] >= 1e-6 {
+                        strictWorst = max(strictWorst, abs(got[j] - want[j]))
                     }
                 }
+                XCTAssertLessThanOrEqual(strictWorst, 1e-5, "step \(step), entries with |grad| >= 1e-6")
+                print("llama-tiny AdamW step \(step): max abs error \(worstParam[step]!), \(strictWorst) on entries with |grad| >= 1e-6")
             }
         }
         XCTAssertEqual(ref["step1.param.model.norm.weight"]!.shape, [64])
