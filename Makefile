@@ -11,7 +11,7 @@ APT_PACKAGES := pkg-config libxml2-dev zlib1g-dev libsqlite3-dev libopenblas-dev
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
-.PHONY: setup build release demo test bench clean
+.PHONY: setup build release demo test bench clean examples-pdf
 
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
@@ -61,6 +61,11 @@ bench: release
 	.build/release/loom-bench dedup $(LOOM_SHARED)/corpora/dedup/neardup-20k.jsonl \
 		$(LOOM_SHARED)/corpora/dedup/neardup-20k.truth.tsv --runs 9 --peer-runs 3
 	.build/release/loom-bench dedup-memory --documents 10000000
+
+# The example PDFs are committed; this writes them again from examples/pdf/make-pdfs.c (cairo) after an edit.
+examples-pdf: setup
+	gcc -O1 examples/pdf/make-pdfs.c $$(pkg-config --cflags --libs cairo-pdf) -o /tmp/loom-make-pdfs
+	/tmp/loom-make-pdfs examples/pdf
 
 clean:
 	rm -rf .build out

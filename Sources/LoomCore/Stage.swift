@@ -253,3 +253,33 @@ public struct RecordsStage: Stage {
     public var inputs: [StageInput] { [] }
     public func run(_ ctx: StageContext) throws { for r in records { try ctx.output.write(r) } }
 }
+
+/// The records of several finished stage directories, one after another in the order given (the pipeline's
+/// `combine` step: e.g. documents from PDF and PubMed ingest chunked together). Records are copied byte for byte.
+public struct CombineStage: Stage {
+    public let directories: [String]
+
+    public init(directories: [String]) throws {
+        guard !directories.isEmpty else { throw LoomError("combine: no inputs") }
+        self.directories = directories
+    }
+
+    public var name: String { "combine" }
+    public var config: JSONValue { .array(directories.map { .string($0) }) }
+    public var inputs: [StageInput] { directories.map { .stage($0) } }
+
+    public func run(_ ctx: StageContext) throws {
+        for d in directories {
+            let reader = try StageReader(directory: d)
+            var n = 0
+            for path in reader.shardPaths {
+                try LineReader(path: path).forEachLine { line in
+                    if line.isEmpty { return }
+                    try ctx.output.writeLine(line)
+                    n += 1
+                }
+            }
+            ctx.setCount("records_from_" + ((d as NSString).lastPathComponent), n)
+        }
+    }
+}

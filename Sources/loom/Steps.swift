@@ -126,6 +126,16 @@ enum Steps {
             },
             "merge": { ctx in try Steps.merge(ctx) },
             "train": Steps.train,
+            "combine": { ctx in
+                let o = ctx.step.options.objectValue ?? JSONObject()
+                for k in o.keys where k != "inputs" {
+                    throw LoomError("\(ctx.location): unknown option '\(k)' (allowed: inputs)")
+                }
+                guard let refs = o["inputs"]?.arrayValue?.compactMap(\.stringValue), !refs.isEmpty else {
+                    throw LoomError("\(ctx.location): combine needs 'inputs: [\"@1\", \"@ingest\", ...]'")
+                }
+                return try CombineStage(directories: refs.map { try ctx.resolveStep($0) })
+            },
             "dedup": { ctx in
                 let c = try ctx.step.options.decode(
                     DedupConfig.self, allowedKeys: DedupConfig.keys + ["inputs"], context: ctx.location)
