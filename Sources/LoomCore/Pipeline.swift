@@ -126,7 +126,18 @@ public struct PipelineRunner {
                     "\(pipeline.file):\(step.line): unknown step '\(step.name)' (known: \(factories.keys.sorted().joined(separator: ", ")))"
                 )
             }
-            let input = i == 0 ? nil : pipeline.stepDirectory(i - 1, output: out)
+            var input = i == 0 ? nil : pipeline.stepDirectory(i - 1, output: out)
+            var step = step
+            // Any step may read an earlier step other than the previous one: `input: "@generate"` or `input: "@3"`.
+            let here = StepContext(pipeline: pipeline, step: step, input: nil, index: i, output: out)
+            if case .object(var o) = step.options, let ref = o["input"]?.stringValue, ref.hasPrefix("@") {
+                input = try here.resolveStep(ref)
+                o["input"] = nil
+                step.options = .object(o)
+            }
+            // Every other option written `@NAME` / `@N` (at any depth: merge's `models: [{model: "@train"}]`) becomes
+            // that step's directory.
+            step.options = try PipelineRunner.resolveReferences(step.options, here)
             let stage = try make(StepContext(pipeline: pipeline, step: step, input: input, index: i, output: out))
             stages.append((stage, pipeline.stepDirectory(i, output: out)))
         }
@@ -142,6 +153,21 @@ public struct PipelineRunner {
             }
         }
         return results
+    }
+}
+
+extension PipelineRunner {
+    static func resolveReferences(_ v: JSONValue, _ ctx: StepContext) throws -> JSONValue {
+        switch v {
+        case .string(let s) where s.hasPrefix("@") && s.count > 1:
+            return .string(try ctx.resolveStep(s))
+        case .array(let a):
+            return .array(try a.map { try resolveReferences($0, ctx) })
+        case .object(let o):
+            return .object(JSONObject(try o.map { ($0.key, try resolveReferences($0.value, ctx)) }))
+        default:
+            return v
+        }
     }
 }
 

@@ -102,7 +102,9 @@ public final class Tokenizer: @unchecked Sendable {
     // MARK: Public API
 
     /// Loads a tokenizer.json (and the bos/eos tokens of a tokenizer_config.json beside it, when present).
-    public static func load(_ path: String) throws -> Tokenizer {
+    /// Reads a tokenizer.json, or the tokenizer.json inside a directory (a model or `loom tokenizer` stage directory).
+    public static func load(_ given: String) throws -> Tokenizer {
+        let path = FS.isDirectory(given) ? FS.join(given, "tokenizer.json") : given
         guard let data = FileManager.default.contents(atPath: path) else { throw LoomError("cannot read \(path)") }
         let json: JSONValue
         var vocab: [(String, Int)]? = nil

@@ -173,7 +173,7 @@ public struct TrainStage: Stage {
 
     /// The tokenizer file in use (resolved when the stage runs: in a pipeline the model directory may not exist yet).
     var tokenizerFile: String? {
-        if let t = tokenizer { return t }
+        if let t = tokenizer { return FS.isDirectory(t) ? FS.join(t, "tokenizer.json") : t }
         if let m = settings.model, FS.exists(FS.join(m, "tokenizer.json")) { return FS.join(m, "tokenizer.json") }
         return nil
     }
