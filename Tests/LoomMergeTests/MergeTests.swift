@@ -324,6 +324,11 @@ final class MergeTests: XCTestCase {
         XCTAssertThrowsError(try merge(head + "  - model: r\n    parameters: {weight: 1}\n")) {
             XCTAssertTrue("\($0)".contains("shape [3]"), "\($0)")
         }
+        // Writing over an input would delete its weights before they are read.
+        XCTAssertThrowsError(try merge(head + "  - model: p\n    parameters: {weight: 1}\n", to: "p")) {
+            XCTAssertTrue("\($0)".contains("is model 'p'"), "\($0)")
+        }
+        XCTAssertEqual(try SafeTensorsFile(path: dir + "/p/model.safetensors").floats("a"), [1, 2])
     }
 }
 
