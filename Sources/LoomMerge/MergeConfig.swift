@@ -346,6 +346,26 @@ public struct MergeConfig: Sendable {
         }
     }
 
+    /// The config with every model reference (`base_model`, `models[].model`, a `tokenizer_source` path) passed
+    /// through `rename`, in its JSON form too; e.g. a pipeline turning `@train` into that step's directory.
+    public func renamingModels(_ rename: (String) throws -> String) throws -> MergeConfig {
+        guard case .object(var o) = json else { return self }
+        if let b = o["base_model"]?.stringValue { o["base_model"] = .string(try rename(b)) }
+        if let t = o["tokenizer_source"]?.stringValue, t != "base", t != "union" { o["tokenizer_source"] = .string(try rename(t)) }
+        if let list = o["models"]?.arrayValue {
+            o["models"] = .array(
+                try list.map { item in
+                    if let s = item.stringValue { return .string(try rename(s)) }
+                    guard case .object(var mo) = item, let s = mo["model"]?.stringValue else { return item }
+                    mo["model"] = .string(try rename(s))
+                    return .object(mo)
+                })
+        }
+        var c = try MergeConfig.from(.object(o), context: "merge config")
+        c.randomSeed = randomSeed
+        return c
+    }
+
     /// Evaluates a parameter for one tensor: the model's own setting first (when `model` is given), then the
     /// top-level one (mergekit's precedence). nil when neither gives a value.
     public func parameter(_ name: String, model: String?, tensor: String, t: Double) -> JSONValue? {

@@ -1,5 +1,5 @@
 // The pipeline step `merge:`: a stage whose output directory holds `model/` (the merged Hugging Face directory) and
-// the manifest. Its inputs are the models' files (or, for a model inside an earlier step's directory, that step's
+// the manifest. Its inputs are the models' files (or, for a model that is an earlier step's output, that step's
 // manifest), so a re-run with the same models and config is skipped.
 
 import Foundation
@@ -35,8 +35,10 @@ public struct MergeStage: Stage {
                 continue
             }
             let parent = (m.directory as NSString).deletingLastPathComponent
-            if FS.exists(FS.join(parent, Manifest.fileName)), (m.directory as NSString).lastPathComponent == "model" {
-                inputs.append(.stage(parent))
+            if FS.exists(FS.join(m.directory, Manifest.fileName)) {
+                inputs.append(.stage(m.directory))  // a train step's directory: the weights beside its manifest
+            } else if FS.exists(FS.join(parent, Manifest.fileName)), (m.directory as NSString).lastPathComponent == "model" {
+                inputs.append(.stage(parent))  // a merge step's directory: the weights in its model/
             } else {
                 inputs += m.inputFiles.map { .file($0) }
             }

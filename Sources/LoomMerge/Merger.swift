@@ -117,6 +117,12 @@ public enum Merger {
                 "model-\(String($0).leftPadded(5))-of-\(String(shards.count).leftPadded(5)).safetensors"
             }
 
+        func absolute(_ p: String) -> String {
+            URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path
+        }
+        for m in models where absolute(m.directory) == absolute(output) {
+            throw LoomError("the output directory \(output) is model '\(m.name)': write the merge somewhere else")
+        }
         try FS.makeDirectory(output)
         for f in FS.list(output)
         where f == "model.safetensors" || f == "model.safetensors.index.json"

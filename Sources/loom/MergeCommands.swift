@@ -122,7 +122,8 @@ struct MergeCommand: ParsableCommand {
 
 extension Steps {
     /// `- merge: { config: merge.yml }` or the mergekit keys inline (`merge_method`, `base_model`, `models`, ...),
-    /// plus `max_shard_size`, `dare_masks`, `copy_tokenizer`. Writes STEP_DIR/model.
+    /// plus `max_shard_size`, `dare_masks`, `copy_tokenizer`. A model may be `@NAME` / `@N`, an earlier step's
+    /// output (`@train`: the latest train step). Writes STEP_DIR/model.
     static func merge(_ ctx: StepContext) throws -> any Stage {
         guard case .object(var o) = ctx.step.options else { throw LoomError("\(ctx.location): options must be a mapping") }
         var loom: [String: JSONValue] = [:]
@@ -142,6 +143,13 @@ extension Steps {
             search.append((resolved as NSString).deletingLastPathComponent)
         } else {
             config = try MergeConfig.from(.object(o), context: ctx.location)
+        }
+        // `@train`, `@3`: an earlier step's output directory (absolute, so it is not looked up again from the search
+        // directories).
+        config = try config.renamingModels { name in
+            guard name.hasPrefix("@") else { return name }
+            let dir = try ctx.resolveStep(name)
+            return dir.hasPrefix("/") ? dir : FS.join(FileManager.default.currentDirectoryPath, dir)
         }
         var shard = 5_000_000_000
         if let s = loom["max_shard_size"] {

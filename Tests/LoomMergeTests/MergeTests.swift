@@ -324,6 +324,11 @@ final class MergeTests: XCTestCase {
         XCTAssertThrowsError(try merge(head + "  - model: r\n    parameters: {weight: 1}\n")) {
             XCTAssertTrue("\($0)".contains("shape [3]"), "\($0)")
         }
+        // Writing over an input would delete its weights before they are read.
+        XCTAssertThrowsError(try merge(head + "  - model: p\n    parameters: {weight: 1}\n", to: "p")) {
+            XCTAssertTrue("\($0)".contains("is model 'p'"), "\($0)")
+        }
+        XCTAssertEqual(try SafeTensorsFile(path: dir + "/p/model.safetensors").floats("a"), [1, 2])
     }
 }
 
@@ -401,6 +406,13 @@ final class MergeStageTests: XCTestCase {
                   models:
                     - model: out/01-merge
                       parameters: {weight: 1.0}
+              - merge:
+                  merge_method: linear
+                  models:
+                    - model: "@1"
+                      parameters: {weight: 1.0}
+                    - model: "@merge"
+                      parameters: {weight: 3.0}
             """, to: dir + "/pipeline.yaml")
         let (ps, ptext) = try run(["run", "pipeline.yaml", "-q"], in: dir)
         XCTAssertEqual(ps, 0, ptext)
@@ -408,6 +420,11 @@ final class MergeStageTests: XCTestCase {
         let w = try SafeTensorsFile(path: dir + "/out/02-merge/model/model.safetensors")
         XCTAssertEqual(w.entry("w")?.dtype, .f32)
         XCTAssertEqual(try w.floats("w"), [0.5, 1, 1.5, 2])
+        // Step 3 merges step 1 ("@1", bf16) and the latest merge before it ("@merge", step 2): equal values, so the
+        // weighted mean is the same; its inputs are those steps' manifests.
+        XCTAssertEqual(try SafeTensorsFile(path: dir + "/out/03-merge/model/model.safetensors").floats("w"), [0.5, 1, 1.5, 2])
+        let m3 = try JSONValue.parse(try FS.readText(dir + "/out/03-merge/manifest.json"))
+        XCTAssertEqual(m3["inputs"]?.arrayValue?.compactMap { $0["kind"]?.stringValue }, ["stage", "stage"])
         let (again, atext) = try run(["run", "pipeline.yaml"], in: dir)
         XCTAssertEqual(again, 0)
         XCTAssertTrue(atext.contains("up to date"), atext)
