@@ -189,12 +189,13 @@ public struct TrainStage: Stage {
         var j = (try? JSONValue(encoding: settings)) ?? .null
         if case .object(var o) = j {
             o.append("tokenizer", tokenizerFile.map { .string(SHA256.hex(((try? FS.readText($0)) ?? $0))) } ?? "bytes")
-            if let m = settings.model {
-                // The starting model is an input by content identity: its weights' size and modification time.
+            if let m = settings.model, !FS.exists(FS.join(m, Manifest.fileName)) {
+                // A starting model that is not a stage directory is identified by its weights' size and time (a
+                // stage directory is an input, fingerprinted by its manifest).
                 let id = FS.identity(FS.join(m, "model.safetensors"))
                 o.append("model_identity", .string("\(id?.size ?? 0):\(id?.mtimeNs ?? 0)"))
             }
-            if let m = settings.refModel {
+            if let m = settings.refModel, !FS.exists(FS.join(m, Manifest.fileName)) {
                 let id = FS.identity(FS.join(m, "model.safetensors"))
                 o.append("ref_model_identity", .string("\(id?.size ?? 0):\(id?.mtimeNs ?? 0)"))
             }
@@ -202,7 +203,11 @@ public struct TrainStage: Stage {
         }
         return j
     }
-    public var inputs: [StageInput] { [.stage(input)] }
+    public var inputs: [StageInput] {
+        [.stage(input)]
+            + [settings.model, settings.refModel].compactMap { $0 }.filter { FS.exists(FS.join($0, Manifest.fileName)) }
+            .map { .stage($0) }
+    }
     public var sideFiles: [String] {
         (settings.loraRank == nil ? ["config.json", "model.safetensors"] : ["adapter_config.json", "adapter_model.safetensors"])
             + ["metrics.jsonl", "loss.svg"] + (tokenizerFile == nil ? [] : ["tokenizer.json"])
@@ -335,7 +340,8 @@ public struct TrainStage: Stage {
                 ctx.setValue("final_metrics", .object(o))
             }
         }
-        ctx.setValue("tokens_per_s", .double((progress.tokensPerSecond * 10).rounded() / 10))
+        // Throughput goes to the log, not the manifest's counts, which stay the same from run to run.
+        Log.info("train: \(Progress.count(Int(progress.tokensPerSecond))) tokens/s")
     }
 }
 
