@@ -48,4 +48,19 @@ public enum TextBackends {
         }
         return try f(model)
     }
+
+    /// A fingerprint of a Hugging Face model directory: config.json and tokenizer.json hashed, the safetensors
+    /// files by size and modification time (SHA-256 here is for small inputs; a re-trained model gets a new one).
+    public static func modelFingerprint(directory: String) -> String {
+        var parts: [String] = []
+        for f in FS.list(directory) {
+            let p = FS.join(directory, f)
+            if f == "config.json" || f == "tokenizer.json" {
+                parts.append(f + "=" + SHA256.hex((try? FS.readText(p)) ?? ""))
+            } else if f.hasSuffix(".safetensors"), let id = FS.identity(p) {
+                parts.append("\(f)=\(id.size):\(id.mtimeNs)")
+            }
+        }
+        return SHA256.hex(parts.joined(separator: "\n"))
+    }
 }

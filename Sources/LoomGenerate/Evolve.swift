@@ -125,9 +125,9 @@ public struct EvolveStage: Stage {
     public var name: String { "generate-evolve" }
     public var config: JSONValue {
         var o = JSONObject()
-        o.append("backend", "openai")
-        o.append("base_url", .string(settings.qa.openai.baseURL))
-        o.append("model", .string(settings.qa.openai.model))
+        o.append("backend", .string(settings.qa.openai.backend))
+        if settings.qa.openai.backend == "openai" { o.append("base_url", .string(settings.qa.openai.baseURL)) }
+        o.append("model", .string(settings.qa.openai.modelIdentity))
         o.append("parameters", settings.qa.openai.parameters)
         o.append("rounds", .int(settings.rounds))
         o.append("seed", .int(settings.seed))
@@ -192,7 +192,7 @@ public struct EvolveStage: Stage {
                             "provenance",
                             provenance(
                                 ids: [parent.root, parent.id], generator: "evol-instruct",
-                                templates: [op == .breadth ? "evol/in-breadth" : "evol/in-depth"], backend: "openai",
+                                templates: [op == .breadth ? "evol/in-breadth" : "evol/in-depth"], backend: settings.qa.openai.backend,
                                 model: settings.qa.openai.model, seed: settings.seed))
                         meta.append("evol", .object(evol))
                         var o = JSONObject()

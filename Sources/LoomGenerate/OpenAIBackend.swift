@@ -1,6 +1,8 @@
 // A client for any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp server, Ollama, TGI), with
 // retries (exponential backoff with jitter on 429, 5xx, timeouts, broken or truncated responses; `Retry-After`
-// honoured) and the response cache in front of it.
+// honoured) and the response cache in front of it. With `backend: builtin` the same client asks a Loom model in
+// this process instead (LoomCore's TextGenerationBackend, registered by the `loom` command): the same prompts,
+// parameters and cache, no server.
 
 import Foundation
 import LoomCore
@@ -10,6 +12,8 @@ import LoomCore
 #endif
 
 public struct OpenAIConfig: Codable, Equatable, Sendable {
+    /// "openai": an OpenAI-compatible server at `baseURL`; "builtin": the Loom model in the directory `model`.
+    public var backend = "openai"
     /// e.g. http://127.0.0.1:8000/v1
     public var baseURL = "http://127.0.0.1:8000/v1"
     public var model = "default"
@@ -28,6 +32,12 @@ public struct OpenAIConfig: Codable, Equatable, Sendable {
     public var concurrency = 4
 
     public init() {}
+
+    /// What the stage configs record as the model: the name for a server; for the builtin backend the directory
+    /// and a fingerprint of its files, so a re-trained model re-runs the stage.
+    public var modelIdentity: String {
+        backend == "builtin" ? model + "@" + TextBackends.modelFingerprint(directory: model) : model
+    }
 
     /// The parameters that change the answer (part of the cache key).
     var parameters: JSONValue {
@@ -57,11 +67,23 @@ public final class OpenAIBackend: @unchecked Sendable {
     private var _cacheHits = 0
     private var _retries = 0
 
+    /// The in-process model when `backend` is builtin.
+    let local: (any TextGenerationBackend)?
+
     public init(config: OpenAIConfig, cache: ResponseCache?) throws {
-        guard URL(string: config.baseURL)?.scheme?.hasPrefix("http") == true else {
+        switch config.backend {
+        case "openai": local = nil
+        case "builtin":
+            guard FS.isDirectory(config.model) else {
+                throw LoomError("builtin backend: model '\(config.model)' is not a model directory (config.json, model.safetensors)")
+            }
+            local = try TextBackends.make("builtin", model: config.model)
+        default: throw LoomError("unknown backend '\(config.backend)' (available: openai, builtin)")
+        }
+        guard local != nil || URL(string: config.baseURL)?.scheme?.hasPrefix("http") == true else {
             throw LoomError("openai backend: base_url '\(config.baseURL)' is not an http(s) URL")
         }
-        if let env = config.apiKeyEnv, ProcessInfo.processInfo.environment[env] == nil {
+        if local == nil, let env = config.apiKeyEnv, ProcessInfo.processInfo.environment[env] == nil {
             throw LoomError("openai backend: the environment variable \(env) (api_key_env) is not set")
         }
         self.config = config
@@ -79,10 +101,22 @@ public final class OpenAIBackend: @unchecked Sendable {
     /// The assistant's text for `messages`: from the cache, or from the server (retrying), then cached.
     public func complete(_ messages: [(role: String, content: String)]) throws -> String {
         let msgs = JSONValue.array(messages.map { ["role": .string($0.role), "content": .string($0.content)] })
-        let key = ResponseCache.key(backend: "openai", model: config.model, parameters: config.parameters, messages: msgs)
+        let key = ResponseCache.key(
+            backend: config.backend, model: local?.identity ?? config.model, parameters: config.parameters, messages: msgs)
         if let hit = cache?.get(key) {
             lock.withLock { _cacheHits += 1 }
             return hit
+        }
+        if let local {
+            lock.withLock { _requests += 1 }
+            let p = TextGenerationParameters(
+                temperature: config.temperature, topP: config.topP, maxTokens: config.maxTokens, seed: config.seed)
+            let text: String
+            do { text = try local.complete(messages, parameters: p) } catch {
+                throw BackendError(message: "the builtin model failed: \(error)", retryable: false)
+            }
+            try cache?.put(key, text)
+            return text
         }
         var attempt = 0
         while true {

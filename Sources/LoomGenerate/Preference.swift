@@ -36,8 +36,12 @@ public struct PreferenceStage: Stage {
         o.append("rejected", .string(settings.rejected))
         o.append("seed", .int(settings.seed))
         if settings.rejected == "sample" {
-            o.append("base_url", .string(settings.qa.openai.baseURL))
-            o.append("model", .string(settings.qa.openai.model))
+            if settings.qa.openai.backend == "openai" {
+                o.append("base_url", .string(settings.qa.openai.baseURL))
+            } else {
+                o.append("backend", .string(settings.qa.openai.backend))
+            }
+            o.append("model", .string(settings.qa.openai.modelIdentity))
             o.append("parameters", settings.qa.openai.parameters)
             o.append("template", .string(SHA256.hex(questionOnly.description)))
         }
@@ -127,7 +131,7 @@ public struct PreferenceStage: Stage {
                         provenance(
                             ids: [t.sample], generator: "preference",
                             templates: backend == nil ? [] : ["preference/question-only"],
-                            backend: backend == nil ? "rules" : "openai",
+                            backend: backend == nil ? "rules" : settings.qa.openai.backend,
                             model: backend == nil ? nil : settings.qa.openai.model, seed: settings.seed))
                     meta.append("rejected_from", .string(settings.rejected))
                     meta.append("task", .string(t.type))

@@ -23,15 +23,30 @@ public struct QAConfig: Codable, Equatable, Sendable {
     ]
 
     /// The config from a pipeline step's flat options.
-    public static func from(_ o: JSONValue, context: String) throws -> QAConfig {
+    /// `backend` is a kind (`openai`, `builtin`) beside the flat options, or an object holding `kind` and any of
+    /// them: `backend: { kind: builtin, model: out/sft }`. `resolve` turns a builtin model path into a directory
+    /// (a pipeline resolves it against the pipeline file, or to an earlier step's output for `@train`).
+    public static func from(_ o: JSONValue, context: String, resolve: ((String) throws -> String)? = nil) throws -> QAConfig {
         var c = QAConfig()
+        var o = o
+        if case .object(var top) = o, let b = top["backend"]?.objectValue {
+            top["backend"] = b["kind"] ?? "openai"
+            for (k, v) in b where k != "kind" {
+                guard top[k] == nil else { throw LoomError("\(context): '\(k)' is given both in backend and beside it") }
+                top[k] = v
+            }
+            o = .object(top)
+        }
         if let allowed = o.objectValue {
             for k in allowed.keys where !keys.contains(k) {
                 throw LoomError("\(context): unknown option '\(k)' (allowed: \(keys.joined(separator: ", ")))")
             }
         }
-        if let v = o["backend"]?.stringValue, v != "openai" {
-            throw LoomError("\(context): unknown backend '\(v)' for qa (available: openai)")
+        if let v = o["backend"] {
+            guard let kind = v.stringValue, ["openai", "builtin"].contains(kind) else {
+                throw LoomError("\(context): unknown backend '\(v.stringValue ?? v.jsonString)' (available: openai, builtin)")
+            }
+            c.openai.backend = kind
         }
         if let v = o["base_url"]?.stringValue { c.openai.baseURL = v }
         if let v = o["model"]?.stringValue { c.openai.model = v }
@@ -48,6 +63,12 @@ public struct QAConfig: Codable, Equatable, Sendable {
         if let v = o["text_field"]?.stringValue { c.textField = v }
         if let v = o["cache"]?.stringValue { c.cache = v }
         if let v = o["no_cache"]?.boolValue { c.noCache = v }
+        if c.openai.backend == "builtin" {
+            guard let m = o["model"]?.stringValue else {
+                throw LoomError("\(context): the builtin backend needs 'model: DIR' (a model directory, e.g. @train)")
+            }
+            c.openai.model = try resolve?(m) ?? m
+        }
         return c
     }
 
@@ -135,9 +156,9 @@ public struct QAStage: Stage {
     public var name: String { "generate-qa" }
     public var config: JSONValue {
         var o = JSONObject()
-        o.append("backend", "openai")
-        o.append("base_url", .string(settings.openai.baseURL))
-        o.append("model", .string(settings.openai.model))
+        o.append("backend", .string(settings.openai.backend))
+        if settings.openai.backend == "openai" { o.append("base_url", .string(settings.openai.baseURL)) }
+        o.append("model", .string(settings.openai.modelIdentity))
         o.append("parameters", settings.openai.parameters)
         o.append("questions", .int(settings.questions))
         o.append("text_field", .string(settings.textField))
@@ -203,7 +224,7 @@ public struct QAStage: Stage {
                             meta.append(
                                 "provenance",
                                 provenance(
-                                    ids: ids, generator: "qa", templates: ["qa/system", "qa/user"], backend: "openai",
+                                    ids: ids, generator: "qa", templates: ["qa/system", "qa/user"], backend: settings.openai.backend,
                                     model: settings.openai.model, seed: settings.openai.seed))
                             meta.append("supported", .bool(ok))
                             var o = JSONObject()

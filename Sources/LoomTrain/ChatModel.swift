@@ -92,20 +92,8 @@ public final class ChatModel: @unchecked Sendable {
         }
     }
 
-    /// A fingerprint of the model: config.json and tokenizer.json hashed, the safetensors files by size and
-    /// modification time (LoomCore's SHA-256 is for small inputs; a re-trained model gets a new fingerprint).
-    public lazy var fingerprint: String = {
-        var parts: [String] = []
-        for f in FS.list(directory) {
-            let p = FS.join(directory, f)
-            if f == "config.json" || f == "tokenizer.json" {
-                parts.append(f + "=" + SHA256.hex((try? FS.readText(p)) ?? ""))
-            } else if f.hasSuffix(".safetensors"), let id = FS.identity(p) {
-                parts.append("\(f)=\(id.size):\(id.mtimeNs)")
-            }
-        }
-        return SHA256.hex(parts.joined(separator: "\n"))
-    }()
+    /// A fingerprint of the weights and tokenizer (TextBackends.modelFingerprint).
+    public lazy var fingerprint: String = TextBackends.modelFingerprint(directory: directory)
 }
 
 /// The generator's `builtin` backend: a Loom model in this process.

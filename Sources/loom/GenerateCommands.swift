@@ -97,10 +97,13 @@ struct GenerateQA: ParsableCommand {
 
 /// The OpenAI-compatible server and the response cache (every generator that asks a model).
 struct LLMOptions: ParsableArguments {
+    @Option(help: "openai (a server at --base-url) or builtin (the Loom model directory --model, in this process).")
+    var backend = "openai"
+
     @Option(help: "The server's OpenAI-compatible base URL.")
     var baseURL = "http://127.0.0.1:8000/v1"
 
-    @Option(help: "The model name the server expects.")
+    @Option(help: "The model name the server expects (builtin: the model directory).")
     var model = "default"
 
     @Option(help: "The environment variable holding the API key, if the server wants one.")
@@ -138,6 +141,7 @@ struct LLMOptions: ParsableArguments {
 
     var config: QAConfig {
         var c = QAConfig()
+        c.openai.backend = backend
         c.openai.baseURL = baseURL
         c.openai.model = model
         c.openai.apiKeyEnv = apiKeyEnv

@@ -57,7 +57,7 @@ enum Steps {
                         }
                         o = .object(obj)
                     }
-                    let qa = try QAConfig.from(o, context: ctx.location)
+                    let qa = try QAConfig.from(o, context: ctx.location, resolve: ctx.resolveStep)
                     // `input: "@generate"` reads an earlier step's samples instead of the previous step's output.
                     guard let input = try extra["input"]?.stringValue.map({ try ctx.resolveStep($0) }) ?? ctx.input else {
                         throw LoomError("\(ctx.location): generate needs a step before it or 'input: @STEP'")
@@ -78,7 +78,7 @@ enum Steps {
                     return try PreferenceStage(config: c, input: input, templates: templates)
                 }
                 if method == "qa" {
-                    let c = try QAConfig.from(ctx.step.options, context: ctx.location)
+                    let c = try QAConfig.from(ctx.step.options, context: ctx.location, resolve: ctx.resolveStep)
                     guard let input = ctx.input else {
                         throw LoomError("\(ctx.location): generate needs a step before it")
                     }
