@@ -93,16 +93,17 @@ enum Steps {
                 return try RCStage(config: c, input: input, templates: templates)
             },
             "embed": { ctx in
-                let o = ctx.step.options.objectValue ?? JSONObject()
-                for k in o.keys where !["dim", "jobs"].contains(k) {
-                    throw LoomError("\(ctx.location): unknown option '\(k)' (allowed: dim, jobs)")
-                }
+                var c = try ctx.step.options.decode(EmbedConfig.self, allowedKeys: EmbedConfig.keys, context: ctx.location)
+                c.model = c.model.map(ctx.resolve)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): embed needs a step before it") }
-                return try EmbedStage(
-                    dim: o["dim"]?.intValue ?? 512, input: input, jobs: o["jobs"]?.intValue ?? jobs)
+                do { return try EmbedStage(config: c, input: input, jobs: ctx.step.options["jobs"]?.intValue ?? jobs) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
             },
             "cluster": { ctx in
-                let c = try ctx.step.options.decode(ClusterConfig.self, allowedKeys: ClusterConfig.keys, context: ctx.location)
+                var c = try ctx.step.options.decode(ClusterConfig.self, allowedKeys: ClusterConfig.keys, context: ctx.location)
+                c.model = c.model.map(ctx.resolve)
+                c.tokenizer = c.tokenizer.map(ctx.resolve)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): cluster needs a step before it") }
                 let j = ctx.step.options["jobs"]?.intValue ?? jobs
                 do { return try ClusterStage(config: c, input: input, jobs: j) } catch let e as LoomError {
@@ -118,7 +119,8 @@ enum Steps {
                 }
             },
             "pack": { ctx in
-                let c = try ctx.step.options.decode(PackConfig.self, allowedKeys: PackConfig.keys, context: ctx.location)
+                var c = try ctx.step.options.decode(PackConfig.self, allowedKeys: PackConfig.keys, context: ctx.location)
+                c.tokenizer = c.tokenizer.map(ctx.resolve)
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): pack needs a step before it") }
                 do { return try PackStage(config: c, input: input) } catch let e as LoomError {
                     throw LoomError("\(ctx.location): \(e.message)")

