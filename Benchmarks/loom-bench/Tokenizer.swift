@@ -40,44 +40,50 @@ func tokenizerBench(_ corpus: String, megabytes: Double, runs: Int, tokenizers: 
     let bytes = texts.reduce(0) { $0 + $1.utf8.count }
     let mb = Double(bytes) / 1e6
     print("# Tokenizer encoding benchmark\n")
-    print("input: the first \(texts.count) texts of \(corpus) (\(f(mb, 1)) MB of UTF-8); \(runs) runs, each with a freshly loaded tokenizer (empty word cache) on both sides; encoding time only, in-process (Swift Date / Python time.perf_counter)\n")
+    print("input: the first \(texts.count) texts of \(corpus) (\(f(mb, 1)) MB of UTF-8); \(runs) interleaved runs (peer, then Loom), each with a freshly loaded tokenizer (empty word cache) on both sides; encoding time only, in-process (Swift Date / Python time.perf_counter)\n")
     print("| tokenizer | encoder | threads | best s | median s | MB/s (best) | tokens | ids |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     var summary: [String] = []
     for path in tokenizers {
         let name = (path as NSString).lastPathComponent
-        // The peer first (one process, all its runs), then Loom's runs.
-        let tmp = NSTemporaryDirectory() + "loom-bench-tok-\(getpid()).json"
-        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        // Interleaved: in each run the peer (its own process, one run) and then Loom, so a slow spell of the
+        // shared host hits both sides of a pair.
         var env = ProcessInfo.processInfo.environment
         env["RAYON_NUM_THREADS"] = "1"
-        let peer = Process()
-        peer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        peer.arguments = ["python3", benchDir + "/peers/tokenizer_bench.py", path, corpus, "--megabytes", String(megabytes), "--runs", String(runs)]
-        peer.environment = env
-        let pipe = Pipe()
-        peer.standardOutput = pipe
-        do { try peer.run() } catch {
-            print("cannot run the peer: \(error)")
-            exit(1)
-        }
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        peer.waitUntilExit()
-        let last = String(decoding: out, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
-        guard peer.terminationStatus == 0, let hf = try? JSONValue.parse(last) else {
-            print("the peer failed (status \(peer.terminationStatus)): is tokenizers installed? pip install tokenizers==0.23.3")
-            exit(1)
-        }
-        let hfSingle = (hf["single_seconds"]?.arrayValue ?? []).compactMap(\.doubleValue)
-        let hfBatch = (hf["batch_seconds"]?.arrayValue ?? []).compactMap(\.doubleValue)
-        let version = hf["tokenizers"]?.stringValue ?? "?"
-
+        var hfSingle: [Double] = []
+        var hfBatch: [Double] = []
+        var hfDigest = ""
+        var hfTokens = 0
+        var version = "?"
         var single: [Double] = []
         var batch1: [Double] = []
         var batch2: [Double] = []
         var digest = ""
         var tokens = 0
         for _ in 0..<runs {
+            let peer = Process()
+            peer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            peer.arguments = ["python3", benchDir + "/peers/tokenizer_bench.py", path, corpus, "--megabytes", String(megabytes), "--runs", "1"]
+            peer.environment = env
+            let pipe = Pipe()
+            peer.standardOutput = pipe
+            do { try peer.run() } catch {
+                print("cannot run the peer: \(error)")
+                exit(1)
+            }
+            let out = pipe.fileHandleForReading.readDataToEndOfFile()
+            peer.waitUntilExit()
+            let last = String(decoding: out, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+            guard peer.terminationStatus == 0, let hf = try? JSONValue.parse(last) else {
+                print("the peer failed (status \(peer.terminationStatus)): is tokenizers installed? pip install tokenizers==0.23.3")
+                exit(1)
+            }
+            hfSingle += (hf["single_seconds"]?.arrayValue ?? []).compactMap(\.doubleValue)
+            hfBatch += (hf["batch_seconds"]?.arrayValue ?? []).compactMap(\.doubleValue)
+            hfDigest = hf["ids_sha256"]?.stringValue ?? ""
+            hfTokens = hf["tokens"]?.intValue ?? 0
+            version = hf["tokenizers"]?.stringValue ?? "?"
+
             guard let tok = try? Tokenizer.load(path) else {
                 print("cannot load \(path)")
                 exit(1)
@@ -99,21 +105,21 @@ func tokenizerBench(_ corpus: String, megabytes: Double, runs: Int, tokenizers: 
                 if into == 0 { batch1.append(s) } else { batch2.append(s) }
             }
         }
-        let same = digest == hf["ids_sha256"]?.stringValue
+        let same = digest == hfDigest
         let idsNote = same ? "identical" : "DIFFERENT"
         func row(_ enc: String, _ threads: Int, _ xs: [Double], _ n: Int) {
             print("| \(name) | \(enc) | \(threads) | \(f(xs.min()!, 3)) | \(f(median(xs), 3)) | \(f(mb / xs.min()!, 1)) | \(n) | \(idsNote) |")
         }
-        let hfTokens = hf["tokens"]?.intValue ?? 0
         row("loom encode (one call per text)", 1, single, tokens)
         row("loom encodeBatch --jobs 1", 1, batch1, tokens)
         row("loom encodeBatch --jobs 2", 2, batch2, tokens)
         row("tokenizers \(version) encode (one call per text)", 1, hfSingle, hfTokens)
         row("tokenizers \(version) encode_batch, RAYON_NUM_THREADS=1", 1, hfBatch, hfTokens)
+        let pairs = zip(hfSingle, single).map { $0 / $1 }
         let ratioSingle = hfSingle.min()! / single.min()!
         let ratioBatch = hfBatch.min()! / batch1.min()!
         summary.append(
-            "\(name): loom / tokenizers throughput, one thread: \(f(ratioSingle))x one call per text (median \(f(median(hfSingle) / median(single)))x), \(f(ratioBatch))x batch (median \(f(median(hfBatch) / median(batch1)))x); ids \(idsNote) (SHA-256 \(digest.prefix(16)))"
+            "\(name): loom / tokenizers throughput, one thread: \(f(ratioSingle))x one call per text (median \(f(median(hfSingle) / median(single)))x, median of run pairs \(f(median(pairs)))x), \(f(ratioBatch))x batch (median \(f(median(hfBatch) / median(batch1)))x); ids \(idsNote) (SHA-256 \(digest.prefix(16)))"
         )
     }
     print("")

@@ -6,7 +6,7 @@ Usage: python3 tokenizer_check.py TOKENIZER.json STRINGS.json [--train CORPUS --
 
 Loads TOKENIZER.json with tokenizers, encodes every string of STRINGS.json (a JSON list) with
 add_special_tokens=False and decodes the ids back. With --train it also trains tokenizers' own BpeTrainer on CORPUS
-with the same settings (the fixture's: initial_alphabet = ByteLevel.alphabet(), the pre-tokeniser of --pre,
+with the same settings (a .jsonl CORPUS is read one record's text per sequence; the fixture's: initial_alphabet = ByteLevel.alphabet(), the pre-tokeniser of --pre,
 ByteLevel post-processor and decoder) and reports whether its vocabulary and merges equal the file's. Prints one
 JSON object: {"ids": [[...], ...], "decoded": [...], "same_as_trained": true|false|null}.
 """
@@ -31,7 +31,18 @@ def train(corpus, vocab_size, min_frequency, pre, special):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train([corpus], trainer)
+    if corpus.endswith(".jsonl"):
+        # One sequence per record's text, as Loom reads JSON Lines.
+        def texts():
+            with open(corpus, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        t = json.loads(line).get("text")
+                        if isinstance(t, str):
+                            yield t
+        tok.train_from_iterator(texts(), trainer)
+    else:
+        tok.train([corpus], trainer)
     return tok
 
 
