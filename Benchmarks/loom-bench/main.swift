@@ -13,6 +13,8 @@
 //                                                  loopback server answering after S seconds (default 0.2)
 //   loom-bench pack PUBMED.xml.gz [--samples N]    knapsack vs first-fit-decreasing on the chunk lengths of a PubMed
 //                                                  file at 4,096 tokens, and N samples (1,000,000) drawn from them
+//   loom-bench verilog DIR [--runs N]              Verilog parse MB/s and files/s vs pyverilog (one reused parser) and
+//                                                  pyslang (SyntaxTree.fromText) on the .v files all three parse
 //   loom-bench train [--runs N] [--hidden ...]   training tokens/s and peak memory vs PyTorch (transformers Llama,
 //                                                  AdamW, fp32, same config and threads); MFU against measured sgemm
 //   loom-bench tokenizer CORPUS.jsonl [TOKENIZER.json ...] [--megabytes M] [--runs N]
@@ -300,6 +302,7 @@ case ("dedup-memory", 1): dedupMemory(documents: documents)
 case ("pdf", 2): pdf(args[1], runs: runs)
 case ("generate", 1): generateConcurrency(latency: latency)
 case ("pack", 2): pack(args[1], samples: samples, context: 4096)
+case ("verilog", 2): verilogBench(args[1], runs: runs)
 case ("minilm", 2): minilm(args[1], model: minilmModel, count: sentenceCount, runs: runs)
 case ("neighbours", 2): neighboursBench(args[1], count: vectorCount, embedder: neighbourEmbedder, model: minilmModel)
 case ("tokenizer", _) where args.count >= 2:
@@ -320,6 +323,7 @@ default:
                loom-bench pdf DIR [--runs N]
                loom-bench generate [--latency S]
                loom-bench pack PUBMED.xml.gz [--samples N]
+               loom-bench verilog DIR [--runs N]
                loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N] [--runs N]
                loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm] [--model DIR]
                loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192

@@ -24,7 +24,7 @@ public enum VerilogParser {
         let b = sm.add(name: name, bytes: bytes)
         let dir = directory ?? (name as NSString).deletingLastPathComponent
         let pp = Preprocessor.run(sm: sm, buffer: b, directory: dir.isEmpty ? "." : dir, options: options)
-        let p = Parser(tokens: pp.tokens, sm: sm)
+        var p = Parser(tokens: pp.tokens, sm: sm)
         p.diags = pp.diagnostics
         let src = p.sourceText()
         return ParseResult(source: src, diagnostics: p.diags, included: pp.included)
@@ -49,7 +49,7 @@ public enum VerilogParser {
 
 struct SyntaxError: Error {}
 
-final class Parser {
+struct Parser {
     let toks: [Token]
     let sm: SourceManager
     var i = 0
@@ -67,9 +67,9 @@ final class Parser {
     // MARK: token helpers
 
     @inline(__always) var kind: Tok { toks[i].kind }
-    @inline(__always) func peek(_ k: Int) -> Tok { i + k < toks.count ? toks[i + k].kind : .eof }
-    @inline(__always) func advance() { if i < toks.count - 1 { i += 1 } }
-    @inline(__always) func accept(_ k: Tok) -> Bool {
+    @inline(__always) mutating func peek(_ k: Int) -> Tok { i + k < toks.count ? toks[i + k].kind : .eof }
+    @inline(__always) mutating func advance() { if i < toks.count - 1 { i += 1 } }
+    @inline(__always) mutating func accept(_ k: Tok) -> Bool {
         if toks[i].kind == k {
             advance()
             return true
@@ -79,7 +79,7 @@ final class Parser {
     var loc: Loc { Loc(line: Int(toks[i].line), column: Int(toks[i].column)) }
     var full: Bool { diags.count >= Parser.maxDiagnostics }
 
-    func found() -> String {
+    mutating func found() -> String {
         let t = toks[i]
         switch t.kind {
         case .eof: return "end of file"
@@ -90,14 +90,14 @@ final class Parser {
         }
     }
 
-    func fail(_ expected: String) -> SyntaxError {
+    mutating func fail(_ expected: String) -> SyntaxError {
         if diags.count < Parser.maxDiagnostics {
             diags.append(Diagnostic(sm.location(toks[i]), "expected \(expected), found \(found())"))
         }
         return SyntaxError()
     }
 
-    func expect(_ k: Tok, _ what: String? = nil) throws {
+    mutating func expect(_ k: Tok, _ what: String? = nil) throws {
         if toks[i].kind == k {
             advance()
             return
@@ -105,9 +105,9 @@ final class Parser {
         throw fail(what ?? Spelling.describe(k))
     }
 
-    func text() -> String { sm.text(toks[i]) }
+    mutating func text() -> String { sm.text(toks[i]) }
 
-    func identifier(_ what: String = "an identifier") throws -> String {
+    mutating func identifier(_ what: String = "an identifier") throws -> String {
         let k = kind
         guard k == .ident || k == .escIdent else { throw fail(what) }
         let s = text()
@@ -117,7 +117,7 @@ final class Parser {
 
     var isIdent: Bool { kind == .ident || kind == .escIdent }
 
-    func enter() throws {
+    mutating func enter() throws {
         depth += 1
         if depth > Parser.maxDepth {
             if diags.count < Parser.maxDiagnostics {
@@ -129,7 +129,7 @@ final class Parser {
 
     // MARK: source text
 
-    func sourceText() -> SourceText {
+    mutating func sourceText() -> SourceText {
         var items: [Description] = []
         while kind != .eof && !full {
             let start = i
@@ -162,13 +162,13 @@ final class Parser {
         return SourceText(items: items)
     }
 
-    func directiveText() -> String {
+    mutating func directiveText() -> String {
         let s = text()
         // Collapse inner white space so the printed form re-parses to the same string.
         return s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).joined(separator: " ")
     }
 
-    func attributes() throws -> [Attribute] {
+    mutating func attributes() throws -> [Attribute] {
         var out: [Attribute] = []
         while kind == .attrOpen {
             advance()
@@ -183,7 +183,7 @@ final class Parser {
         return out
     }
 
-    func module(_ attrs: [Attribute]) throws -> Module {
+    mutating func module(_ attrs: [Attribute]) throws -> Module {
         let l = loc
         let kw = kind == .kwMacromodule ? "macromodule" : "module"
         advance()
@@ -220,7 +220,7 @@ final class Parser {
         return m
     }
 
-    func portList() throws -> [Port] {
+    mutating func portList() throws -> [Port] {
         if kind == .rparen { return [] }
         var ports: [Port] = []
         let save = i
@@ -249,7 +249,7 @@ final class Parser {
         return ports
     }
 
-    func portExpression() throws -> Expr {
+    mutating func portExpression() throws -> Expr {
         if kind == .lbrace {
             advance()
             var list: [Expr] = []
@@ -260,7 +260,7 @@ final class Parser {
         return try portReference()
     }
 
-    func portReference() throws -> Expr {
+    mutating func portReference() throws -> Expr {
         var e = Expr.ident(try identifier("a port name"))
         if accept(.lbracket) { e = try selectTail(e) }
         return e
@@ -272,7 +272,7 @@ final class Parser {
     ]
     static let varKinds: Set<Tok> = [.kwReg, .kwInteger, .kwReal, .kwRealtime, .kwTime]
 
-    func ansiPort() throws -> AnsiPort {
+    mutating func ansiPort() throws -> AnsiPort {
         let attrs = try attributes()
         var p = AnsiPort(attributes: attrs, name: "")
         if kind == .kwInput || kind == .kwOutput || kind == .kwInout {
@@ -291,7 +291,7 @@ final class Parser {
         return p
     }
 
-    func range() throws -> VRange {
+    mutating func range() throws -> VRange {
         try expect(.lbracket)
         let a = try expr()
         try expect(.colon, "':' in the range")
@@ -309,7 +309,7 @@ final class Parser {
         .kwTask, .kwGenerate, .kwEndgenerate, .kwEndmodule, .kwModule, .kwMacromodule, .kwEndfunction, .kwEndtask,
     ]
 
-    func moduleItems(until end: Tok) -> [ModuleItem] {
+    mutating func moduleItems(until end: Tok) -> [ModuleItem] {
         var items: [ModuleItem] = []
         while kind != end && kind != .eof && !full {
             if end != .kwEndmodule && (kind == .kwEndmodule || kind == .kwModule) { break }
@@ -326,7 +326,7 @@ final class Parser {
     }
 
     /// Skips to just after the next `;` at this nesting level, or to the next item keyword or closing keyword.
-    func recover(statementLevel: Bool) {
+    mutating func recover(statementLevel: Bool) {
         var depth = 0
         while kind != .eof {
             switch kind {
@@ -357,7 +357,7 @@ final class Parser {
         .kwSmall, .kwMedium, .kwLarge,
     ]
 
-    func moduleItem() throws -> ModuleItem? {
+    mutating func moduleItem() throws -> ModuleItem? {
         if kind == .directive {
             let d = directiveText()
             advance()
@@ -442,7 +442,7 @@ final class Parser {
         }
     }
 
-    func declNames(allowInit: Bool) throws -> [DeclName] {
+    mutating func declNames(allowInit: Bool) throws -> [DeclName] {
         var names: [DeclName] = []
         repeat {
             var d = DeclName(name: try identifier())
@@ -453,7 +453,7 @@ final class Parser {
         return names
     }
 
-    func portDecl() throws -> PortDecl {
+    mutating func portDecl() throws -> PortDecl {
         let dir = text()
         advance()
         var d = PortDecl(direction: dir, names: [])
@@ -467,7 +467,7 @@ final class Parser {
         return d
     }
 
-    func netDecl() throws -> NetDecl {
+    mutating func netDecl() throws -> NetDecl {
         var d = NetDecl(kind: text(), names: [])
         let k = kind
         advance()
@@ -483,7 +483,7 @@ final class Parser {
         return d
     }
 
-    func strength() throws -> String {
+    mutating func strength() throws -> String {
         try expect(.lparen)
         var parts: [String] = []
         repeat {
@@ -495,7 +495,7 @@ final class Parser {
         return parts.joined(separator: ", ")
     }
 
-    func paramDecl(inPortList: Bool) throws -> ParamDecl {
+    mutating func paramDecl(inPortList: Bool) throws -> ParamDecl {
         var p = ParamDecl(assignments: [])
         if kind == .kwLocalparam {
             p.local = true
@@ -520,7 +520,7 @@ final class Parser {
         return p
     }
 
-    func delay() throws -> DelayOrParams {
+    mutating func delay() throws -> DelayOrParams {
         try expect(.hash)
         if accept(.lparen) {
             var list: [ParamArg] = []
@@ -556,7 +556,7 @@ final class Parser {
         }
     }
 
-    func instantiation(_ attrs: [Attribute], _ l: Loc, gate: Bool) throws -> Instantiation {
+    mutating func instantiation(_ attrs: [Attribute], _ l: Loc, gate: Bool) throws -> Instantiation {
         let mod = text()
         advance()
         var inst = Instantiation(attributes: attrs, module: mod, instances: [], loc: l)
@@ -579,7 +579,7 @@ final class Parser {
         return inst
     }
 
-    func connections() throws -> Connections {
+    mutating func connections() throws -> Connections {
         if kind == .rparen { return .positional([]) }
         if kind == .dot || (kind == .attrOpen) {
             var list: [(String, Expr?)] = []
@@ -605,7 +605,7 @@ final class Parser {
         return .positional(list)
     }
 
-    func tfPorts() throws -> [TFPort] {
+    mutating func tfPorts() throws -> [TFPort] {
         var ports: [TFPort] = []
         if kind == .rparen { return ports }
         repeat {
@@ -634,7 +634,7 @@ final class Parser {
         .kwLocalparam,
     ]
 
-    func tfItems() throws -> [ModuleItem] {
+    mutating func tfItems() throws -> [ModuleItem] {
         var items: [ModuleItem] = []
         while Parser.tfItemStarts.contains(kind) {
             if let it = try moduleItem() { items.append(it) }
@@ -642,7 +642,7 @@ final class Parser {
         return items
     }
 
-    func function(_ l: Loc) throws -> Function {
+    mutating func function(_ l: Loc) throws -> Function {
         advance()
         var f = Function(name: "", items: [], body: .null, loc: l)
         if accept(.kwAutomatic) { f.automatic = true }
@@ -664,7 +664,7 @@ final class Parser {
         return f
     }
 
-    func task(_ l: Loc) throws -> Task {
+    mutating func task(_ l: Loc) throws -> Task {
         advance()
         var t = Task(name: "", items: [], body: .null, loc: l)
         if accept(.kwAutomatic) { t.automatic = true }
@@ -682,7 +682,7 @@ final class Parser {
 
     // MARK: generate
 
-    func generateBlock() throws -> GenerateBlock? {
+    mutating func generateBlock() throws -> GenerateBlock? {
         if accept(.semicolon) { return nil }
         if accept(.kwBegin) {
             var name: String? = nil
@@ -698,13 +698,13 @@ final class Parser {
         return GenerateBlock(hasBegin: false, name: nil, items: [item])
     }
 
-    func genvarAssign() throws -> (String, Expr) {
+    mutating func genvarAssign() throws -> (String, Expr) {
         let n = try identifier("a genvar name")
         try expect(.assign)
         return (n, try expr())
     }
 
-    func genFor() throws -> ModuleItem {
+    mutating func genFor() throws -> ModuleItem {
         advance()
         try expect(.lparen, "'(' after 'for'")
         if kind == .kwGenvar { throw fail("a genvar assignment (declare the genvar before the loop)") }
@@ -720,7 +720,7 @@ final class Parser {
         return .genFor(init: ini, cond: cond, step: step, block: b)
     }
 
-    func genIf() throws -> ModuleItem {
+    mutating func genIf() throws -> ModuleItem {
         advance()
         try expect(.lparen, "'(' after 'if'")
         let c = try expr()
@@ -736,7 +736,7 @@ final class Parser {
         return .genIf(cond: c, then: t, else: e)
     }
 
-    func genCase() throws -> ModuleItem {
+    mutating func genCase() throws -> ModuleItem {
         advance()
         try expect(.lparen)
         let e = try expr()
@@ -760,7 +760,7 @@ final class Parser {
 
     // MARK: statements
 
-    func statement() throws -> Stmt {
+    mutating func statement() throws -> Stmt {
         try enter()
         defer { depth -= 1 }
         if kind == .attrOpen {
@@ -901,7 +901,7 @@ final class Parser {
         }
     }
 
-    func blockItems() throws -> [ModuleItem] {
+    mutating func blockItems() throws -> [ModuleItem] {
         var items: [ModuleItem] = []
         while true {
             switch kind {
@@ -913,7 +913,7 @@ final class Parser {
         }
     }
 
-    func callArgs() throws -> [Expr?] {
+    mutating func callArgs() throws -> [Expr?] {
         var args: [Expr?] = []
         if kind == .rparen { return args }
         repeat {
@@ -923,7 +923,7 @@ final class Parser {
     }
 
     /// `lhs = rhs` or `lhs <= rhs` (with an optional intra-assignment delay or event), as in a for loop header.
-    func assignment() throws -> Stmt {
+    mutating func assignment() throws -> Stmt {
         let lhs = try lvalue()
         if accept(.assign) {
             let c = try intraControl()
@@ -936,7 +936,7 @@ final class Parser {
         throw fail("'=' or '<='")
     }
 
-    func intraControl() throws -> TimingControl? {
+    mutating func intraControl() throws -> TimingControl? {
         if kind == .hash { return .delay(try delay()) }
         if kind == .at { return try eventControl() }
         if kind == .kwRepeat {
@@ -950,7 +950,7 @@ final class Parser {
         return nil
     }
 
-    func assignmentOrCall() throws -> Stmt {
+    mutating func assignmentOrCall() throws -> Stmt {
         if kind == .lbrace {
             let s = try assignment()
             try expect(.semicolon, "';' after the assignment")
@@ -981,7 +981,7 @@ final class Parser {
         throw fail("'=', '<=', '(' or ';'")
     }
 
-    func eventControl() throws -> TimingControl {
+    mutating func eventControl() throws -> TimingControl {
         try expect(.at)
         if accept(.star) { return .star }
         if accept(.parenStar) { return .star }
@@ -1007,7 +1007,7 @@ final class Parser {
     }
 
     /// A hierarchical name: a.b[2].c (no trailing part-select).
-    func hierarchical() throws -> Expr {
+    mutating func hierarchical() throws -> Expr {
         var e = Expr.ident(try identifier())
         while true {
             if kind == .dot {
@@ -1030,7 +1030,7 @@ final class Parser {
         }
     }
 
-    func lvalue() throws -> Expr {
+    mutating func lvalue() throws -> Expr {
         if kind == .lbrace {
             advance()
             var list: [Expr] = []
@@ -1041,7 +1041,7 @@ final class Parser {
         return try postfixSelects(try hierarchical())
     }
 
-    func postfixSelects(_ base: Expr) throws -> Expr {
+    mutating func postfixSelects(_ base: Expr) throws -> Expr {
         var e = base
         while true {
             if accept(.lbracket) {
@@ -1056,7 +1056,7 @@ final class Parser {
     }
 
     /// After `[`: an index, or a part-select `a:b`, `a+:w`, `a-:w`, then `]`.
-    func selectTail(_ e: Expr) throws -> Expr {
+    mutating func selectTail(_ e: Expr) throws -> Expr {
         let a = try expr()
         var r: Expr
         if accept(.colon) {
@@ -1074,7 +1074,7 @@ final class Parser {
 
     // MARK: expressions
 
-    func mintypmax() throws -> Expr {
+    mutating func mintypmax() throws -> Expr {
         let a = try expr()
         if accept(.colon) {
             let b = try expr()
@@ -1084,7 +1084,7 @@ final class Parser {
         return a
     }
 
-    func expr() throws -> Expr {
+    mutating func expr() throws -> Expr {
         try enter()
         defer { depth -= 1 }
         let c = try binary(1)
@@ -1127,7 +1127,7 @@ final class Parser {
         }
     }
 
-    func binary(_ minPrec: Int) throws -> Expr {
+    mutating func binary(_ minPrec: Int) throws -> Expr {
         var lhs = try unary()
         while let op = Parser.binaryOp(kind), op.precedence >= minPrec {
             advance()
@@ -1137,7 +1137,7 @@ final class Parser {
         return lhs
     }
 
-    func unary() throws -> Expr {
+    mutating func unary() throws -> Expr {
         let op: UnaryOp?
         switch kind {
         case .plus: op = .plus
@@ -1161,7 +1161,7 @@ final class Parser {
         return try primary()
     }
 
-    func numberText() -> String {
+    mutating func numberText() -> String {
         let t = toks[i]
         let b = sm.bytes(t)
         if b.contains(0x20) || b.contains(0x09) {
@@ -1170,7 +1170,7 @@ final class Parser {
         return sm.text(t)
     }
 
-    func primary() throws -> Expr {
+    mutating func primary() throws -> Expr {
         switch kind {
         case .number:
             let s = numberText()

@@ -50,7 +50,7 @@ public struct PreprocessResult {
     public var included: [String]
 }
 
-final class Preprocessor {
+struct Preprocessor {
     struct Macro {
         var formals: [String]?
         var body: [Token]
@@ -104,13 +104,13 @@ final class Preprocessor {
         }
     }
 
-    func diag(_ t: Token, _ message: String) {
+    mutating func diag(_ t: Token, _ message: String) {
         if diags.count < Preprocessor.maxDiagnostics { diags.append(Diagnostic(sm.location(t), message)) }
     }
 
     /// The next token before directive handling: from the innermost macro expansion, else the current file.
     @inline(__always)
-    func nextRaw() -> (Token, Bool) {
+    mutating func nextRaw() -> (Token, Bool) {
         while !frames.isEmpty {
             let k = frames.count - 1
             if frames[k].index < frames[k].tokens.count {
@@ -131,7 +131,7 @@ final class Preprocessor {
         }
     }
 
-    func run() -> PreprocessResult {
+    mutating func run() -> PreprocessResult {
         while true {
             let (t, fromFile) = nextRaw()
             switch t.kind {
@@ -151,12 +151,12 @@ final class Preprocessor {
         }
     }
 
-    func name(_ t: Token) -> String {
+    mutating func name(_ t: Token) -> String {
         let b = sm.bytes(t)
         return String(decoding: UnsafeBufferPointer(rebasing: b[1...]), as: UTF8.self)
     }
 
-    func directive(_ t: Token, fromFile: Bool) {
+    mutating func directive(_ t: Token, fromFile: Bool) {
         let n = name(t)
         switch n {
         case "ifdef", "ifndef", "elsif":
@@ -245,7 +245,7 @@ final class Preprocessor {
         }
     }
 
-    func define(_ t: Token) {
+    mutating func define(_ t: Token) {
         let (id, _) = nextRaw()
         guard id.kind == .ident || id.kind == .escIdent || id.kind.isKeyword else {
             if active { diag(id, "expected a macro name after `define") }
@@ -325,7 +325,7 @@ final class Preprocessor {
         macros[sm.text(id)] = Macro(formals: formals, body: body)
     }
 
-    func include(_ t: Token, _ s: Token) {
+    mutating func include(_ t: Token, _ s: Token) {
         var name = sm.text(s)
         name = String(name.dropFirst().dropLast())
         guard stack.count < Preprocessor.maxIncludeDepth else {
@@ -348,7 +348,7 @@ final class Preprocessor {
         curDir = (path as NSString).deletingLastPathComponent
     }
 
-    func expand(_ t: Token, _ n: String) {
+    mutating func expand(_ t: Token, _ n: String) {
         guard let m = macros[n] else {
             diag(t, "undefined macro `\(n)")
             return
@@ -417,6 +417,7 @@ extension Preprocessor {
     static func run(sm: SourceManager, buffer: Int, directory: String, options: PreprocessorOptions)
         -> PreprocessResult
     {
-        Preprocessor(sm: sm, buffer: buffer, directory: directory, options: options).run()
+        var p = Preprocessor(sm: sm, buffer: buffer, directory: directory, options: options)
+        return p.run()
     }
 }
