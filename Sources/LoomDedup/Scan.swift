@@ -49,27 +49,8 @@ struct ByteRange: Equatable {
     var end: Int
 }
 
-/// `--shard i/N`: the records whose first byte falls in the i-th of N equal slices of all input bytes.
-public struct ShardSpec: Equatable, Sendable, Codable, CustomStringConvertible {
-    public var index: Int
-    public var count: Int
-
-    public init(index: Int, count: Int) {
-        self.index = index
-        self.count = count
-    }
-
-    /// Parses "i/N" (0-based i).
-    public init(parsing s: String) throws {
-        let parts = s.split(separator: "/")
-        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
-            throw LoomError("--shard '\(s)': expected i/N with 0 <= i < N, e.g. 0/4")
-        }
-        self.init(index: i, count: n)
-    }
-
-    public var description: String { "\(index)/\(count)" }
-}
+// `ShardSpec` (`--shard i/N`) lives in LoomCore: shard i holds the records whose first byte falls in the i-th of
+// N equal slices of all input bytes.
 
 enum Ranges {
     /// The line-aligned ranges covering `files` (or one shard of them), each at most about `taskBytes` long.

@@ -28,11 +28,15 @@ public struct RCStage: Stage {
     public let settings: RCConfig
     public let input: String
     public let templateDirectory: String
+    /// `--shard i/N`: samples for this shard's range of the input only; the term statistics are still taken
+    /// over the whole input, so every shard mines what one run mines.
+    public let shard: ShardSpec?
 
-    public init(config: RCConfig, input: String, templates: String? = nil) throws {
+    public init(config: RCConfig, input: String, templates: String? = nil, shard: ShardSpec? = nil) throws {
         guard config.maxPerTask >= 1 else { throw LoomError("generate rc: max_per_task must be at least 1") }
         settings = config
         self.input = input
+        self.shard = shard
         templateDirectory = try templates ?? TemplateDirectory.locate()
         // Load now so a broken template is an error before anything runs.
         _ = try RCTemplates(directory: templateDirectory, language: "en")
@@ -46,7 +50,7 @@ public struct RCStage: Stage {
         let en = (try? FS.readText(FS.join(templateDirectory, "rc/en.yaml"))) ?? ""
         let ko = (try? FS.readText(FS.join(templateDirectory, "rc/ko.yaml"))) ?? ""
         o["templates_sha256"] = .string(SHA256.hex(en + "\u{0}" + ko))
-        return .object(o)
+        return withShard(.object(o), shard)
     }
     public var inputs: [StageInput] { [.stage(input)] }
 
@@ -66,12 +70,12 @@ public struct RCStage: Stage {
         var m = miner
         m.maxPerTask = settings.maxPerTask
         // Pass 2: mine and write.
-        ctx.progress.begin(totalBytes: reader.manifest.shards.reduce(0) { $0 + $1.bytes }, unit: "chunks")
+        ctx.progress.begin(totalBytes: reader.bytes(shard: shard), unit: "chunks")
         var counts: [String: Int] = [:]
         var samples = 0
         var without = 0
         try reader.forEachRecord(
-            progress: ctx.progress,
+            shard: shard, progress: ctx.progress,
             { r, path, line in
                 guard let text = r[field]?.stringValue else {
                     try ctx.reject(Reject(source: path, reason: "record has no string '\(field)'", line: line))

@@ -143,11 +143,13 @@ public struct ChunkConfig: Codable, Sendable, Equatable {
 public struct ChunkStage: Stage {
     public let settings: ChunkConfig
     public let input: String
+    /// `--shard i/N`: only the documents numbered in this shard's range (ids are the documents' own).
+    public let shard: ShardSpec?
     public var name: String { "chunk" }
-    public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
+    public var config: JSONValue { withShard((try? JSONValue(encoding: settings)) ?? .null, shard) }
     public var inputs: [StageInput] { [.stage(input)] }
 
-    public init(config: ChunkConfig, input: String) throws {
+    public init(config: ChunkConfig, input: String, shard: ShardSpec? = nil) throws {
         guard config.counter == "words" else {
             throw LoomError("chunk: unknown counter '\(config.counter)' (available: words)")
         }
@@ -157,16 +159,17 @@ public struct ChunkStage: Stage {
         }
         settings = config
         self.input = input
+        self.shard = shard
     }
 
     public func run(_ ctx: StageContext) throws {
         let reader = try StageReader(directory: input)
-        ctx.progress.begin(totalBytes: reader.manifest.shards.reduce(0) { $0 + $1.bytes }, unit: "documents")
+        ctx.progress.begin(totalBytes: reader.bytes(shard: shard), unit: "documents")
         let chunker = Chunker(maxTokens: settings.maxTokens, overlap: settings.overlap)
         var documents = 0
         var empty = 0
         try reader.forEachRecord(
-            progress: ctx.progress,
+            shard: shard, progress: ctx.progress,
             { doc, path, line in
                 guard let id = doc["id"]?.stringValue, let text = doc["text"]?.stringValue else {
                     try ctx.reject(Reject(source: path, reason: "record has no string 'id' and 'text'", line: line))

@@ -70,8 +70,11 @@ public struct PDFIngestStage: Stage {
     public let settings: PDFIngestConfig
     public let files: [String]
     public let jobs: Int
+    /// `--shard i/N`: only the files numbered in this shard's range of `files` (in the order given, directories
+    /// sorted); every shard still fingerprints all of them, so the N shards join into what one run writes.
+    public let shard: ShardSpec?
 
-    public init(config: PDFIngestConfig, jobs: Int) throws {
+    public init(config: PDFIngestConfig, jobs: Int, shard: ShardSpec? = nil) throws {
         guard ["auto", "always", "never"].contains(config.ocr) else {
             throw LoomError("--ocr must be auto, always or never (got '\(config.ocr)')")
         }
@@ -95,16 +98,17 @@ public struct PDFIngestStage: Stage {
         if found.isEmpty { throw LoomError("ingest pdf: no PDF files given") }
         files = found
         self.jobs = max(1, jobs)
+        self.shard = shard
     }
 
     public var name: String { "ingest-pdf" }
-    public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
+    public var config: JSONValue { withShard((try? JSONValue(encoding: settings)) ?? .null, shard) }
     public var inputs: [StageInput] { files.map { .file($0) } }
 
     public func run(_ ctx: StageContext) throws {
         // Open every file once here: page counts and metadata, and whole-file problems become rejects.
         var opened: [(path: String, pages: Int, meta: JSONObject)] = []
-        for path in files {
+        for path in shard.map({ $0.slice(files) }) ?? files {
             do {
                 let f = try PDFFile(path: path)
                 opened.append((path, f.pageCount, f.metadata))
@@ -139,7 +143,7 @@ public struct PDFIngestStage: Stage {
         for doc in opened where doc.pages == 0 {
             try ctx.reject(Reject(source: doc.path, reason: "the PDF has no pages"))
         }
-        ctx.setCount("files", files.count)
+        ctx.setCount("files", shard.map { $0.slice(files).count } ?? files.count)
         ctx.setCount("documents", counts.documents)
         ctx.setCount("pages", counts.pages)
         ctx.setCount("ocr_pages", counts.ocrPages)

@@ -5,6 +5,7 @@
 // PMID replaces an earlier one, and a PMID listed in a later `DeleteCitation` block is removed. Output does not
 // depend on `jobs`.
 
+import CZlib  // memmem (declared there: Glibc's module leaves it out)
 import Foundation
 import LoomCore
 
@@ -69,14 +70,22 @@ public struct PubMedIngestStage: Stage {
     public let settings: PubMedIngestConfig
     public let files: [String]
     public let jobs: Int
+    /// `--shard i/N`, by record: the input files are laid end to end by their uncompressed sizes (a `.gz` file's
+    /// size from its gzip trailer) and shard i takes the articles that start in the i-th of N equal slices, so
+    /// one big file splits as well as many small ones. Files wholly outside the slice are not read. Replacements
+    /// and DeleteCitation blocks are applied within a shard (baseline files hold each PMID once).
+    public let shard: ShardSpec?
 
     public var name: String { "ingest-pubmed" }
-    public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
+    public var config: JSONValue { withShard((try? JSONValue(encoding: settings)) ?? .null, shard) }
     public var inputs: [StageInput] { files.map { .file($0) } }
 
     /// Expands directories; a path that does not exist is an error before anything runs.
-    public init(config: PubMedIngestConfig, jobs: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+    public init(
+        config: PubMedIngestConfig, jobs: Int = ProcessInfo.processInfo.activeProcessorCount, shard: ShardSpec? = nil
+    ) throws {
         settings = config
+        self.shard = shard
         self.jobs = max(1, jobs)
         var files: [String] = []
         for p in config.paths {
@@ -111,8 +120,58 @@ public struct PubMedIngestStage: Stage {
         var bookArticles = 0
     }
 
+    /// Where each file starts on the line the shards cut, its length there, and this shard's slice of it.
+    struct ShardLayout {
+        var base: [Int] = []
+        var size: [Int] = []
+        var lo = 0
+        var hi = Int.max
+
+        /// The position of a unit starting at uncompressed offset `at` of file `k` (clamped inside the file, so
+        /// positions grow through the files in order even when a size estimate is short).
+        func position(file k: Int, at: Int) -> Int { base[k] + min(max(at, 0), size[k] - 1) }
+        func owns(file k: Int, at: Int) -> Bool {
+            let p = position(file: k, at: at)
+            return p >= lo && p < hi
+        }
+        func touches(file k: Int) -> Bool { base[k] + size[k] > lo && base[k] < hi }
+    }
+
+    /// A file's uncompressed size: its own for .xml, the gzip trailer's ISIZE for .gz (an estimate: multi-member
+    /// or >4 GB files only balance the shards worse, they never lose or repeat an article).
+    static func uncompressedSize(_ path: String) -> Int {
+        let size = FS.size(path) ?? 0
+        guard path.hasSuffix(".gz"), size >= 18 else { return max(size, 1) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return max(size, 1) }
+        defer { close(fd) }
+        var b = [UInt8](repeating: 0, count: 4)
+        let n = b.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 4, off_t(size - 4)) }
+        guard n == 4 else { return max(size, 1) }
+        let isize = Int(b[0]) | Int(b[1]) << 8 | Int(b[2]) << 16 | Int(b[3]) << 24
+        return isize >= size ? isize : size * 8
+    }
+
+    func layout() -> ShardLayout? {
+        guard let shard else { return nil }
+        var l = ShardLayout()
+        var total = 0
+        for f in files {
+            l.base.append(total)
+            let s = PubMedIngestStage.uncompressedSize(f)
+            l.size.append(s)
+            total += s
+        }
+        l.lo = shard.range(total: total).lowerBound
+        l.hi = shard.index == shard.count - 1 ? Int.max : shard.range(total: total).upperBound
+        return l
+    }
+
+    struct StopReading: Error {}
+
     public func run(_ ctx: StageContext) throws {
-        ctx.progress.begin(totalBytes: files.reduce(0) { $0 + (FS.size($1) ?? 0) }, unit: "articles")
+        ctx.progress.begin(totalBytes: files.reduce(0) { $0 + (FS.size($1) ?? 0) } / (shard?.count ?? 1), unit: "articles")
+        let shardLayout = layout()
         let results = Locked([FileResult?](repeating: nil, count: files.count))
         let next = Locked(0)
         let workers = min(jobs, files.count)
@@ -125,7 +184,7 @@ public struct PubMedIngestStage: Stage {
                 }
                 guard i < files.count, failure.withLock({ $0 == nil }) else { return }
                 do {
-                    let r = try ingestFile(index: i, ctx: ctx)
+                    let r = try ingestFile(index: i, ctx: ctx, layout: shardLayout)
                     results.withLock { $0[i] = r }
                 } catch {
                     failure.withLock { $0 = error }
@@ -134,12 +193,14 @@ public struct PubMedIngestStage: Stage {
             }
         }
         if let e = failure.withLock({ $0 }) { throw e }
-        try merge(results.withLock { $0.map { $0! } }, ctx: ctx)
+        let all = results.withLock { $0.map { $0! } }
+        let late = try shardLayout.map { try laterEvents(after: $0, superseding: all) } ?? []
+        try merge(all, late: late, ctx: ctx)
     }
 
     /// Parses one file into its spool; per-article problems become rejects, a problem with the whole file ends
     /// it early (what was read is kept) and is reported as the file's error.
-    func ingestFile(index: Int, ctx: StageContext) throws -> FileResult {
+    func ingestFile(index: Int, ctx: StageContext, layout: ShardLayout? = nil) throws -> FileResult {
         let path = files[index]
         let tag = String(index).leftPadded(5)
         var result = FileResult(
@@ -147,6 +208,12 @@ public struct PubMedIngestStage: Stage {
             rejects: FS.join(ctx.workDirectory, "file-\(tag).rejects.jsonl"))
         let spool = try BufferedFile(creating: result.spool)
         let rejects = try BufferedFile(creating: result.rejects, capacity: 64 << 10)
+        if let layout, !layout.touches(file: index) {
+            // Another shard's file: not read.
+            try spool.close(sync: false)
+            try rejects.close(sync: false)
+            return result
+        }
         let parser = PubMedUnitParser(filename: path)
         var line: [UInt8] = []
         let writer = JSONWriter()
@@ -173,6 +240,10 @@ public struct PubMedIngestStage: Stage {
                     return "line \(e.line), column \(e.column): \(e.message)"
                 },
                 unit: { kind, bytes, at, complete in
+                    if let layout, !layout.owns(file: index, at: at) {
+                        if layout.position(file: index, at: at) >= layout.hi { throw StopReading() }
+                        return
+                    }
                     sinceProgress += 1
                     if sinceProgress == 256 {
                         ctx.progress.add(items: sinceProgress)
@@ -222,7 +293,10 @@ public struct PubMedIngestStage: Stage {
                     }
                 })
         } catch let e as FileError {
-            fileError = e
+            // With --shard, the shard whose slice holds the error reports it (the others keep what they read).
+            if layout?.owns(file: index, at: e.offset ?? 0) ?? true { fileError = e }
+        } catch is StopReading {
+            // Past this shard's slice: the rest of the file belongs to later shards.
         }
         // Line and column of each problem: the unit's start plus the position libxml2 gave inside it.
         let starts = LineIndex.positions(path: path, offsets: pending.map(\.unit) + (fileError?.offset.map { [$0] } ?? []))
@@ -255,7 +329,69 @@ public struct PubMedIngestStage: Stage {
     }
 
     /// Writes the kept records in file order and the rejects, and counts replacements and deletions.
-    func merge(_ results: [FileResult], ctx: StageContext) throws {
+    /// With --shard: the events after this shard's slice that replace or delete one of its records, so an update
+    /// file in a later shard applies here as it would in one run. The later articles are only searched for the
+    /// shard's PMIDs (a byte search, no XML parsing); the few that contain one are parsed for their real PMID.
+    func laterEvents(after layout: ShardLayout, superseding results: [FileResult]) throws -> [Event] {
+        guard layout.hi != Int.max else { return [] }
+        var mine = Set<Int>()
+        for r in results { for e in r.events where e.kind != 2 { mine.insert(e.key >> 8) } }
+        guard !mine.isEmpty else { return [] }
+        var late: [Event] = []
+        for k in files.indices where layout.base[k] + layout.size[k] > layout.hi {
+            let parser = PubMedUnitParser(filename: files[k])
+            do {
+                let splitter = try PubMedSplitter(path: files[k]) { _ in }
+                try splitter.run(
+                    prolog: { bytes, final in
+                        _ = parser.checkProlog(bytes, final: final)
+                        return nil
+                    },
+                    unit: { kind, bytes, at, complete in
+                        guard complete, kind != .bookArticle, layout.position(file: k, at: at) >= layout.hi,
+                            PubMedIngestStage.mentionsPMID(bytes, of: mine)
+                        else { return }
+                        switch parser.parse(bytes) {
+                        case .failed: return
+                        case .deletions(let list):
+                            for d in list { if let n = Int(d.pmid), n > 0 { late.append(Event(key: n << 8 | (d.version & 0xFF), kind: 2)) } }
+                        case .article(let a):
+                            if let n = Int(a.pmid), n > 0 {
+                                late.append(Event(key: n << 8 | (a.version & 0xFF), kind: settings.accepts(a) ? 0 : 1))
+                            }
+                        }
+                    })
+            } catch is FileError {
+                // The shard that owns the problem reports it; what was read before it counts.
+            }
+        }
+        return late
+    }
+
+    /// Whether any `<PMID ...>N</PMID>` in the bytes has N in `pmids`.
+    static func mentionsPMID(_ b: UnsafeBufferPointer<UInt8>, of pmids: Set<Int>) -> Bool {
+        let tag = Array("<PMID".utf8)
+        var i = 0
+        while i + tag.count < b.count {
+            guard let q = memmem(b.baseAddress! + i, b.count - i, tag, tag.count) else { return false }
+            var j = b.baseAddress!.distance(to: q.assumingMemoryBound(to: UInt8.self)) + tag.count
+            while j < b.count, b[j] != UInt8(ascii: ">") { j += 1 }
+            j += 1
+            while j < b.count, b[j] == 0x20 || b[j] == 0x0A || b[j] == 0x09 || b[j] == 0x0D { j += 1 }
+            var n = 0
+            var digits = 0
+            while j < b.count, b[j] >= 0x30, b[j] <= 0x39, digits < 18 {
+                n = n * 10 + Int(b[j] - 0x30)
+                digits += 1
+                j += 1
+            }
+            if digits > 0 && pmids.contains(n) { return true }
+            i = j
+        }
+        return false
+    }
+
+    func merge(_ results: [FileResult], late: [Event] = [], ctx: StageContext) throws {
         // Events are numbered across all files in order; the last event for a PMID+version decides, and a record
         // is kept only if it is that last event.
         var bases: [Int] = []
@@ -266,7 +402,10 @@ public struct PubMedIngestStage: Stage {
             for (i, e) in r.events.enumerated() { last[e.key] = total + i }
             total += r.events.count
         }
+        // Events after this shard's slice (--shard) come after all of its own.
+        for (i, e) in late.enumerated() { last[e.key] = total + i }
         func kind(ofEvent global: Int) -> UInt8 {
+            if global >= total { return late[global - total].kind }
             let fi = bases.lastIndex { $0 <= global }!
             return results[fi].events[global - bases[fi]].kind
         }

@@ -132,13 +132,14 @@ public enum VerilogFiles {
     }
 
     /// Parses each file; a file with syntax errors is one reject with its first diagnostics.
+    /// `only`: the files to parse (a `--shard` range); the library folders still come from all of `files`.
     static func units(
-        files: [String], config: VerilogConfig, reject: (Reject) throws -> Void
+        files: [String], config: VerilogConfig, only: Range<Int>? = nil, reject: (Reject) throws -> Void
     ) throws -> [VerilogUnit] {
         let dirs = Array(Set(files.map { ($0 as NSString).deletingLastPathComponent }).map { $0.isEmpty ? "." : $0 }).sorted()
         let libs = config.libraryDirs + dirs.filter { !config.libraryDirs.contains($0) }
         var out: [VerilogUnit] = []
-        for f in files {
+        for (k, f) in files.enumerated() where only?.contains(k) ?? true {
             let r = try VerilogParser.parse(file: f, options: config.preprocessor)
             if let d = r.diagnostics.first {
                 let more = r.diagnostics.prefix(5).map(\.description).joined(separator: "\n")
@@ -188,11 +189,14 @@ public enum VerilogFiles {
 public struct VerilogIngestStage: Stage {
     public let settings: VerilogConfig
     public let files: [String]
+    /// `--shard i/N`: only the files numbered in this shard's range of `files` (in the order expanded).
+    public let shard: ShardSpec?
 
-    public init(config: VerilogConfig) throws {
+    public init(config: VerilogConfig, shard: ShardSpec? = nil) throws {
         guard !config.paths.isEmpty else { throw LoomError("ingest verilog: no input paths") }
         settings = config
         files = try VerilogFiles.expand(config.paths)
+        self.shard = shard
     }
 
     public var name: String { "ingest-verilog" }
@@ -202,13 +206,14 @@ public struct VerilogIngestStage: Stage {
         o.append("include_paths", .array(settings.includePaths.map { .string($0) }))
         o.append("library_dirs", .array(settings.libraryDirs.map { .string($0) }))
         o.append("defines", .array(settings.defines.map { .string($0) }))
-        return .object(o)
+        return withShard(.object(o), shard)
     }
     public var inputs: [StageInput] { files.map { .file($0) } }
 
     public func run(_ ctx: StageContext) throws {
         ctx.progress.begin(totalBytes: nil, unit: "files")
-        let units = try VerilogFiles.units(files: files, config: settings) { try ctx.reject($0) }
+        let only = shard?.range(total: files.count)
+        let units = try VerilogFiles.units(files: files, config: settings, only: only) { try ctx.reject($0) }
         for u in units {
             var meta = JSONObject()
             meta.append("format", "verilog")
@@ -228,8 +233,8 @@ public struct VerilogIngestStage: Stage {
             o.append("meta", .object(meta))
             try ctx.output.write(.object(o))
         }
-        ctx.progress.add(items: files.count)
-        ctx.setCount("files", files.count)
+        ctx.progress.add(items: only?.count ?? files.count)
+        ctx.setCount("files", only?.count ?? files.count)
         ctx.setCount("modules", units.count)
     }
 }

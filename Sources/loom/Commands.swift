@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, ReportCommand.self, MergeManifestsCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -119,6 +119,10 @@ struct IngestPubMed: ParsableCommand {
     @Option(help: "Keep only articles published in or before this year.")
     var until: Int?
 
+    @Option(
+        help: "Only shard i/N: the articles starting in the i-th of N equal slices of the input's uncompressed bytes.")
+    var shard: String?
+
     func run() throws {
         var c = PubMedIngestConfig(paths: paths)
         c.requireAbstract = requireAbstract
@@ -128,7 +132,7 @@ struct IngestPubMed: ParsableCommand {
         c.since = since
         c.until = until
         try runStage(
-            { try PubMedIngestStage(config: c, jobs: jobCount(jobs)) },
+            { try PubMedIngestStage(config: c, jobs: jobCount(jobs), shard: ShardSpec.parse(shard)) },
             options: stage)
     }
 }
@@ -188,6 +192,9 @@ struct IngestPDF: ParsableCommand {
     @Flag(help: "Keep the text layer's line breaks and spacing (no NFKC, no joining of lines).")
     var keepWhitespace = false
 
+    @Option(help: "Only shard i/N of the PDF files, in the order found (N shard outputs in order = one run).")
+    var shard: String?
+
     func run() throws {
         var c = PDFIngestConfig(paths: paths)
         c.ocr = ocr
@@ -199,7 +206,7 @@ struct IngestPDF: ParsableCommand {
         c.joinHyphens = !keepHyphens
         c.normalizeWhitespace = !keepWhitespace
         try runStage(
-            { try PDFIngestStage(config: c, jobs: jobCount(jobs)) },
+            { try PDFIngestStage(config: c, jobs: jobCount(jobs), shard: ShardSpec.parse(shard)) },
             options: stage)
     }
 }
@@ -234,11 +241,14 @@ struct ChunkCommand: ParsableCommand {
     @Option(help: "Tokens of trailing sentences repeated at the start of the next chunk.")
     var overlap = 64
 
+    @Option(help: "Only shard i/N of the input documents (N shard outputs in order = one run; see merge-manifests).")
+    var shard: String?
+
     func run() throws {
         var c = ChunkConfig()
         c.maxTokens = maxTokens
         c.overlap = overlap
-        try runStage({ try ChunkStage(config: c, input: input) }, options: stage)
+        try runStage({ try ChunkStage(config: c, input: input, shard: ShardSpec.parse(shard)) }, options: stage)
     }
 }
 
@@ -278,6 +288,10 @@ struct RunCommand: ParsableCommand {
             let results = try runner.run(pipeline, output: output, options: flags.runOptions)
             if !flags.quiet, let last = results.last {
                 print("\(pipeline.name): \(results.count) steps done; output in \(last.directory)")
+            }
+            // A `report:` step: the page to open.
+            if !flags.quiet, let r = results.last(where: { $0.manifest.stage == "report" }) {
+                print("report: " + FS.join(r.directory, "report.html"))
             }
         } catch let e as LoomError {
             Log.error(e.message)

@@ -18,6 +18,7 @@ struct Dedup: ParsableCommand {
             """,
         subcommands: [
             DedupMinHash.self, DedupExact.self, DedupSignatures.self, DedupClusters.self, DedupApply.self,
+            DedupBandKeys.self, DedupVerifyPairs.self,
         ])
 }
 
@@ -246,20 +247,35 @@ struct DedupApply: ParsableCommand {
         commandName: "apply",
         abstract: "Sharded step 3: write one shard's kept records.",
         discussion: """
+            With --removed instead of --clusters, the removed documents come
+            from a file (numbers inside the shard, one a line), e.g. written by
+            the Spark driver in integrations/spark.
+
             Example:
               loom dedup apply sig/2 --clusters clusters -o kept/2
+              loom dedup apply sig/2 --removed removed/2.txt -o kept/2
             """)
 
     @Argument(help: "The shard's minhash-signatures output directory.")
     var signatures: String
 
     @Option(help: "The minhash-clusters output directory.")
-    var clusters: String
+    var clusters: String?
+
+    @Option(help: "A file of the shard's removed document numbers, one a line (instead of --clusters).")
+    var removed: String?
 
     @OptionGroup var stage: StageOptions
 
     func run() throws {
-        try runStage({ try ApplyStage(signatures: signatures, clusters: clusters) }, options: stage)
+        switch (clusters, removed) {
+        case (let c?, nil):
+            try runStage({ try ApplyStage(signatures: signatures, clusters: c) }, options: stage)
+        case (nil, let r?):
+            try runStage({ try RemovedListApplyStage(signatures: signatures, removed: r) }, options: stage)
+        default:
+            throw ValidationError("give exactly one of --clusters DIR and --removed FILE")
+        }
     }
 }
 

@@ -51,12 +51,17 @@ struct GenerateRC: ParsableCommand {
     @Option(help: "The templates directory (default: LOOM_TEMPLATES, or the project's templates/).")
     var templates: String?
 
+    @Option(help: "Only shard i/N of the input records (N shard outputs in order = one run; see merge-manifests).")
+    var shard: String?
+
     func run() throws {
         var c = RCConfig()
         c.seed = seed
         c.maxPerTask = maxPerTask
         c.textField = textField
-        try runStage({ try RCStage(config: c, input: input, templates: templates) }, options: stage)
+        try runStage(
+            { try RCStage(config: c, input: input, templates: templates, shard: ShardSpec.parse(shard)) },
+            options: stage)
     }
 }
 

@@ -47,11 +47,14 @@ struct IngestVerilog: ParsableCommand {
     @OptionGroup var source: VerilogSourceOptions
     @OptionGroup var stage: StageOptions
 
+    @Option(help: "Only shard i/N of the input files, in the order found (N shard outputs in order = one run).")
+    var shard: String?
+
     func run() throws {
         var c = VerilogConfig()
         c.paths = paths
         source.apply(to: &c)
-        try runStage({ try VerilogIngestStage(config: c) }, options: stage)
+        try runStage({ try VerilogIngestStage(config: c, shard: ShardSpec.parse(shard)) }, options: stage)
     }
 }
 
