@@ -22,10 +22,10 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public var model: String?
     /// "auto" (exact up to approxAbove documents, IVF above), "exact" or "approx".
     public var search = "auto"
-    public var approxAbove = 20000
+    public var approxAbove = 50000
     /// IVF lists (nil: 4 sqrt(n)) and lists probed per document.
     public var lists: Int?
-    public var probes = 24
+    public var probes = 32
 
     public init() {}
 

@@ -13,7 +13,7 @@ public struct IVFConfig: Codable, Equatable, Sendable {
     /// Inverted lists (k-means centroids); nil: 4 sqrt(n), at least 1.
     public var lists: Int?
     /// Lists searched per document.
-    public var probes = 24
+    public var probes = 32
     public var iterations = 10
     /// Training points per list (a seeded sample of the vectors).
     public var samplePerList = 32

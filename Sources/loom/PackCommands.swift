@@ -111,10 +111,10 @@ struct ClusterCommand: ParsableCommand {
     var search = "auto"
 
     @Option(help: "With --search auto, the IVF index is used above this many documents.")
-    var approxAbove = 20000
+    var approxAbove = 50000
 
     @Option(help: "IVF lists searched per document.")
-    var probes = 24
+    var probes = 32
 
     @Option(help: "IVF lists (default: 4 x the square root of the document count).")
     var lists: Int?
