@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "LoomTrain", targets: ["LoomTrain"]),
         .library(name: "LoomMerge", targets: ["LoomMerge"]),
         .library(name: "LoomVerilog", targets: ["LoomVerilog"]),
+        .library(name: "LoomReport", targets: ["LoomReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,7 +50,7 @@ let package = Package(
             name: "loom",
             dependencies: [
                 "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack", "LoomTensor", "LoomTokenizer",
-                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe",
+                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe", "LoomReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
@@ -72,6 +73,8 @@ let package = Package(
             dependencies: [
                 "LoomCore", .product(name: "Mustache", package: "swift-mustache"), .product(name: "Yams", package: "Yams"),
             ]),
+        // `loom report`: the HTML page about a run, read from the stage directories alone.
+        .target(name: "LoomReport", dependencies: ["LoomCore"]),
         .executableTarget(
             name: "loom-bench",
             dependencies: [
@@ -90,6 +93,7 @@ let package = Package(
         .testTarget(name: "LoomMergeTests", dependencies: ["LoomMerge", "LoomTensor", "LoomCore"]),
         .testTarget(name: "LoomVerilogTests", dependencies: ["LoomVerilog", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
+        .testTarget(name: "LoomReportTests", dependencies: ["LoomReport", "LoomCore"]),
         .testTarget(
             name: "LoomServeTests", dependencies: ["LoomServe", "LoomTrain", "LoomGenerate", "LoomTensor", "LoomCore"]),
     ]

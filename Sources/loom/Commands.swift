@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, MergeManifestsCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, ReportCommand.self, MergeManifestsCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -288,6 +288,10 @@ struct RunCommand: ParsableCommand {
             let results = try runner.run(pipeline, output: output, options: flags.runOptions)
             if !flags.quiet, let last = results.last {
                 print("\(pipeline.name): \(results.count) steps done; output in \(last.directory)")
+            }
+            // A `report:` step: the page to open.
+            if !flags.quiet, let r = results.last(where: { $0.manifest.stage == "report" }) {
+                print("report: " + FS.join(r.directory, "report.html"))
             }
         } catch let e as LoomError {
             Log.error(e.message)

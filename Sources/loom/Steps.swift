@@ -127,6 +127,7 @@ enum Steps {
                 }
             },
             "merge": { ctx in try Steps.merge(ctx) },
+            "report": ReportSteps.step,
             "train": Steps.train,
             "combine": { ctx in
                 let o = ctx.step.options.objectValue ?? JSONObject()
