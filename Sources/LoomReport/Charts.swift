@@ -45,8 +45,8 @@ enum Chart {
 
     /// A line chart of one or more series over a shared x axis.
     static func line(
-        _ series: [Series], title: String, xLabel: String, yLabel: String, width: Int = 760, height: Int = 300,
-        yFromZero: Bool = false
+        _ series: [Series], title: String, xLabel: String, yLabel: String, width: Int = 1080, height: Int = 300,
+        yFromZero: Bool = false, integerX: Bool = true
     ) -> String {
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         guard !all.isEmpty else { return HTML.absent("\(title): no points to draw.") }
@@ -65,7 +65,7 @@ enum Chart {
             s += "<line class=\"grid\" x1=\"\(f(ml))\" x2=\"\(f(w - mr))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\"/>"
             s += "<text class=\"tick\" x=\"\(f(ml - 6))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\">\(Num.short(t))</text>"
         }
-        for t in ticks(x0, x1, count: 8) {
+        for t in ticks(x0, x1, count: 8) where !integerX || t == t.rounded() {
             s += "<line class=\"axis\" x1=\"\(f(px(t)))\" x2=\"\(f(px(t)))\" y1=\"\(f(h - mb))\" y2=\"\(f(h - mb + 4))\"/>"
             s += "<text class=\"tick\" x=\"\(f(px(t)))\" y=\"\(f(h - mb + 16))\" text-anchor=\"middle\">\(Num.short(t))</text>"
         }
@@ -129,7 +129,8 @@ enum Chart {
         let mag = pow(10, floor(log10(raw)))
         let step = max(1, [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag)
         let lo = (min(0, lo0) / step).rounded(.down) * step
-        let n = max(1, Int(((hi0 - lo) / step).rounded(.down)) + 1)
+        // The largest value closes the last bin (a similarity of exactly 100% is in 90–100, not in a bin of its own).
+        let n = max(1, Int(((hi0 - lo) / step).rounded(.up)))
         var counts = [Int](repeating: 0, count: n)
         for v in values { counts[min(n - 1, max(0, Int((v - lo) / step)))] += 1 }
         let (ml, mr, mt, mb) = (52.0, 12.0, 30.0, 42.0)

@@ -89,7 +89,7 @@ enum Num {
         if a >= 10 { return trim(fixed(x, 1)) }
         if a >= 1 { return trim(fixed(x, 2)) }
         if a >= 0.001 { return trim(fixed(x, 4)) }
-        return String(format: "%.2e", x)
+        return String(format: "%.3g", x)
     }
 
     static func trim(_ s: String) -> String {

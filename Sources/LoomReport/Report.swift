@@ -181,7 +181,7 @@ struct Builder {
             else if let p = s.count("pages"), s.stage.hasPrefix("ingest") { inText += " (\(Num.int(p)) pages)" }
             var through: [String] = []
             if m.seconds > 0 {
-                if let t = s.value("tokens_per_s") {
+                if let t = s.value("tokens_per_s") ?? s.count("tokens_seen").map({ Double($0) / m.seconds }) {
                     through.append(Num.short(t) + " tokens/s")
                 } else if m.records > 0 {
                     through.append(Num.short(Double(m.records) / m.seconds) + " records/s")
@@ -305,9 +305,10 @@ struct Builder {
         }
         var s = HTML.p("Declared languages come from the records (meta.language of mined samples, PubMed's languages, the OCR languages of scanned pages; Verilog sources count as verilog). The script column is measured here: the script most letters of each record are written in.")
         s += HTML.table(["stage", "declared language (records)", "dominant script (records)"], rows)
-        if !total.isEmpty {
+        let declared = total.sorted.filter { $0.key != "(not declared)" }
+        if !declared.isEmpty {
             s += Chart.bars(
-                total.sorted.map { ($0.key, Double($0.count), Num.int($0.count)) },
+                declared.map { ($0.key, Double($0.count), Num.int($0.count)) },
                 title: "Declared languages of the ingested documents and generated records", color: Chart.color(5))
         }
         return s
@@ -494,7 +495,8 @@ struct Builder {
                 Num.int(st.count("train_rows") ?? 0) + " / " + Num.int(st.count("eval_rows") ?? 0),
                 Num.int(st.count("tokens_seen") ?? 0), st.value("final_loss").map { Num.fixed($0, 4) } ?? "–",
                 st.value("eval_loss").map { Num.fixed($0, 4) } ?? "–", st.value("eval_perplexity").map { Num.fixed($0, 2) } ?? "–",
-                st.value("tokens_per_s").map { Num.short($0) } ?? "–", Num.seconds(st.manifest.seconds),
+                (st.value("tokens_per_s") ?? st.count("tokens_seen").map { Double($0) / max(st.manifest.seconds, 1e-9) })
+                    .map { Num.short($0) } ?? "–", Num.seconds(st.manifest.seconds),
             ])
         }
         var s = HTML.table(
@@ -624,7 +626,7 @@ struct Builder {
             summary.append([
                 "\(n + 1)", HTML.code(HTML.clip(start.record["id"]?.stringValue ?? "\(start.file):\(start.line)", 70)),
                 dirLabel(st.stage), HTML.esc(Records.tasks(start.record).joined(separator: ", ")), "\(hops.count - 1)",
-                missing == nil ? "\(dirLabel(end.stage)) \(HTML.code(end.located.record["source"]?.stringValue ?? end.located.record["id"]?.stringValue ?? "?"))"
+                missing == nil ? "\(dirLabel(end.stage)) " + sourceFacts(hops).joined(separator: " · ")
                     : "<span class=\"bad\">not found</span>",
             ])
             s += "<div class=\"prov\"><h3>Record \(n + 1): <code>\(HTML.esc(HTML.clip(start.record["id"]?.stringValue ?? "\(start.file):\(start.line)", 100)))</code></h3>\n"
@@ -653,7 +655,7 @@ struct Builder {
                 }
                 s += "<li><div class=\"hop\">\(head)</div>"
                 if !detail.isEmpty { s += "<div class=\"dim small\">\(detail)</div>" }
-                s += "<pre>\(HTML.esc(HTML.clip(Records.text(r), 500)))</pre></li>"
+                s += "<pre>\(HTML.esc(HTML.clip(Records.display(r), 700)))</pre></li>"
             }
             s += "</ol>"
             if let missing { s += HTML.absent(missing) }
@@ -692,7 +694,13 @@ struct Builder {
 
     /// The source at the end of a chain: file, PubMed id and title, PDF page, Verilog module and line.
     func sourceSummary(_ hops: [Hop]) -> String {
-        guard let doc = hops.last?.located.record, Records.parents(doc).isEmpty else { return "" }
+        let facts = sourceFacts(hops)
+        guard !facts.isEmpty else { return "" }
+        return "<p class=\"src\"><b>Source:</b> " + facts.joined(separator: " · ") + "</p>\n"
+    }
+
+    func sourceFacts(_ hops: [Hop]) -> [String] {
+        guard let doc = hops.last?.located.record, Records.parents(doc).isEmpty else { return [] }
         let meta = doc["meta"]
         var parts: [String] = []
         let source = doc["source"]?.stringValue ?? meta?["path"]?.stringValue ?? "?"
@@ -722,7 +730,7 @@ struct Builder {
         if let m = meta?["module"]?.stringValue {
             parts.append("module " + HTML.code(m) + (meta?["line"]?.intValue.map { " at line \($0)" } ?? ""))
         }
-        return "<p class=\"src\"><b>Source:</b> " + parts.joined(separator: " · ") + "</p>\n"
+        return parts
     }
 
     static let css = """

@@ -226,11 +226,37 @@ enum Records {
     /// Verilog sources count as "verilog".
     static func declaredLanguages(_ r: JSONValue) -> [String] {
         let meta = r["meta"]
-        if let l = meta?["language"]?.stringValue { return [l] }
-        if let ls = meta?["languages"]?.arrayValue?.compactMap(\.stringValue), !ls.isEmpty { return ls }
+        if let l = meta?["language"]?.stringValue { return [code(l)] }
+        if let ls = meta?["languages"]?.arrayValue?.compactMap(\.stringValue), !ls.isEmpty { return ls.map(code) }
         if meta?["format"]?.stringValue == "verilog" || generator(r).hasPrefix("verilog") { return ["verilog"] }
-        if let l = meta?["ocr"]?["languages"]?.stringValue { return [l] }
+        if let l = meta?["ocr"]?["languages"]?.stringValue, meta?["ocr"]?["pages"]?.arrayValue?.isEmpty == false {
+            return l.split(separator: "+").map { code(String($0)) }
+        }
         return []
+    }
+
+    /// ISO 639-2 codes as PubMed and Tesseract write them, shown as the ISO 639-1 codes the miners write.
+    static func code(_ l: String) -> String {
+        let map = ["eng": "en", "kor": "ko", "fre": "fr", "fra": "fr", "ger": "de", "deu": "de", "spa": "es", "ita": "it",
+                   "jpn": "ja", "chi": "zh", "zho": "zh", "rus": "ru", "por": "pt"]
+        return map[l.lowercased()] ?? l
+    }
+
+    /// A record as a person reads it: a document's text, a conversation's turns with their roles, a preference
+    /// pair's prompt, chosen and rejected answers.
+    static func display(_ r: JSONValue) -> String {
+        func roles(_ m: [JSONValue]) -> String {
+            m.map { "[\($0["role"]?.stringValue ?? "?")] \($0["content"]?.stringValue ?? "")" }.joined(separator: "\n")
+        }
+        if r["text"]?.stringValue == nil, let m = r["messages"]?.arrayValue { return roles(m) }
+        if r["chosen"] != nil {
+            return ["prompt", "chosen", "rejected"].compactMap { k -> String? in
+                guard let v = r[k] else { return nil }
+                let body = v.stringValue ?? v.arrayValue.map(roles) ?? ""
+                return "── \(k) ──\n" + body
+            }.joined(separator: "\n")
+        }
+        return text(r)
     }
 
     /// The script most of a text's letters are written in.
