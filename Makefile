@@ -37,13 +37,12 @@ demo: build
 	@rm -rf out/demo
 	$(SWIFT) run --skip-build loom run examples/pipeline.yaml -o out/demo
 	@echo
-	@echo "Demo output: $(CURDIR)/out/demo"
-	@echo "  documents: out/demo/01-ingest/part-00000.jsonl   chunks: out/demo/02-chunk/part-00000.jsonl"
-	@echo "  deduplicated chunks: out/demo/03-dedup/part-00000.jsonl (removals: out/demo/03-dedup/duplicates.jsonl)"
-	@echo "  reading-comprehension samples: out/demo/04-generate/part-00000.jsonl   packed: out/demo/05-pack/"
-	@echo "  models (Hugging Face layout, loss.svg beside): CPT out/demo/06-train/   SFT out/demo/07-train/"
-	@echo "  preference pairs (rules-only distractors): out/demo/08-generate/   DPO model: out/demo/09-train/"
-	@echo "  manifests: out/demo/*/manifest.json               rejects: out/demo/*/rejects.jsonl"
+	@echo "Demo output: $(CURDIR)/out/demo (one directory a step; see examples/pipeline.yaml)"
+	@echo "  documents: out/demo/01-ingest (PDF, one page by OCR), 02-ingest (PubMed), 08-ingest (Verilog modules)"
+	@echo "  datasets: 05-dedup chunks, 06-generate RC conversations, 07-generate preference pairs, 09-verilog pairs, 13-pack windows"
+	@echo "  models (Hugging Face layout, loss.svg beside): 14-train CPT, 16-train SFT, 18-train DPO, 19-merge/model merged"
+	@echo "  sample generations: out/demo/20-sample/part-00000.jsonl"
+	@echo "Report: $(CURDIR)/out/demo/21-report/report.html"
 
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
 test: setup

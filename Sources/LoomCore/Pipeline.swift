@@ -95,15 +95,19 @@ public struct StepContext: Sendable {
     /// of that name (`@generate`, `@train`), `@N` step N (1-based); anything else is a path relative to the file.
     public func resolveStep(_ p: String) throws -> String {
         guard p.hasPrefix("@") else { return resolve(p) }
+        // Absolute, so a path resolved once stays the same when a step resolves it again.
+        func absolute(_ d: String) -> String {
+            (FS.join(FileManager.default.currentDirectoryPath, d) as NSString).standardizingPath
+        }
         let ref = String(p.dropFirst())
         if let n = Int(ref) {
             guard n >= 1, n <= index else { throw LoomError("\(location): '\(p)' does not name an earlier step (1...\(index))") }
-            return pipeline.stepDirectory(n - 1, output: output)
+            return absolute(pipeline.stepDirectory(n - 1, output: output))
         }
         guard let i = (0..<index).last(where: { pipeline.steps[$0].name == ref }) else {
             throw LoomError("\(location): '\(p)': no earlier step is named '\(ref)'")
         }
-        return pipeline.stepDirectory(i, output: output)
+        return absolute(pipeline.stepDirectory(i, output: output))
     }
 }
 

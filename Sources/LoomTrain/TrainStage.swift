@@ -255,8 +255,16 @@ public struct TrainStage: Stage {
         let builder = DatasetBuilder(codec: codec, objective: objective, length: settings.seqLen)
         var records: [(record: JSONValue, window: Bool)] = []
         var pairs: [PreferencePair] = []
+        // A preference pair in an SFT input, or a conversation in a DPO/ORPO input, is a valid record for the other
+        // objective (a Verilog step writes both kinds): counted and skipped, not rejected.
+        var otherKind = 0
         try StageReader(directory: input).forEachRecord(
             { r, path, line in
+                let isPair = r["chosen"] != nil && r["rejected"] != nil
+                if objective == .sft && isPair && r["messages"] == nil || objective.isPreference && !isPair && r["messages"] != nil {
+                    otherKind += 1
+                    return
+                }
                 if objective.isPreference {
                     switch builder.preferencePair(of: r) {
                     case .failure(let e):
@@ -324,6 +332,10 @@ public struct TrainStage: Stage {
         ctx.setCount("eval_rows", eval.count)
         ctx.setCount("steps", trainer.step)
         ctx.setCount("parameters", params)
+        if otherKind > 0 {
+            ctx.setCount("other_objective_records", otherKind)
+            Log.info("train: \(otherKind) records are for another objective (\(objective.isPreference ? "conversations" : "preference pairs")) and were skipped")
+        }
         ctx.setCount("trainable_parameters", trainer.trainable.count)
         ctx.setCount("tokens_seen", trainer.history.reduce(0) { $0 + $1.tokens })
         if let last = trainer.history.last { ctx.setValue("final_loss", .double(last.loss)) }

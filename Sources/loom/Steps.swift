@@ -6,6 +6,7 @@ import LoomDedup
 import LoomGenerate
 import LoomIngest
 import LoomPack
+import LoomTrain
 import LoomTokenizer
 
 enum Steps {
@@ -129,6 +130,13 @@ enum Steps {
             "merge": { ctx in try Steps.merge(ctx) },
             "report": ReportSteps.step,
             "train": Steps.train,
+            "sample": { ctx in
+                var c = try ctx.step.options.decode(SampleConfig.self, allowedKeys: SampleConfig.keys + ["jobs"], context: ctx.location)
+                c.model = try ctx.resolveStep(c.model)
+                do { return try SampleStage(config: c, threads: ctx.step.options["jobs"]?.intValue ?? jobs) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
+            },
             "combine": { ctx in
                 let o = ctx.step.options.objectValue ?? JSONObject()
                 for k in o.keys where k != "inputs" {
