@@ -8,6 +8,8 @@ SWIFT ?= swift
 # and tesseract-ocr give pdftotext and the tesseract command, the peers the PDF tests and benchmarks compare with.
 APT_PACKAGES := pkg-config libxml2-dev zlib1g-dev libsqlite3-dev libopenblas-dev libpoppler-glib-dev libcairo2-dev libtesseract-dev libleptonica-dev \
 	tesseract-ocr-eng tesseract-ocr-kor libcurl4-openssl-dev poppler-utils tesseract-ocr yosys iverilog
+# Headless Chromium renders the HTML report in LoomReportTests (which skip without it); only `make test` installs it.
+test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
