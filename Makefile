@@ -45,6 +45,7 @@ demo: build
 	@echo "  reading-comprehension samples: out/demo/04-generate/part-00000.jsonl   packed: out/demo/05-pack/"
 	@echo "  models (Hugging Face layout, loss.svg beside): CPT out/demo/06-train/   SFT out/demo/07-train/"
 	@echo "  preference pairs (rules-only distractors): out/demo/08-generate/   DPO model: out/demo/09-train/"
+	@echo "  Verilog modules: out/demo/10-ingest/   descriptions, repairs, completions: out/demo/11-verilog/"
 	@echo "  manifests: out/demo/*/manifest.json               rejects: out/demo/*/rejects.jsonl"
 
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
@@ -71,6 +72,8 @@ bench: release
 	.build/release/loom-bench pack $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz
 	.build/release/loom-bench minilm $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --sentences 2000 --runs 3
 	.build/release/loom-bench neighbours $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --vectors 100000 --embedder minilm
+	@python3 -c "import pyverilog, pyslang" 2>/dev/null || pip install --quiet pyverilog==1.3.0 pyslang
+	.build/release/loom-bench verilog $(LOOM_SHARED)/corpora/verilog/dev --runs 7
 
 # The example PDFs are committed; this writes them again from examples/pdf/make-pdfs.c (cairo) after an edit.
 examples-pdf: setup
