@@ -354,6 +354,27 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(eerr.contains("no stage directories"), eerr)
     }
 
+    func testMergeCommandOutputIsSummarised() throws {
+        let (dir, _) = try report()
+        let run = dir + "/merge-run"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        try FileManager.default.copyItem(atPath: dir + "/out/09-train", toPath: run + "/01-train")
+        try FS.writeAtomically(
+            "merge_method: task_arithmetic\nbase_model: \(dir)/out/09-train\nmodels:\n  - model: \(dir)/out/10-train\n    parameters: {weight: 1.0}\n  - model: \(dir)/out/12-train\n    parameters: {weight: 0.5}\n",
+            to: run + "/chat-vector.yml")
+        let (ms, _, merr) = try Self.loom(["merge", "chat-vector.yml", "-o", "domain-chat", "-q"], in: run)
+        XCTAssertEqual(ms, 0, merr)
+        let (rs, _, rerr) = try Self.loom(["report", "."], in: run)
+        XCTAssertEqual(rs, 0, rerr)
+        let merge = section(try FS.readText(run + "/report.html"), "merge")!
+        XCTAssertTrue(merge.contains("<b>domain-chat</b> <span class=\"dim\">loom merge</span>: task_arithmetic"), merge)
+        XCTAssertTrue(merge.contains("weight 0.5"), merge)
+        XCTAssertTrue(merge.contains("<i>base model</i>"), merge)
+        XCTAssertTrue(merge.contains("model.safetensors"), merge)
+        XCTAssertFalse(merge.contains("class=\"absent\""), merge)
+    }
+
     // MARK: Headless browser
 
     static var chromium: String? {
