@@ -8,6 +8,8 @@ SWIFT ?= swift
 # and tesseract-ocr give pdftotext and the tesseract command, the peers the PDF tests and benchmarks compare with.
 APT_PACKAGES := pkg-config libxml2-dev zlib1g-dev libsqlite3-dev libopenblas-dev libpoppler-glib-dev libcairo2-dev libtesseract-dev libleptonica-dev \
 	tesseract-ocr-eng tesseract-ocr-kor libcurl4-openssl-dev poppler-utils tesseract-ocr yosys iverilog
+# Headless Chromium renders the HTML report in LoomReportTests (which skip without it); only `make test` installs it.
+test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
@@ -42,6 +44,7 @@ demo: build
 	@echo "  datasets: 05-dedup chunks, 06-generate RC conversations, 07-generate preference pairs, 09-verilog pairs, 13-pack windows"
 	@echo "  models (Hugging Face layout, loss.svg beside): 14-train CPT, 16-train SFT, 18-train DPO, 19-merge/model merged"
 	@echo "  sample generations: out/demo/20-sample/part-00000.jsonl"
+	@echo "  manifests: out/demo/*/manifest.json   rejects: out/demo/*/rejects.jsonl"
 	@echo "Report: $(CURDIR)/out/demo/21-report/report.html"
 
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
@@ -68,6 +71,8 @@ bench: release
 	.build/release/loom-bench pack $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz
 	.build/release/loom-bench minilm $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --sentences 2000 --runs 3
 	.build/release/loom-bench neighbours $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --vectors 100000 --embedder minilm
+	@python3 -c "import pyverilog, pyslang" 2>/dev/null || pip install --quiet pyverilog==1.3.0 pyslang
+	.build/release/loom-bench verilog $(LOOM_SHARED)/corpora/verilog/dev --runs 7
 
 # The example PDFs are committed; this writes them again from examples/pdf/make-pdfs.c (cairo) after an edit.
 examples-pdf: setup

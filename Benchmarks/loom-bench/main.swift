@@ -31,6 +31,9 @@
 //                                                  documents (and N/4), to extrapolate to 10 million
 //   loom-bench merge [--gigabytes G] [--runs N]    peak memory and time of 'loom merge' (every method) on two
 //                                                  synthetic G GB Llama checkpoints, and of mergekit-yaml if present
+//   loom-bench sample [--runs N] [--threads T] [--hidden ... as train] [--new N] [--prompt N]
+//                                                  greedy generation tokens/s (KV cache) vs transformers' generate
+//                                                  on the same random checkpoint; the generated ids compared
 //
 // Timings are wall-clock seconds of whole processes (the `loom` binary beside this one, `python3` for the peer),
 // best and median of N interleaved runs; peak memory is the child's maxrss from wait4 (this process stays small,
@@ -313,6 +316,7 @@ case ("tokenizer", _) where args.count >= 2:
 case ("train", 1): train(trainShape, runs: runs)
 case ("train-child", 1): trainChild(trainShape)
 case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
+case ("sample", 1): sampleBench()
 default:
     print(
         """

@@ -22,12 +22,16 @@ enum Chart {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
         let raw = (hi - lo) / Double(max(1, count))
         let mag = pow(10, floor(log10(raw)))
-        let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
-        var t = (lo / step).rounded(.up) * step
+        let units = [1.0, 2, 2.5, 5, 10].first { $0 * mag >= raw } ?? 10
+        let step = units * mag
+        // Each tick as k × units ÷ 10^n (not by repeated addition), so 0.6 prints as 0.6.
+        let inv = mag < 1 ? (1 / mag).rounded() : 1
+        let value = { (k: Double) in mag < 1 ? k * units / inv : k * units * mag }
+        var k = (lo / step).rounded(.up)
         var out: [Double] = []
-        while t <= hi + step * 1e-9 {
-            out.append(abs(t) < step * 1e-9 ? 0 : t)
-            t += step
+        while value(k) <= hi + step * 1e-9 {
+            out.append(k == 0 ? 0 : value(k))
+            k += 1
         }
         return out
     }

@@ -539,48 +539,63 @@ struct Builder {
 
     func mergeSection() -> String {
         let stages = data.stages.filter(\.isMerge)
-        guard !stages.isEmpty else { return HTML.absent("No merge step in this run: no models were merged.") }
+        guard !stages.isEmpty || !data.mergedModels.isEmpty else {
+            return HTML.absent("No merge step in this run: no models were merged.")
+        }
         var s = ""
         for st in stages {
             let cfg = st.manifest.config["merge"] ?? st.manifest.config
             let method = cfg["merge_method"]?.stringValue ?? st.manifest.counts["method"]?.display ?? "?"
             s += "<h3>\(dirLabel(st)): \(HTML.esc(method))</h3>\n"
-            var rows: [[String]] = []
-            for m in cfg["models"]?.arrayValue ?? [] {
-                let name = m["model"]?.stringValue ?? m.stringValue ?? "?"
-                let params = (m["parameters"]?.objectValue?.pairs ?? []).map { "\(HTML.esc($0.key)) \(HTML.esc($0.value.display))" }
-                    .joined(separator: ", ")
-                rows.append([HTML.code(name), HTML.esc(modelLabel(name)), params.isEmpty ? "–" : params])
+            s += mergeBlock(cfg: cfg, written: "\(Num.int(st.count("tensors") ?? 0)) tensors, \(Num.int(st.count("parameters") ?? 0)) parameters, \(Num.bytes(st.count("bytes") ?? 0)) written in \(Num.seconds(st.manifest.seconds))", notes: st.manifest.counts["notes"]?.arrayValue ?? [], dir: st.file("model"), name: st.name + "/model")
+        }
+        // Written by `loom merge -o OUT/NAME` beside the steps: the config it recorded (mergekit_config.yml holds JSON).
+        for dir in data.mergedModels {
+            let name = (dir as NSString).lastPathComponent
+            let cfg = (try? JSONValue.parse(FS.readText(FS.join(dir, "mergekit_config.yml")))) ?? .null
+            s += "<h3><b>\(HTML.esc(name))</b> <span class=\"dim\">loom merge</span>: \(HTML.esc(cfg["merge_method"]?.stringValue ?? "?"))</h3>\n"
+            let bytes = FS.list(dir).filter { $0.hasSuffix(".safetensors") }.reduce(0) { $0 + (FS.size(FS.join(dir, $1)) ?? 0) }
+            s += mergeBlock(cfg: cfg, written: "\(Num.bytes(bytes)) of weights", notes: [], dir: dir, name: name)
+        }
+        return s
+    }
+
+    func mergeBlock(cfg: JSONValue, written: String, notes: [JSONValue], dir: String, name: String) -> String {
+        var s = ""
+        var rows: [[String]] = []
+        for m in cfg["models"]?.arrayValue ?? [] {
+            let model = m["model"]?.stringValue ?? m.stringValue ?? "?"
+            let params = (m["parameters"]?.objectValue?.pairs ?? []).map { "\(HTML.esc($0.key)) \(HTML.esc($0.value.display))" }
+                .joined(separator: ", ")
+            rows.append([HTML.code(model), HTML.esc(modelLabel(model)), params.isEmpty ? "–" : params])
+        }
+        if let b = cfg["base_model"]?.stringValue {
+            rows.append([HTML.code(b), HTML.esc(modelLabel(b)), "<i>base model</i>"])
+        }
+        s += HTML.table(["model", "made by", "parameters"], rows)
+        var facts: [String] = []
+        if let p = cfg["parameters"]?.objectValue, p.count > 0 {
+            facts.append("method parameters: " + p.pairs.map { "\(HTML.esc($0.key)) \(HTML.esc($0.value.display))" }.joined(separator: ", "))
+        }
+        if let d = cfg["out_dtype"]?.stringValue ?? cfg["dtype"]?.stringValue { facts.append("dtype \(HTML.esc(d))") }
+        facts.append(written)
+        s += HTML.p(facts.joined(separator: "; ") + ".")
+        for n in notes { s += HTML.p("Note: " + HTML.esc(n.display), cls: "dim") }
+        var files: [[String]] = []
+        for f in FS.list(dir).sorted() where !f.hasPrefix(".") {
+            files.append([HTML.code(f), Num.bytes(FS.size(FS.join(dir, f)) ?? 0)])
+        }
+        if files.isEmpty {
+            s += HTML.absent("The merged model directory \(name) is missing.")
+        } else {
+            var arch = ""
+            if let text = try? FS.readText(FS.join(dir, "config.json")), let c = try? JSONValue.parse(text) {
+                let keys = ["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "torch_dtype"]
+                arch = keys.compactMap { k in c[k].map { "\(k) \(HTML.esc($0.display))" } }.joined(separator: ", ")
             }
-            if let b = cfg["base_model"]?.stringValue {
-                rows.append([HTML.code(b), HTML.esc(modelLabel(b)), "<i>base model</i>"])
-            }
-            s += HTML.table(["model", "made by", "parameters"], rows)
-            var facts: [String] = []
-            if let p = cfg["parameters"]?.objectValue, p.count > 0 {
-                facts.append("method parameters: " + p.pairs.map { "\(HTML.esc($0.key)) \(HTML.esc($0.value.display))" }.joined(separator: ", "))
-            }
-            if let d = cfg["out_dtype"]?.stringValue ?? cfg["dtype"]?.stringValue { facts.append("dtype \(HTML.esc(d))") }
-            facts.append("\(Num.int(st.count("tensors") ?? 0)) tensors, \(Num.int(st.count("parameters") ?? 0)) parameters, \(Num.bytes(st.count("bytes") ?? 0)) written in \(Num.seconds(st.manifest.seconds))")
-            s += HTML.p(facts.joined(separator: "; ") + ".")
-            for n in st.manifest.counts["notes"]?.arrayValue ?? [] { s += HTML.p("Note: " + HTML.esc(n.display), cls: "dim") }
-            let dir = st.file("model")
-            var files: [[String]] = []
-            for f in FS.list(dir).sorted() where !f.hasPrefix(".") {
-                files.append([HTML.code(f), Num.bytes(FS.size(FS.join(dir, f)) ?? 0)])
-            }
-            if files.isEmpty {
-                s += HTML.absent("The merged model directory \(st.name)/model is missing.")
-            } else {
-                var arch = ""
-                if let text = try? FS.readText(FS.join(dir, "config.json")), let c = try? JSONValue.parse(text) {
-                    let keys = ["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "torch_dtype"]
-                    arch = keys.compactMap { k in c[k].map { "\(k) \(HTML.esc($0.display))" } }.joined(separator: ", ")
-                }
-                s += "<div class=\"grid2\"><div>" + HTML.table(["file in \(HTML.esc(st.name))/model", "size"], files, numeric: [1])
-                    + "</div><div>" + HTML.p(arch.isEmpty ? "No config.json in the merged model." : "Architecture (config.json): " + arch + ".")
-                    + "</div></div>\n"
-            }
+            s += "<div class=\"grid2\"><div>" + HTML.table(["file in \(HTML.esc(name))", "size"], files, numeric: [1])
+                + "</div><div>" + HTML.p(arch.isEmpty ? "No config.json in the merged model." : "Architecture (config.json): " + arch + ".")
+                + "</div></div>\n"
         }
         return s
     }

@@ -22,6 +22,8 @@ struct StageDir {
 struct RunData {
     let root: String
     let stages: [StageDir]
+    /// Model directories `loom merge` wrote into the output folder (they have mergekit_config.yml, no manifest).
+    var mergedModels: [String] = []
 
     /// The stage directories of `root` that have a manifest, in name order (the pipeline's step order), without
     /// earlier reports.
@@ -34,7 +36,13 @@ struct RunData {
             let p = FS.join(root, name)
             if FS.isDirectory(p), FS.exists(FS.join(p, Manifest.fileName)) { dirs.append(p) }
         }
-        let data = try load(directories: dirs, root: root)
+        var data = try load(directories: dirs, root: root)
+        for name in FS.list(root).sorted() where !name.hasPrefix(".") {
+            let p = FS.join(root, name)
+            if FS.isDirectory(p), !FS.exists(FS.join(p, Manifest.fileName)), FS.exists(FS.join(p, "mergekit_config.yml")) {
+                data.mergedModels.append(p)
+            }
+        }
         if data.stages.isEmpty {
             throw LoomError(
                 "\(root): no stage directories (NN-step/ with a manifest.json) found: point 'loom report' at the output directory of 'loom run'")
@@ -165,7 +173,7 @@ enum Records {
         if let t = r["text"]?.stringValue { return t }
         if let m = r["messages"]?.arrayValue { return turns(m) }
         if r["prompt"] != nil || r["chosen"] != nil {
-            return ["prompt", "chosen", "rejected"].compactMap { k -> String? in
+            return ["prompt", "chosen", "rejected", "completion"].compactMap { k -> String? in
                 guard let v = r[k] else { return nil }
                 if let s = v.stringValue { return s }
                 return v.arrayValue.map(turns)

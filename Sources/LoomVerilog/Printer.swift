@@ -478,6 +478,7 @@ public struct Printer {
             w("end")
             nl()
         } else {
+            if out.hasSuffix(" ") { out.removeLast() }
             nl()
             indent += 1
             for it in b.items { item(it) }

@@ -149,7 +149,29 @@ final class ReportTests: XCTestCase {
                   parameters: { weight: 0.5 }
                 - model: out/12-train
                   parameters: { weight: 0.5 }
+          - ingest: { kind: verilog, paths: [counter.v] }
+          - verilog: { tasks: [describe, complete], seed: 1 }
           - report: { seed: 1, samples: 3 }
+
+        """
+
+    static let verilog = """
+        // An up/down counter with a synchronous load.
+        module counter #(parameter WIDTH = 8) (
+          input wire clk,
+          input wire rst_n,
+          input wire load,
+          input wire up,
+          input wire [WIDTH-1:0] d,
+          output reg [WIDTH-1:0] q
+        );
+          always @(posedge clk or negedge rst_n) begin
+            if (!rst_n) q <= {WIDTH{1'b0}};
+            else if (load) q <= d;
+            else if (up) q <= q + 1'b1;
+            else q <= q - 1'b1;
+          end
+        endmodule
 
         """
 
@@ -179,6 +201,7 @@ final class ReportTests: XCTestCase {
             try Self.pdf(pages: Self.manualPages).write(to: URL(fileURLWithPath: dir + "/manual.pdf"))
             try FS.writeAtomically(Self.pubmed(), to: dir + "/articles.xml")
             try FS.writeAtomically(Self.pipeline, to: dir + "/pipeline.yaml")
+            try FS.writeAtomically(Self.verilog, to: dir + "/counter.v")
             let (status, out, err) = try Self.loom(["run", "pipeline.yaml"], in: dir)
             let r = (dir, status, out + err)
             Self.run = r
@@ -189,7 +212,7 @@ final class ReportTests: XCTestCase {
     func report() throws -> (dir: String, html: String) {
         let r = try pipelineRun()
         XCTAssertEqual(r.status, 0, r.log)
-        let path = r.dir + "/out/14-report/report.html"
+        let path = r.dir + "/out/16-report/report.html"
         return (r.dir, try FS.readText(path))
     }
 
@@ -205,7 +228,7 @@ final class ReportTests: XCTestCase {
     func testPipelineStepWritesAReportWithEverySectionFilled() throws {
         let (dir, html) = try report()
         let r = try pipelineRun()
-        XCTAssertTrue(r.log.contains("report: out/14-report/report.html"), r.log)
+        XCTAssertTrue(r.log.contains("report: out/16-report/report.html"), r.log)
         for (id, title) in Report.sections {
             guard let s = section(html, id) else {
                 XCTFail("section \(id) missing")
@@ -219,7 +242,7 @@ final class ReportTests: XCTestCase {
         for d in ["01-ingest", "02-chunk", "03-generate", "06-dedup", "08-pack", "09-train", "13-merge"] {
             XCTAssertTrue(section(html, "stages")!.contains("<b>\(d)</b>"), d)
         }
-        XCTAssertFalse(html.contains("<b>14-report</b>"))
+        XCTAssertFalse(html.contains("<b>16-report</b>"))
         // Rejects: the ingester's broken PMID and the packer's overlong samples, grouped, with file:line.
         let rejects = section(html, "rejects")!
         XCTAssertTrue(rejects.contains("PMID is not a number"), rejects)
@@ -228,7 +251,10 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(rejects.contains("part-00000.jsonl:"), rejects)
         // Task mix: reading-comprehension task types and preference pairs.
         let tasks = section(html, "tasks")!
-        for t in ["completion", "keywords", "reading-comprehension", "preference"] { XCTAssertTrue(tasks.contains(t), t) }
+        for t in ["completion", "keywords", "reading-comprehension", "preference", "verilog-describe", "complete_module"] {
+            XCTAssertTrue(tasks.contains(t), t)
+        }
+        XCTAssertTrue(section(html, "languages")!.contains("verilog"))
         XCTAssertTrue(section(html, "languages")!.contains("Latin"))
         XCTAssertTrue(section(html, "languages")!.contains("en "))
         // Dedup: the near-duplicate article's chunks side by side with the kept ones.
@@ -328,6 +354,27 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(eerr.contains("no stage directories"), eerr)
     }
 
+    func testMergeCommandOutputIsSummarised() throws {
+        let (dir, _) = try report()
+        let run = dir + "/merge-run"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        try FileManager.default.copyItem(atPath: dir + "/out/09-train", toPath: run + "/01-train")
+        try FS.writeAtomically(
+            "merge_method: task_arithmetic\nbase_model: \(dir)/out/09-train\nmodels:\n  - model: \(dir)/out/10-train\n    parameters: {weight: 1.0}\n  - model: \(dir)/out/12-train\n    parameters: {weight: 0.5}\n",
+            to: run + "/chat-vector.yml")
+        let (ms, _, merr) = try Self.loom(["merge", "chat-vector.yml", "-o", "domain-chat", "-q"], in: run)
+        XCTAssertEqual(ms, 0, merr)
+        let (rs, _, rerr) = try Self.loom(["report", "."], in: run)
+        XCTAssertEqual(rs, 0, rerr)
+        let merge = section(try FS.readText(run + "/report.html"), "merge")!
+        XCTAssertTrue(merge.contains("<b>domain-chat</b> <span class=\"dim\">loom merge</span>: task_arithmetic"), merge)
+        XCTAssertTrue(merge.contains("weight 0.5"), merge)
+        XCTAssertTrue(merge.contains("<i>base model</i>"), merge)
+        XCTAssertTrue(merge.contains("model.safetensors"), merge)
+        XCTAssertFalse(merge.contains("class=\"absent\""), merge)
+    }
+
     // MARK: Headless browser
 
     static var chromium: String? {
@@ -359,7 +406,7 @@ final class ReportTests: XCTestCase {
             throw XCTSkip("chromium is not installed (apt-get install -y chromium): the headless-browser check is skipped")
         }
         let (dir, _) = try report()
-        let page = "file://" + dir + "/out/14-report/report.html"
+        let page = "file://" + dir + "/out/16-report/report.html"
         let home = dir + "/chromium"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let png = dir + "/report.png"
