@@ -115,28 +115,34 @@ void tk_attention_softmax_backward(float *dp, const float *p, const int32_t *seg
     }
 }
 
+// One row: replaces logits by w * (softmax - onehot(y)) and returns -log p(y). Both cross-entropy entry points
+// use it.
+static double cross_entropy_row(float *row, int32_t y, float w, size_t V) {
+    float mx = -INFINITY;
+    for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+    double sum = 0;
+    for (size_t i = 0; i < V; i++) {
+        float e = expf(row[i] - mx);
+        row[i] = e;
+        sum += e;
+    }
+    // loss = logsumexp - logit[y] = log(sum) - log(e_y)   (e_y = exp(logit[y] - mx))
+    double loss = log(sum) - log((double)row[y]);
+    float inv = (float)(1.0 / sum) * w;
+    for (size_t i = 0; i < V; i++) row[i] *= inv;
+    row[y] -= w;
+    return loss;
+}
+
 double tk_cross_entropy_forward_backward(float *logits, const int32_t *targets, size_t N, size_t V, float scale) {
     double total = 0;
     for (size_t n = 0; n < N; n++) {
         float *row = logits + n * V;
-        int32_t y = targets[n];
-        if (y < 0) {
+        if (targets[n] < 0) {
             memset(row, 0, V * sizeof(float));
             continue;
         }
-        float mx = -INFINITY;
-        for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
-        double sum = 0;
-        for (size_t i = 0; i < V; i++) {
-            float e = expf(row[i] - mx);
-            row[i] = e;
-            sum += e;
-        }
-        // loss = logsumexp - logit[y] = log(sum) - log(e_y)   (e_y = exp(logit[y] - mx))
-        total += log(sum) - log((double)row[y]);
-        float inv = (float)(1.0 / sum) * scale;
-        for (size_t i = 0; i < V; i++) row[i] *= inv;
-        row[y] -= scale;
+        total += cross_entropy_row(row, targets[n], scale, V);
     }
     return total;
 }
@@ -145,24 +151,11 @@ double tk_cross_entropy_weighted(float *logits, const int32_t *targets, const fl
     double total = 0;
     for (size_t n = 0; n < N; n++) {
         float *row = logits + n * V;
-        int32_t y = targets[n];
-        float w = weights[n];
-        if (y < 0 || w == 0) {
+        if (targets[n] < 0 || weights[n] == 0) {
             memset(row, 0, V * sizeof(float));
             continue;
         }
-        float mx = -INFINITY;
-        for (size_t i = 0; i < V; i++) mx = row[i] > mx ? row[i] : mx;
-        double sum = 0;
-        for (size_t i = 0; i < V; i++) {
-            float e = expf(row[i] - mx);
-            row[i] = e;
-            sum += e;
-        }
-        total += (double)w * (log(sum) - log((double)row[y]));
-        float inv = (float)(1.0 / sum) * w;
-        for (size_t i = 0; i < V; i++) row[i] *= inv;
-        row[y] -= w;
+        total += (double)weights[n] * cross_entropy_row(row, targets[n], weights[n], V);
     }
     return total;
 }
