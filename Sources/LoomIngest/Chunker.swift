@@ -145,8 +145,10 @@ public struct ChunkStage: Stage {
     public let input: String
     /// `--shard i/N`: only the documents numbered in this shard's range (ids are the documents' own).
     public let shard: ShardSpec?
+    /// The shard the output is recorded as: `shard`, or the one the input directory holds.
+    let recordedShard: ShardSpec?
     public var name: String { "chunk" }
-    public var config: JSONValue { withShard((try? JSONValue(encoding: settings)) ?? .null, shard) }
+    public var config: JSONValue { withShard((try? JSONValue(encoding: settings)) ?? .null, recordedShard) }
     public var inputs: [StageInput] { [.stage(input)] }
 
     public init(config: ChunkConfig, input: String, shard: ShardSpec? = nil) throws {
@@ -160,6 +162,7 @@ public struct ChunkStage: Stage {
         settings = config
         self.input = input
         self.shard = shard
+        recordedShard = try outputShard(given: shard, input: input, stage: "chunk")
     }
 
     public func run(_ ctx: StageContext) throws {

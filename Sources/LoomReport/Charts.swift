@@ -137,7 +137,7 @@ enum Chart {
         let n = max(1, Int(((hi0 - lo) / step).rounded(.up)))
         var counts = [Int](repeating: 0, count: n)
         for v in values { counts[min(n - 1, max(0, Int((v - lo) / step)))] += 1 }
-        let (ml, mr, mt, mb) = (52.0, 12.0, 30.0, 42.0)
+        let (ml, mr, mt, mb) = (52.0, 26.0, 30.0, 42.0)
         let w = Double(width), h = Double(height)
         let maxC = Double(counts.max() ?? 1)
         let (_, yTop) = niceRange(0, maxC)

@@ -88,7 +88,7 @@ struct Builder {
                 st.scanned += 1
                 let text = Records.text(r)
                 st.lengths.append(Double(text.unicodeScalars.count))
-                st.words.append(Double(text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).count))
+                st.words.append(Double(Records.wordCount(text)))
                 let format = Records.format(r)
                 st.formats.add(format)
                 if Records.isGenerated(r) {
@@ -307,8 +307,15 @@ struct Builder {
         s += HTML.table(["stage", "declared language (records)", "dominant script (records)"], rows)
         let declared = total.sorted.filter { $0.key != "(not declared)" }
         if !declared.isEmpty {
+            // The 12 most frequent, the rest in one bar.
+            var bars = declared.prefix(12).map { ($0.key, Double($0.count), Num.int($0.count)) }
+            let rest = declared.dropFirst(12)
+            if !rest.isEmpty {
+                let n = rest.reduce(0) { $0 + $1.count }
+                bars.append(("\(rest.count) other languages", Double(n), Num.int(n)))
+            }
             s += Chart.bars(
-                declared.map { ($0.key, Double($0.count), Num.int($0.count)) },
+                bars,
                 title: "Declared languages of the ingested documents and generated records", color: Chart.color(5))
         }
         return s

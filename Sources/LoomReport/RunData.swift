@@ -267,7 +267,19 @@ enum Records {
         return text(r)
     }
 
-    /// The script most of a text's letters are written in.
+    /// Whitespace-separated words, counted without splitting the string.
+    static func wordCount(_ text: String) -> Int {
+        var n = 0
+        var inWord = false
+        for b in text.utf8 {
+            let space = b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D
+            if !space && !inWord { n += 1 }
+            inWord = !space
+        }
+        return n
+    }
+
+    /// The script most of a text's letters are written in (from its first 2,000 letters).
     static func script(_ text: String) -> String {
         var counts: [String: Int] = [:]
         var seen = 0
@@ -287,7 +299,7 @@ enum Records {
             }
             counts[s, default: 0] += 1
             seen += 1
-            if seen >= 4000 { break }
+            if seen >= 2000 { break }
         }
         guard let best = counts.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }) else {
             return "no letters"

@@ -83,6 +83,61 @@ public final class EDARunner: @unchecked Sendable {
         }
     }
 
+    /// The program `iverilog -g2005 -t vvp` compiles `text` to, with object addresses renumbered in order of
+    /// appearance and source positions taken out: two sources that mean the same to Icarus give the same text.
+    /// nil when iverilog rejects the source.
+    public func iverilogProgram(_ text: String, includeDirs: [String] = [], libraryDirs: [String] = []) -> String? {
+        guard let exe = iverilogPath else { return nil }
+        let n: Int = lock.withLock {
+            counter += 1
+            return counter
+        }
+        let out = FS.join(scratch, "program-\(n).vvp")
+        defer { FS.remove(out) }
+        let v = run(tool: "iverilog", exe: exe, text: text, name: "design.v") { file in
+            ["-g2005", "-t", "vvp", "-o", out] + includeDirs.flatMap { ["-I", $0] } + libraryDirs.flatMap { ["-y", $0] }
+                + [file]
+        }
+        guard v.accepted, let program = try? String(contentsOfFile: out, encoding: .utf8) else { return nil }
+        return EDARunner.normalizeProgram(program)
+    }
+
+    static func normalizeProgram(_ program: String) -> String {
+        var ids: [Substring: Int] = [:]
+        var lines: [String] = []
+        guard let address = try? NSRegularExpression(pattern: "0x[0-9a-f]+") else { return program }
+        let patterns: [(String, String)] = [
+            ("%file_line \\d+ \\d+ \\d+;", "%file_line;"),
+            ("%vpi_call \\d+ \\d+", "%vpi_call"),
+            ("%vpi_func(/\\w+)? \\d+ \\d+", "%vpi_func$1"),
+            ("(\\.scope [^;]*?\"[^\"]*\" \"[^\"]*\") \\d+ \\d+(, \\d+ \\d+ \\d+)?", "$1"),
+            ("(\\.param/\\w+ \"[^\"]*\") \\d+ \\d+ \\d+,", "$1,"),
+        ]
+        let positions = patterns.compactMap { p, t in (try? NSRegularExpression(pattern: p)).map { ($0, t) } }
+        for raw in program.split(separator: "\n", omittingEmptySubsequences: false) {
+            if raw.hasPrefix(":file_names") || raw.hasPrefix("    \"") { continue }
+            // Addresses, renumbered in order of first appearance.
+            var line = ""
+            let ns = String(raw)
+            var last = ns.startIndex
+            for m in address.matches(in: ns, range: NSRange(ns.startIndex..., in: ns)) {
+                guard let r = Swift.Range(m.range, in: ns) else { continue }
+                line += ns[last..<r.lowerBound]
+                let key = ns[r]
+                let id = ids[key] ?? ids.count
+                ids[key] = id
+                line += "A\(id)"
+                last = r.upperBound
+            }
+            line += ns[last...]
+            for (re, tmpl) in positions {
+                line = re.stringByReplacingMatches(in: line, range: NSRange(line.startIndex..., in: line), withTemplate: tmpl)
+            }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+
     private func run(tool: String, exe: String, text: String, name: String, args: (String) -> [String]) -> ToolVerdict {
         let (dir, file) = nextFile()
         defer { try? FileManager.default.removeItem(atPath: dir) }

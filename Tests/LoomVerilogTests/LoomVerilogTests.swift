@@ -237,6 +237,15 @@ final class VerilogParserTests: XCTestCase {
         let printed = Printer.print(VerilogParser.parse(kitchenSink).source)
         let v = eda.iverilog(printed)
         XCTAssertTrue(v.accepted, v.message)
+        // The same vvp program as the original, but for addresses and source positions.
+        let a = eda.iverilogProgram(kitchenSink), b = eda.iverilogProgram(printed)
+        XCTAssertNotNil(a)
+        let la = (a ?? "").split(separator: "\n"), lb = (b ?? "").split(separator: "\n")
+        let first = zip(la, lb).first { $0 != $1 }
+        XCTAssertTrue(a == b, "first difference: \(first.map { "\($0) | \($1)" } ?? "lengths \(la.count) vs \(lb.count)")")
+        // And the comparison can fail: a changed operator is a different program.
+        let changed = kitchenSink.replacingOccurrences(of: "assign prod = a * b;", with: "assign prod = a + b;")
+        XCTAssertNotEqual(eda.iverilogProgram(changed), a)
     }
 
     func testPrecedence() throws {
