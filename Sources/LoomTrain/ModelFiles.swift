@@ -8,6 +8,10 @@ import LoomTensor
 extension LlamaModel {
     /// Loads `DIR/config.json` and `DIR/model.safetensors` (or the shards listed in model.safetensors.index.json).
     public static func load(directory: String) throws -> LlamaModel {
+        if !FS.exists(FS.join(directory, "config.json")), FS.exists(FS.join(directory, "adapter_config.json")) {
+            throw LoomError(
+                "\(directory) is a LoRA adapter, not a model: fold it into its base with 'loom lora merge BASE \(directory) -o OUT'")
+        }
         let config = try LlamaConfig.load(directory)
         let model = try LlamaModel(config: config)
         var tensors: [(name: String, tensor: Tensor)] = []
