@@ -1,6 +1,8 @@
 // Writes the example PDFs of examples/pdf (committed; run again with `make examples-pdf` after editing the text):
-//   home-insurance-terms.pdf   three pages with a text layer, a running header and page numbers
-//   scanned-claim-notice.pdf   one page that is only an image of text (no text layer), for OCR
+//   home-insurance-terms.pdf        three pages with a text layer, a running header and page numbers
+//   home-insurance-terms-2025.pdf   last year's edition: the same terms with a few figures changed (near-duplicates)
+//   scanned-claim-notice.pdf        one page that is only an image of text (no text layer), for OCR
+//   damaged-claim-form.pdf          the first bytes of a PDF only (a truncated download): rejected, the run goes on
 // Build: gcc -O1 make-pdfs.c $(pkg-config --cflags --libs cairo-pdf) -o /tmp/make-pdfs && /tmp/make-pdfs DIR
 #include <cairo-pdf.h>
 #include <cairo.h>
@@ -43,7 +45,11 @@ static const char *pages[3][14] = {
      "the insurance ombudsman if our answer does not resolve it.", "", "", ""},
 };
 
-static void text_page(cairo_t *cr, int page) {
+// Last year's edition differs in a few words: the same line with these replacements.
+static const char *edits[][2] = {
+    {"250 euros", "200 euros"}, {"thirty", "twenty-eight"}, {"eight weeks", "ten weeks"}, {0, 0}};
+
+static void text_page(cairo_t *cr, int page, int old) {
     cairo_set_source_rgb(cr, 0, 0, 0);
     cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 9);
@@ -53,6 +59,18 @@ static void text_page(cairo_t *cr, int page) {
     double y = 96;
     for (int i = 0; i < 14 && pages[page][i]; i++) {
         const char *line = pages[page][i];
+        char edited[256];
+        if (old) {
+            snprintf(edited, sizeof edited, "%s", line);
+            for (int e = 0; edits[e][0]; e++) {
+                char *at = strstr(edited, edits[e][0]);
+                if (!at) continue;
+                char rest[256];
+                snprintf(rest, sizeof rest, "%s", at + strlen(edits[e][0]));
+                snprintf(at, sizeof edited - (size_t)(at - edited), "%s%s", edits[e][1], rest);
+            }
+            line = edited;
+        }
         if (strncmp(line, "Section", 7) == 0) cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
         cairo_move_to(cr, 72, y);
         cairo_show_text(cr, line);
@@ -77,21 +95,40 @@ static const char *scan[] = {
     "and replacing the boards. Photographs are attached.",
     0};
 
-int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : ".";
-    char path[4096];
-    snprintf(path, sizeof path, "%s/home-insurance-terms.pdf", dir);
+static void policy(const char *path, int old) {
     cairo_surface_t *pdf = cairo_pdf_surface_create(path, 595, 842);
     cairo_pdf_surface_set_metadata(pdf, CAIRO_PDF_METADATA_TITLE, "Home Insurance Policy Terms");
-    cairo_pdf_surface_set_metadata(pdf, CAIRO_PDF_METADATA_CREATE_DATE, "2026-01-01T00:00:00Z");
+    cairo_pdf_surface_set_metadata(pdf, CAIRO_PDF_METADATA_CREATE_DATE, old ? "2025-01-01T00:00:00Z" : "2026-01-01T00:00:00Z");
     cairo_t *cr = cairo_create(pdf);
     for (int p = 0; p < 3; p++) {
-        text_page(cr, p);
+        text_page(cr, p, old);
         cairo_show_page(cr);
     }
     cairo_destroy(cr);
     cairo_surface_finish(pdf);
     cairo_surface_destroy(pdf);
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : ".";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/home-insurance-terms.pdf", dir);
+    policy(path, 0);
+    snprintf(path, sizeof path, "%s/home-insurance-terms-2025.pdf", dir);
+    policy(path, 1);
+    // A truncated copy: the first 700 bytes of a policy PDF (header and first objects only).
+    FILE *in = fopen(path, "rb");
+    char buf[700];
+    size_t n = in ? fread(buf, 1, sizeof buf, in) : 0;
+    if (in) fclose(in);
+    snprintf(path, sizeof path, "%s/damaged-claim-form.pdf", dir);
+    FILE *out = fopen(path, "wb");
+    if (out) {
+        fwrite(buf, 1, n, out);
+        fclose(out);
+    }
+    cairo_surface_t *pdf;
+    cairo_t *cr;
 
     // The "scan": text drawn into a 150 dpi grey image, the image painted on an otherwise empty page.
     int w = 1240, h = 1754;
