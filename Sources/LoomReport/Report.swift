@@ -123,7 +123,7 @@ struct Builder {
         body += section("dedup", try dedupSection())
         body += section("packing", try packingSection())
         body += section("training", try trainingSection())
-        body += section("merge", mergeSection())
+        body += section("merge", try mergeSection())
         body += section("provenance", try provenanceSection())
         return """
             <!DOCTYPE html>
@@ -268,8 +268,11 @@ struct Builder {
         return s + "</div>\n"
     }
 
+    /// Stages whose generated records are their own (a `combine` step copies records made by earlier steps).
+    var generatingStats: [DataStats] { stats.filter { $0.generated > 0 && $0.stage.stage != "combine" } }
+
     func tasksSection() -> String {
-        let gen = stats.filter { $0.generated > 0 }
+        let gen = generatingStats
         guard !gen.isEmpty else {
             return HTML.absent("No generation step in this run: no record carries meta.provenance with the ids it came from, so there are no task types to count.")
         }
@@ -544,10 +547,10 @@ struct Builder {
 
     // MARK: Merge
 
-    func mergeSection() -> String {
+    func mergeSection() throws -> String {
         let stages = data.stages.filter(\.isMerge)
         guard !stages.isEmpty || !data.mergedModels.isEmpty else {
-            return HTML.absent("No merge step in this run: no models were merged.")
+            return HTML.absent("No merge step in this run: no models were merged.") + (try samplesBlock())
         }
         var s = ""
         for st in stages {
@@ -563,6 +566,30 @@ struct Builder {
             s += "<h3><b>\(HTML.esc(name))</b> <span class=\"dim\">loom merge</span>: \(HTML.esc(cfg["merge_method"]?.stringValue ?? "?"))</h3>\n"
             let bytes = FS.list(dir).filter { $0.hasSuffix(".safetensors") }.reduce(0) { $0 + (FS.size(FS.join(dir, $1)) ?? 0) }
             s += mergeBlock(cfg: cfg, written: "\(Num.bytes(bytes)) of weights", notes: [], dir: dir, name: name)
+        }
+        return s + (try samplesBlock())
+    }
+
+    /// What a `sample` step generated with a model of the run (the merged one in the demo): prompt and completion.
+    func samplesBlock() throws -> String {
+        var s = ""
+        for st in data.stages where st.stage == "sample" {
+            var rows: [[String]] = []
+            var model = st.manifest.config["model"]?.stringValue
+            try data.forEachRecord(st, limit: 50) { r, _, _ in
+                if model == nil { model = r["meta"]?["model"]?.stringValue }
+                var facts: [String] = []
+                if let n = r["meta"]?["completion_tokens"]?.intValue { facts.append("\(n) tokens") }
+                if let f = r["meta"]?["finish_reason"]?.stringValue { facts.append(f) }
+                rows.append([
+                    "<pre>\(HTML.esc(HTML.clip(r["prompt"]?.stringValue ?? Records.text(r), 600)))</pre>",
+                    "<pre>\(HTML.esc(HTML.clip(r["completion"]?.stringValue ?? "", 1200)))</pre>",
+                    HTML.esc(facts.joined(separator: ", ")),
+                ])
+                return true
+            }
+            s += "<h3>\(dirLabel(st)): generations from \(HTML.code(model.map(modelLabel) ?? "the model"))</h3>\n"
+            s += HTML.table(["prompt", "completion", ""], rows, cls: "samples")
         }
         return s
     }
@@ -615,7 +642,7 @@ struct Builder {
     }
 
     func provenanceSection() throws -> String {
-        let gen = stats.filter { $0.generated > 0 }
+        let gen = generatingStats
         guard !gen.isEmpty else {
             return HTML.absent("No generated records in this run (none carries meta.provenance), so there is nothing to trace.")
         }
