@@ -133,6 +133,18 @@ final class ShardTests: XCTestCase {
             name: "rc")
     }
 
+    /// embed --shard: the hashing embedder's document frequencies come from the whole input, so the joined
+    /// vectors.bin is byte for byte one run's.
+    func testShardedEmbedEqualsOneRunVectorsIncluded() throws {
+        let x = "\(dir)/docs.xml"
+        writeXML(x, (1...30).map { article($0, title: "Article \($0) on gene G\($0 % 13).") }.joined())
+        try loom(["ingest", "pubmed", x, "-o", "\(dir)/docs", "-q"])
+        try checkShards(["embed", "\(dir)/docs", "--dim", "64"], n: 4, name: "embed")
+        let full = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/embed-full/vectors.bin"))
+        let joined = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/embed-joined/vectors.bin"))
+        XCTAssertEqual(joined, full)
+    }
+
     func testShardedVerilogIngestEqualsOneRun() throws {
         let v = "\(dir)/rtl"
         try FileManager.default.createDirectory(atPath: v, withIntermediateDirectories: true)
