@@ -639,7 +639,12 @@ struct Builder {
     struct Hop {
         var stage: StageDir
         var located: Located
+        /// Stages that copied the record on its way (dedup keeps records as they are, combine concatenates).
+        var via: [String] = []
     }
+
+    /// Stages whose records are copies of their inputs' records.
+    func copies(_ s: StageDir) -> Bool { s.stage == "combine" || s.stage.hasPrefix("dedup") }
 
     func provenanceSection() throws -> String {
         let gen = generatingStats
@@ -703,6 +708,7 @@ struct Builder {
                     detail = "the ingested document"
                 }
                 s += "<li><div class=\"hop\">\(head)</div>"
+                if !h.via.isEmpty { detail += (detail.isEmpty ? "" : " · ") + "passed through " + HTML.esc(h.via.joined(separator: ", ")) }
                 if !detail.isEmpty { s += "<div class=\"dim small\">\(detail)</div>" }
                 s += "<pre>\(HTML.esc(HTML.clip(Records.display(r), 700)))</pre></li>"
             }
@@ -727,7 +733,18 @@ struct Builder {
             search: for id in parents {
                 for u in ups {
                     if let l = try data.find(ids: [id], inFiles: data.shardFiles(u))[id] {
-                        next = Hop(stage: u, located: l)
+                        var hop = Hop(stage: u, located: l)
+                        // Through the copies to the stage that made the record.
+                        copying: while copies(hop.stage) {
+                            for w in data.upstream(of: hop.stage) {
+                                if let o = try data.find(ids: [id], inFiles: data.shardFiles(w))[id] {
+                                    hop = Hop(stage: w, located: o, via: hop.via + [hop.stage.name])
+                                    continue copying
+                                }
+                            }
+                            break
+                        }
+                        next = hop
                         break search
                     }
                 }

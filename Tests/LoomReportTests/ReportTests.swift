@@ -293,6 +293,9 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(prov.contains("PMID <code>7000"), prov)
         XCTAssertTrue(prov.contains("11-generate"), prov)  // a preference pair ...
         XCTAssertTrue(prov.contains("07-generate"), prov)  // ... from its conversation
+        // A chunk kept by dedup is shown where it was made, with the copy it passed through.
+        XCTAssertTrue(prov.contains("passed through 06-dedup"), prov)
+        XCTAssertTrue(prov.contains("<b>05-chunk</b>"), prov)
     }
 
     func testRecordTextIsEscaped() throws {
