@@ -173,7 +173,12 @@ struct Builder {
         for s in data.stages {
             let m = s.manifest
             let input = data.inputs(of: s)
+            let models = s.manifest.inputs.filter { $0.kind == "stage" }.compactMap { data.stage(forInput: $0.path) }
+                .filter { $0.isTrain || $0.isMerge }
             var inText = input.records.map { Num.int($0) + " records" } ?? ""
+            if (s.isMerge || s.stage == "sample"), !models.isEmpty, models.count == s.manifest.inputs.count {
+                inText = "\(models.count) model\(models.count == 1 ? "" : "s")"
+            }
             if input.files > 0 {
                 inText += (inText.isEmpty ? "" : " + ") + "\(Num.int(input.files)) file\(input.files == 1 ? "" : "s")"
             }
@@ -189,10 +194,15 @@ struct Builder {
                 if input.bytes > 0 { through.append(Num.bytes(Int(Double(input.bytes) / m.seconds)) + "/s in") }
             }
             let status = m.status == "complete" ? "ok" : "<span class=\"bad\">\(HTML.esc(m.status))</span>"
-            let counts = m.counts.pairs.filter { $0.value.objectValue == nil }
-                .map { "\(HTML.esc($0.key)) \(HTML.esc(HTML.clip($0.value.display, 60)))" }.joined(separator: " · ")
+            // The first counts inline, the rest behind a disclosure (plain HTML, no script).
+            let all = m.counts.pairs.filter { $0.value.objectValue == nil }
+                .map { "\(HTML.esc($0.key)) \(HTML.esc(HTML.clip($0.value.display, 60)))" }
+            var counts = all.prefix(8).joined(separator: " · ")
+            if all.count > 8 {
+                counts += " <details><summary>\(all.count - 8) more</summary>\(all.dropFirst(8).joined(separator: " · "))</details>"
+            }
             rows.append([
-                dirLabel(s), status, HTML.esc(inText.isEmpty ? "–" : inText), Num.int(m.records), Num.int(m.rejects),
+                "<b>\(HTML.esc(s.name))</b><br><span class=\"dim\">\(HTML.esc(s.stage))</span>", status, HTML.esc(inText.isEmpty ? "–" : inText), Num.int(m.records), Num.int(m.rejects),
                 Num.seconds(m.seconds), HTML.esc(through.joined(separator: ", ")),
                 m.peakMemoryMB > 0 ? Num.fixed(m.peakMemoryMB, 0) + " MB" : "–", "<span class=\"small\">\(counts)</span>",
             ])
@@ -836,6 +846,7 @@ struct Builder {
         .prov{border:1px solid var(--line);border-radius:8px;padding:4px 14px 10px;margin:14px 0}
         .src{background:#ecfdf5;border:1px solid #a7f3d0;border-radius:6px;padding:6px 10px}
         ol.chain{padding-left:22px} ol.chain li{margin:8px 0} .hop{font-size:13.5px}
+        details summary{cursor:pointer;color:#2563eb}
         footer{margin-top:40px;color:var(--dim);font-size:12.5px}
         @media (max-width:800px){.grid2{grid-template-columns:1fr}}
         """
