@@ -355,34 +355,38 @@ struct Builder {
                 [[c("documents"), c("kept"), c("removed_duplicates"), c("clusters"), c("candidate_pairs"), c("verified_pairs")]],
                 numeric: [0, 1, 2, 3, 4, 5])
             let dupPath = st.file("duplicates.jsonl")
-            var clusters: [JSONValue] = []
+            // One pass over duplicates.jsonl: the size and similarity tallies of all clusters, and the largest few
+            // (ties by cluster order) kept to show.
+            var count = 0
+            var sizes = Tally()
+            var sims: [Double] = []
+            var top: [(removed: Int, order: Int, value: JSONValue)] = []
+            let keep = max(0, options.dedupClusters)
             if FS.exists(dupPath) {
                 let reader = try LineReader(path: dupPath)
                 try reader.forEachLine { line in
-                    if !line.isEmpty, let v = try? JSONValue.parse(bytes: line) { clusters.append(v) }
+                    guard !line.isEmpty, let cl = try? JSONValue.parse(bytes: line) else { return }
+                    let removed = cl["removed"]?.arrayValue ?? []
+                    sizes.add(String(removed.count + 1))
+                    for r in removed { if let j = r["jaccard"]?.doubleValue ?? r["similarity"]?.doubleValue { sims.append(j) } }
+                    if keep > 0 && (top.count < keep || removed.count > top[top.count - 1].removed) {
+                        top.append((removed.count, count, cl))
+                        top.sort { $0.removed > $1.removed || ($0.removed == $1.removed && $0.order < $1.order) }
+                        if top.count > keep { top.removeLast() }
+                    }
+                    count += 1
                 }
             }
-            guard !clusters.isEmpty else {
+            guard count > 0 else {
                 s += HTML.absent("This stage found no duplicates: duplicates.jsonl is empty, every document was kept.")
                 continue
-            }
-            var sizes = Tally()
-            var sims: [Double] = []
-            for cl in clusters {
-                let removed = cl["removed"]?.arrayValue ?? []
-                sizes.add(String(removed.count + 1))
-                for r in removed { if let j = r["jaccard"]?.doubleValue ?? r["similarity"]?.doubleValue { sims.append(j) } }
             }
             s += "<div class=\"grid2\"><div>" + Chart.bars(
                 sizes.counts.keys.sorted { Int($0)! < Int($1)! }.map { ("\($0) documents", Double(sizes.counts[$0]!), Num.int(sizes.counts[$0]!) + " clusters") },
                 title: "Cluster sizes", width: 520, color: Chart.color(3))
                 + "</div><div>" + Chart.histogram(sims.map { $0 * 100 }, title: "Similarity of removed documents to the kept one", xLabel: "similarity (%)", bins: 10, width: 520, height: 200, color: Chart.color(3))
                 + "</div></div>\n"
-            // The largest clusters first, then by cluster number.
-            let shown = clusters.enumerated().sorted {
-                let a = $0.element["removed"]?.arrayValue?.count ?? 0, b = $1.element["removed"]?.arrayValue?.count ?? 0
-                return a > b || (a == b && $0.offset < $1.offset)
-            }.prefix(options.dedupClusters).map(\.element)
+            let shown = top.map(\.value)
             let idField = cfg["id_field"]?.stringValue ?? "id"
             let textField = cfg["text_field"]?.stringValue ?? "text"
             var wanted: Set<String> = []
@@ -399,7 +403,7 @@ struct Builder {
                 }
             }
             let found = try data.find(ids: wanted, inFiles: files, idField: idField)
-            s += HTML.p("The \(shown.count) largest of \(Num.int(clusters.count)) clusters: the kept document on the left, what was removed as its near-duplicate beside it.")
+            s += HTML.p("The \(shown.count) largest of \(Num.int(count)) clusters: the kept document on the left, what was removed as its near-duplicate beside it.")
             for cl in shown {
                 let kept = cl["kept"]?.stringValue ?? "?"
                 let removed = cl["removed"]?.arrayValue ?? []
