@@ -145,6 +145,17 @@ final class ShardTests: XCTestCase {
         XCTAssertEqual(joined, full)
     }
 
+    /// ingest pdf --shard: by file (the example PDFs, text layer only so no OCR runs).
+    func testShardedPDFIngestEqualsOneRun() throws {
+        let src = ShardTests.packageRoot + "/examples/pdf/home-insurance-terms.pdf"
+        guard FileManager.default.fileExists(atPath: src) else { throw XCTSkip("examples/pdf not present") }
+        let pdfDir = "\(dir)/pdfs"
+        try FileManager.default.createDirectory(atPath: pdfDir, withIntermediateDirectories: true)
+        for k in 0..<4 { try FileManager.default.copyItem(atPath: src, toPath: "\(pdfDir)/policy-\(k).pdf") }
+        try checkShards(["ingest", "pdf", pdfDir, "--ocr", "never"], n: 3, name: "pdf")
+        XCTAssertEqual(try records("\(dir)/pdf-joined").count, 4)
+    }
+
     func testShardedVerilogIngestEqualsOneRun() throws {
         let v = "\(dir)/rtl"
         try FileManager.default.createDirectory(atPath: v, withIntermediateDirectories: true)
