@@ -17,6 +17,8 @@
 //                                                  pyslang (SyntaxTree.fromText) on the .v files all three parse
 //   loom-bench train [--runs N] [--hidden ...]   training tokens/s and peak memory vs PyTorch (transformers Llama,
 //                                                  AdamW, fp32, same config and threads); MFU against measured sgemm
+//   loom-bench dpo [--runs N] [--pairs N]          one DPO epoch over the same pairs vs PyTorch (chosen/rejected
+//                                                  padded to the batch's longest, as TRL): pairs/s, padding, memory
 //   loom-bench tokenizer CORPUS.jsonl [TOKENIZER.json ...] [--megabytes M] [--runs N]
 //                                                  BPE encoding MB/s vs Hugging Face tokenizers, one thread each
 //                                                  (encode per text and batch), on the texts of a corpus; default
@@ -315,6 +317,8 @@ case ("tokenizer", _) where args.count >= 2:
     tokenizerBench(args[1], megabytes: tokenizerMegabytes, runs: runs, tokenizers: toks)
 case ("train", 1): train(trainShape, runs: runs)
 case ("train-child", 1): trainChild(trainShape)
+case ("dpo", _): dpoBench(dpoShape(threads: trainShape.threads), model: trainShape, runs: runs)
+case ("dpo-child", _) where args.count >= 2: dpoChild(args[1], shape: dpoShape(threads: trainShape.threads), model: trainShape)
 case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
 case ("sample", 1): sampleBench()
 default:
@@ -332,6 +336,7 @@ default:
                loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm] [--model DIR]
                loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
+               loom-bench dpo [--runs N] [--pairs 48 --pair-seq 320 --rows 2] [--hidden ... as train]
                loom-bench merge [--gigabytes G] [--runs N]
         """)
     exit(2)

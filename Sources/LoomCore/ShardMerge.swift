@@ -75,10 +75,14 @@ public struct ShardSet {
     /// rejects concatenated, counts summed, and a manifest. When every shard read the same inputs (ingest,
     /// chunk, generate), the fingerprint is the one an unsharded run of the stage has, so later stages see the
     /// same input either way.
-    public func write(to output: String) throws {
+    /// `sideFiles`: files besides the records that are joined too (e.g. embed's vectors.bin), each by a function
+    /// from the shards' copies, in shard order, to the output's.
+    public func write(
+        to output: String, sideFiles: [String: (_ shards: [String], _ output: String) throws -> Void] = [:]
+    ) throws {
         for m in members {
             for name in FS.list(m.directory)
-            where !(StageRunner.isOwned(name) || name.hasPrefix(".")) {
+            where !(StageRunner.isOwned(name) || name.hasPrefix(".") || sideFiles[name] != nil) {
                 throw LoomError(
                     "merge-manifests: \(m.directory) holds \(name) besides the records; this stage's shards are read as they are (merge-manifests without -o only checks them)"
                 )
@@ -88,7 +92,9 @@ public struct ShardSet {
             throw LoomError("merge-manifests: the output directory must not be one of the shards")
         }
         try FS.makeDirectory(output)
-        for name in FS.list(output) where StageRunner.isOwned(name) { FS.remove(FS.join(output, name)) }
+        for name in FS.list(output) where StageRunner.isOwned(name) || sideFiles[name] != nil {
+            FS.remove(FS.join(output, name))
+        }
 
         var shards: [ShardInfo] = []
         let rejects = try BufferedFile(creating: FS.join(output, "rejects.jsonl.tmp"))
@@ -121,6 +127,13 @@ public struct ShardSet {
         }
         try rejects.close()
         try FS.rename(FS.join(output, "rejects.jsonl.tmp"), FS.join(output, "rejects.jsonl"))
+
+        for (name, join) in sideFiles.sorted(by: { $0.key < $1.key }) {
+            let sources = members.map { FS.join($0.directory, name) }
+            guard sources.allSatisfy(FS.exists) else { continue }
+            try join(sources, FS.join(output, name + ".tmp"))
+            try FS.rename(FS.join(output, name + ".tmp"), FS.join(output, name))
+        }
 
         var configText: [UInt8] = []
         config.write(to: &configText)

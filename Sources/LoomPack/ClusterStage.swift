@@ -191,13 +191,19 @@ public struct EmbedStage: Stage {
     public let input: String
     public let jobs: Int
     public var dim: Int { settings.dim }
+    /// `--shard i/N`: the records numbered in this shard's range, their vectors only. The hashing embedder's
+    /// document frequencies still come from the whole input, so the vectors are those of one run.
+    public let shard: ShardSpec?
+    let recordedShard: ShardSpec?
 
-    public init(config: EmbedConfig, input: String, jobs: Int) throws {
+    public init(config: EmbedConfig, input: String, jobs: Int, shard: ShardSpec? = nil) throws {
         guard config.dim >= 16 && config.dim <= 65536 else { throw LoomError("embed: dim must be between 16 and 65536") }
         try Embedders.validate(embedder: config.embedder, model: config.model, context: "embed")
         settings = config
         self.input = input
         self.jobs = max(1, jobs)
+        self.shard = shard
+        recordedShard = try outputShard(given: shard, input: input, stage: "embed")
     }
 
     public init(dim: Int, input: String, jobs: Int) throws {
@@ -208,25 +214,50 @@ public struct EmbedStage: Stage {
 
     public var name: String { "embed" }
     public var config: JSONValue {
-        settings.embedder == "hashing"
-            ? ["embedder": "hashing", "dim": .int(dim)]
-            : ["embedder": .string(settings.embedder), "model": .string(settings.model ?? "")]
+        withShard(
+            settings.embedder == "hashing"
+                ? ["embedder": "hashing", "dim": .int(dim)]
+                : ["embedder": .string(settings.embedder), "model": .string(settings.model ?? "")], recordedShard)
     }
     public var inputs: [StageInput] { [.stage(input)] }
     public var sideFiles: [String] { ["vectors.bin"] }
 
     public func run(_ ctx: StageContext) throws {
         var texts: [String] = []
-        try StageReader(directory: input).forEachRecord(
+        let reader = try StageReader(directory: input)
+        // With --shard and the hashing embedder, every text is read for the document frequencies; only the
+        // shard's records and vectors are written.
+        let corpusWide = shard != nil && settings.embedder == "hashing"
+        let mine = shard?.range(total: reader.manifest.records)
+        var number = 0
+        var first = -1
+        var kept = 0
+        try reader.forEachRecord(
+            shard: corpusWide ? nil : shard,
             { r, path, line in
+                defer { number += 1 }
+                let inShard = !corpusWide || mine!.contains(number)
                 guard let t = r["text"]?.stringValue else {
-                    try ctx.reject(Reject(source: path, reason: "record has no string 'text'", line: line))
+                    if inShard { try ctx.reject(Reject(source: path, reason: "record has no string 'text'", line: line)) }
                     return
                 }
+                if inShard {
+                    if first < 0 { first = texts.count }
+                    kept += 1
+                    try ctx.output.write(r)
+                }
                 texts.append(t)
-                try ctx.output.write(r)
-            }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
-        let (vectors, d) = try Embedders.embed(texts, embedder: settings.embedder, model: settings.model, dim: dim, jobs: jobs)
+            }, bad: { e, path, line in
+                defer { number += 1 }
+                if !corpusWide || mine!.contains(number) {
+                    try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line))
+                }
+            })
+        var (vectors, d) = try Embedders.embed(texts, embedder: settings.embedder, model: settings.model, dim: dim, jobs: jobs)
+        if corpusWide {
+            vectors = first < 0 ? [] : Array(vectors[(first * d)..<((first + kept) * d)])
+            texts = Array(texts[first < 0 ? 0..<0 : first..<(first + kept)])
+        }
         try VectorFile.write(vectors, dim: d, embedder: settings.embedder, model: settings.model, to: ctx.sideFilePath("vectors.bin"))
         ctx.setCount("vectors", texts.count)
         ctx.setCount("dim", d)

@@ -123,7 +123,7 @@ struct Builder {
         body += section("dedup", try dedupSection())
         body += section("packing", try packingSection())
         body += section("training", try trainingSection())
-        body += section("merge", mergeSection())
+        body += section("merge", try mergeSection())
         body += section("provenance", try provenanceSection())
         return """
             <!DOCTYPE html>
@@ -173,7 +173,12 @@ struct Builder {
         for s in data.stages {
             let m = s.manifest
             let input = data.inputs(of: s)
+            let models = s.manifest.inputs.filter { $0.kind == "stage" }.compactMap { data.stage(forInput: $0.path) }
+                .filter { $0.isTrain || $0.isMerge }
             var inText = input.records.map { Num.int($0) + " records" } ?? ""
+            if (s.isMerge || s.stage == "sample"), !models.isEmpty, models.count == s.manifest.inputs.count {
+                inText = "\(models.count) model\(models.count == 1 ? "" : "s")"
+            }
             if input.files > 0 {
                 inText += (inText.isEmpty ? "" : " + ") + "\(Num.int(input.files)) file\(input.files == 1 ? "" : "s")"
             }
@@ -189,10 +194,15 @@ struct Builder {
                 if input.bytes > 0 { through.append(Num.bytes(Int(Double(input.bytes) / m.seconds)) + "/s in") }
             }
             let status = m.status == "complete" ? "ok" : "<span class=\"bad\">\(HTML.esc(m.status))</span>"
-            let counts = m.counts.pairs.filter { $0.value.objectValue == nil }
-                .map { "\(HTML.esc($0.key)) \(HTML.esc(HTML.clip($0.value.display, 60)))" }.joined(separator: " · ")
+            // The first counts inline, the rest behind a disclosure (plain HTML, no script).
+            let all = m.counts.pairs.filter { $0.value.objectValue == nil }
+                .map { "\(HTML.esc($0.key)) \(HTML.esc(HTML.clip($0.value.display, 60)))" }
+            var counts = all.prefix(8).joined(separator: " · ")
+            if all.count > 8 {
+                counts += " <details><summary>\(all.count - 8) more</summary>\(all.dropFirst(8).joined(separator: " · "))</details>"
+            }
             rows.append([
-                dirLabel(s), status, HTML.esc(inText.isEmpty ? "–" : inText), Num.int(m.records), Num.int(m.rejects),
+                "<b>\(HTML.esc(s.name))</b><br><span class=\"dim\">\(HTML.esc(s.stage))</span>", status, HTML.esc(inText.isEmpty ? "–" : inText), Num.int(m.records), Num.int(m.rejects),
                 Num.seconds(m.seconds), HTML.esc(through.joined(separator: ", ")),
                 m.peakMemoryMB > 0 ? Num.fixed(m.peakMemoryMB, 0) + " MB" : "–", "<span class=\"small\">\(counts)</span>",
             ])
@@ -268,8 +278,11 @@ struct Builder {
         return s + "</div>\n"
     }
 
+    /// Stages whose generated records are their own (a `combine` step copies records made by earlier steps).
+    var generatingStats: [DataStats] { stats.filter { $0.generated > 0 && $0.stage.stage != "combine" } }
+
     func tasksSection() -> String {
-        let gen = stats.filter { $0.generated > 0 }
+        let gen = generatingStats
         guard !gen.isEmpty else {
             return HTML.absent("No generation step in this run: no record carries meta.provenance with the ids it came from, so there are no task types to count.")
         }
@@ -342,34 +355,38 @@ struct Builder {
                 [[c("documents"), c("kept"), c("removed_duplicates"), c("clusters"), c("candidate_pairs"), c("verified_pairs")]],
                 numeric: [0, 1, 2, 3, 4, 5])
             let dupPath = st.file("duplicates.jsonl")
-            var clusters: [JSONValue] = []
+            // One pass over duplicates.jsonl: the size and similarity tallies of all clusters, and the largest few
+            // (ties by cluster order) kept to show.
+            var count = 0
+            var sizes = Tally()
+            var sims: [Double] = []
+            var top: [(removed: Int, order: Int, value: JSONValue)] = []
+            let keep = max(0, options.dedupClusters)
             if FS.exists(dupPath) {
                 let reader = try LineReader(path: dupPath)
                 try reader.forEachLine { line in
-                    if !line.isEmpty, let v = try? JSONValue.parse(bytes: line) { clusters.append(v) }
+                    guard !line.isEmpty, let cl = try? JSONValue.parse(bytes: line) else { return }
+                    let removed = cl["removed"]?.arrayValue ?? []
+                    sizes.add(String(removed.count + 1))
+                    for r in removed { if let j = r["jaccard"]?.doubleValue ?? r["similarity"]?.doubleValue { sims.append(j) } }
+                    if keep > 0 && (top.count < keep || removed.count > top[top.count - 1].removed) {
+                        top.append((removed.count, count, cl))
+                        top.sort { $0.removed > $1.removed || ($0.removed == $1.removed && $0.order < $1.order) }
+                        if top.count > keep { top.removeLast() }
+                    }
+                    count += 1
                 }
             }
-            guard !clusters.isEmpty else {
+            guard count > 0 else {
                 s += HTML.absent("This stage found no duplicates: duplicates.jsonl is empty, every document was kept.")
                 continue
-            }
-            var sizes = Tally()
-            var sims: [Double] = []
-            for cl in clusters {
-                let removed = cl["removed"]?.arrayValue ?? []
-                sizes.add(String(removed.count + 1))
-                for r in removed { if let j = r["jaccard"]?.doubleValue ?? r["similarity"]?.doubleValue { sims.append(j) } }
             }
             s += "<div class=\"grid2\"><div>" + Chart.bars(
                 sizes.counts.keys.sorted { Int($0)! < Int($1)! }.map { ("\($0) documents", Double(sizes.counts[$0]!), Num.int(sizes.counts[$0]!) + " clusters") },
                 title: "Cluster sizes", width: 520, color: Chart.color(3))
                 + "</div><div>" + Chart.histogram(sims.map { $0 * 100 }, title: "Similarity of removed documents to the kept one", xLabel: "similarity (%)", bins: 10, width: 520, height: 200, color: Chart.color(3))
                 + "</div></div>\n"
-            // The largest clusters first, then by cluster number.
-            let shown = clusters.enumerated().sorted {
-                let a = $0.element["removed"]?.arrayValue?.count ?? 0, b = $1.element["removed"]?.arrayValue?.count ?? 0
-                return a > b || (a == b && $0.offset < $1.offset)
-            }.prefix(options.dedupClusters).map(\.element)
+            let shown = top.map(\.value)
             let idField = cfg["id_field"]?.stringValue ?? "id"
             let textField = cfg["text_field"]?.stringValue ?? "text"
             var wanted: Set<String> = []
@@ -386,7 +403,7 @@ struct Builder {
                 }
             }
             let found = try data.find(ids: wanted, inFiles: files, idField: idField)
-            s += HTML.p("The \(shown.count) largest of \(Num.int(clusters.count)) clusters: the kept document on the left, what was removed as its near-duplicate beside it.")
+            s += HTML.p("The \(shown.count) largest of \(Num.int(count)) clusters: the kept document on the left, what was removed as its near-duplicate beside it.")
             for cl in shown {
                 let kept = cl["kept"]?.stringValue ?? "?"
                 let removed = cl["removed"]?.arrayValue ?? []
@@ -544,10 +561,10 @@ struct Builder {
 
     // MARK: Merge
 
-    func mergeSection() -> String {
+    func mergeSection() throws -> String {
         let stages = data.stages.filter(\.isMerge)
         guard !stages.isEmpty || !data.mergedModels.isEmpty else {
-            return HTML.absent("No merge step in this run: no models were merged.")
+            return HTML.absent("No merge step in this run: no models were merged.") + (try samplesBlock())
         }
         var s = ""
         for st in stages {
@@ -563,6 +580,30 @@ struct Builder {
             s += "<h3><b>\(HTML.esc(name))</b> <span class=\"dim\">loom merge</span>: \(HTML.esc(cfg["merge_method"]?.stringValue ?? "?"))</h3>\n"
             let bytes = FS.list(dir).filter { $0.hasSuffix(".safetensors") }.reduce(0) { $0 + (FS.size(FS.join(dir, $1)) ?? 0) }
             s += mergeBlock(cfg: cfg, written: "\(Num.bytes(bytes)) of weights", notes: [], dir: dir, name: name)
+        }
+        return s + (try samplesBlock())
+    }
+
+    /// What a `sample` step generated with a model of the run (the merged one in the demo): prompt and completion.
+    func samplesBlock() throws -> String {
+        var s = ""
+        for st in data.stages where st.stage == "sample" {
+            var rows: [[String]] = []
+            var model = st.manifest.config["model"]?.stringValue
+            try data.forEachRecord(st, limit: 50) { r, _, _ in
+                if model == nil { model = r["meta"]?["model"]?.stringValue }
+                var facts: [String] = []
+                if let n = r["meta"]?["completion_tokens"]?.intValue { facts.append("\(n) tokens") }
+                if let f = r["meta"]?["finish_reason"]?.stringValue { facts.append(f) }
+                rows.append([
+                    "<pre>\(HTML.esc(HTML.clip(r["prompt"]?.stringValue ?? Records.text(r), 600)))</pre>",
+                    "<pre>\(HTML.esc(HTML.clip(r["completion"]?.stringValue ?? "", 1200)))</pre>",
+                    HTML.esc(facts.joined(separator: ", ")),
+                ])
+                return true
+            }
+            s += "<h3>\(dirLabel(st)): generations from \(HTML.code(model.map(modelLabel) ?? "the model"))</h3>\n"
+            s += HTML.table(["prompt", "completion", ""], rows, cls: "samples")
         }
         return s
     }
@@ -612,10 +653,15 @@ struct Builder {
     struct Hop {
         var stage: StageDir
         var located: Located
+        /// Stages that copied the record on its way (dedup keeps records as they are, combine concatenates).
+        var via: [String] = []
     }
 
+    /// Stages whose records are copies of their inputs' records.
+    func copies(_ s: StageDir) -> Bool { s.stage == "combine" || s.stage.hasPrefix("dedup") }
+
     func provenanceSection() throws -> String {
-        let gen = stats.filter { $0.generated > 0 }
+        let gen = generatingStats
         guard !gen.isEmpty else {
             return HTML.absent("No generated records in this run (none carries meta.provenance), so there is nothing to trace.")
         }
@@ -676,6 +722,7 @@ struct Builder {
                     detail = "the ingested document"
                 }
                 s += "<li><div class=\"hop\">\(head)</div>"
+                if !h.via.isEmpty { detail += (detail.isEmpty ? "" : " · ") + "passed through " + HTML.esc(h.via.joined(separator: ", ")) }
                 if !detail.isEmpty { s += "<div class=\"dim small\">\(detail)</div>" }
                 s += "<pre>\(HTML.esc(HTML.clip(Records.display(r), 700)))</pre></li>"
             }
@@ -700,7 +747,18 @@ struct Builder {
             search: for id in parents {
                 for u in ups {
                     if let l = try data.find(ids: [id], inFiles: data.shardFiles(u))[id] {
-                        next = Hop(stage: u, located: l)
+                        var hop = Hop(stage: u, located: l)
+                        // Through the copies to the stage that made the record.
+                        copying: while copies(hop.stage) {
+                            for w in data.upstream(of: hop.stage) {
+                                if let o = try data.find(ids: [id], inFiles: data.shardFiles(w))[id] {
+                                    hop = Hop(stage: w, located: o, via: hop.via + [hop.stage.name])
+                                    continue copying
+                                }
+                            }
+                            break
+                        }
+                        next = hop
                         break search
                     }
                 }
@@ -792,6 +850,7 @@ struct Builder {
         .prov{border:1px solid var(--line);border-radius:8px;padding:4px 14px 10px;margin:14px 0}
         .src{background:#ecfdf5;border:1px solid #a7f3d0;border-radius:6px;padding:6px 10px}
         ol.chain{padding-left:22px} ol.chain li{margin:8px 0} .hop{font-size:13.5px}
+        details summary{cursor:pointer;color:#2563eb}
         footer{margin-top:40px;color:var(--dim);font-size:12.5px}
         @media (max-width:800px){.grid2{grid-template-columns:1fr}}
         """

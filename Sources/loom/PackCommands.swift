@@ -190,11 +190,16 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: "Worker threads (default: the number of cores).")
     var jobs: Int?
 
+    @Option(help: "Only shard i/N of the input records (N shard outputs in order = one run; see merge-manifests).")
+    var shard: String?
+
     func run() throws {
         var c = EmbedConfig()
         c.embedder = embedder
         c.model = model
         c.dim = dim
-        try runStage({ try EmbedStage(config: c, input: input, jobs: jobCount(jobs)) }, options: stage)
+        try runStage(
+            { try EmbedStage(config: c, input: input, jobs: jobCount(jobs), shard: ShardSpec.parse(shard)) },
+            options: stage)
     }
 }

@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import LoomCore
 import LoomDedup
+import LoomPack
 
 struct MergeManifestsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,7 +45,7 @@ struct MergeManifestsCommand: ParsableCommand {
         do {
             let set = try ShardSet(directories: shards)
             if let output {
-                try set.write(to: output)
+                try set.write(to: output, sideFiles: ["vectors.bin": joinVectors])
                 Log.info("merge-manifests: \(set.members.count) shards of \(set.stage), \(set.records) records -> \(output)")
                 if !quiet { print(output) }
             } else if !quiet {
@@ -55,6 +56,25 @@ struct MergeManifestsCommand: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// embed's vectors.bin of each shard, rows in shard order, into one file.
+func joinVectors(_ shards: [String], _ output: String) throws {
+    var all: [Float] = []
+    var dim = 0
+    var header: (count: Int, dim: Int, embedder: String, model: String?)?
+    for s in shards {
+        let h = try VectorFile.header(s)
+        if let header, header.dim != h.dim || header.embedder != h.embedder || header.model != h.model {
+            throw LoomError("merge-manifests: \(s) holds \(h.embedder) vectors of \(h.dim) dimensions, the first shard \(header.embedder) of \(header.dim)")
+        }
+        header = header ?? h
+        let (v, d) = try VectorFile.read(s)
+        all += v
+        dim = d
+    }
+    guard let header else { return }
+    try VectorFile.write(all, dim: dim, embedder: header.embedder, model: header.model, to: output)
 }
 
 struct DedupBandKeys: ParsableCommand {

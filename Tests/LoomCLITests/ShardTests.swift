@@ -133,6 +133,29 @@ final class ShardTests: XCTestCase {
             name: "rc")
     }
 
+    /// embed --shard: the hashing embedder's document frequencies come from the whole input, so the joined
+    /// vectors.bin is byte for byte one run's.
+    func testShardedEmbedEqualsOneRunVectorsIncluded() throws {
+        let x = "\(dir)/docs.xml"
+        writeXML(x, (1...30).map { article($0, title: "Article \($0) on gene G\($0 % 13).") }.joined())
+        try loom(["ingest", "pubmed", x, "-o", "\(dir)/docs", "-q"])
+        try checkShards(["embed", "\(dir)/docs", "--dim", "64"], n: 4, name: "embed")
+        let full = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/embed-full/vectors.bin"))
+        let joined = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/embed-joined/vectors.bin"))
+        XCTAssertEqual(joined, full)
+    }
+
+    /// ingest pdf --shard: by file (the example PDFs, text layer only so no OCR runs).
+    func testShardedPDFIngestEqualsOneRun() throws {
+        let src = ShardTests.packageRoot + "/examples/pdf/home-insurance-terms.pdf"
+        guard FileManager.default.fileExists(atPath: src) else { throw XCTSkip("examples/pdf not present") }
+        let pdfDir = "\(dir)/pdfs"
+        try FileManager.default.createDirectory(atPath: pdfDir, withIntermediateDirectories: true)
+        for k in 0..<4 { try FileManager.default.copyItem(atPath: src, toPath: "\(pdfDir)/policy-\(k).pdf") }
+        try checkShards(["ingest", "pdf", pdfDir, "--ocr", "never"], n: 3, name: "pdf")
+        XCTAssertEqual(try records("\(dir)/pdf-joined").count, 4)
+    }
+
     func testShardedVerilogIngestEqualsOneRun() throws {
         let v = "\(dir)/rtl"
         try FileManager.default.createDirectory(atPath: v, withIntermediateDirectories: true)

@@ -149,6 +149,7 @@ final class ReportTests: XCTestCase {
                   parameters: { weight: 0.5 }
                 - model: out/12-train
                   parameters: { weight: 0.5 }
+          - sample: { model: "@merge", prompts: ["When does the occlusion alarm sound?"], max_tokens: 8 }
           - ingest: { kind: verilog, paths: [counter.v] }
           - verilog: { tasks: [describe, complete], seed: 1 }
           - report: { seed: 1, samples: 3 }
@@ -212,7 +213,7 @@ final class ReportTests: XCTestCase {
     func report() throws -> (dir: String, html: String) {
         let r = try pipelineRun()
         XCTAssertEqual(r.status, 0, r.log)
-        let path = r.dir + "/out/16-report/report.html"
+        let path = r.dir + "/out/17-report/report.html"
         return (r.dir, try FS.readText(path))
     }
 
@@ -228,7 +229,7 @@ final class ReportTests: XCTestCase {
     func testPipelineStepWritesAReportWithEverySectionFilled() throws {
         let (dir, html) = try report()
         let r = try pipelineRun()
-        XCTAssertTrue(r.log.contains("report: out/16-report/report.html"), r.log)
+        XCTAssertTrue(r.log.contains("report: out/17-report/report.html"), r.log)
         for (id, title) in Report.sections {
             guard let s = section(html, id) else {
                 XCTFail("section \(id) missing")
@@ -242,7 +243,7 @@ final class ReportTests: XCTestCase {
         for d in ["01-ingest", "02-chunk", "03-generate", "06-dedup", "08-pack", "09-train", "13-merge"] {
             XCTAssertTrue(section(html, "stages")!.contains("<b>\(d)</b>"), d)
         }
-        XCTAssertFalse(html.contains("<b>16-report</b>"))
+        XCTAssertFalse(html.contains("<b>17-report</b>"))
         // Rejects: the ingester's broken PMID and the packer's overlong samples, grouped, with file:line.
         let rejects = section(html, "rejects")!
         XCTAssertTrue(rejects.contains("PMID is not a number"), rejects)
@@ -279,6 +280,10 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(merge.contains("10-train (train-sft)"), merge)
         XCTAssertTrue(merge.contains("12-train (train-dpo)"), merge)
         XCTAssertTrue(merge.contains("model.safetensors"))
+        // The sample step's generation from the merged model.
+        XCTAssertTrue(merge.contains("<b>14-sample</b>"), merge)
+        XCTAssertTrue(merge.contains("generations from <code>13-merge (merge)</code>"), merge)
+        XCTAssertTrue(merge.contains("When does the occlusion alarm sound?"), merge)
         // Provenance: three records, one from each generating step, each traced to its source.
         let prov = section(html, "provenance")!
         XCTAssertEqual(prov.components(separatedBy: "<div class=\"prov\">").count - 1, 3)
@@ -288,6 +293,9 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(prov.contains("PMID <code>7000"), prov)
         XCTAssertTrue(prov.contains("11-generate"), prov)  // a preference pair ...
         XCTAssertTrue(prov.contains("07-generate"), prov)  // ... from its conversation
+        // A chunk kept by dedup is shown where it was made, with the copy it passed through.
+        XCTAssertTrue(prov.contains("passed through 06-dedup"), prov)
+        XCTAssertTrue(prov.contains("<b>05-chunk</b>"), prov)
     }
 
     func testRecordTextIsEscaped() throws {
@@ -406,7 +414,7 @@ final class ReportTests: XCTestCase {
             throw XCTSkip("chromium is not installed (apt-get install -y chromium): the headless-browser check is skipped")
         }
         let (dir, _) = try report()
-        let page = "file://" + dir + "/out/16-report/report.html"
+        let page = "file://" + dir + "/out/17-report/report.html"
         let home = dir + "/chromium"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let png = dir + "/report.png"
