@@ -250,21 +250,67 @@ public struct ChatFormat: Sendable {
         self.render = render
     }
 
-    /// ChatML (`<|im_start|>role\ncontent<|im_end|>\n`), as Qwen and TRL's default use; the assistant's content
-    /// and its `<|im_end|>` are trained, the header and every other turn are not.
-    public static let chatML = ChatFormat(name: "chatml") { messages in
-        var out: [Piece] = []
-        for m in messages {
-            out.append(Piece(parts: [.special("<|im_start|>"), .text(m.role + "\n")], trained: false))
-            if m.role == "assistant" {
-                out.append(Piece(parts: [.text(m.content), .special("<|im_end|>")], trained: true))
-                out.append(Piece(parts: [.text("\n")], trained: false))
-            } else {
-                out.append(Piece(parts: [.text(m.content), .special("<|im_end|>"), .text("\n")], trained: false))
+    /// A chat template from templates/chat (LoomTokenizer's ChatTemplate: prefix, suffix and trailer per role, its
+    /// special tokens): the prefix and trailer of every turn are not trained; the content and suffix of the
+    /// template's trained roles (the assistant) are.
+    public init(template t: ChatTemplate) {
+        let specials = t.specialTokens.sorted { $0.count > $1.count }
+        @Sendable func parts(_ s: String) -> [Part] {
+            var out: [Part] = []
+            var rest = Substring(s)
+            while !rest.isEmpty {
+                // The earliest special token in what is left (longest first at equal positions).
+                var best: (Range<Substring.Index>, String)?
+                for sp in specials {
+                    if let r = rest.range(of: sp), best == nil || r.lowerBound < best!.0.lowerBound { best = (r, sp) }
+                }
+                guard let (r, sp) = best else {
+                    out.append(.text(String(rest)))
+                    break
+                }
+                if r.lowerBound > rest.startIndex { out.append(.text(String(rest[rest.startIndex..<r.lowerBound]))) }
+                out.append(.special(sp))
+                rest = rest[r.upperBound...]
             }
+            return out
         }
-        return out
+        self.init(name: t.name) { messages in
+            var out: [Piece] = []
+            if !t.begin.isEmpty { out.append(Piece(parts: parts(t.begin), trained: false)) }
+            for m in messages {
+                // Roles the template does not name are rendered as user turns (never trained).
+                guard let r = t.roles[m.role] ?? t.roles["user"] else { continue }
+                let content = t.trimContent ? m.content.trimmingCharacters(in: .whitespacesAndNewlines) : m.content
+                out.append(Piece(parts: parts(r.prefix), trained: false))
+                out.append(Piece(parts: [.text(content)] + parts(r.suffix), trained: t.trainedRoles.contains(m.role)))
+                if !r.after.isEmpty { out.append(Piece(parts: parts(r.after), trained: false)) }
+            }
+            return out
+        }
     }
+
+    /// templates/chat/NAME.json (or a template file path).
+    public static func named(_ name: String) throws -> ChatFormat {
+        if name.hasSuffix(".json") { return ChatFormat(template: try ChatTemplate.load(name)) }
+        return ChatFormat(template: try ChatTemplate.named(name, templates: try TemplateDirectory.locate()))
+    }
+
+    /// ChatML (`<|im_start|>role\ncontent<|im_end|>\n`, Qwen's and TRL's default) from templates/chat/chatml.json;
+    /// `builtInChatML` only where no templates/ directory can be found (a test keeps the two identical).
+    public static let chatML: ChatFormat = (try? named("chatml")) ?? builtInChatML
+
+    static let builtInChatML: ChatFormat = {
+        var roles = JSONObject()
+        for r in ["system", "user", "assistant", "tool"] {
+            roles.append(r, ["prefix": .string("<|im_start|>\(r)\n"), "suffix": "<|im_end|>", "after": "\n"])
+        }
+        let j: JSONValue = [
+            "name": "chatml", "roles": .object(roles), "generation_prompt": "<|im_start|>assistant\n",
+            "special_tokens": ["<|im_start|>", "<|im_end|>"],
+        ]
+        // A literal that parses: the only way this fails is an edit to the literal above, caught by the tests.
+        return ChatFormat(template: try! ChatTemplate(json: j))
+    }()
 }
 
 /// A Hugging Face tokenizer.json (LoomTokenizer) as the dataset's codec: end-of-text from the usual special

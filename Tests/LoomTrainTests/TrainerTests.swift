@@ -147,3 +147,19 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("tiny, small")) }
     }
 }
+
+final class ChatTemplateTests: XCTestCase {
+    /// The SFT chat format comes from templates/chat/chatml.json; the built-in fallback (for when no templates/
+    /// directory can be found) renders exactly the same, and the Llama-3 template works the same way.
+    func testTemplateFileAndFallbackAgree() throws {
+        let file = try ChatFormat.named("chatml")
+        let messages: [(role: String, content: String)] = [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello.")]
+        XCTAssertEqual(file.render(messages), ChatFormat.builtInChatML.render(messages))
+        let llama3 = try ChatFormat.named("llama3")
+        let b = DatasetBuilder(codec: ByteCodec(), objective: .sft, length: 256, chat: llama3)
+        let s = b.chatSegment(messages)
+        let trained = ByteCodec().decode(zip(s.tokens, s.loss).filter { $0.1 }.map { $0.0 })
+        XCTAssertTrue(trained.hasPrefix("Hello."), trained)
+        XCTAssertFalse(trained.contains("Hi?"))
+    }
+}
