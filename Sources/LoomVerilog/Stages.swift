@@ -131,28 +131,39 @@ public enum VerilogFiles {
         return out
     }
 
+    /// The folders iverilog searches (-y): the configured ones, then every input file's folder.
+    static func libraryDirs(files: [String], config: VerilogConfig) -> [String] {
+        let dirs = Array(Set(files.map { ($0 as NSString).deletingLastPathComponent }).map { $0.isEmpty ? "." : $0 }).sorted()
+        return config.libraryDirs + dirs.filter { !config.libraryDirs.contains($0) }
+    }
+
+    /// The modules of one file, or the reject (with its first diagnostics) if it has syntax errors.
+    static func units(file f: String, config: VerilogConfig, libraryDirs libs: [String]) throws -> ([VerilogUnit], Reject?) {
+        let r = try VerilogParser.parse(file: f, options: config.preprocessor)
+        if let d = r.diagnostics.first {
+            let more = r.diagnostics.prefix(5).map(\.description).joined(separator: "\n")
+            return ([], Reject(source: f, reason: "syntax error: \(d.message)", line: d.location.line, column: d.location.column, raw: more))
+        }
+        let dir = (f as NSString).deletingLastPathComponent
+        let units = r.source.modules.map { m in
+            VerilogUnit(
+                id: "\(f)#\(m.name)", source: f, module: m, text: Printer.print(m),
+                includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs)
+        }
+        return (units, nil)
+    }
+
     /// Parses each file; a file with syntax errors is one reject with its first diagnostics.
     /// `only`: the files to parse (a `--shard` range); the library folders still come from all of `files`.
     static func units(
         files: [String], config: VerilogConfig, only: Range<Int>? = nil, reject: (Reject) throws -> Void
     ) throws -> [VerilogUnit] {
-        let dirs = Array(Set(files.map { ($0 as NSString).deletingLastPathComponent }).map { $0.isEmpty ? "." : $0 }).sorted()
-        let libs = config.libraryDirs + dirs.filter { !config.libraryDirs.contains($0) }
+        let libs = libraryDirs(files: files, config: config)
         var out: [VerilogUnit] = []
         for (k, f) in files.enumerated() where only?.contains(k) ?? true {
-            let r = try VerilogParser.parse(file: f, options: config.preprocessor)
-            if let d = r.diagnostics.first {
-                let more = r.diagnostics.prefix(5).map(\.description).joined(separator: "\n")
-                try reject(Reject(source: f, reason: "syntax error: \(d.message)", line: d.location.line, column: d.location.column, raw: more))
-                continue
-            }
-            let dir = (f as NSString).deletingLastPathComponent
-            for m in r.source.modules {
-                out.append(
-                    VerilogUnit(
-                        id: "\(f)#\(m.name)", source: f, module: m, text: Printer.print(m),
-                        includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs))
-            }
+            let (u, r) = try units(file: f, config: config, libraryDirs: libs)
+            if let r { try reject(r) }
+            out += u
         }
         return out
     }
@@ -213,29 +224,36 @@ public struct VerilogIngestStage: Stage {
     public func run(_ ctx: StageContext) throws {
         ctx.progress.begin(totalBytes: nil, unit: "files")
         let only = shard?.range(total: files.count)
-        let units = try VerilogFiles.units(files: files, config: settings, only: only) { try ctx.reject($0) }
-        for u in units {
-            var meta = JSONObject()
-            meta.append("format", "verilog")
-            meta.append("module", .string(u.module.name))
-            meta.append("line", .int(u.module.loc.line))
-            meta.append("ports", .array(portNames(u.module).map { .string($0) }))
-            var params: [String] = []
-            for p in u.module.parameterPorts ?? [] { params += p.assignments.map(\.0) }
-            for it in u.module.items { if case .parameter(let p, _) = it { params += p.assignments.map(\.0) } }
-            meta.append("parameters", .array(params.map { .string($0) }))
-            meta.append("include_dirs", .array(u.includeDirs.map { .string($0) }))
-            meta.append("library_dirs", .array(u.libraryDirs.map { .string($0) }))
-            var o = JSONObject()
-            o.append("id", .string(u.id))
-            o.append("text", .string(u.text))
-            o.append("source", .string(u.source))
-            o.append("meta", .object(meta))
-            try ctx.output.write(.object(o))
+        let libs = VerilogFiles.libraryDirs(files: files, config: settings)
+        var modules = 0
+        // One file at a time: memory holds one file's tree, whatever the input size.
+        for (k, f) in files.enumerated() where only?.contains(k) ?? true {
+            let (units, rejected) = try VerilogFiles.units(file: f, config: settings, libraryDirs: libs)
+            if let rejected { try ctx.reject(rejected) }
+            modules += units.count
+            for u in units {
+                var meta = JSONObject()
+                meta.append("format", "verilog")
+                meta.append("module", .string(u.module.name))
+                meta.append("line", .int(u.module.loc.line))
+                meta.append("ports", .array(portNames(u.module).map { .string($0) }))
+                var params: [String] = []
+                for p in u.module.parameterPorts ?? [] { params += p.assignments.map(\.0) }
+                for it in u.module.items { if case .parameter(let p, _) = it { params += p.assignments.map(\.0) } }
+                meta.append("parameters", .array(params.map { .string($0) }))
+                meta.append("include_dirs", .array(u.includeDirs.map { .string($0) }))
+                meta.append("library_dirs", .array(u.libraryDirs.map { .string($0) }))
+                var o = JSONObject()
+                o.append("id", .string(u.id))
+                o.append("text", .string(u.text))
+                o.append("source", .string(u.source))
+                o.append("meta", .object(meta))
+                try ctx.output.write(.object(o))
+            }
         }
         ctx.progress.add(items: only?.count ?? files.count)
         ctx.setCount("files", only?.count ?? files.count)
-        ctx.setCount("modules", units.count)
+        ctx.setCount("modules", modules)
     }
 }
 
@@ -333,12 +351,19 @@ public struct VerilogTaskStage: Stage {
     }
 
     public func run(_ ctx: StageContext) throws {
-        let units: [VerilogUnit]
-        if let s = inputStage {
-            units = try VerilogFiles.units(stage: s) { try ctx.reject($0) }
-        } else {
-            units = try VerilogFiles.units(files: files, config: settings) { try ctx.reject($0) }
+        // Work items: modules of an ingest directory, or files parsed by the workers (so memory holds the files
+        // in flight, not the whole input).
+        enum Item {
+            case unit(VerilogUnit)
+            case file(String)
         }
+        let items: [Item]
+        if let st = inputStage {
+            items = try VerilogFiles.units(stage: st) { try ctx.reject($0) }.map { .unit($0) }
+        } else {
+            items = files.map { .file($0) }
+        }
+        let libs = VerilogFiles.libraryDirs(files: files, config: settings)
         let desc = try DescriptionTemplates(directory: templateDirectory)
         let tasks = try TaskTemplates(directory: templateDirectory)
         var mutator: Mutator? = nil
@@ -355,10 +380,21 @@ public struct VerilogTaskStage: Stage {
         }
         ctx.progress.begin(totalBytes: nil, unit: "modules")
         var totals: [String: Int] = [:]
+        var moduleCount = 0
         try orderedParallelForEach(
-            units, jobs: settings.tasks.contains("mutate") ? jobs : 1, window: 4 * jobs,
-            produce: { u -> Output in
+            items, jobs: settings.tasks.contains("mutate") ? jobs : 1, window: 4 * jobs,
+            produce: { item -> Output in
                 var out = Output()
+                var units: [VerilogUnit] = []
+                switch item {
+                case .unit(let u): units = [u]
+                case .file(let f):
+                    let (u, r) = try VerilogFiles.units(file: f, config: settings, libraryDirs: libs)
+                    units = u
+                    if let r { out.rejects.append(r) }
+                }
+                out.counts["_modules", default: 0] += units.count
+                for u in units {
                 for t in settings.tasks {
                     switch t {
                     case "describe": describe(u, desc, tasks, &out)
@@ -367,15 +403,17 @@ public struct VerilogTaskStage: Stage {
                     default: break
                     }
                 }
+                }
                 return out
             },
             consume: { _, out in
                 for r in out.rejects { try ctx.reject(r) }
                 for r in out.records { try ctx.output.write(r) }
-                for (k, v) in out.counts { totals[k, default: 0] += v }
+                for (k, v) in out.counts where k != "_modules" { totals[k, default: 0] += v }
+                moduleCount += out.counts["_modules"] ?? 0
                 ctx.progress.add(items: 1)
             })
-        ctx.setCount("modules", units.count)
+        ctx.setCount("modules", moduleCount)
         for (k, v) in totals.sorted(by: { $0.key < $1.key }) { ctx.setCount(k, v) }
         if let s = totals["syntax_mutants"], s > 0 {
             let rate = Double(totals["syntax_rejected"] ?? 0) / Double(s)
