@@ -88,6 +88,8 @@ bench: release
 	.build/release/loom-bench neighbours $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --vectors 100000 --embedder minilm
 	@python3 -c "import pyverilog, pyslang" 2>/dev/null || pip install --quiet pyverilog==1.3.0 pyslang
 	.build/release/loom-bench verilog $(LOOM_SHARED)/corpora/verilog/dev --runs 7
+	@python3 -c "import torch, transformers" 2>/dev/null || pip install --quiet 'torch==2.13.0+cpu' transformers==5.23.0
+	.build/release/loom-bench train --runs 5
 
 # The example PDFs are committed; this writes them again from examples/pdf/make-pdfs.c (cairo) after an edit.
 examples-pdf: setup
