@@ -26,16 +26,21 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     /// IVF lists (nil: 4 sqrt(n)) and lists probed per document.
     public var lists: Int?
     public var probes = 32
+    /// A stage directory of generated conversations (RC, QA): each cluster's sample gets its members' question/
+    /// answer pairs appended, shuffled with `seed` (arXiv 2401.07284's format).
+    public var qa: String?
+    public var seed = 1
 
     public init() {}
 
     public static let keys = [
         "similarity", "max_tokens", "max_docs", "neighbours", "dim", "tokens_per_word", "tokenizer", "embedder", "model",
-        "search", "approx_above", "lists", "probes", "jobs",
+        "search", "approx_above", "lists", "probes", "qa", "seed", "jobs",
     ]
 
     enum CodingKeys: String, CodingKey {
         case similarity, maxTokens, maxDocs, neighbours, dim, tokensPerWord, tokenizer, embedder, model, search, approxAbove, lists, probes
+        case qa, seed
     }
 
     public init(from decoder: Decoder) throws {
@@ -54,6 +59,8 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         approxAbove = try c.decodeIfPresent(Int.self, forKey: .approxAbove) ?? d.approxAbove
         lists = try c.decodeIfPresent(Int.self, forKey: .lists)
         probes = try c.decodeIfPresent(Int.self, forKey: .probes) ?? d.probes
+        qa = try c.decodeIfPresent(String.self, forKey: .qa)
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
     }
 
     /// Whether `count` documents are searched with the IVF index.
@@ -86,7 +93,7 @@ public struct ClusterStage: Stage {
 
     public var name: String { "cluster" }
     public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
-    public var inputs: [StageInput] { [.stage(input)] }
+    public var inputs: [StageInput] { [.stage(input)] + (settings.qa.map { [.stage($0)] } ?? []) }
     public var sideFiles: [String] { ["vectors.bin"] }
 
     public func run(_ ctx: StageContext) throws {
@@ -121,6 +128,9 @@ public struct ClusterStage: Stage {
             neighbours: neighbours, tokens: tokens, similarity: Float(settings.similarity), maxTokens: settings.maxTokens,
             maxDocs: settings.maxDocs)
         var multi = 0
+        let pairs = try settings.qa.map { try QAPairs.read($0, documents: Dictionary(zip(ids, texts), uniquingKeysWith: { a, _ in a })) }
+        let pairFormat = try pairs.map { _ in try QAPairs.format() }
+        var appended = 0
         for (n, c) in clusters.enumerated() {
             if c.count > 1 { multi += 1 }
             let sims: [JSONValue] = c.dropFirst().map { m in
@@ -138,7 +148,18 @@ public struct ClusterStage: Stage {
             meta.append("tokens", .int(c.reduce(0) { $0 + tokens[$1] }))
             var o = JSONObject()
             o.append("id", .string("cluster-\(String(n).leftPadded(8))"))
-            o.append("text", .string(c.map { texts[$0] }.joined(separator: "\n\n")))
+            var text = c.map { texts[$0] }.joined(separator: "\n\n")
+            if let pairs, let pairFormat {
+                var mine = c.flatMap { pairs[ids[$0]] ?? [] }
+                var rng = SplitMix64(seed: UInt64(settings.seed) &+ UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+                for i in stride(from: mine.count - 1, to: 0, by: -1) { mine.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+                if !mine.isEmpty {
+                    text += "\n\n" + mine.map { pairFormat($0.question, $0.answer) }.joined(separator: "\n\n")
+                }
+                meta.append("qa_pairs", .int(mine.count))
+                appended += mine.count
+            }
+            o.append("text", .string(text))
             o.append("meta", .object(meta))
             try ctx.output.write(.object(o))
             ctx.progress.add(items: 1)
@@ -146,6 +167,7 @@ public struct ClusterStage: Stage {
         ctx.setCount("documents", texts.count)
         ctx.setCount("clusters", clusters.count)
         ctx.setCount("clusters_with_several_documents", multi)
+        if pairs != nil { ctx.setCount("qa_pairs_appended", appended) }
         ctx.setValue("search", .string(approx ? "ivf" : "exact"))
         ctx.setValue("token_lengths", .string(counter.name))
     }
@@ -261,5 +283,42 @@ public struct EmbedStage: Stage {
         try VectorFile.write(vectors, dim: d, embedder: settings.embedder, model: settings.model, to: ctx.sideFilePath("vectors.bin"))
         ctx.setCount("vectors", texts.count)
         ctx.setCount("dim", d)
+    }
+}
+
+/// Question/answer pairs of generated conversations, by the document (chunk) they came from: the conversation's
+/// `meta.provenance.ids[0]`; user turn i and assistant turn i make pair i; the document's text is taken off the
+/// front of the first question (RC conversations open with the passage).
+enum QAPairs {
+    static func read(_ dir: String, documents: [String: String]) throws -> [String: [(question: String, answer: String)]] {
+        var out: [String: [(question: String, answer: String)]] = [:]
+        try StageReader(directory: dir).forEachRecord(
+            { r, _, _ in
+                guard let id = r["meta"]?["provenance"]?["ids"]?.arrayValue?.first?.stringValue,
+                    let ms = r["messages"]?.arrayValue
+                else { return }
+                var question: String?
+                for m in ms {
+                    guard let role = m["role"]?.stringValue, let content = m["content"]?.stringValue else { continue }
+                    if role == "user" {
+                        var q = content
+                        if let doc = documents[id], q.hasPrefix(doc) {
+                            q = String(q.dropFirst(doc.count)).trimmingCharacters(in: .whitespacesAndNewlines)
+                        }
+                        question = q
+                    } else if role == "assistant", let q = question, !q.isEmpty {
+                        out[id, default: []].append((q, content))
+                        question = nil
+                    }
+                }
+            }, bad: { _, _, _ in })
+        return out
+    }
+
+    /// templates/cluster/qa-pair.txt: `{{question}}` and `{{answer}}` filled in.
+    static func format() throws -> (String, String) -> String {
+        let path = FS.join(try TemplateDirectory.locate(), "cluster/qa-pair.txt")
+        let t = try FS.readText(path)
+        return { q, a in t.replacingOccurrences(of: "{{question}}", with: q).replacingOccurrences(of: "{{answer}}", with: a) }
     }
 }

@@ -125,11 +125,19 @@ struct ClusterCommand: ParsableCommand {
     @Option(help: "Tokens per word for the length estimate (without --tokenizer).")
     var tokensPerWord = 1.3
 
+    @Option(help: "Generated conversations (e.g. 'loom generate rc' output): each cluster gets its documents' question/answer pairs appended, shuffled.")
+    var qa: String?
+
+    @Option(help: "Seed for the order of the appended question/answer pairs.")
+    var seed = 1
+
     @Option(help: "Worker threads (default: the number of cores).")
     var jobs: Int?
 
     func run() throws {
         var c = ClusterConfig()
+        c.qa = qa
+        c.seed = seed
         c.similarity = similarity
         c.maxTokens = maxTokens
         c.maxDocs = maxDocs

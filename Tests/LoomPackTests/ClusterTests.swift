@@ -85,3 +85,47 @@ final class ClusterTests: XCTestCase {
             try String(contentsOfFile: dir + "/out/part-00000.jsonl", encoding: .utf8))
     }
 }
+
+final class ClusterQATests: XCTestCase {
+    /// With `qa`, a cluster's sample is its documents and then its members' question/answer pairs (the passage taken
+    /// off the first question), shuffled with the seed; the same seed gives the same bytes.
+    func testQuestionAnswerPairsAreAppendedToTheirCluster() throws {
+        let dir = NSTemporaryDirectory() + "loom-cluster-qa-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let opts = RunOptions(quiet: true)
+        let docs = ["Aspirin lowers fever in adults.", "Aspirin lowers fever in adults and children.", "Bridges carry trains over rivers."]
+        _ = try StageRunner.run(
+            RecordsStage(records: docs.enumerated().map { ["id": .string("c\($0.offset)"), "text": .string($0.element)] }),
+            directory: dir + "/docs", options: opts)
+        let conversations: [JSONValue] = (0..<3).map { i in
+            [
+                "messages": [
+                    ["role": "user", "content": .string(docs[i] + "\n\nWhat is the topic of the text?")],
+                    ["role": "assistant", "content": .string("topic \(i)")],
+                    ["role": "user", "content": .string("Name one word from it.")],
+                    ["role": "assistant", "content": .string("word \(i)")],
+                ],
+                "meta": ["provenance": ["ids": [.string("c\(i)"), "doc"]]],
+            ]
+        }
+        _ = try StageRunner.run(RecordsStage(records: conversations, name: "rc"), directory: dir + "/rc", options: opts)
+        var c = ClusterConfig()
+        c.similarity = 0.5
+        c.qa = dir + "/rc"
+        let m = try StageRunner.run(ClusterStage(config: c, input: dir + "/docs", jobs: 1), directory: dir + "/out", options: opts).manifest
+        XCTAssertEqual(m.counts["qa_pairs_appended"]?.intValue, 6)
+        let lines = try String(contentsOfFile: dir + "/out/part-00000.jsonl", encoding: .utf8).split(separator: "\n")
+        let first = try JSONValue.parse(String(lines[0]))
+        XCTAssertEqual(first["meta"]?["members"], ["c0", "c1"])
+        XCTAssertEqual(first["meta"]?["qa_pairs"]?.intValue, 4)
+        let text = try XCTUnwrap(first["text"]?.stringValue)
+        XCTAssertTrue(text.hasPrefix(docs[0] + "\n\n" + docs[1] + "\n\n"), text)
+        XCTAssertTrue(text.contains("Question: What is the topic of the text?\nAnswer: topic 1"), text)
+        XCTAssertFalse(text.contains("Question: " + docs[0]), "the passage is taken off the first question")
+        XCTAssertFalse(text.contains("word 2"), "pairs of other clusters stay out")
+        _ = try StageRunner.run(ClusterStage(config: c, input: dir + "/docs", jobs: 1), directory: dir + "/again", options: RunOptions(force: true, quiet: true))
+        XCTAssertEqual(
+            try String(contentsOfFile: dir + "/again/part-00000.jsonl", encoding: .utf8),
+            try String(contentsOfFile: dir + "/out/part-00000.jsonl", encoding: .utf8))
+    }
+}
