@@ -83,8 +83,12 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
     print("| search | lists | probes | seconds | speed-up vs exact | recall@10 | recall of neighbours >= 0.7 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("| exact (blocked products) | - | - | \(f(exactSeconds, 1)) | 1.0x | 1.0000 | 1.0000 |")
-    for probes in [8, 16, 32, 64] {
+    // The default layout (4 sqrt(n) lists) at four probe counts, then sqrt(n) lists (a quarter of the k-means cost)
+    // probing the same fractions of the lists.
+    let root = Int(Double(v.count / dim).squareRoot().rounded())
+    for (lists, probes) in [(nil, 8), (nil, 16), (nil, 32), (nil, 64), (root, 4), (root, 8), (root, 12), (root, 16)] as [(Int?, Int)] {
         var c = IVFConfig()
+        c.lists = lists
         c.probes = probes
         t = Date()
         let approx = ApproximateNeighbours.ivf(v, dim: dim, k: k, config: c, jobs: jobs)
