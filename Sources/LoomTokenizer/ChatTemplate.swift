@@ -26,6 +26,11 @@ public struct ChatTemplate: Equatable, Sendable {
         public var prefix: String
         public var suffix: String
         public var after: String
+        public init(prefix: String, suffix: String, after: String) {
+            self.prefix = prefix
+            self.suffix = suffix
+            self.after = after
+        }
     }
 
     public var name: String
@@ -37,6 +42,18 @@ public struct ChatTemplate: Equatable, Sendable {
     public var specialTokens: [String]
     /// Roles whose messages are trained on.
     public var trainedRoles: Set<String> = ["assistant"]
+
+    public init(
+        name: String, begin: String = "", roles: [String: Role], generationPrompt: String, trimContent: Bool = false,
+        specialTokens: [String]
+    ) {
+        self.name = name
+        self.begin = begin
+        self.roles = roles
+        self.generationPrompt = generationPrompt
+        self.trimContent = trimContent
+        self.specialTokens = specialTokens
+    }
 
     public init(json: JSONValue, source: String = "chat template") throws {
         guard let n = json["name"]?.stringValue else { throw LoomError("\(source): no \"name\"") }

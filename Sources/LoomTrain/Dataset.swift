@@ -299,18 +299,13 @@ public struct ChatFormat: Sendable {
     /// `builtInChatML` only where no templates/ directory can be found (a test keeps the two identical).
     public static let chatML: ChatFormat = (try? named("chatml")) ?? builtInChatML
 
-    static let builtInChatML: ChatFormat = {
-        var roles = JSONObject()
-        for r in ["system", "user", "assistant", "tool"] {
-            roles.append(r, ["prefix": .string("<|im_start|>\(r)\n"), "suffix": "<|im_end|>", "after": "\n"])
-        }
-        let j: JSONValue = [
-            "name": "chatml", "roles": .object(roles), "generation_prompt": "<|im_start|>assistant\n",
-            "special_tokens": ["<|im_start|>", "<|im_end|>"],
-        ]
-        // A literal that parses: the only way this fails is an edit to the literal above, caught by the tests.
-        return ChatFormat(template: try! ChatTemplate(json: j))
-    }()
+    static let builtInChatML = ChatFormat(
+        template: ChatTemplate(
+            name: "chatml",
+            roles: Dictionary(uniqueKeysWithValues: ["system", "user", "assistant", "tool"].map {
+                ($0, ChatTemplate.Role(prefix: "<|im_start|>\($0)\n", suffix: "<|im_end|>", after: "\n"))
+            }),
+            generationPrompt: "<|im_start|>assistant\n", specialTokens: ["<|im_start|>", "<|im_end|>"]))
 }
 
 /// A Hugging Face tokenizer.json (LoomTokenizer) as the dataset's codec: end-of-text from the usual special
