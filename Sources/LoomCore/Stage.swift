@@ -39,13 +39,17 @@ public final class StageContext: @unchecked Sendable {
     public let rejects: RejectWriter
     public let progress: Progress
     public let options: RunOptions
+    /// The stage's fingerprint (name, version, config and every input's fingerprint): what identifies this run, for
+    /// stages that keep state across interruptions (the trainer's checkpoints).
+    public let fingerprint: String
     private let lock = NSLock()
     private var _counts = JSONObject()
     private var _errors: [String] = []
 
-    init(directory: String, options: RunOptions, progress: Progress) throws {
+    init(directory: String, options: RunOptions, progress: Progress, fingerprint: String = "") throws {
         self.directory = directory
         self.options = options
+        self.fingerprint = fingerprint
         workDirectory = FS.join(directory, ".loom-work")
         try FS.makeDirectory(workDirectory)
         output = ShardWriter(directory: directory, maxRecords: options.shardRecords)
@@ -154,7 +158,7 @@ public enum StageRunner {
 
         let started = Date()
         let progress = Progress(label: stage.name, quiet: options.quiet)
-        let ctx = try StageContext(directory: directory, options: options, progress: progress)
+        let ctx = try StageContext(directory: directory, options: options, progress: progress, fingerprint: fp)
         do {
             try stage.run(ctx)
         } catch {

@@ -291,10 +291,9 @@ public struct TrainStage: Stage {
         let train = (0..<rows.count).filter { !evalSet.contains($0) }.map { rows[$0] }
         let eval = (0..<rows.count).filter { evalSet.contains($0) }.map { rows[$0] }
 
-        var cfgBytes: [UInt8] = []
-        config.write(to: &cfgBytes)
-        let fp = SHA256.hex(
-            String(decoding: cfgBytes, as: UTF8.self) + "\0" + (try StageRunner.fingerprint(of: .stage(input)).fingerprint))
+        // Checkpoints are resumed only by a run with the same fingerprint: the same config and the same inputs,
+        // the starting model's stage directory among them.
+        let fp = ctx.fingerprint
         let trainer = try Trainer(
             model: model, data: builder, train: train, eval: eval, settings: settings.settings,
             checkpointDirectory: FS.join(ctx.directory, "checkpoints"), fingerprint: fp)
@@ -314,18 +313,18 @@ public struct TrainStage: Stage {
         let out = FS.join(ctx.workDirectory, "model")
         if let l = model.lora {
             try l.save(directory: out, baseModel: settings.model)
-            try FS.rename(FS.join(out, "adapter_config.json"), ctx.sidefile("adapter_config.json"))
-            try FS.rename(FS.join(out, "adapter_model.safetensors"), ctx.sidefile("adapter_model.safetensors"))
+            try FS.rename(FS.join(out, "adapter_config.json"), ctx.sideFilePath("adapter_config.json"))
+            try FS.rename(FS.join(out, "adapter_model.safetensors"), ctx.sideFilePath("adapter_model.safetensors"))
         } else {
             try model.save(directory: out)
-            try FS.rename(FS.join(out, "config.json"), ctx.sidefile("config.json"))
-            try FS.rename(FS.join(out, "model.safetensors"), ctx.sidefile("model.safetensors"))
+            try FS.rename(FS.join(out, "config.json"), ctx.sideFilePath("config.json"))
+            try FS.rename(FS.join(out, "model.safetensors"), ctx.sideFilePath("model.safetensors"))
         }
-        try FS.writeAtomically(trainer.history.map { $0.json.jsonString + "\n" }.joined(), to: ctx.sidefile("metrics.jsonl"))
+        try FS.writeAtomically(trainer.history.map { $0.json.jsonString + "\n" }.joined(), to: ctx.sideFilePath("metrics.jsonl"))
         try FS.writeAtomically(
             LossCurve.svg(trainer.history, title: "loom train \(objective.rawValue): \(Progress.count(params)) parameters"),
-            to: ctx.sidefile("loss.svg"))
-        if let t = tokenizerFile { try FS.writeAtomically(try FS.readText(t), to: ctx.sidefile("tokenizer.json")) }
+            to: ctx.sideFilePath("loss.svg"))
+        if let t = tokenizerFile { try FS.writeAtomically(try FS.readText(t), to: ctx.sideFilePath("tokenizer.json")) }
         ctx.setCount("records", records.count)
         ctx.setCount("rows", rows.count)
         ctx.setCount("train_rows", train.count)
@@ -397,13 +396,9 @@ extension TrainStage {
             j.append("rejected_tokens", .int(p.rejected.loss.filter { $0 }.count))
             lines += JSONValue.object(j).jsonString + "\n"
         }
-        try FS.writeAtomically(lines, to: ctx.sidefile("reference_logps.jsonl"))
+        try FS.writeAtomically(lines, to: ctx.sideFilePath("reference_logps.jsonl"))
         return o
     }
-}
-
-extension StageContext {
-    func sidefile(_ name: String) -> String { sideFilePath(name) }
 }
 
 /// Step, loss, tokens/s and ETA: a redrawn line on a terminal, a plain line every LOOM_PROGRESS_SECONDS (10)

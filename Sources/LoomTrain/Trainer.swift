@@ -210,8 +210,9 @@ public final class Trainer {
         beginStep()
         var lossSum = 0.0
         if targets > 0 {
+            let stepSeed = model.lora?.dropoutSeed ?? 0
             for (i, b) in batches.enumerated() {
-                if let l = model.lora { l.dropoutSeed = l.dropoutSeed &+ UInt64(i) }
+                model.lora?.dropoutSeed = stepSeed &+ UInt64(i)
                 model.forward(b)
                 lossSum += model.crossEntropy(targets: b.targets, scale: 1 / Float(targets))
                 model.backward()

@@ -91,6 +91,27 @@ final class TrainerTests: XCTestCase {
         XCTAssertNotEqual(try FS.readText(dir + "/b/metrics.jsonl"), try FS.readText(dir + "/a/metrics.jsonl"))
     }
 
+    /// A checkpoint is resumed only by the same run: when the starting model (an earlier stage) changes, the
+    /// fine-tuning run starts over instead of continuing from weights trained on the old model.
+    func testCheckpointsOfAnotherStartingModelAreNotResumed() throws {
+        let dir = tempDir("base-changed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try recordsDirectory(textRecords(30), in: dir)
+        var base = config(steps: 4)
+        _ = try StageRunner.run(TrainStage(config: base, input: input, threads: 1), directory: dir + "/base", options: RunOptions(quiet: true))
+        var c = config(steps: 8)
+        c.model = dir + "/base"
+        c.preset = nil
+        var stopped = try TrainStage(config: c, input: input, threads: 1)
+        stopped.stopAfterStep = 5
+        XCTAssertThrowsError(try StageRunner.run(stopped, directory: dir + "/ft", options: RunOptions(quiet: true)))
+        base.lr = 1e-2
+        _ = try StageRunner.run(TrainStage(config: base, input: input, threads: 1), directory: dir + "/base", options: RunOptions(quiet: true))
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/ft", options: RunOptions(quiet: true))
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/fresh", options: RunOptions(quiet: true))
+        XCTAssertEqual(try FS.readText(dir + "/ft/metrics.jsonl"), try FS.readText(dir + "/fresh/metrics.jsonl"))
+    }
+
     func testSFTTrainsOnAssistantTokensOnly() throws {
         let b = DatasetBuilder(codec: ByteCodec(), objective: .sft, length: 128)
         let r: JSONValue = ["messages": [["role": "user", "content": "Hi?"], ["role": "assistant", "content": "Hello."]]]
