@@ -5,7 +5,7 @@ import Foundation
 import LoomCore
 import LoomPack
 
-func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given: String?) {
+func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given: String?, configs: [IVFConfig]?, reuseExact: Bool) {
     let tmp = NSTemporaryDirectory() + "loom-bench-nb-\(getpid())"
     try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -64,8 +64,18 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
     }
     print("")
     t = Date()
-    let exact = Neighbours.exact(v, dim: dim, k: k, jobs: jobs)
-    let exactSeconds = Date().timeIntervalSince(t)
+    // --reuse-exact (for tuning runs): the exact answer and its seconds from an earlier run on the same vectors.
+    let exactCache = NSTemporaryDirectory() + "loom-bench-exact-\(embedder)-\(count).bin"
+    var exact: [[(index: Int, similarity: Float)]]
+    var exactSeconds: Double
+    if reuseExact, let (e, s) = readExact(exactCache, n: v.count / dim, k: k) {
+        (exact, exactSeconds) = (e, s)
+        print("(exact search: reused from \(exactCache), its time measured then)")
+    } else {
+        exact = Neighbours.exact(v, dim: dim, k: k, jobs: jobs)
+        exactSeconds = Date().timeIntervalSince(t)
+        writeExact(exact, seconds: exactSeconds, k: k, to: exactCache)
+    }
     // The neighbours clustering uses are the similar ones (--similarity 0.7 by default): recall among those too.
     let strong = exact.map { row in row.prefix(10).filter { $0.similarity >= 0.7 } }
     let strongCount = strong.reduce(0) { $0 + $1.count }
@@ -83,18 +93,22 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
     print("| search | lists | probes | seconds | speed-up vs exact | recall@10 | recall of neighbours >= 0.7 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("| exact (blocked products) | - | - | \(f(exactSeconds, 1)) | 1.0x | 1.0000 | 1.0000 |")
-    // The default layout (4 sqrt(n) lists) at four probe counts, then sqrt(n) lists (a quarter of the k-means cost)
-    // probing the same fractions of the lists.
+    // The default layout (sqrt(n) lists) at five probe counts and one-sided at the default 16 probes (each similarity
+    // offered only to the probing document), then 4 sqrt(n) lists (four times the k-means cost, smaller lists).
     let root = Int(Double(v.count / dim).squareRoot().rounded())
-    for (lists, probes) in [(nil, 8), (nil, 16), (nil, 32), (nil, 64), (root, 4), (root, 8), (root, 12), (root, 16)] as [(Int?, Int)] {
+    let layouts: [(Int?, Int, Bool)] =
+        configs.map { $0.map { ($0.lists, $0.probes, $0.symmetric) } }
+        ?? [(nil, 4, true), (nil, 8, true), (nil, 12, true), (nil, 16, true), (nil, 24, true), (nil, 16, false), (4 * root, 16, true), (4 * root, 32, true)]
+    for (lists, probes, symmetric) in layouts {
         var c = IVFConfig()
         c.lists = lists
         c.probes = probes
+        c.symmetric = symmetric
         t = Date()
         let approx = ApproximateNeighbours.ivf(v, dim: dim, k: k, config: c, jobs: jobs)
         let s = Date().timeIntervalSince(t)
         let r = ApproximateNeighbours.recall(approx, exact: exact, k: 10)
-        print("| IVF (k-means \(c.iterations) iterations included) | \(c.listCount(v.count / dim)) | \(probes) | \(f(s, 1)) | \(f(exactSeconds / s, 1))x | \(String(format: "%.4f", r)) | \(strongRecall(approx)) |")
+        print("| IVF\(symmetric ? "" : " one-sided") (k-means \(c.iterations) iterations included) | \(c.listCount(v.count / dim)) | \(probes) | \(f(s, 1)) | \(f(exactSeconds / s, 1))x | \(String(format: "%.4f", r)) | \(strongRecall(approx)) |")
     }
 }
 
@@ -119,4 +133,37 @@ func syntheticVectors(count: Int, dim: Int, topics: Int, seed: UInt64) -> [Float
         for d in 0..<dim { v[i * dim + d] *= inv }
     }
     return v
+}
+
+/// `--ivf 316:8,1265:32,316:16:one-sided`: lists (or `default`), probes, and optionally `one-sided` (no symmetric offers).
+func ivfLayouts(_ text: String) -> [IVFConfig] {
+    text.split(separator: ",").map { item in
+        let f = item.split(separator: ":").map(String.init)
+        var c = IVFConfig()
+        c.lists = f.first.flatMap(Int.init)
+        if f.count > 1, let p = Int(f[1]) { c.probes = p }
+        c.symmetric = !(f.count > 2 && f[2] == "one-sided")
+        return c
+    }
+}
+
+func writeExact(_ e: [[(index: Int, similarity: Float)]], seconds: Double, k: Int, to path: String) {
+    var out = [Float](repeating: -2, count: 1 + e.count * k * 2)
+    out[0] = Float(seconds)
+    for (q, row) in e.enumerated() {
+        for (r, nb) in row.enumerated() {
+            out[1 + (q * k + r) * 2] = Float(nb.index)
+            out[2 + (q * k + r) * 2] = nb.similarity
+        }
+    }
+    try? out.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: path))
+}
+
+func readExact(_ path: String, n: Int, k: Int) -> ([[(index: Int, similarity: Float)]], Double)? {
+    guard let d = FileManager.default.contents(atPath: path), d.count == (1 + n * k * 2) * 4 else { return nil }
+    let f = d.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    let rows: [[(index: Int, similarity: Float)]] = (0..<n).map { q in
+        (0..<k).compactMap { r in f[1 + (q * k + r) * 2] < 0 ? nil : (Int(f[1 + (q * k + r) * 2]), f[2 + (q * k + r) * 2]) }
+    }
+    return (rows, Double(f[0]))
 }

@@ -287,6 +287,9 @@ let sentenceCount = option("--sentences").flatMap(Int.init) ?? 2000
 let vectorCount = option("--vectors").flatMap(Int.init) ?? 100_000
 let neighbourEmbedder = option("--embedder") ?? "hashing"
 let tokenizerMegabytes = option("--megabytes").flatMap(Double.init) ?? 0
+let ivfOption = option("--ivf")
+let reuseExact = args.contains("--reuse-exact")
+args.removeAll { $0 == "--reuse-exact" }
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
@@ -309,7 +312,8 @@ case ("generate", 1): generateConcurrency(latency: latency)
 case ("pack", 2): pack(args[1], samples: samples, context: 4096)
 case ("verilog", 2): verilogBench(args[1], runs: runs)
 case ("minilm", 2): minilm(args[1], model: minilmModel, count: sentenceCount, runs: runs)
-case ("neighbours", 2): neighboursBench(args[1], count: vectorCount, embedder: neighbourEmbedder, model: minilmModel)
+case ("neighbours", 2):
+    neighboursBench(args[1], count: vectorCount, embedder: neighbourEmbedder, model: minilmModel, configs: ivfOption.map(ivfLayouts), reuseExact: reuseExact)
 case ("tokenizer", _) where args.count >= 2:
     let shared = ProcessInfo.processInfo.environment["LOOM_SHARED"] ?? benchDir + "/../../shared"
     let given = Array(args.dropFirst(2))
@@ -333,7 +337,8 @@ default:
                loom-bench pack PUBMED.xml.gz [--samples N]
                loom-bench verilog DIR [--runs N]
                loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N] [--runs N]
-               loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm] [--model DIR]
+               loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm|synthetic] [--model DIR]
+                         [--ivf LISTS:PROBES[:one-sided],...] [--reuse-exact]
                loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
                loom-bench dpo [--runs N] [--pairs 48 --pair-seq 320 --rows 2] [--hidden ... as train]

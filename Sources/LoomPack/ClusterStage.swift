@@ -23,9 +23,9 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     /// "auto" (exact up to approxAbove documents, IVF above), "exact" or "approx".
     public var search = "auto"
     public var approxAbove = 50000
-    /// IVF lists (nil: 4 sqrt(n)) and lists probed per document.
+    /// IVF lists (nil: sqrt(n)) and lists probed per document.
     public var lists: Int?
-    public var probes = 32
+    public var probes = IVFConfig().probes
     /// A stage directory of generated conversations (RC, QA): each cluster's sample gets its members' question/
     /// answer pairs appended, shuffled with `seed` (arXiv 2401.07284's format).
     public var qa: String?

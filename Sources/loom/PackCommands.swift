@@ -114,9 +114,9 @@ struct ClusterCommand: ParsableCommand {
     var approxAbove = 50000
 
     @Option(help: "IVF lists searched per document.")
-    var probes = 32
+    var probes = IVFConfig().probes
 
-    @Option(help: "IVF lists (default: 4 x the square root of the document count).")
+    @Option(help: "IVF lists (default: the square root of the document count).")
     var lists: Int?
 
     @Option(help: "A tokenizer.json for token lengths (default: words x --tokens-per-word).")
