@@ -85,6 +85,7 @@ bench: release
 	@python3 -c "import sentence_transformers, torch" 2>/dev/null || pip install --quiet sentence-transformers==6.2.0
 	.build/release/loom-bench pack $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz
 	.build/release/loom-bench minilm $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --sentences 2000 --runs 3
+	@python3 -c "import faiss" 2>/dev/null || pip install --quiet faiss-cpu==1.15.1
 	.build/release/loom-bench neighbours $(LOOM_SHARED)/corpora/pubmed/pubmed20n0014.xml.gz --vectors 100000 --embedder minilm
 	@python3 -c "import pyverilog, pyslang" 2>/dev/null || pip install --quiet pyverilog==1.3.0 pyslang
 	.build/release/loom-bench verilog $(LOOM_SHARED)/corpora/verilog/dev --runs 7

@@ -1,5 +1,6 @@
 // loom-bench neighbours: the IVF index against exact search on the same vectors (of PubMed abstract sentences, from
-// the hashing embedder or MiniLM): recall@10 and seconds, in-process, two threads.
+// the hashing embedder or MiniLM, or synthetic topic vectors): recall@10 and seconds, in-process, two threads; then
+// faiss's exact and IVF search on the same vectors (Benchmarks/peers/faiss_neighbours.py) when python3 imports faiss.
 
 import Foundation
 import LoomCore
@@ -109,6 +110,39 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
         let s = Date().timeIntervalSince(t)
         let r = ApproximateNeighbours.recall(approx, exact: exact, k: 10)
         print("| IVF\(symmetric ? "" : " one-sided") (k-means \(c.iterations) iterations included) | \(c.listCount(v.count / dim)) | \(probes) | \(f(s, 1)) | \(f(exactSeconds / s, 1))x | \(String(format: "%.4f", r)) | \(strongRecall(approx)) |")
+    }
+    // The peer: faiss on the same vectors and threads (IndexFlatIP, and IndexIVFFlat at Loom's default layout and
+    // at 4 sqrt(n) lists), when python3 can import it.
+    let n = v.count / dim
+    let peerLayouts = configs.map { $0.map { ($0.listCount(n), $0.probes) } } ?? [(root, 8), (root, 16), (4 * root, 32)]
+    let vecPath = tmp + "/vectors.bin"
+    guard (try? VectorFile.write(v, dim: dim, embedder: embedder, to: vecPath)) != nil else { return }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", benchDir + "/peers/faiss_neighbours.py", vecPath, String(k), String(jobs),
+                   peerLayouts.map { "\($0.0):\($0.1)" }.joined(separator: ","), tmp]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return }
+    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else {
+        print("")
+        print("(faiss peer not run: pip install faiss-cpu)")
+        return
+    }
+    for line in out.split(separator: "\n") {
+        guard let r = try? JSONValue.parse(String(line)), let name = r["name"]?.stringValue, let s = r["seconds"]?.doubleValue,
+            let d = FileManager.default.contents(atPath: tmp + "/\(name).i32"), d.count == n * k * 4
+        else { continue }
+        let ids = d.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+        let found: [[(index: Int, similarity: Float)]] = (0..<n).map { q in
+            (0..<k).compactMap { ids[q * k + $0] < 0 ? nil : (Int(ids[q * k + $0]), 0) }
+        }
+        let parts = name.split(separator: "-")
+        let label = name == "exact" ? "| faiss \(r["faiss"]?.stringValue ?? "") IndexFlatIP (exact) | - | -" : "| faiss IndexIVFFlat (training included) | \(parts[1]) | \(parts[2])"
+        print("\(label) | \(f(s, 1)) | \(f(exactSeconds / s, 1))x | \(String(format: "%.4f", ApproximateNeighbours.recall(found, exact: exact, k: 10))) | \(strongRecall(found)) |")
     }
 }
 

@@ -26,9 +26,10 @@
 //   loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N]
 //                                                  MiniLM sentences/s vs sentence-transformers (PyTorch) on N
 //                                                  abstract sentences (2,000), 1 and 2 threads; vector cosines
-//   loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm]
+//   loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm|synthetic] [--ivf L:P,...]
 //                                                  IVF approximate neighbours vs exact search on N (100,000)
-//                                                  vectors of abstract sentences: recall@10 and seconds
+//                                                  vectors of abstract sentences, and faiss (IndexFlatIP,
+//                                                  IndexIVFFlat) when importable: recall@10 and seconds
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //   loom-bench merge [--gigabytes G] [--runs N]    peak memory and time of 'loom merge' (every method) on two
