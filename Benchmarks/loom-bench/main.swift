@@ -30,6 +30,7 @@
 //                                                  IVF approximate neighbours vs exact search on N (100,000)
 //                                                  vectors of abstract sentences, and faiss (IndexFlatIP,
 //                                                  IndexIVFFlat) when importable: recall@10 and seconds
+//   loom-bench json FILE [--runs N]                JSONValue.parse vs Python json.loads on FILE (a tokenizer.json)
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
 //   loom-bench merge [--gigabytes G] [--runs N]    peak memory and time of 'loom merge' (every method) on two
@@ -326,6 +327,7 @@ case ("dpo", _): dpoBench(dpoShape(threads: trainShape.threads), model: trainSha
 case ("dpo-child", _) where args.count >= 2: dpoChild(args[1], shape: dpoShape(threads: trainShape.threads), model: trainShape)
 case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
 case ("sample", 1): sampleBench()
+case ("json", 2): jsonBench(args[1], runs: runs)
 default:
     print(
         """
@@ -344,6 +346,7 @@ default:
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
                loom-bench dpo [--runs N] [--pairs 48 --pair-seq 320 --rows 2] [--hidden ... as train]
                loom-bench merge [--gigabytes G] [--runs N]
+               loom-bench json FILE [--runs N]
         """)
     exit(2)
 }

@@ -56,8 +56,13 @@ public enum JSONValue: Equatable, Sendable {
 }
 
 /// A JSON object that keeps its keys in insertion order (a later set of an existing key replaces it in place).
+/// Objects with more than `indexAbove` keys also keep a key -> position index, so building and reading large ones
+/// (a tokenizer's 128K-entry vocabulary) costs O(1) a key instead of a scan of the keys before it.
 public struct JSONObject: Equatable, Sendable, Sequence {
     public private(set) var pairs: [(key: String, value: JSONValue)] = []
+    /// Position of each key's first occurrence; nil while the object is small.
+    private var index: [String: Int]?
+    static let indexAbove = 16
 
     public init() {}
     public init(_ pairs: [(String, JSONValue)]) {
@@ -67,19 +72,45 @@ public struct JSONObject: Equatable, Sendable, Sequence {
     public var keys: [String] { pairs.map { $0.key } }
     public var count: Int { pairs.count }
 
+    func position(_ key: String) -> Int? {
+        if let index { return index[key] }
+        return pairs.firstIndex { $0.key == key }
+    }
+
     public subscript(key: String) -> JSONValue? {
-        get { pairs.first(where: { $0.key == key })?.value }
+        get { position(key).map { pairs[$0].value } }
         set {
-            if let i = pairs.firstIndex(where: { $0.key == key }) {
-                if let newValue { pairs[i].value = newValue } else { pairs.remove(at: i) }
+            if let i = position(key) {
+                if let newValue {
+                    pairs[i].value = newValue
+                } else {
+                    pairs.remove(at: i)
+                    index = nil
+                    buildIndexIfLarge()
+                }
             } else if let newValue {
-                pairs.append((key, newValue))
+                append(key, newValue)
             }
         }
     }
 
-    /// Appends without looking for an existing key: for builders that know their keys are new.
-    public mutating func append(_ key: String, _ value: JSONValue) { pairs.append((key, value)) }
+    /// Appends without looking for an existing key: for builders that know their keys are new. (A repeated key
+    /// stays readable at its first occurrence, as a scan would find it.)
+    public mutating func append(_ key: String, _ value: JSONValue) {
+        pairs.append((key, value))
+        if index != nil {
+            if index![key] == nil { index![key] = pairs.count - 1 }
+        } else {
+            buildIndexIfLarge()
+        }
+    }
+
+    private mutating func buildIndexIfLarge() {
+        guard index == nil, pairs.count > Self.indexAbove else { return }
+        var d = [String: Int](minimumCapacity: pairs.count * 2)
+        for (i, p) in pairs.enumerated() where d[p.key] == nil { d[p.key] = i }
+        index = d
+    }
 
     public func makeIterator() -> IndexingIterator<[(key: String, value: JSONValue)]> { pairs.makeIterator() }
 

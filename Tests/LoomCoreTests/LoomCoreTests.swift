@@ -18,6 +18,37 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse(v.jsonString), v)
     }
 
+    func testLargeObjectsKeepOrderReplaceInPlaceAndRemove() throws {
+        // 40,000 keys: above JSONObject.indexAbove, so reads and writes go through the key index.
+        let n = 40_000
+        var text = "{" + (0..<n).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        text += ",\"k7\":\"again\"}"  // a repeated key replaces the first in place, as for small objects
+        let o = try XCTUnwrap(try JSONValue.parse(text).objectValue)
+        XCTAssertEqual(o.count, n)
+        XCTAssertEqual(o.keys.prefix(3), ["k0", "k1", "k2"])
+        XCTAssertEqual(o["k7"], "again")
+        XCTAssertEqual(o.pairs[7].key, "k7")
+        XCTAssertEqual(o["k39999"], 39999)
+        XCTAssertNil(o["k40000"])
+        var m = o
+        m["k5"] = nil
+        XCTAssertEqual(m.count, n - 1)
+        XCTAssertNil(m["k5"])
+        XCTAssertEqual(m["k6"], 6)
+        XCTAssertEqual(m.pairs[5].key, "k6")
+        m["new"] = 1
+        XCTAssertEqual(m.keys.last, "new")
+        XCTAssertEqual(m["new"], 1)
+        XCTAssertEqual(o["k5"], 5)  // the copy was not touched
+        // append keeps the first occurrence readable, as a scan would.
+        var a = JSONObject()
+        for i in 0..<20 { a.append("x\(i)", .int(i)) }
+        a.append("x3", "later")
+        XCTAssertEqual(a["x3"], 3)
+        XCTAssertEqual(a.count, 21)
+        XCTAssertEqual(try JSONValue.parse(JSONValue.object(o).jsonString), .object(o))
+    }
+
     func testLongStringsWithEscapesAtEveryOffset() throws {
         // Exercises the eight-bytes-at-a-time path: an escape at each position of a word.
         for i in 0..<20 {
