@@ -278,16 +278,23 @@ struct DedupScanner {
                     res.rejects.append((lineNo, nil, "not a JSON record: \(error)"))
                     continue
                 }
-                guard members.isObject, let tr = members.values[0] else {
-                    res.rejects.append((lineNo, nil, "record has no '\(spec.textField)' field"))
-                    continue
-                }
-                guard line[tr.lowerBound] == UInt8(ascii: "\"") else {
-                    res.rejects.append((lineNo, tr.lowerBound + 1, "'\(spec.textField)' is not a string"))
-                    continue
-                }
                 text.removeAll(keepingCapacity: true)
-                JSONScan.appendString(line, tr, to: &text)
+                if members.isObject, let tr = members.values[0] {
+                    guard line[tr.lowerBound] == UInt8(ascii: "\"") else {
+                        res.rejects.append((lineNo, tr.lowerBound + 1, "'\(spec.textField)' is not a string"))
+                        continue
+                    }
+                    JSONScan.appendString(line, tr, to: &text)
+                } else if members.isObject, spec.textField == "text", let r = try? JSONValue.parse(bytes: line),
+                    let s = RecordText.text(r)
+                {
+                    // Generated SFT and preference records: their turns' text (the slow path, a full parse).
+                    text.append(contentsOf: s.utf8)
+                } else {
+                    let shapes = spec.textField == "text" ? " (nor messages, prompt/chosen/rejected or instruction)" : ""
+                    res.rejects.append((lineNo, nil, "record has no '\(spec.textField)' field\(shapes)"))
+                    continue
+                }
                 let scalars = text.withUnsafeBufferPointer(scalarCount)
                 text.withUnsafeBufferPointer { normalizer.normalize($0, into: &norm) }
                 var blank = true

@@ -167,29 +167,8 @@ struct Located {
 // MARK: - Reading records
 
 enum Records {
-    /// The text a person would read in a record: `text`; the turns of `messages`; `prompt`, `chosen` and
-    /// `rejected`; or the members of a packed window.
-    static func text(_ r: JSONValue) -> String {
-        if let t = r["text"]?.stringValue { return t }
-        if let m = r["messages"]?.arrayValue { return turns(m) }
-        if r["prompt"] != nil || r["chosen"] != nil {
-            return ["prompt", "chosen", "rejected", "completion"].compactMap { k -> String? in
-                guard let v = r[k] else { return nil }
-                if let s = v.stringValue { return s }
-                return v.arrayValue.map(turns)
-            }.joined(separator: "\n")
-        }
-        if let members = r["members"]?.arrayValue { return members.map(text).joined(separator: "\n\n") }
-        if let i = r["instruction"]?.stringValue {
-            return [i, r["input"]?.stringValue ?? "", r["output"]?.stringValue ?? ""].filter { !$0.isEmpty }
-                .joined(separator: "\n")
-        }
-        return ""
-    }
-
-    static func turns(_ m: [JSONValue]) -> String {
-        m.compactMap { $0["content"]?.stringValue }.joined(separator: "\n")
-    }
+    /// The text a person would read in a record (LoomCore's RecordText; "" when it has none).
+    static func text(_ r: JSONValue) -> String { RecordText.text(r) ?? "" }
 
     /// "sft", "preference", "text" or "window": what shape of training record this is.
     static func format(_ r: JSONValue) -> String {

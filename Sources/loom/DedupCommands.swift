@@ -24,7 +24,11 @@ struct Dedup: ParsableCommand {
 
 /// How records are read and their text normalised (every dedup command that reads records).
 struct DedupTextOptions: ParsableArguments {
-    @Option(help: "The field holding the text to compare.")
+    @Option(
+        help: """
+            The field holding the text to compare. With the default, records without 'text' are compared by \
+            their turns: 'messages' (SFT), 'prompt'/'chosen'/'rejected' (preference) or 'instruction'/'input'/'output'.
+            """)
     var textField = "text"
 
     @Option(help: "The field holding the record's id (reported in duplicates.jsonl; FILE:LINE when absent).")

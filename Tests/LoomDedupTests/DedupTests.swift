@@ -187,7 +187,8 @@ final class DedupStageTests: XCTestCase {
         XCTAssertTrue(rejects.allSatisfy { $0["source"]?.stringValue == dir + "/in.jsonl" })
         XCTAssertTrue(rejects[0]["reason"]?.stringValue?.contains("not a JSON record") ?? false)
         XCTAssertEqual(rejects[0]["column"]?.intValue, 32)  // one past the last character
-        XCTAssertEqual(rejects[1]["reason"]?.stringValue, "record has no 'text' field")
+        XCTAssertEqual(
+            rejects[1]["reason"]?.stringValue, "record has no 'text' field (nor messages, prompt/chosen/rejected or instruction)")
         XCTAssertEqual(rejects[2]["reason"]?.stringValue, "'text' is not a string")
         // The empty text is kept by default; the duplicate of record 1 is removed; a record without id is
         // reported by file and line.
@@ -206,6 +207,47 @@ final class DedupStageTests: XCTestCase {
         let d = try readJSONLines(dir + "/out3/duplicates.jsonl")
         XCTAssertEqual(d.first?["kept"]?.stringValue, dir + "/noid.jsonl:1")
         XCTAssertEqual(d.first?["removed"]?.arrayValue?.first?["id"]?.stringValue, dir + "/noid.jsonl:2")
+    }
+
+    func testSFTAndPreferenceRecordsAreComparedByTheirTurns() throws {
+        let dir = temporaryDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func sft(_ id: Int, _ q: String, _ a: String) -> String {
+            JSONValue.object(JSONObject([
+                ("id", .int(id)),
+                ("messages", .array([["role": "user", "content": .string(q)], ["role": "assistant", "content": .string(a)]])),
+            ])).jsonString
+        }
+        func pref(_ id: Int, _ p: String, _ c: String, _ r: String) -> String {
+            JSONValue.object(JSONObject([("id", .int(id)), ("prompt", .string(p)), ("chosen", .string(c)), ("rejected", .string(r))])).jsonString
+        }
+        let q = "Which enzyme converts angiotensin I to angiotensin II in the pulmonary circulation of adults?"
+        let a = "Angiotensin-converting enzyme, bound to the surface of the lung's endothelial cells, does."
+        let lines = [
+            sft(1, q, a),
+            sft(2, q.uppercased(), a),  // the same conversation after case folding
+            sft(3, q, "Renin, which the kidney releases when perfusion falls, cleaves angiotensinogen instead."),
+            pref(4, q, a, "Renin does, since the kidney releases it whenever renal perfusion pressure falls below normal."),
+            pref(5, q, a, "Renin does, since the kidney releases it whenever renal perfusion pressure falls below normal."),
+            #"{"id": 6, "messages": [{"role": "user", "content": [{"type": "text", "text": "\#(q)"}]}, {"role": "assistant", "content": "\#(a)"}]}"#,
+            #"{"id": 7, "meta": {}}"#,
+        ]
+        try write(lines, to: dir + "/in.jsonl")
+        for method in ["exact", "minhash"] {
+            var c = DedupConfig()
+            c.method = method
+            let m = try run(c, [dir + "/in.jsonl"], dir + "/" + method)
+            XCTAssertEqual(m.status, "complete")
+            // 2 and 6 (content given as parts) repeat 1; 5 repeats 4; 7 has no text of any shape.
+            XCTAssertEqual(try keptLines(dir + "/" + method), [lines[0], lines[2], lines[3]], method)
+            let rejects = try readJSONLines(dir + "/" + method + "/rejects.jsonl")
+            XCTAssertEqual(rejects.map { $0["line"]?.intValue }, [7], method)
+        }
+        // An explicit --text-field is strict: records without that field are rejected, not read another way.
+        var c = DedupConfig()
+        c.textField = "abstract"
+        _ = try run(c, [dir + "/in.jsonl"], dir + "/strict")
+        XCTAssertEqual(try readJSONLines(dir + "/strict/rejects.jsonl").first?["reason"]?.stringValue, "record has no 'abstract' field")
     }
 
     func testKeepLongestAndExactMode() throws {
