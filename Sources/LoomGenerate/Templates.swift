@@ -55,9 +55,12 @@ public struct RCTemplates: Sendable {
 
 extension TemplateDirectory {
     /// The Mustache template at `relative` under `directory`, and its text; an invalid one is an error naming the file.
+    /// One trailing newline (the file's last line end) is not part of the template, as in Jinja: a prompt rendered
+    /// from `{{question}}` + newline is the question, not the question and a line break.
     public static func load(_ directory: String, _ relative: String) throws -> (template: MustacheTemplate, text: String) {
         let path = FS.join(directory, relative)
-        let text = try FS.readText(path)
+        var text = try FS.readText(path)
+        if let last = text.last, last == "\n" || last == "\r\n" { text.removeLast() }
         do { return (try MustacheTemplate(string: text), text) } catch {
             throw LoomError("\(path): not valid Mustache: \(error)")
         }

@@ -175,3 +175,20 @@ final class QABackendTests: XCTestCase {
         XCTAssertEqual((m.counts["pairs"]?.intValue ?? 0) > 0 || (m.counts["unparseable_replies"]?.intValue ?? 0) > 0, true)
     }
 }
+
+final class TemplateFileTests: XCTestCase {
+    /// A template file's final line end is not part of the template (as in Jinja); other newlines are.
+    func testTheFilesLastNewlineIsNotRendered() throws {
+        let dir = NSTemporaryDirectory() + "loom-template-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, text, want) in [
+            ("lf", "{{q}}\n", "Why?"), ("crlf", "{{q}}\r\n", "Why?"), ("two", "Q: {{q}}\n\n", "Q: Why?\n"),
+            ("none", "{{q}}", "Why?"), ("inner", "Text:\n{{q}}\n", "Text:\nWhy?"),
+        ] {
+            try text.write(toFile: dir + "/\(name).mustache", atomically: true, encoding: .utf8)
+            let t = try TemplateDirectory.load(dir, "\(name).mustache")
+            XCTAssertEqual(t.template.render(["q": "Why?"]), want, name)
+        }
+    }
+}

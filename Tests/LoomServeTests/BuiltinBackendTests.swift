@@ -59,8 +59,11 @@ final class BuiltinBackendTests: XCTestCase {
         XCTAssertTrue(m.config["model"]?.stringValue?.hasPrefix(modelDir + "@") ?? false)
         let got = try rejectedTexts(dir + "/builtin/part-00000.jsonl")
         let model = try BuiltinBackend.shared(directory: modelDir).model
-        // The prompt the stage sends: templates/preference/question-only.mustache with the question.
-        let template = try FS.readText(templatesDirectory + "/preference/question-only.mustache")
+        // The prompt the stage sends: templates/preference/question-only.mustache with the question (the file's
+        // final newline is not part of the template).
+        var template = try FS.readText(templatesDirectory + "/preference/question-only.mustache")
+        if template.hasSuffix("\n") { template.removeLast() }
+        XCTAssertEqual(template, "{{question}}")
         let prompts = ["What divides quickly?", "What lowers pressure?"].map {
             template.replacingOccurrences(of: "{{question}}", with: $0)
         }
