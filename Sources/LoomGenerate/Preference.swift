@@ -57,6 +57,8 @@ public struct PreferenceStage: Stage {
         var question: String
         var answer: String
         var type: String
+        /// The conversation's `meta.language`, carried to its pairs.
+        var language: String?
     }
 
     public func run(_ ctx: StageContext) throws {
@@ -78,7 +80,8 @@ public struct PreferenceStage: Stage {
                     turns.append(
                         Turn(
                             sample: id, index: k, prompt: Array(messages[..<i]), question: question,
-                            answer: messages[i]["content"]?.stringValue ?? "", type: k < types.count ? types[k] : "answer"))
+                            answer: messages[i]["content"]?.stringValue ?? "", type: k < types.count ? types[k] : "answer",
+                            language: r["meta"]?["language"]?.stringValue))
                     k += 1
                 }
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
@@ -135,6 +138,7 @@ public struct PreferenceStage: Stage {
                             model: backend == nil ? nil : settings.qa.openai.model, seed: settings.seed))
                     meta.append("rejected_from", .string(settings.rejected))
                     meta.append("task", .string(t.type))
+                    if let l = t.language { meta.append("language", .string(l)) }
                     var o = JSONObject()
                     o.append("id", .string("\(t.sample)#pref\(t.index)"))
                     o.append("prompt", .array(t.prompt))

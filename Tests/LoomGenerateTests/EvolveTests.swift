@@ -104,7 +104,7 @@ final class PreferenceStageTests: XCTestCase {
         for (q, a, _) in turns { messages += [["role": "user", "content": .string(q)], ["role": "assistant", "content": .string(a)]] }
         return [
             "id": .string(id), "messages": .array(messages),
-            "meta": ["tasks": .array(turns.map { ["type": .string($0.2)] })],
+            "meta": ["tasks": .array(turns.map { ["type": .string($0.2)] }), "language": id == "c" ? "ko" : "en"],
         ]
     }
 
@@ -129,6 +129,8 @@ final class PreferenceStageTests: XCTestCase {
             XCTAssertEqual(r["prompt"]?.arrayValue?.last?["role"]?.stringValue, "user")
         }
         XCTAssertEqual(out[0]["rejected"]?.arrayValue?.first?["content"]?.stringValue, "No")  // the other label
+        // Each pair declares its conversation's language.
+        XCTAssertEqual(out.map { $0["meta"]?["language"]?.stringValue }, ["en", "en", "en", "en", "ko"])
         // Sampled: the model sees the question alone; an answer equal to the reference is dropped.
         let server = ChatTestServer(answer: { $0.contains("the cell") ? "divides quickly." : "I do not know." })
         try server.start()
