@@ -64,11 +64,52 @@ public struct HashingEmbedder: Sendable {
     }
 }
 
-/// Exact k-nearest neighbours by cosine, in blocks of the similarity matrix: 256 rows against all rows in one
-/// OpenBLAS sgemm (it replaced the C dot-product kernel loom_dot_block: docs/benchmarks.md), one block per thread.
+/// Exact k-nearest neighbours by cosine from blocks of the similarity matrix computed with OpenBLAS sgemm (it
+/// replaced the C dot-product kernel loom_dot_block: docs/benchmarks.md).
 public enum Neighbours {
     /// For each row, up to `k` other rows with their similarity, most similar first (ties: lower index first).
+    /// The matrix is symmetric, so only its upper triangle is computed: tiles of 256 rows by up to 4,096 columns
+    /// at or right of the rows' block, each entry offered to both rows of the pair (IVF's TopK). Row blocks are dealt
+    /// to the workers round-robin; the merged result does not depend on the number of workers.
     public static func exact(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
+        let n = v.count / dim
+        guard n > 1 else { return Array(repeating: [], count: n) }
+        let kk = min(k, n - 1)
+        let block = 256, width = 4096
+        let blocks = (n + block - 1) / block
+        let workers = max(1, min(jobs, blocks))
+        Matmul.setThreads(1)
+        let partial = (try? parallelMap(Array(0..<workers), jobs: workers) { w -> TopK in
+            var top = TopK(n: n, k: kk)
+            var sims = [Float](repeating: 0, count: block * width)
+            // Largest rows of the triangle first, dealt so each worker gets a similar share.
+            for b in stride(from: w, to: blocks, by: workers) {
+                let r0 = b * block, rows = min(block, n - r0)
+                let rowIds = (r0..<(r0 + rows)).map(Int32.init)
+                var c0 = r0
+                while c0 < n {
+                    let cols = min(width, n - c0)
+                    v.withUnsafeBufferPointer { p in
+                        sims.withUnsafeMutableBufferPointer { o in
+                            Matmul.gemm(
+                                p.baseAddress! + r0 * dim, p.baseAddress! + c0 * dim, o.baseAddress!, m: rows, n: cols, k: dim,
+                                transposeB: true)
+                        }
+                    }
+                    top.offerBlock(sims: sims, rows: rowIds, columns: (c0..<(c0 + cols)).map(Int32.init), symmetric: true)
+                    c0 += cols
+                }
+            }
+            return top
+        }) ?? []
+        var merged = partial.first ?? TopK(n: n, k: kk)
+        for p in partial.dropFirst() { merged.merge(p) }
+        return (0..<n).map { merged.list($0) }
+    }
+
+    /// The simple version the fast one is checked against: 256 rows against all rows in one sgemm, each row's top k
+    /// selected from its full row.
+    static func exactReference(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
         let n = v.count / dim
         let block = 256
         let starts = Array(stride(from: 0, to: n, by: block))

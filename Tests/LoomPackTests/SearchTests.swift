@@ -65,6 +65,30 @@ final class IVFTests: XCTestCase {
         XCTAssertEqual(all.map { $0.map(\.index) }, Neighbours.exact(few, dim: dim, k: 10).map { $0.map(\.index) })
     }
 
+    func testExactSearchOverTheTriangleEqualsTheFullMatrix() {
+        // 5,000 vectors: several 256-row blocks and two 4,096-column tiles; duplicated rows make exact ties.
+        let dim = 24
+        var v = clustered(count: 4990, dim: dim, centres: 30, noise: 1.0, seed: 21)
+        v += v.prefix(10 * dim)
+        let want = Neighbours.exactReference(v, dim: dim, k: 12, jobs: 2)
+        for jobs in [1, 2, 3] {
+            let got = Neighbours.exact(v, dim: dim, k: 12, jobs: jobs)
+            XCTAssertEqual(got.count, want.count)
+            var differ = 0
+            for (g, w) in zip(got, want) {
+                XCTAssertEqual(g.count, 12)
+                if g.map(\.index) != w.map(\.index) { differ += 1 }
+                for (a, b) in zip(g, w) { XCTAssertEqual(a.similarity, b.similarity, accuracy: 1e-5) }
+            }
+            // Products of other shapes can round the last bit differently, which may swap near-equal neighbours.
+            print("exact triangle vs full matrix, jobs \(jobs): \(differ) rows order differently")
+            XCTAssertLessThanOrEqual(differ, 5, "jobs \(jobs)")
+        }
+        XCTAssertEqual(Neighbours.exact(v, dim: dim, k: 12, jobs: 1).map { $0.map(\.index) }, Neighbours.exact(v, dim: dim, k: 12, jobs: 3).map { $0.map(\.index) })
+        XCTAssertEqual(Neighbours.exact(Array(v.prefix(dim)), dim: dim, k: 3).map(\.count), [0])
+        XCTAssertEqual(Neighbours.exact(Array(v.prefix(3 * dim)), dim: dim, k: 5).map(\.count), [2, 2, 2])
+    }
+
     func testTopKKeepsEachIdOnceAtItsBestSimilarityInAnyOrder() {
         let offers: [(Int, Float)] = [(4, 0.5), (7, 0.9), (4, 0.95), (2, 0.6), (7, 0.85), (9, 0.6), (2, 0.61), (5, 0.1), (9, 0.7)]
         var rng = SplitMix64(seed: 9)
