@@ -109,7 +109,7 @@ public enum Neighbours {
 
     /// The simple version the fast one is checked against: 256 rows against all rows in one sgemm, each row's top k
     /// selected from its full row.
-    static func exactReference(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
+    public static func exactReference(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
         let n = v.count / dim
         let block = 256
         let starts = Array(stride(from: 0, to: n, by: block))

@@ -67,7 +67,7 @@ struct ClusterCommand: ParsableCommand {
             --approx-above documents, above that with an IVF index (k-means
             lists, --probes of them searched per document, each similarity
             credited to both documents; on 100,000 MiniLM vectors recall@10
-            0.96 at 13x the speed of exact search); --search exact or
+            0.96 at 5.9x the speed of exact search); --search exact or
             approx forces one. Then, in input order, an unassigned document
             starts a cluster and takes its most similar unassigned neighbours
             while the cosine similarity is at least --similarity, the cluster
