@@ -1,36 +1,99 @@
-// Stage 5 of the Hugging Face pipeline: the decoder turns tokens back into text. ByteLevel maps each character of
-// the tokens back to its byte and reads the bytes as UTF-8 (invalid sequences become U+FFFD, as Rust's
-// from_utf8_lossy does); a token with a character outside the byte alphabet (an added token) is taken as its own
-// UTF-8, as tokenizers does.
+// Stage 5 of the Hugging Face pipeline: the decoder turns tokens back into text, as a chain of steps over the token
+// strings (tokenizers' `decode_chain`):
+// - ByteLevel maps each character of the tokens back to its byte and reads the bytes as UTF-8 (invalid sequences
+//   become U+FFFD, as Rust's from_utf8_lossy does); a token with a character outside the byte alphabet (an added
+//   token) is taken as its own UTF-8, as tokenizers does.
+// - The SentencePiece-style chain of Llama-2/Mistral tokenizer.json files: Replace (a literal, "▁" -> " "),
+//   ByteFallback (runs of <0xXX> tokens become their bytes read as UTF-8, or one U+FFFD a byte when they are not
+//   valid UTF-8), Fuse (one string) and Strip (up to `start` leading and `stop` trailing copies of a character,
+//   from each token).
 
 import LoomCore
 
 public indirect enum TokenDecoder: Equatable, Sendable {
     case byteLevel
+    case replace(String, String)
+    case byteFallback
+    case fuse
+    case strip(Character, start: Int, stop: Int)
     case sequence([TokenDecoder])
 
-    /// The bytes of the decoded text (ByteLevel only changes characters to bytes).
-    func bytes(_ tokens: [String]) -> [UInt8] {
-        var out: [UInt8] = []
-        for t in tokens {
-            if let b = ByteLevel.decode(t) { out.append(contentsOf: b) } else { out.append(contentsOf: t.utf8) }
+    /// One step of the chain.
+    func chain(_ tokens: [String]) -> [String] {
+        switch self {
+        case .byteLevel:
+            var out: [UInt8] = []
+            for t in tokens {
+                if let b = ByteLevel.decode(t) { out.append(contentsOf: b) } else { out.append(contentsOf: t.utf8) }
+            }
+            return [String(decoding: out, as: UTF8.self)]
+        case .replace(let a, let b):
+            return a.isEmpty ? tokens : tokens.map { $0.replacingOccurrences(of: a, with: b) }
+        case .byteFallback:
+            var out: [String] = []
+            var pending: [UInt8] = []
+            func flush() {
+                guard !pending.isEmpty else { return }
+                if let s = String(validating: pending, as: UTF8.self) {
+                    out.append(s)
+                } else {
+                    out.append(contentsOf: repeatElement("\u{FFFD}", count: pending.count))
+                }
+                pending.removeAll()
+            }
+            for t in tokens {
+                if let b = Self.fallbackByte(t) { pending.append(b) } else { flush(); out.append(t) }
+            }
+            flush()
+            return out
+        case .fuse:
+            return [tokens.joined()]
+        case .strip(let c, let start, let stop):
+            return tokens.map { t in
+                var s = Substring(t)
+                var n = 0
+                while n < start, s.first == c { s.removeFirst(); n += 1 }
+                n = 0
+                while n < stop, s.last == c { s.removeLast(); n += 1 }
+                return String(s)
+            }
+        case .sequence(let list):
+            return list.reduce(tokens) { $1.chain($0) }
         }
-        return out
+    }
+
+    /// The byte of a `<0xXX>` token (two hex digits), else nil.
+    static func fallbackByte(_ t: String) -> UInt8? {
+        let u = Array(t.utf8)
+        guard u.count == 6, u[0] == UInt8(ascii: "<"), u[1] == UInt8(ascii: "0"), u[2] == UInt8(ascii: "x"),
+            u[5] == UInt8(ascii: ">")
+        else { return nil }
+        return UInt8(String(decoding: u[3..<5], as: UTF8.self), radix: 16)
     }
 
     public func decode(_ tokens: [String]) -> String {
-        String(decoding: bytes(tokens), as: UTF8.self)
+        chain(tokens).joined()
     }
 
     init(json: JSONValue) throws {
         let type = json["type"]?.stringValue ?? ""
         switch type {
         case "ByteLevel": self = .byteLevel
+        case "Replace":
+            guard let a = json["pattern"]?["String"]?.stringValue else {
+                throw LoomError("decoder Replace: only a String pattern is supported")
+            }
+            self = .replace(a, json["content"]?.stringValue ?? "")
+        case "ByteFallback": self = .byteFallback
+        case "Fuse": self = .fuse
+        case "Strip":
+            guard let c = json["content"]?.stringValue, c.count == 1 else {
+                throw LoomError("decoder Strip: 'content' must be one character")
+            }
+            self = .strip(c.first!, start: json["start"]?.intValue ?? 0, stop: json["stop"]?.intValue ?? 0)
         case "Sequence":
-            let list = try (json["decoders"]?.arrayValue ?? []).map { try TokenDecoder(json: $0) }
-            guard list.allSatisfy({ $0 == .byteLevel }) else { throw LoomError("decoder Sequence: only ByteLevel steps are supported") }
-            self = .sequence(list)
-        default: throw LoomError("decoder \(type) is not supported (ByteLevel)")
+            self = .sequence(try (json["decoders"]?.arrayValue ?? []).map { try TokenDecoder(json: $0) })
+        default: throw LoomError("decoder \(type) is not supported (ByteLevel, Replace, ByteFallback, Fuse, Strip, Sequence)")
         }
     }
 }

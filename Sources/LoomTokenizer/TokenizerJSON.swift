@@ -71,6 +71,11 @@ extension TokenDecoder {
     var json: JSONValue {
         switch self {
         case .byteLevel: return ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true]
+        case .replace(let a, let b): return ["type": "Replace", "pattern": ["String": .string(a)], "content": .string(b)]
+        case .byteFallback: return ["type": "ByteFallback"]
+        case .fuse: return ["type": "Fuse"]
+        case .strip(let c, let start, let stop):
+            return ["type": "Strip", "content": .string(String(c)), "start": .int(start), "stop": .int(stop)]
         case .sequence(let list): return ["type": "Sequence", "decoders": .array(list.map { $0.json })]
         }
     }

@@ -12,7 +12,8 @@ struct TokenizerCommand: ParsableCommand {
             the same corpus and settings give the same vocabulary and merges,
             and the tokenizer.json written loads in tokenizers and
             transformers. Encoding reads any byte-level BPE tokenizer.json
-            (GPT-2 and Llama-3/Qwen pre-tokenisers).
+            (GPT-2 and Llama-3/Qwen pre-tokenisers) and SentencePiece-style
+            BPE files with byte fallback (Llama-2, Mistral, TinyLlama).
 
             Examples:
               loom tokenizer train corpus.txt out/chunks -o tokenizer.json --vocab-size 32000

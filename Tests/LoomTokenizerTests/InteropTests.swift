@@ -97,4 +97,40 @@ final class InteropTests: XCTestCase {
         try check(corpus: dir + "/corpus.txt", pre: "gpt2", vocab: 2000, minFrequency: 1, strings: try testsStrings())
         try check(corpus: dir + "/corpus.txt", pre: "llama3", vocab: 1500, minFrequency: 3, strings: try testsStrings())
     }
+
+    /// A Llama-2-style tokenizer.json (SentencePiece BPE with byte fallback, Prepend/Replace normaliser, the
+    /// Replace/ByteFallback/Fuse/Strip decoder) built and trained by tokenizers: Loom reads it and gives the same ids
+    /// (with and without <s>) and the same decoded text, byte-fallback characters (Korean, emoji) included.
+    func testSentencePieceStyleTokenizerFromTokenizers() throws {
+        guard pythonHasTokenizers() else { throw XCTSkip("python3 with tokenizers not installed: interop test skipped") }
+        let scripts = (ProcessInfo.processInfo.environment["LOOM_PEERS"] ?? packageRoot + "/Benchmarks/peers")
+        let tmp = NSTemporaryDirectory() + "loom-interop-spm-\(getpid())"
+        try FS.makeDirectory(tmp)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        var rng = SplitMix64(seed: 5)
+        let words = ["the", "policy", "covers", "water", "damage", "of", "and", "insured", "It's", "2026", "naïve", "claims", "(x)"]
+        var text = ""
+        for _ in 0..<1500 {
+            for _ in 0..<(3 + rng.below(10)) { text += " " + words[rng.below(words.count)] }
+            text += "\n"
+        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: tmp + "/corpus.txt"))
+        let strings = [
+            "", "Hello world", "the policy covers water damage", "  two  spaces ", "line\nbreak\ttab",
+            "보험 약관 제3조 (보상하는 손해)", "emoji 🙂 ok", "naïve café ∑ 日本語", "x", " leading", "trailing ",
+            "<s> looks special", "claims (x) 2026",
+        ]
+        try Data(JSONValue.array(strings.map { .string($0) }).jsonString.utf8).write(to: URL(fileURLWithPath: tmp + "/strings.json"))
+        let r = try runPython([scripts + "/spm_tokenizer_check.py", tmp + "/corpus.txt", tmp + "/strings.json", tmp + "/tokenizer.json", "700"])
+        let rows = r["rows"]?.arrayValue ?? []
+        XCTAssertEqual(rows.count, strings.count)
+        let tok = try Tokenizer.load(tmp + "/tokenizer.json")
+        func ids(_ v: JSONValue?) -> [Int32] { (v?.arrayValue ?? []).map { Int32($0.intValue ?? -1) } }
+        for (s, row) in zip(strings, rows) {
+            let plain = tok.encode(s)
+            XCTAssertEqual(plain, ids(row["ids"]), "ids of \(s.debugDescription)")
+            XCTAssertEqual(tok.encode(s, addSpecialTokens: true), ids(row["with_special"]), "ids with <s> of \(s.debugDescription)")
+            XCTAssertEqual(tok.decode(plain), row["decoded"]?.stringValue, "decoded \(s.debugDescription)")
+        }
+    }
 }

@@ -328,3 +328,27 @@ final class TokenizerJSONErrorTests: XCTestCase {
         XCTAssertEqual(f.encode("aé"), [2, 0, 1])
     }
 }
+
+final class SentencePieceDecoderTests: XCTestCase {
+    /// Llama-2's decoder chain on tokens written here: "▁" back to spaces, byte tokens joined into UTF-8 (an
+    /// invalid run becomes one U+FFFD a byte), one leading space stripped.
+    func testReplaceByteFallbackFuseStrip() throws {
+        let chain = try TokenDecoder(json: try JSONValue.parse(#"""
+            {"type": "Sequence", "decoders": [
+              {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+              {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+            """#))
+        XCTAssertEqual(chain.decode(["▁Hello", "▁wor", "ld", "▁", "<0xED>", "<0x95>", "<0x9C>", "!"]), "Hello world 한!")
+        // A run that is not UTF-8 as a whole is one U+FFFD a byte (tokenizers' ByteFallback).
+        XCTAssertEqual(chain.decode(["▁a", "<0xED>", "<0x95>", "<0x9C>", "<0xFF>", "<0x41>", "b"]), "a\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}b")
+        XCTAssertEqual(chain.decode(["▁▁two"]), " two")
+        XCTAssertEqual(chain.decode(["<0xF0>", "<0x9F>"]), "\u{FFFD}\u{FFFD}")
+        XCTAssertEqual(chain.decode([]), "")
+        XCTAssertEqual(TokenDecoder.fallbackByte("<0x0A>"), 10)
+        XCTAssertNil(TokenDecoder.fallbackByte("<0xZZ>"))
+        XCTAssertNil(TokenDecoder.fallbackByte("<0x0A"))
+        // The chain is written back as tokenizers writes it.
+        XCTAssertEqual(try TokenDecoder(json: chain.json), chain)
+        XCTAssertThrowsError(try TokenDecoder(json: ["type": "WordPiece"]))
+    }
+}
