@@ -16,6 +16,9 @@ public indirect enum TokenDecoder: Equatable, Sendable {
     case byteFallback
     case fuse
     case strip(Character, start: Int, stop: Int)
+    /// Metaspace: the replacement becomes a space, except in the first token, where it is dropped (unless the
+    /// scheme is `never`).
+    case metaspace(replacement: Character, prependScheme: PrependScheme)
     case sequence([TokenDecoder])
 
     /// One step of the chain.
@@ -57,6 +60,18 @@ public indirect enum TokenDecoder: Equatable, Sendable {
                 while n < stop, s.last == c { s.removeLast(); n += 1 }
                 return String(s)
             }
+        case .metaspace(let r, let scheme):
+            return tokens.enumerated().map { i, t in
+                var o = ""
+                for c in t {
+                    if c == r {
+                        if !(i == 0 && scheme != .never) { o.append(" ") }
+                    } else {
+                        o.append(c)
+                    }
+                }
+                return o
+            }
         case .sequence(let list):
             return list.reduce(tokens) { $1.chain($0) }
         }
@@ -91,9 +106,15 @@ public indirect enum TokenDecoder: Equatable, Sendable {
                 throw LoomError("decoder Strip: 'content' must be one character")
             }
             self = .strip(c.first!, start: json["start"]?.intValue ?? 0, stop: json["stop"]?.intValue ?? 0)
+        case "Metaspace":
+            let r = json["replacement"]?.stringValue ?? "▁"
+            guard r.count == 1 else { throw LoomError("decoder Metaspace: replacement must be one character") }
+            let scheme = PrependScheme(rawValue: json["prepend_scheme"]?.stringValue ?? "")
+                ?? ((json["add_prefix_space"]?.boolValue ?? true) ? .always : .never)
+            self = .metaspace(replacement: r.first!, prependScheme: scheme)
         case "Sequence":
             self = .sequence(try (json["decoders"]?.arrayValue ?? []).map { try TokenDecoder(json: $0) })
-        default: throw LoomError("decoder \(type) is not supported (ByteLevel, Replace, ByteFallback, Fuse, Strip, Sequence)")
+        default: throw LoomError("decoder \(type) is not supported (ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence)")
         }
     }
 }

@@ -1,6 +1,7 @@
 // Stage 2 of the Hugging Face pipeline: the pre-tokeniser cuts a text into pieces ("words"); the model encodes each
 // piece on its own. Supported: ByteLevel (with or without the GPT-2 regex, add_prefix_space), Split (the GPT-2,
-// Llama-3 and Qwen-2 regexes, or a literal string; every split behaviour) and Sequence.
+// Llama-3 and Qwen-2 regexes, or a literal string; every split behaviour), Metaspace (SentencePiece's "▁",
+// prepend_scheme always/first/never, split) and Sequence.
 //
 // The regexes are not run by a regex engine: each known pattern is matched by hand over Unicode scalars, alternative
 // by alternative, with the leftmost-alternative and backtracking semantics of the pattern (Oniguruma's, which
@@ -68,6 +69,11 @@ public enum SplitPattern: Equatable, Sendable {
     }
 }
 
+/// Where Metaspace puts its replacement character in front of a section (Hugging Face `PrependScheme`).
+public enum PrependScheme: String, Sendable {
+    case always, first, never
+}
+
 /// What Split does with the matches (Hugging Face `SplitDelimiterBehavior`).
 public enum SplitBehavior: String, Sendable {
     case removed = "Removed"
@@ -82,13 +88,17 @@ public indirect enum PreTokenizer: Equatable, Sendable {
     /// puts a space before each piece that does not start with one.
     case byteLevel(addPrefixSpace: Bool, trimOffsets: Bool, useRegex: Bool)
     case split(pattern: SplitPattern, behavior: SplitBehavior, invert: Bool)
+    /// SentencePiece's space handling (transformers' newer Llama/Mistral conversions): every space becomes
+    /// `replacement` ("▁"), which is also put in front of a section that does not start with it (`always`, or
+    /// `first`: only the section at the start of the text); with `split`, pieces are cut before each replacement.
+    case metaspace(replacement: String, prependScheme: PrependScheme, split: Bool)
     case sequence([PreTokenizer])
 
     /// True when the model's input is bytes (a ByteLevel step is present).
     var isByteLevel: Bool {
         switch self {
         case .byteLevel: return true
-        case .split: return false
+        case .split, .metaspace: return false
         case .sequence(let s): return s.contains { $0.isByteLevel }
         }
     }
@@ -98,6 +108,7 @@ public indirect enum PreTokenizer: Equatable, Sendable {
         switch self {
         case .byteLevel(let a, _, _): return a
         case .split: return false
+        case .metaspace: return true
         case .sequence(let s): return s.contains { $0.insertsBytes }
         }
     }
@@ -112,6 +123,8 @@ public indirect enum PreTokenizer: Equatable, Sendable {
             if useRegex { PreTokenizer.split(p, &pieces, &scratch, .gpt2, .isolated, false) }
         case .split(let pattern, let behavior, let invert):
             PreTokenizer.split(p, &pieces, &scratch, pattern, behavior, invert)
+        case .metaspace:
+            break  // it changes the bytes: the general path (`pieces(of:)`) runs it
         }
     }
 
@@ -194,11 +207,25 @@ extension PreTokenizer {
             let b = json["behavior"]?.stringValue ?? "Isolated"
             guard let behavior = SplitBehavior(rawValue: b) else { throw LoomError("pre_tokenizer Split: unknown behavior \(b)") }
             self = .split(pattern: pattern, behavior: behavior, invert: json["invert"]?.boolValue ?? false)
+        case "Metaspace":
+            let r = json["replacement"]?.stringValue ?? "▁"
+            guard r.count == 1 else { throw LoomError("pre_tokenizer Metaspace: replacement must be one character") }
+            // Older files say add_prefix_space instead of prepend_scheme.
+            let scheme: PrependScheme
+            if let given = json["prepend_scheme"]?.stringValue {
+                guard let known = PrependScheme(rawValue: given) else {
+                    throw LoomError("pre_tokenizer Metaspace: unknown prepend_scheme \(given)")
+                }
+                scheme = known
+            } else {
+                scheme = (json["add_prefix_space"]?.boolValue ?? true) ? .always : .never
+            }
+            self = .metaspace(replacement: r, prependScheme: scheme, split: json["split"]?.boolValue ?? true)
         case "Sequence":
             guard let list = json["pretokenizers"]?.arrayValue else { throw LoomError("pre_tokenizer Sequence without pretokenizers") }
             self = .sequence(try list.map { try PreTokenizer(json: $0) })
         default:
-            throw LoomError("pre_tokenizer \(type) is not supported (ByteLevel, Split, Sequence)")
+            throw LoomError("pre_tokenizer \(type) is not supported (ByteLevel, Split, Metaspace, Sequence)")
         }
     }
 
@@ -210,6 +237,8 @@ extension PreTokenizer {
             let pat: JSONValue
             if case .literal(let s) = pattern { pat = ["String": .string(s)] } else { pat = ["Regex": .string(pattern.regexText!)] }
             return ["type": "Split", "pattern": pat, "behavior": .string(behavior.rawValue), "invert": .bool(invert)]
+        case .metaspace(let r, let scheme, let split):
+            return ["type": "Metaspace", "replacement": .string(r), "prepend_scheme": .string(scheme.rawValue), "split": .bool(split)]
         case .sequence(let s):
             return ["type": "Sequence", "pretokenizers": .array(s.map { $0.json })]
         }

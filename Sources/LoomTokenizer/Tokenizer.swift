@@ -271,7 +271,8 @@ public final class Tokenizer: @unchecked Sendable {
         }
         if generalPreTokenizer {
             // add_prefix_space inserts bytes: pieces are built as their own byte arrays.
-            for w in pre.pieces(of: Array(UnsafeBufferPointer(start: p + a, count: b - a))) {
+            let atStart = (origin?.lowerBound ?? a) == 0
+            for w in pre.pieces(of: Array(UnsafeBufferPointer(start: p + a, count: b - a)), atStart: atStart) {
                 let whole = origin ?? a..<b
                 w.withUnsafeBufferPointer { wb in
                     if let base = wb.baseAddress { piece(base, 0, wb.count, st, &out, &offsets, wantOffsets, whole) }
@@ -338,8 +339,9 @@ public final class Tokenizer: @unchecked Sendable {
 }
 
 extension PreTokenizer {
-    /// The pieces of some bytes, each its own array (the general path, for add_prefix_space).
-    func pieces(of bytes: [UInt8]) -> [[UInt8]] {
+    /// The pieces of some bytes, each its own array (the general path, for add_prefix_space and Metaspace).
+    /// `atStart`: the bytes begin the text (Metaspace's prepend_scheme `first`).
+    func pieces(of bytes: [UInt8], atStart: Bool = true) -> [[UInt8]] {
         func cut(_ ws: [[UInt8]], _ pattern: SplitPattern, _ behavior: SplitBehavior, _ invert: Bool) -> [[UInt8]] {
             var out: [[UInt8]] = []
             for w in ws {
@@ -360,6 +362,17 @@ extension PreTokenizer {
                 let prefixed = add ? ws.map { $0.isEmpty || $0[0] == 0x20 ? $0 : [0x20] + $0 } : ws
                 return useRegex ? cut(prefixed, .gpt2, .isolated, false) : prefixed
             case .split(let pattern, let behavior, let invert): return cut(ws, pattern, behavior, invert)
+            case .metaspace(let r, let scheme, let split):
+                let rep = Array(r.utf8)
+                let replaced: [[UInt8]] = ws.enumerated().map { i, w in
+                    var o: [UInt8] = []
+                    o.reserveCapacity(w.count + rep.count)
+                    for b in w { if b == 0x20 { o += rep } else { o.append(b) } }
+                    let prepend = scheme == .always || (scheme == .first && atStart && i == 0)
+                    if prepend && !o.starts(with: rep) { o = rep + o }
+                    return o
+                }
+                return split ? cut(replaced, .literal(r), .mergedWithNext, false) : replaced
             }
         }
         return run(self, [bytes]).filter { !$0.isEmpty }

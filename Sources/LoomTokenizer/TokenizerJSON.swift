@@ -76,6 +76,8 @@ extension TokenDecoder {
         case .fuse: return ["type": "Fuse"]
         case .strip(let c, let start, let stop):
             return ["type": "Strip", "content": .string(String(c)), "start": .int(start), "stop": .int(stop)]
+        case .metaspace(let r, let scheme):
+            return ["type": "Metaspace", "replacement": .string(String(r)), "prepend_scheme": .string(scheme.rawValue), "split": true]
         case .sequence(let list): return ["type": "Sequence", "decoders": .array(list.map { $0.json })]
         }
     }

@@ -13,7 +13,8 @@ struct TokenizerCommand: ParsableCommand {
             and the tokenizer.json written loads in tokenizers and
             transformers. Encoding reads any byte-level BPE tokenizer.json
             (GPT-2 and Llama-3/Qwen pre-tokenisers) and SentencePiece-style
-            BPE files with byte fallback (Llama-2, Mistral, TinyLlama).
+            BPE files with byte fallback (Llama-2, Mistral, TinyLlama; the
+            Metaspace pre-tokenizer too).
 
             Examples:
               loom tokenizer train corpus.txt out/chunks -o tokenizer.json --vocab-size 32000

@@ -98,9 +98,10 @@ final class InteropTests: XCTestCase {
         try check(corpus: dir + "/corpus.txt", pre: "llama3", vocab: 1500, minFrequency: 3, strings: try testsStrings())
     }
 
-    /// A Llama-2-style tokenizer.json (SentencePiece BPE with byte fallback, Prepend/Replace normaliser, the
-    /// Replace/ByteFallback/Fuse/Strip decoder) built and trained by tokenizers: Loom reads it and gives the same ids
-    /// (with and without <s>) and the same decoded text, byte-fallback characters (Korean, emoji) included.
+    /// SentencePiece-style tokenizer.json files built and trained by tokenizers — the Llama-2 layout (Prepend/Replace
+    /// normaliser, Replace/ByteFallback/Fuse/Strip decoder) and the Metaspace layout (pre-tokenizer and decoder,
+    /// prepend_scheme first, split on and off), BPE with byte fallback: Loom reads them and gives the same ids (with
+    /// and without <s>) and the same decoded text, byte-fallback characters (Korean, emoji) included.
     func testSentencePieceStyleTokenizerFromTokenizers() throws {
         guard pythonHasTokenizers() else { throw XCTSkip("python3 with tokenizers not installed: interop test skipped") }
         let scripts = (ProcessInfo.processInfo.environment["LOOM_PEERS"] ?? packageRoot + "/Benchmarks/peers")
@@ -121,16 +122,20 @@ final class InteropTests: XCTestCase {
             "<s> looks special", "claims (x) 2026",
         ]
         try Data(JSONValue.array(strings.map { .string($0) }).jsonString.utf8).write(to: URL(fileURLWithPath: tmp + "/strings.json"))
-        let r = try runPython([scripts + "/spm_tokenizer_check.py", tmp + "/corpus.txt", tmp + "/strings.json", tmp + "/tokenizer.json", "700"])
-        let rows = r["rows"]?.arrayValue ?? []
-        XCTAssertEqual(rows.count, strings.count)
-        let tok = try Tokenizer.load(tmp + "/tokenizer.json")
-        func ids(_ v: JSONValue?) -> [Int32] { (v?.arrayValue ?? []).map { Int32($0.intValue ?? -1) } }
-        for (s, row) in zip(strings, rows) {
-            let plain = tok.encode(s)
-            XCTAssertEqual(plain, ids(row["ids"]), "ids of \(s.debugDescription)")
-            XCTAssertEqual(tok.encode(s, addSpecialTokens: true), ids(row["with_special"]), "ids with <s> of \(s.debugDescription)")
-            XCTAssertEqual(tok.decode(plain), row["decoded"]?.stringValue, "decoded \(s.debugDescription)")
+        // The Llama-2 layout, and the Metaspace layout of transformers' newer conversions (split and not).
+        for layout in ["llama2", "metaspace", "metaspace-nosplit"] {
+            let file = tmp + "/\(layout).json"
+            let r = try runPython([scripts + "/spm_tokenizer_check.py", tmp + "/corpus.txt", tmp + "/strings.json", file, "700", layout])
+            let rows = r["rows"]?.arrayValue ?? []
+            XCTAssertEqual(rows.count, strings.count)
+            let tok = try Tokenizer.load(file)
+            func ids(_ v: JSONValue?) -> [Int32] { (v?.arrayValue ?? []).map { Int32($0.intValue ?? -1) } }
+            for (s, row) in zip(strings, rows) {
+                let plain = tok.encode(s)
+                XCTAssertEqual(plain, ids(row["ids"]), "\(layout): ids of \(s.debugDescription)")
+                XCTAssertEqual(tok.encode(s, addSpecialTokens: true), ids(row["with_special"]), "\(layout): ids with <s> of \(s.debugDescription)")
+                XCTAssertEqual(tok.decode(plain), row["decoded"]?.stringValue, "\(layout): decoded \(s.debugDescription)")
+            }
         }
     }
 }

@@ -295,7 +295,10 @@ final class TokenizerJSONErrorTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("merge 1"), "\($0)")
         }
         XCTAssertThrowsError(try Tokenizer(json: json(#"{"model": {"type": "WordPiece", "vocab": {}}}"#)))
-        XCTAssertThrowsError(try Tokenizer(json: json(base + #", "pre_tokenizer": {"type": "Metaspace"}}"#)))
+        XCTAssertThrowsError(try Tokenizer(json: json(base + #", "pre_tokenizer": {"type": "Whitespace"}}"#))) {
+            XCTAssertTrue("\($0)".contains("Whitespace is not supported"), "\($0)")
+        }
+        XCTAssertThrowsError(try Tokenizer(json: json(base + #", "pre_tokenizer": {"type": "Metaspace", "prepend_scheme": "sometimes"}}"#)))
         let path = NSTemporaryDirectory() + "loom-tok-bad-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data("{\"model\": ".utf8).write(to: URL(fileURLWithPath: path))
@@ -350,5 +353,11 @@ final class SentencePieceDecoderTests: XCTestCase {
         // The chain is written back as tokenizers writes it.
         XCTAssertEqual(try TokenDecoder(json: chain.json), chain)
         XCTAssertThrowsError(try TokenDecoder(json: ["type": "WordPiece"]))
+        // Metaspace: "▁" is a space, except in the first token where it is dropped (unless the scheme is never).
+        XCTAssertEqual(TokenDecoder.metaspace(replacement: "▁", prependScheme: .first).decode(["▁Hello", "▁world", "▁"]), "Hello world ")
+        XCTAssertEqual(TokenDecoder.metaspace(replacement: "▁", prependScheme: .never).decode(["▁Hello", "▁world"]), " Hello world")
+        let pre = try PreTokenizer(json: ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true])
+        XCTAssertEqual(pre.pieces(of: Array("a b  c".utf8)).map { String(decoding: $0, as: UTF8.self) }, ["▁a", "▁b", "▁", "▁c"])
+        XCTAssertEqual(pre.pieces(of: Array("x y".utf8), atStart: false).map { String(decoding: $0, as: UTF8.self) }, ["x", "▁y"])
     }
 }
