@@ -69,7 +69,7 @@ public struct HashingEmbedder: Sendable {
 public enum Neighbours {
     /// For each row, up to `k` other rows with their similarity, most similar first (ties: lower index first).
     /// The matrix is symmetric, so only its upper triangle is computed: tiles of 256 rows by up to 4,096 columns
-    /// at or right of the rows' block, each entry offered to both rows of the pair (IVF's TopK). Row blocks are dealt
+    /// at or right of the rows' block, each entry offered to both rows of the pair (TopK). Row blocks are dealt
     /// to the workers round-robin; the merged result does not depend on the number of workers.
     public static func exact(_ v: [Float], dim: Int, k: Int, jobs: Int = 1) -> [[(index: Int, similarity: Float)]] {
         let n = v.count / dim
@@ -102,9 +102,7 @@ public enum Neighbours {
             }
             return top
         }) ?? []
-        var merged = partial.first ?? TopK(n: n, k: kk)
-        for p in partial.dropFirst() { merged.merge(p) }
-        return (0..<n).map { merged.list($0) }
+        return TopK.lists(merging: partial, n: n, k: kk)
     }
 
     /// The simple version the fast one is checked against: 256 rows against all rows in one sgemm, each row's top k

@@ -3,8 +3,9 @@
 // list of its nearest centroid, and each document's neighbours are searched in the `probes` lists whose centroids
 // are nearest to it. Search is blocked matrix products: for each list, all documents that probe it (its visitors)
 // against its members in one gemm. Every similarity computed is offered to both documents of the pair, so a pair is
-// found when either one probes the other's list (on 100,000 MiniLM vectors: recall@10 0.90 -> 0.96 at the same cost). Each document keeps its top k by (similarity, then lower index), an order with
-// a single answer, so the result does not depend on the number of threads.
+// found when either one probes the other's list (on 100,000 MiniLM vectors: recall@10 0.90 -> 0.96 at the same
+// cost). Each document keeps its top k by (similarity, then lower index), an order with a single answer, so the
+// result does not depend on the number of threads.
 
 import Foundation
 import LoomCore
@@ -81,9 +82,7 @@ public enum ApproximateNeighbours {
             }
             return top
         }) ?? []
-        var merged = partial.first ?? TopK(n: n, k: kk)
-        for p in partial.dropFirst() { merged.merge(p) }
-        return (0..<n).map { merged.list($0) }
+        return TopK.lists(merging: partial, n: n, k: kk)
     }
 
     static func gather<C: Collection>(_ v: [Float], dim: Int, rows: C, into out: inout [Float]) where C.Element == Int32 {
@@ -186,102 +185,5 @@ public enum ApproximateNeighbours {
             total += want.count
         }
         return total == 0 ? 1 : Double(hit) / Double(total)
-    }
-}
-
-/// A top k for every document, each sorted by similarity (descending), then index (ascending).
-struct TopK {
-    let k: Int
-    var sims: [Float]
-    var ids: [Int32]
-    var counts: [Int32]
-
-    init(n: Int, k: Int) {
-        self.k = k
-        sims = [Float](repeating: 0, count: n * k)
-        ids = [Int32](repeating: 0, count: n * k)
-        counts = [Int32](repeating: 0, count: n)
-    }
-
-    @inline(__always) static func before(_ s: Float, _ i: Int, _ t: Float, _ j: Int) -> Bool { s > t || (s == t && i < j) }
-
-    /// The similarity an offer to `q` must reach to be considered (-infinity while q's list is not full).
-    @inline(__always) func threshold(_ q: Int) -> Float { Int(counts[q]) == k ? sims[q * k + k - 1] : -.infinity }
-
-    /// Offers every entry of a similarity block (`rows` x `columns`, row-major) to its row's document and, when
-    /// `symmetric`, to its column's document too (similarity is symmetric, so each product serves both ends).
-    /// Entries below the receiver's current threshold are skipped before the ordered insert.
-    mutating func offerBlock<R: Collection>(sims block: [Float], rows: R, columns: [Int32], symmetric: Bool) where R.Element == Int32 {
-        let width = columns.count
-        var colThreshold = columns.map { symmetric ? threshold(Int($0)) : .infinity }
-        block.withUnsafeBufferPointer { b in
-            columns.withUnsafeBufferPointer { cols in
-                colThreshold.withUnsafeMutableBufferPointer { ct in
-                    for (r, q32) in rows.enumerated() {
-                        let q = Int(q32)
-                        let row = b.baseAddress! + r * width
-                        var t = threshold(q)
-                        for j in 0..<width {
-                            let s = row[j]
-                            // The common case: below both thresholds, nothing to do.
-                            guard s >= t || s >= ct[j] else { continue }
-                            let m = Int(cols[j])
-                            guard m != q else { continue }
-                            if s >= t {
-                                offer(q, m, s)
-                                t = threshold(q)
-                            }
-                            if s >= ct[j] {
-                                offer(m, q, s)
-                                ct[j] = threshold(m)
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Offers `id` at similarity `s` to document q's top k. An id already there keeps the larger of its two
-    /// similarities, so the result is the top k of each id's best offer, whatever the order of the offers.
-    @inline(__always) mutating func offer(_ q: Int, _ id: Int, _ s: Float) {
-        guard k > 0 else { return }
-        let base = q * k
-        var have = Int(counts[q])
-        if have == k && !Self.before(s, id, sims[base + k - 1], Int(ids[base + k - 1])) { return }
-        for r in 0..<have where Int(ids[base + r]) == id {
-            if s <= sims[base + r] { return }
-            // Take the old entry out; the better one is inserted below.
-            for x in r..<(have - 1) {
-                sims[base + x] = sims[base + x + 1]
-                ids[base + x] = ids[base + x + 1]
-            }
-            have -= 1
-            counts[q] -= 1
-            break
-        }
-        if have == k {
-            have -= 1
-        } else {
-            counts[q] += 1
-        }
-        var p = have
-        while p > 0 && Self.before(s, id, sims[base + p - 1], Int(ids[base + p - 1])) {
-            sims[base + p] = sims[base + p - 1]
-            ids[base + p] = ids[base + p - 1]
-            p -= 1
-        }
-        sims[base + p] = s
-        ids[base + p] = Int32(id)
-    }
-
-    mutating func merge(_ o: TopK) {
-        for q in 0..<counts.count {
-            for r in 0..<Int(o.counts[q]) { offer(q, Int(o.ids[q * k + r]), o.sims[q * k + r]) }
-        }
-    }
-
-    func list(_ q: Int) -> [(index: Int, similarity: Float)] {
-        (0..<Int(counts[q])).map { (Int(ids[q * k + $0]), sims[q * k + $0]) }
     }
 }

@@ -109,9 +109,7 @@ public indirect enum TokenDecoder: Equatable, Sendable {
         case "Metaspace":
             let r = json["replacement"]?.stringValue ?? "▁"
             guard r.count == 1 else { throw LoomError("decoder Metaspace: replacement must be one character") }
-            let scheme = PrependScheme(rawValue: json["prepend_scheme"]?.stringValue ?? "")
-                ?? ((json["add_prefix_space"]?.boolValue ?? true) ? .always : .never)
-            self = .metaspace(replacement: r.first!, prependScheme: scheme)
+            self = .metaspace(replacement: r.first!, prependScheme: try PrependScheme(metaspace: json, component: "decoder"))
         case "Sequence":
             self = .sequence(try (json["decoders"]?.arrayValue ?? []).map { try TokenDecoder(json: $0) })
         default: throw LoomError("decoder \(type) is not supported (ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence)")

@@ -72,6 +72,18 @@ public enum SplitPattern: Equatable, Sendable {
 /// Where Metaspace puts its replacement character in front of a section (Hugging Face `PrependScheme`).
 public enum PrependScheme: String, Sendable {
     case always, first, never
+
+    /// From a Metaspace pre-tokenizer's or decoder's JSON; older files say add_prefix_space instead.
+    init(metaspace json: JSONValue, component: String) throws {
+        guard let given = json["prepend_scheme"]?.stringValue else {
+            self = (json["add_prefix_space"]?.boolValue ?? true) ? .always : .never
+            return
+        }
+        guard let known = PrependScheme(rawValue: given) else {
+            throw LoomError("\(component) Metaspace: unknown prepend_scheme \(given)")
+        }
+        self = known
+    }
 }
 
 /// What Split does with the matches (Hugging Face `SplitDelimiterBehavior`).
@@ -210,17 +222,9 @@ extension PreTokenizer {
         case "Metaspace":
             let r = json["replacement"]?.stringValue ?? "▁"
             guard r.count == 1 else { throw LoomError("pre_tokenizer Metaspace: replacement must be one character") }
-            // Older files say add_prefix_space instead of prepend_scheme.
-            let scheme: PrependScheme
-            if let given = json["prepend_scheme"]?.stringValue {
-                guard let known = PrependScheme(rawValue: given) else {
-                    throw LoomError("pre_tokenizer Metaspace: unknown prepend_scheme \(given)")
-                }
-                scheme = known
-            } else {
-                scheme = (json["add_prefix_space"]?.boolValue ?? true) ? .always : .never
-            }
-            self = .metaspace(replacement: r, prependScheme: scheme, split: json["split"]?.boolValue ?? true)
+            self = .metaspace(
+                replacement: r, prependScheme: try PrependScheme(metaspace: json, component: "pre_tokenizer"),
+                split: json["split"]?.boolValue ?? true)
         case "Sequence":
             guard let list = json["pretokenizers"]?.arrayValue else { throw LoomError("pre_tokenizer Sequence without pretokenizers") }
             self = .sequence(try list.map { try PreTokenizer(json: $0) })

@@ -356,6 +356,7 @@ final class SentencePieceDecoderTests: XCTestCase {
         // Metaspace: "▁" is a space, except in the first token where it is dropped (unless the scheme is never).
         XCTAssertEqual(TokenDecoder.metaspace(replacement: "▁", prependScheme: .first).decode(["▁Hello", "▁world", "▁"]), "Hello world ")
         XCTAssertEqual(TokenDecoder.metaspace(replacement: "▁", prependScheme: .never).decode(["▁Hello", "▁world"]), " Hello world")
+        XCTAssertThrowsError(try TokenDecoder(json: ["type": "Metaspace", "prepend_scheme": "sometimes"]))
         let pre = try PreTokenizer(json: ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": true])
         XCTAssertEqual(pre.pieces(of: Array("a b  c".utf8)).map { String(decoding: $0, as: UTF8.self) }, ["▁a", "▁b", "▁", "▁c"])
         XCTAssertEqual(pre.pieces(of: Array("x y".utf8), atStart: false).map { String(decoding: $0, as: UTF8.self) }, ["x", "▁y"])
