@@ -6,7 +6,7 @@ import Foundation
 import LoomCore
 import LoomPack
 
-func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given: String?, configs: [IVFConfig]?, reuseExact: Bool) {
+func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given: String?, configs: [IVFConfig]?, reuseExact: Bool, peer: Bool) {
     let tmp = NSTemporaryDirectory() + "loom-bench-nb-\(getpid())"
     try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -121,6 +121,7 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
     // The peer: faiss on the same vectors and threads (IndexFlatIP, and IndexIVFFlat at Loom's default layout and
     // at 4 sqrt(n) lists), when python3 can import it.
     let n = v.count / dim
+    guard peer else { return }
     let peerLayouts = configs.map { $0.map { ($0.listCount(n), $0.probes) } } ?? [(root, 8), (root, 16), (4 * root, 32)]
     let vecPath = tmp + "/vectors.bin"
     guard (try? VectorFile.write(v, dim: dim, embedder: embedder, to: vecPath)) != nil else { return }

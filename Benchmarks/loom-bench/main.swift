@@ -292,6 +292,8 @@ let tokenizerMegabytes = option("--megabytes").flatMap(Double.init) ?? 0
 let ivfOption = option("--ivf")
 let reuseExact = args.contains("--reuse-exact")
 args.removeAll { $0 == "--reuse-exact" }
+let noPeer = args.contains("--no-peer")
+args.removeAll { $0 == "--no-peer" }
 guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
@@ -315,7 +317,7 @@ case ("pack", 2): pack(args[1], samples: samples, context: 4096)
 case ("verilog", 2): verilogBench(args[1], runs: runs)
 case ("minilm", 2): minilm(args[1], model: minilmModel, count: sentenceCount, runs: runs)
 case ("neighbours", 2):
-    neighboursBench(args[1], count: vectorCount, embedder: neighbourEmbedder, model: minilmModel, configs: ivfOption.map(ivfLayouts), reuseExact: reuseExact)
+    neighboursBench(args[1], count: vectorCount, embedder: neighbourEmbedder, model: minilmModel, configs: ivfOption.map(ivfLayouts), reuseExact: reuseExact, peer: !noPeer)
 case ("tokenizer", _) where args.count >= 2:
     let shared = ProcessInfo.processInfo.environment["LOOM_SHARED"] ?? benchDir + "/../../shared"
     let given = Array(args.dropFirst(2))
@@ -341,7 +343,7 @@ default:
                loom-bench verilog DIR [--runs N]
                loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N] [--runs N]
                loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm|synthetic] [--model DIR]
-                         [--ivf LISTS:PROBES[:one-sided],...] [--reuse-exact]
+                         [--ivf LISTS:PROBES[:one-sided],...] [--reuse-exact] [--no-peer]
                loom-bench train [--runs N] [--hidden 256 --intermediate 688 --layers 4 --heads 4 --vocab 8192
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
                loom-bench dpo [--runs N] [--pairs 48 --pair-seq 320 --rows 2] [--hidden ... as train]

@@ -141,3 +141,120 @@ void loom_dot_block(const float *a, size_t na, const float *b, size_t nb, size_t
 #endif
     dot_baseline(a, na, b, nb, dim, out);
 }
+
+// The neighbour searches' top-k offers (TopK.offerBlock in Swift, which stays as the reference). Per document q,
+// sims[q * k ..< q * k + counts[q]] and ids[...] hold its best entries, sorted by similarity (descending), then id
+// (ascending); an id appears once, at its best similarity.
+static inline int topk_before(float s, int32_t i, float t, int32_t j) { return s > t || (s == t && i < j); }
+
+static inline float topk_threshold(const float *sims, const int32_t *counts, size_t k, size_t q) {
+    return (size_t)counts[q] == k ? sims[q * k + k - 1] : -__builtin_inff();
+}
+
+static inline void topk_offer(float *sims, int32_t *ids, int32_t *counts, size_t k, size_t q, int32_t id, float s) {
+    float *S = sims + q * k;
+    int32_t *I = ids + q * k;
+    size_t have = (size_t)counts[q];
+    if (have == k && !topk_before(s, id, S[k - 1], I[k - 1])) return;
+    for (size_t r = 0; r < have; r++) {
+        if (I[r] != id) continue;
+        if (s <= S[r]) return;
+        for (size_t x = r; x + 1 < have; x++) {
+            S[x] = S[x + 1];
+            I[x] = I[x + 1];
+        }
+        have--;
+        counts[q]--;
+        break;
+    }
+    if (have == k)
+        have--;
+    else
+        counts[q]++;
+    size_t p = have;
+    while (p > 0 && topk_before(s, id, S[p - 1], I[p - 1])) {
+        S[p] = S[p - 1];
+        I[p] = I[p - 1];
+        p--;
+    }
+    S[p] = s;
+    I[p] = id;
+}
+
+// One entry that passed a threshold: offered to its row's document and (symmetric) its column's.
+#define LOOM_TOPK_ENTRY(J)                                                                                         \
+    {                                                                                                              \
+        size_t jj = (J);                                                                                           \
+        float s = row[jj];                                                                                         \
+        int32_t m = cols[jj];                                                                                      \
+        if (m != q) {                                                                                              \
+            if (s >= t) {                                                                                          \
+                topk_offer(sims, ids, counts, k, (size_t)q, m, s);                                                 \
+                t = topk_threshold(sims, counts, k, (size_t)q);                                                    \
+            }                                                                                                      \
+            if (s >= ct[jj]) {                                                                                     \
+                topk_offer(sims, ids, counts, k, (size_t)m, q, s);                                                 \
+                ct[jj] = topk_threshold(sims, counts, k, (size_t)m);                                               \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+static void topk_block_baseline(const float *block, size_t nrows, size_t width, const int32_t *rows,
+                                const int32_t *cols, float *ct, float *sims, int32_t *ids, int32_t *counts,
+                                size_t k) {
+    for (size_t r = 0; r < nrows; r++) {
+        int32_t q = rows[r];
+        const float *row = block + r * width;
+        float t = topk_threshold(sims, counts, k, (size_t)q);
+        for (size_t j = 0; j < width; j++) {
+            if (!(row[j] >= t || row[j] >= ct[j])) continue;
+            LOOM_TOPK_ENTRY(j)
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+// Sixteen entries at a time: one compare against the row's threshold and one against the columns' thresholds; the
+// (rare) entries that pass go through the scalar offer.
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void
+topk_block_avx512(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
+                  float *ct, float *sims, int32_t *ids, int32_t *counts, size_t k) {
+    for (size_t r = 0; r < nrows; r++) {
+        int32_t q = rows[r];
+        const float *row = block + r * width;
+        float t = topk_threshold(sims, counts, k, (size_t)q);
+        size_t j = 0;
+        for (; j + 16 <= width; j += 16) {
+            __m512 v = _mm512_loadu_ps(row + j);
+            __mmask16 hit = _mm512_cmp_ps_mask(v, _mm512_set1_ps(t), _CMP_GE_OQ) |
+                            _mm512_cmp_ps_mask(v, _mm512_loadu_ps(ct + j), _CMP_GE_OQ);
+            while (hit) {
+                unsigned b = (unsigned)__builtin_ctz(hit);
+                hit &= hit - 1;
+                if (!(row[j + b] >= t || row[j + b] >= ct[j + b])) continue;
+                LOOM_TOPK_ENTRY(j + b)
+            }
+        }
+        for (; j < width; j++) {
+            if (!(row[j] >= t || row[j] >= ct[j])) continue;
+            LOOM_TOPK_ENTRY(j)
+        }
+    }
+}
+#endif
+
+void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
+                           int symmetric, float *column_thresholds, float *sims, int32_t *ids, int32_t *counts,
+                           size_t k, int portable) {
+    if (k == 0) return;
+    for (size_t j = 0; j < width; j++)
+        column_thresholds[j] = symmetric ? topk_threshold(sims, counts, k, (size_t)cols[j]) : __builtin_inff();
+#if defined(__x86_64__)
+    if (!portable && choose_minhash() != minhash_baseline) {
+        topk_block_avx512(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k);
+        return;
+    }
+#endif
+    topk_block_baseline(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k);
+}

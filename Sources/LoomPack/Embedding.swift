@@ -96,7 +96,7 @@ public enum Neighbours {
                                 transposeB: true)
                         }
                     }
-                    top.offerBlock(sims: sims, rows: rowIds, columns: (c0..<(c0 + cols)).map(Int32.init), symmetric: true)
+                    top.offerBlock(sims: sims, rows: rowIds[...], columns: (c0..<(c0 + cols)).map(Int32.init), symmetric: true)
                     c0 += cols
                 }
             }

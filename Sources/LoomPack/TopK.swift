@@ -2,12 +2,16 @@
 // a search computes is offered to one or both documents of its pair, and each document keeps its k best by
 // (similarity, then lower index).
 
+import CLoomKernels
+
 /// A top k for every document, each sorted by similarity (descending), then index (ascending).
 struct TopK {
     let k: Int
     var sims: [Float]
     var ids: [Int32]
     var counts: [Int32]
+    /// Column thresholds for the C kernel.
+    private var scratch: [Float] = []
 
     init(n: Int, k: Int) {
         self.k = k
@@ -23,8 +27,34 @@ struct TopK {
 
     /// Offers every entry of a similarity block (`rows` x `columns`, row-major) to its row's document and, when
     /// `symmetric`, to its column's document too (similarity is symmetric, so each product serves both ends).
+    /// The C kernel `loom_topk_offer_block`: sixteen entries at a time are checked against the receivers' current
+    /// thresholds, and the few that pass go through the ordered insert. Same result as `offerBlockReference`.
+    /// `portable` runs the baseline x86-64 loop even where AVX-512 is available (the tests check both).
+    mutating func offerBlock(sims block: [Float], rows: ArraySlice<Int32>, columns: [Int32], symmetric: Bool, portable: Bool = false) {
+        let k = self.k
+        if scratch.count < columns.count { scratch = [Float](repeating: 0, count: columns.count) }
+        block.withUnsafeBufferPointer { b in
+            rows.withUnsafeBufferPointer { r in
+                columns.withUnsafeBufferPointer { c in
+                    scratch.withUnsafeMutableBufferPointer { ct in
+                        sims.withUnsafeMutableBufferPointer { s in
+                            ids.withUnsafeMutableBufferPointer { i in
+                                counts.withUnsafeMutableBufferPointer { n in
+                                    loom_topk_offer_block(
+                                        b.baseAddress, r.count, c.count, r.baseAddress, c.baseAddress, symmetric ? 1 : 0,
+                                        ct.baseAddress, s.baseAddress, i.baseAddress, n.baseAddress, k, portable ? 1 : 0)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The simple version `offerBlock` is checked against.
     /// Entries below the receiver's current threshold are skipped before the ordered insert.
-    mutating func offerBlock<R: Collection>(sims block: [Float], rows: R, columns: [Int32], symmetric: Bool) where R.Element == Int32 {
+    mutating func offerBlockReference<R: Collection>(sims block: [Float], rows: R, columns: [Int32], symmetric: Bool) where R.Element == Int32 {
         let width = columns.count
         var colThreshold = columns.map { symmetric ? threshold(Int($0)) : .infinity }
         block.withUnsafeBufferPointer { b in

@@ -106,6 +106,35 @@ final class IVFTests: XCTestCase {
         XCTAssertEqual(Set(first.map { $0.description }).count, 1)
     }
 
+    /// The C offer kernel against the Swift reference: random blocks with ties, repeated ids, a document that is
+    /// both a row and a column, both symmetric modes, widths that are not a multiple of 16, and k above the block.
+    func testOfferKernelEqualsTheSwiftReference() {
+        var rng = SplitMix64(seed: 17)
+        let n = 300
+        for k in [1, 5, 16, 40] {
+            for symmetric in [true, false] {
+                var fast = TopK(n: n, k: k), portable = TopK(n: n, k: k), slow = TopK(n: n, k: k)
+                for _ in 0..<30 {
+                    let rows = (0..<(1 + rng.below(40))).map { _ in Int32(rng.below(n)) }
+                    let cols = (0..<(1 + rng.below(37))).map { _ in Int32(rng.below(n)) }
+                    // Similarities on a coarse grid, so many are exactly equal.
+                    let block = (0..<(rows.count * cols.count)).map { _ in Float(rng.below(64)) / 64 - 0.3 }
+                    fast.offerBlock(sims: block, rows: rows[...], columns: cols, symmetric: symmetric)
+                    portable.offerBlock(sims: block, rows: rows[...], columns: cols, symmetric: symmetric, portable: true)
+                    slow.offerBlockReference(sims: block, rows: rows, columns: cols, symmetric: symmetric)
+                }
+                for q in 0..<n {
+                    XCTAssertEqual(fast.list(q).map(\.index), slow.list(q).map(\.index), "k \(k) symmetric \(symmetric) doc \(q)")
+                    XCTAssertEqual(fast.list(q).map(\.similarity), slow.list(q).map(\.similarity))
+                    XCTAssertEqual(portable.list(q).map(\.index), slow.list(q).map(\.index))
+                    XCTAssertEqual(portable.list(q).map(\.similarity), slow.list(q).map(\.similarity))
+                    XCTAssertFalse(fast.list(q).contains { $0.index == q })
+                }
+                XCTAssertGreaterThan(fast.counts.filter { $0 > 0 }.count, n / 2)
+            }
+        }
+    }
+
     func testTheSameNeighboursWithAnyNumberOfThreads() {
         let dim = 32
         let v = clustered(count: 800, dim: dim, centres: 10, noise: 1.0, seed: 3)

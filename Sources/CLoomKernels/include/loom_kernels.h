@@ -27,4 +27,14 @@ void loom_dot_block(const float *a, size_t na, const float *b, size_t nb, size_t
 
 /// Scalar reference for loom_dot_block (the tests compare them).
 void loom_dot_block_reference(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out);
+
+/// The neighbour searches' top-k offers: every entry of the similarity block (nrows x width, row-major) is offered
+/// to document rows[r]'s top k and, when `symmetric`, to document cols[j]'s (an entry with rows[r] == cols[j] is
+/// skipped). Document q's top k is sims/ids[q * k ..< q * k + counts[q]], sorted by similarity descending, then id
+/// ascending; an id kept once at its best similarity. `column_thresholds` is scratch of `width` floats.
+/// `portable` forces the baseline x86-64 loop (for the tests; 0 picks AVX-512 where the CPU has it).
+/// The Swift TopK.offerBlockReference is the reference the tests compare this with.
+void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
+                           int symmetric, float *column_thresholds, float *sims, int32_t *ids, int32_t *counts,
+                           size_t k, int portable);
 #endif
