@@ -104,19 +104,24 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
     // The default layout (sqrt(n) lists) at five probe counts and one-sided at the default 16 probes (each similarity
     // offered only to the probing document), then 4 sqrt(n) lists (four times the k-means cost, smaller lists).
     let root = Int(Double(v.count / dim).squareRoot().rounded())
-    let layouts: [(Int?, Int, Bool)] =
-        configs.map { $0.map { ($0.lists, $0.probes, $0.symmetric) } }
-        ?? [(nil, 4, true), (nil, 8, true), (nil, 12, true), (nil, 16, true), (nil, 24, true), (nil, 16, false), (4 * root, 16, true), (4 * root, 32, true)]
-    for (lists, probes, symmetric) in layouts {
+    func layout(_ lists: Int?, _ probes: Int, _ symmetric: Bool = true) -> IVFConfig {
         var c = IVFConfig()
         c.lists = lists
         c.probes = probes
         c.symmetric = symmetric
+        return c
+    }
+    let layouts: [IVFConfig] = configs
+        ?? [layout(nil, 4), layout(nil, 8), layout(nil, 12), layout(nil, 16), layout(nil, 24), layout(nil, 16, false), layout(4 * root, 16), layout(4 * root, 32)]
+    for c in layouts {
         t = Date()
         let approx = ApproximateNeighbours.ivf(v, dim: dim, k: k, config: c, jobs: jobs)
         let s = Date().timeIntervalSince(t)
         let r = ApproximateNeighbours.recall(approx, exact: exact, k: 10)
-        print("| IVF\(symmetric ? "" : " one-sided") (k-means \(c.iterations) iterations included) | \(c.listCount(v.count / dim)) | \(probes) | \(f(s, 1)) | \(f(exactSeconds / s, 1))x | \(String(format: "%.4f", r)) | \(strongRecall(approx)) |")
+        var name = "IVF"
+        if !c.symmetric { name += " one-sided" }
+        name += c.int8 ? ", int8 products, \(c.rescoreMargin) extra candidates re-scored" : ", float32 products"
+        print("| \(name) (training included) | \(c.listCount(v.count / dim)) | \(c.probes) | \(f(s, 1)) | \(f(exactSeconds / s, 1))x | \(String(format: "%.4f", r)) | \(strongRecall(approx)) |")
     }
     // The peer: faiss on the same vectors and threads (IndexFlatIP, and IndexIVFFlat at Loom's default layout and
     // at 4 sqrt(n) lists), when python3 can import it.
@@ -177,14 +182,19 @@ func syntheticVectors(count: Int, dim: Int, topics: Int, seed: UInt64) -> [Float
     return v
 }
 
-/// `--ivf 316:8,1265:32,316:16:one-sided`: lists (or `default`), probes, and optionally `one-sided` (no symmetric offers).
+/// `--ivf 316:8,1265:32,316:16:one-sided,default:12:f32,default:16:m4`: lists (or `default`), probes, then
+/// any of `one-sided` (no symmetric offers), `f32` (float32 products), `mN` (N extra candidates re-scored).
 func ivfLayouts(_ text: String) -> [IVFConfig] {
     text.split(separator: ",").map { item in
         let f = item.split(separator: ":").map(String.init)
         var c = IVFConfig()
         c.lists = f.first.flatMap(Int.init)
         if f.count > 1, let p = Int(f[1]) { c.probes = p }
-        c.symmetric = !(f.count > 2 && f[2] == "one-sided")
+        for o in f.dropFirst(2) {
+            if o == "one-sided" { c.symmetric = false }
+            if o == "f32" { c.int8 = false }
+            if o.hasPrefix("m"), let n = Int(o.dropFirst(1)) { c.rescoreMargin = n }
+        }
         return c
     }
 }

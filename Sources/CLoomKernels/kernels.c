@@ -132,6 +132,36 @@ dot_avx512(const float *a, size_t na, const float *b, size_t nb, size_t dim, flo
 }
 #endif
 
+// One dot product, sums reassociated into vector lanes (the IVF search's float32 re-scoring of candidates).
+#define LOOM_DOT1_BODY                                                                                             \
+    _Pragma("clang fp reassociate(on)")                                                                            \
+    float s = 0;                                                                                                   \
+    for (size_t k = 0; k < dim; k++) s += a[k] * b[k];                                                             \
+    return s;
+
+static float dot1_baseline(const float *a, const float *b, size_t dim) { LOOM_DOT1_BODY }
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static float dot1_avx512(const float *a, const float *b,
+                                                                                        size_t dim) {
+    LOOM_DOT1_BODY
+}
+#endif
+
+float loom_dot(const float *a, const float *b, size_t dim) {
+#if defined(__x86_64__)
+    // Chosen once (called per candidate pair); a benign race, as for the MinHash loop.
+    static int wide = -1;
+    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
+    if (w < 0) {
+        w = choose_minhash() != minhash_baseline;
+        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
+    }
+    if (w) return dot1_avx512(a, b, dim);
+#endif
+    return dot1_baseline(a, b, dim);
+}
+
 void loom_dot_block(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out) {
 #if defined(__x86_64__)
     if (choose_minhash() != minhash_baseline) {
@@ -257,4 +287,11 @@ void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const
     }
 #endif
     topk_block_baseline(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k);
+}
+
+void loom_topk_merge(float *sims, int32_t *ids, int32_t *counts, const float *osims, const int32_t *oids,
+                     const int32_t *ocounts, size_t n, size_t k) {
+    if (k == 0) return;
+    for (size_t q = 0; q < n; q++)
+        for (size_t r = 0; r < (size_t)ocounts[q]; r++) topk_offer(sims, ids, counts, k, q, oids[q * k + r], osims[q * k + r]);
 }

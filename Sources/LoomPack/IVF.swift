@@ -8,6 +8,7 @@
 // result does not depend on the number of threads.
 
 import Foundation
+import CLoomKernels
 import LoomCore
 import LoomTensor
 
@@ -23,6 +24,11 @@ public struct IVFConfig: Codable, Equatable, Sendable {
     /// Each computed similarity is offered to both documents of the pair (a pair is found when either one probes
     /// the other's list).
     public var symmetric = true
+    /// Similarities in int8 (each vector quantised with its own scale; AVX-512 VNNI where the CPU has it, about four
+    /// times float32's products a cycle). Each document keeps k + `rescoreMargin` candidates, re-scored in float32:
+    /// the similarities returned are exact, only the choice of candidates is approximate.
+    public var int8 = true
+    public var rescoreMargin = 8
 
     public init() {}
 
@@ -35,54 +41,72 @@ public enum ApproximateNeighbours {
         let n = v.count / dim
         guard n > 1 else { return Array(repeating: [], count: n) }
         let kk = min(k, n - 1)
+        guard config.int8 else { return TopK.lists(merging: [search(v, n: n, dim: dim, k: kk, config: config, jobs: jobs)], n: n, k: kk) }
+        let found = search(v, n: n, dim: dim, k: min(n - 1, kk + max(0, config.rescoreMargin)), config: config, jobs: jobs)
+        return rescore(v, dim: dim, candidates: found, k: kk, jobs: jobs)
+    }
+
+    /// The list-by-list search: each document's top k among the members of the lists it probes (and, symmetric,
+    /// the visitors of its own list), merged over the workers.
+    static func search(_ v: [Float], n: Int, dim: Int, k kk: Int, config: IVFConfig, jobs: Int) -> TopK {
         let nl = config.listCount(n)
         let probes = min(config.probes, nl)
         Matmul.setThreads(1)
         let centroids = kmeans(v, n: n, dim: dim, lists: nl, config: config, jobs: jobs)
         // Each vector's `probes` nearest lists, nearest first; its home list is the first.
-        let near = nearestLists(v, n: n, dim: dim, centroids: centroids, lists: nl, count: probes, jobs: jobs)
+        let q8 = config.int8 ? Int8Rows(v, n: n, dim: dim, jobs: jobs) : nil
+        let near = nearestLists(v, n: n, dim: dim, centroids: centroids, lists: nl, count: probes, jobs: jobs, quantized: q8)
         var members = [[Int32]](repeating: [], count: nl)
         var visitors = [[Int32]](repeating: [], count: nl)
         for q in 0..<n {
             members[Int(near[q * probes])].append(Int32(q))
-            for p in 0..<probes { visitors[Int(near[q * probes + p])].append(Int32(q)) }
+            for p in 1..<max(1, probes) { visitors[Int(near[q * probes + p])].append(Int32(q)) }
         }
         // Lists dealt round-robin to the workers, largest first; each worker keeps a top-k for every document.
-        let work: [Int] = (0..<nl).map { visitors[$0].count * members[$0].count }
-        let order: [Int] = (0..<nl).sorted { work[$0] != work[$1] ? work[$0] > work[$1] : $0 < $1 }
-        let workers = max(1, min(jobs, nl))
-        let groups: [[Int]] = (0..<workers).map { w in stride(from: w, to: order.count, by: workers).map { order[$0] } }
-        let partial = (try? parallelMap(groups, jobs: workers) { (lists: [Int]) -> TopK in
-            var top = TopK(n: n, k: kk)
-            var a: [Float] = []
-            var b: [Float] = []
-            var sims: [Float] = []
-            for l in lists {
-                let mem = members[l], vis = visitors[l]
-                guard !mem.isEmpty, !vis.isEmpty else { continue }
-                gather(v, dim: dim, rows: mem, into: &b)
-                // Visitors in blocks, so the similarity block stays small.
-                let block = max(1, (1 << 20) / max(1, mem.count))
-                var s = 0
-                while s < vis.count {
-                    let e = min(vis.count, s + block)
-                    gather(v, dim: dim, rows: vis[s..<e], into: &a)
-                    let rows = e - s
-                    if sims.count < rows * mem.count { sims = [Float](repeating: 0, count: rows * mem.count) }
-                    a.withUnsafeBufferPointer { ap in
-                        b.withUnsafeBufferPointer { bp in
-                            sims.withUnsafeMutableBufferPointer { sp in
-                                Matmul.gemm(ap.baseAddress!, bp.baseAddress!, sp.baseAddress!, m: rows, n: mem.count, k: dim, transposeB: true)
-                            }
-                        }
+        func deal(_ work: [Int]) -> [[Int]] {
+            let order: [Int] = (0..<nl).sorted { work[$0] != work[$1] ? work[$0] > work[$1] : $0 < $1 }
+            let workers = max(1, min(jobs, nl))
+            return (0..<workers).map { w in stride(from: w, to: order.count, by: workers).map { order[$0] } }
+        }
+        // First each list against itself, so every document starts from its best among its own list's members and
+        // the offers from other lists mostly fall below its threshold; then the visitors (documents probing a list
+        // that is not their own) against each list's members.
+        let home = TopK.merged(
+            (try? parallelMap(deal(members.map { $0.count * $0.count }), jobs: jobs) { (lists: [Int]) -> TopK in
+                var scan = ListScan(v: v, dim: dim, q8: q8, top: TopK(n: n, k: kk))
+                for l in lists { scan.run(rows: members[l][...], members: members[l], symmetric: false) }
+                return scan.top
+            }) ?? [], n: n, k: kk)
+        let partial = (try? parallelMap(deal((0..<nl).map { visitors[$0].count * members[$0].count }), jobs: jobs) { (lists: [Int]) -> TopK in
+            var scan = ListScan(v: v, dim: dim, q8: q8, top: home)
+            for l in lists { scan.run(rows: visitors[l][...], members: members[l], symmetric: config.symmetric) }
+            return scan.top
+        }) ?? []
+        return TopK.merged(partial, n: n, k: kk)
+    }
+
+    /// Each document's candidates re-scored in float32: its k best by exact similarity (then lower index).
+    static func rescore(_ v: [Float], dim: Int, candidates: TopK, k: Int, jobs: Int) -> [[(index: Int, similarity: Float)]] {
+        let n = candidates.counts.count, ck = candidates.k
+        let block = 2048
+        let starts = Array(stride(from: 0, to: n, by: block))
+        let parts = (try? parallelMap(starts, jobs: jobs) { start -> [[(index: Int, similarity: Float)]] in
+            var out: [[(index: Int, similarity: Float)]] = []
+            var sims = [Float](repeating: 0, count: ck)
+            v.withUnsafeBufferPointer { p in
+                sims.withUnsafeMutableBufferPointer { s in
+                    for q in start..<min(n, start + block) {
+                        let have = Int(candidates.counts[q])
+                        for r in 0..<have { s[r] = loom_dot(p.baseAddress! + q * dim, p.baseAddress! + Int(candidates.ids[q * ck + r]) * dim, dim) }
+                        var row = (0..<have).map { (index: Int(candidates.ids[q * ck + $0]), similarity: s[$0]) }
+                        row.sort { TopK.before($0.similarity, $0.index, $1.similarity, $1.index) }
+                        out.append(Array(row.prefix(k)))
                     }
-                    top.offerBlock(sims: sims, rows: vis[s..<e], columns: mem, symmetric: config.symmetric)
-                    s = e
                 }
             }
-            return top
+            return out
         }) ?? []
-        return TopK.lists(merging: partial, n: n, k: kk)
+        return parts.flatMap { $0 }
     }
 
     static func gather<C: Collection>(_ v: [Float], dim: Int, rows: C, into out: inout [Float]) where C.Element == Int32 {
@@ -107,8 +131,9 @@ public enum ApproximateNeighbours {
         gather(v, dim: dim, rows: sample, into: &pts)
         var cent: [Float] = []
         gather(pts, dim: dim, rows: (0..<lists).map { Int32($0 * sampleCount / lists) }, into: &cent)
+        let quantizedPoints = config.int8 ? Int8Rows(pts, n: sampleCount, dim: dim, jobs: jobs) : nil
         for _ in 0..<config.iterations {
-            let assign = nearestLists(pts, n: sampleCount, dim: dim, centroids: cent, lists: lists, count: 1, jobs: jobs)
+            let assign = nearestLists(pts, n: sampleCount, dim: dim, centroids: cent, lists: lists, count: 1, jobs: jobs, quantized: quantizedPoints)
             var sums = [Float](repeating: 0, count: lists * dim)
             var counts = [Int](repeating: 0, count: lists)
             for i in 0..<sampleCount {
@@ -134,41 +159,36 @@ public enum ApproximateNeighbours {
     }
 
     /// For each row, the `count` most similar centroids (most similar first; ties to the lower index), flat.
-    static func nearestLists(_ v: [Float], n: Int, dim: Int, centroids: [Float], lists: Int, count: Int, jobs: Int) -> [Int32] {
+    /// With `quantized` (the rows of v in int8), the similarities to the centroids are int8 products too.
+    static func nearestLists(_ v: [Float], n: Int, dim: Int, centroids: [Float], lists: Int, count: Int, jobs: Int, quantized: Int8Rows? = nil) -> [Int32] {
         let block = max(1, min(4096, (1 << 22) / max(1, lists)))
         let starts = Array(stride(from: 0, to: n, by: block))
+        var packed = Int8Rows.Packed()
+        if let quantized { Int8Rows(centroids, n: lists, dim: dim, jobs: 1).pack((0..<Int32(lists)).map { $0 }, into: &packed) }
         let parts = (try? parallelMap(starts, jobs: jobs) { start -> [Int32] in
             let rows = min(block, n - start)
             var sims = [Float](repeating: 0, count: rows * lists)
-            v.withUnsafeBufferPointer { p in
-                centroids.withUnsafeBufferPointer { c in
-                    sims.withUnsafeMutableBufferPointer { s in
-                        Matmul.gemm(p.baseAddress! + start * dim, c.baseAddress!, s.baseAddress!, m: rows, n: lists, k: dim, transposeB: true)
+            if let quantized {
+                var a: [UInt8] = []
+                var scales: [Float] = []
+                quantized.gatherLeft((Int32(start)..<Int32(start + rows)).map { $0 }[...], into: &a, scales: &scales)
+                quantized.products(a, scales: scales, rows: rows, packed: packed, into: &sims)
+            } else {
+                v.withUnsafeBufferPointer { p in
+                    centroids.withUnsafeBufferPointer { c in
+                        sims.withUnsafeMutableBufferPointer { s in
+                            Matmul.gemm(p.baseAddress! + start * dim, c.baseAddress!, s.baseAddress!, m: rows, n: lists, k: dim, transposeB: true)
+                        }
                     }
                 }
             }
+            // The top-k kernel picks each row's lists. Rows are numbered from `lists` up, so that no row id equals a
+            // list id (the kernel skips an entry whose row and column are the same document).
+            var top = TopK(n: lists + rows, k: count)
+            top.offerBlock(sims: sims, rows: (Int32(lists)..<Int32(lists + rows)).map { $0 }[...], columns: (0..<Int32(lists)).map { $0 }, symmetric: false)
             var out = [Int32](repeating: 0, count: rows * count)
-            var bestS = [Float](repeating: 0, count: count)
-            var bestI = [Int32](repeating: 0, count: count)
             for r in 0..<rows {
-                var have = 0
-                let base = r * lists
-                for c in 0..<lists {
-                    let s = sims[base + c]
-                    if have < count {
-                        var p = have
-                        while p > 0 && bestS[p - 1] < s { bestS[p] = bestS[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
-                        bestS[p] = s
-                        bestI[p] = Int32(c)
-                        have += 1
-                    } else if s > bestS[count - 1] {
-                        var p = count - 1
-                        while p > 0 && bestS[p - 1] < s { bestS[p] = bestS[p - 1]; bestI[p] = bestI[p - 1]; p -= 1 }
-                        bestS[p] = s
-                        bestI[p] = Int32(c)
-                    }
-                }
-                for i in 0..<count { out[r * count + i] = bestI[i] }
+                for i in 0..<count { out[r * count + i] = top.ids[(lists + r) * count + i] }
             }
             return out
         }) ?? []
@@ -185,5 +205,146 @@ public enum ApproximateNeighbours {
             total += want.count
         }
         return total == 0 ? 1 : Double(hit) / Double(total)
+    }
+}
+
+/// One worker's search state: its top k and the buffers its products reuse.
+struct ListScan {
+    let v: [Float]
+    let dim: Int
+    let q8: Int8Rows?
+    var top: TopK
+    var a: [Float] = []
+    var b: [Float] = []
+    var sims: [Float] = []
+    var packed = Int8Rows.Packed()
+    var au: [UInt8] = []
+    var ascale: [Float] = []
+
+    init(v: [Float], dim: Int, q8: Int8Rows?, top: TopK) {
+        self.v = v
+        self.dim = dim
+        self.q8 = q8
+        self.top = top
+    }
+
+    /// Offers the similarities of `rows` against one list's members.
+    mutating func run(rows vis: ArraySlice<Int32>, members mem: [Int32], symmetric: Bool) {
+        guard !mem.isEmpty, !vis.isEmpty else { return }
+        if let q8 { q8.pack(mem, into: &packed) } else { ApproximateNeighbours.gather(v, dim: dim, rows: mem, into: &b) }
+        // Rows in blocks, so the similarity block stays in the cache.
+        let block = max(8, (q8 == nil ? 1 << 20 : 1 << 18) / max(1, mem.count))
+        var s = vis.startIndex
+        while s < vis.endIndex {
+            let e = min(vis.endIndex, s + block)
+            let rows = e - s
+            if sims.count < rows * mem.count { sims = [Float](repeating: 0, count: rows * mem.count) }
+            if let q8 {
+                q8.gatherLeft(vis[s..<e], into: &au, scales: &ascale)
+                q8.products(au, scales: ascale, rows: rows, packed: packed, into: &sims)
+            } else {
+                ApproximateNeighbours.gather(v, dim: dim, rows: vis[s..<e], into: &a)
+                a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        sims.withUnsafeMutableBufferPointer { sp in
+                            Matmul.gemm(ap.baseAddress!, bp.baseAddress!, sp.baseAddress!, m: rows, n: mem.count, k: dim, transposeB: true)
+                        }
+                    }
+                }
+            }
+            top.offerBlock(sims: sims, rows: vis[s..<e], columns: mem, symmetric: symmetric)
+            s = e
+        }
+    }
+}
+
+/// Vectors quantised to int8 for the IVF search's products (CLoomKernels' loom_i8_*): signed rows for the lists'
+/// members, the same + 128 as unsigned rows for the visitors, and each row's scale.
+struct Int8Rows {
+    let n: Int, dim: Int, padded: Int
+    var signed: [Int8]
+    var unsigned: [UInt8]
+    var scales: [Float]
+
+    init(_ v: [Float], n: Int, dim: Int, jobs: Int) {
+        self.n = n
+        self.dim = dim
+        padded = (dim + 3) / 4 * 4
+        let p = padded
+        // Quantised in `jobs` slices of rows at once.
+        let slices = max(1, min(jobs, n / 1024))
+        let parts = (try? parallelMap(Array(0..<slices), jobs: slices) { w -> ([Int8], [UInt8], [Float]) in
+            let r0 = w * n / slices, r1 = (w + 1) * n / slices
+            var q = [Int8](repeating: 0, count: (r1 - r0) * p)
+            var u = [UInt8](repeating: 0, count: (r1 - r0) * p)
+            var s = [Float](repeating: 0, count: r1 - r0)
+            v.withUnsafeBufferPointer { x in
+                loom_i8_quantize(x.baseAddress! + r0 * dim, r1 - r0, dim, p, &q, &u, &s)
+            }
+            return (q, u, s)
+        }) ?? []
+        signed = parts.flatMap { $0.0 }
+        unsigned = parts.flatMap { $0.1 }
+        scales = parts.flatMap { $0.2 }
+    }
+
+    /// A list's members, packed for the products.
+    struct Packed {
+        var bytes: [Int8] = []
+        var sums: [Int32] = []
+        var scales: [Float] = []
+        var rows = 0
+        var rowBytes: [Int8] = []
+    }
+
+    func pack(_ rows: [Int32], into p: inout Packed) {
+        let dp = padded
+        p.rows = rows.count
+        p.rowBytes.removeAll(keepingCapacity: true)
+        p.scales.removeAll(keepingCapacity: true)
+        signed.withUnsafeBufferPointer { q in
+            for r in rows {
+                p.rowBytes.append(contentsOf: UnsafeBufferPointer(rebasing: q[(Int(r) * dp)..<(Int(r) * dp + dp)]))
+                p.scales.append(scales[Int(r)])
+            }
+        }
+        let size = loom_i8_packed_size(rows.count, dp)
+        if p.bytes.count < size { p.bytes = [Int8](repeating: 0, count: size) }
+        if p.sums.count < rows.count { p.sums = [Int32](repeating: 0, count: rows.count) }
+        p.rowBytes.withUnsafeBufferPointer { b in
+            p.bytes.withUnsafeMutableBufferPointer { o in
+                p.sums.withUnsafeMutableBufferPointer { s in loom_i8_pack(b.baseAddress, rows.count, dp, o.baseAddress, s.baseAddress) }
+            }
+        }
+    }
+
+    func gatherLeft(_ rows: ArraySlice<Int32>, into out: inout [UInt8], scales s: inout [Float]) {
+        let dp = padded
+        out.removeAll(keepingCapacity: true)
+        s.removeAll(keepingCapacity: true)
+        unsigned.withUnsafeBufferPointer { u in
+            for r in rows {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[(Int(r) * dp)..<(Int(r) * dp + dp)]))
+                s.append(scales[Int(r)])
+            }
+        }
+    }
+
+    /// sims[i * members + j] for the gathered left rows against the packed members.
+    func products(_ a: [UInt8], scales s: [Float], rows: Int, packed p: Packed, into sims: inout [Float], portable: Bool = false) {
+        let dp = padded
+        a.withUnsafeBufferPointer { ap in
+            s.withUnsafeBufferPointer { sp in
+                p.bytes.withUnsafeBufferPointer { bp in
+                    p.sums.withUnsafeBufferPointer { sums in
+                        p.scales.withUnsafeBufferPointer { bs in
+                            sims.withUnsafeMutableBufferPointer { o in
+                                loom_i8_products(ap.baseAddress, rows, bp.baseAddress, p.rows, dp, sums.baseAddress, sp.baseAddress, bs.baseAddress, o.baseAddress, portable ? 1 : 0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

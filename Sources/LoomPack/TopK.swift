@@ -118,7 +118,19 @@ struct TopK {
         ids[base + p] = Int32(id)
     }
 
+    /// Offers all of o's entries (the C kernel's inserts; `mergeReference` is the Swift version).
     mutating func merge(_ o: TopK) {
+        let k = self.k, n = counts.count
+        sims.withUnsafeMutableBufferPointer { s in
+            ids.withUnsafeMutableBufferPointer { i in
+                counts.withUnsafeMutableBufferPointer { c in
+                    loom_topk_merge(s.baseAddress, i.baseAddress, c.baseAddress, o.sims, o.ids, o.counts, n, k)
+                }
+            }
+        }
+    }
+
+    mutating func mergeReference(_ o: TopK) {
         for q in 0..<counts.count {
             for r in 0..<Int(o.counts[q]) { offer(q, Int(o.ids[q * k + r]), o.sims[q * k + r]) }
         }
@@ -126,9 +138,15 @@ struct TopK {
 
     /// Every document's list from the workers' partial top ks, merged.
     static func lists(merging parts: [TopK], n: Int, k: Int) -> [[(index: Int, similarity: Float)]] {
+        let merged = merged(parts, n: n, k: k)
+        return (0..<n).map { merged.list($0) }
+    }
+
+    /// The workers' partial top ks as one.
+    static func merged(_ parts: [TopK], n: Int, k: Int) -> TopK {
         var merged = parts.first ?? TopK(n: n, k: k)
         for p in parts.dropFirst() { merged.merge(p) }
-        return (0..<n).map { merged.list($0) }
+        return merged
     }
 
     func list(_ q: Int) -> [(index: Int, similarity: Float)] {

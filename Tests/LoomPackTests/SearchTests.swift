@@ -1,5 +1,6 @@
 import Foundation
 import LoomCore
+import CLoomKernels
 import XCTest
 
 @testable import LoomPack
@@ -39,6 +40,12 @@ final class IVFTests: XCTestCase {
         let recall = ApproximateNeighbours.recall(approx, exact: exact, k: 10)
         print("IVF recall@10 on \(n) clustered vectors, 45 lists, 6 probes: \(recall)")
         XCTAssertGreaterThanOrEqual(recall, 0.95)
+        // Int8 products (the default) choose nearly the same candidates as float32 ones.
+        c.int8 = false
+        let float32 = ApproximateNeighbours.recall(ApproximateNeighbours.ivf(v, dim: dim, k: 10, config: c, jobs: 2), exact: exact, k: 10)
+        print("float32 products: \(float32)")
+        XCTAssertEqual(recall, float32, accuracy: 0.01)
+        c.int8 = true
         // Offering each similarity to both documents finds more than offering it to the prober alone.
         c.symmetric = false
         let oneSided = ApproximateNeighbours.recall(ApproximateNeighbours.ivf(v, dim: dim, k: 10, config: c, jobs: 2), exact: exact, k: 10)
@@ -132,6 +139,64 @@ final class IVFTests: XCTestCase {
                 }
                 XCTAssertGreaterThan(fast.counts.filter { $0 > 0 }.count, n / 2)
             }
+        }
+    }
+
+    /// The int8 products: the VNNI kernel (where the CPU has it) and the portable loop over the packed layout equal
+    /// the plain loops bit for bit (the sums are integers), for shapes that are not multiples of the kernel's 8 x 32
+    /// tile or of 4 components; quantisation is within half a step of each component.
+    func testInt8ProductsEqualTheReferenceAndQuantiseWithinHalfAStep() {
+        print("int8 products variant: \(String(cString: loom_i8_variant()))")
+        for (na, nb, dim) in [(1, 1, 1), (7, 33, 45), (8, 32, 384), (19, 70, 64), (64, 17, 3)] {
+            let v = clustered(count: na + nb, dim: dim, centres: 3, noise: 1.0, seed: UInt64(na * 100 + nb))
+            let q8 = Int8Rows(v, n: na + nb, dim: dim, jobs: 2)
+            let dp = q8.padded
+            XCTAssertEqual(dp % 4, 0)
+            for i in 0..<(na + nb) {
+                let s = q8.scales[i]
+                for d in 0..<dp {
+                    let q = q8.signed[i * dp + d]
+                    XCTAssertEqual(Int(q8.unsigned[i * dp + d]), Int(q) + 128)
+                    if d >= dim { XCTAssertEqual(q, 0) } else { XCTAssertLessThanOrEqual(abs(Float(q) * s - v[i * dim + d]), s / 2 * 1.0001) }
+                }
+            }
+            let left = (0..<Int32(na)).map { $0 }, right = (Int32(na)..<Int32(na + nb)).map { $0 }
+            var packed = Int8Rows.Packed()
+            q8.pack(right, into: &packed)
+            var a: [UInt8] = [], sa: [Float] = []
+            q8.gatherLeft(left[...], into: &a, scales: &sa)
+            var fast = [Float](repeating: .nan, count: na * nb), portable = fast, want = fast
+            q8.products(a, scales: sa, rows: na, packed: packed, into: &fast)
+            q8.products(a, scales: sa, rows: na, packed: packed, into: &portable, portable: true)
+            let b = Array(q8.signed[(na * dp)...])
+            loom_i8_products_reference(a, na, b, nb, dp, sa, Array(q8.scales[na...]), &want)
+            XCTAssertEqual(fast, want, "\(na) x \(nb) x \(dim)")
+            XCTAssertEqual(portable, want, "\(na) x \(nb) x \(dim)")
+            // And close to the float similarity (a step is max|x| / 127).
+            for i in 0..<na {
+                for j in 0..<nb {
+                    let exact = (0..<dim).reduce(Float(0)) { $0 + v[i * dim + $1] * v[(na + j) * dim + $1] }
+                    XCTAssertEqual(want[i * nb + j], exact, accuracy: 0.02)
+                }
+            }
+        }
+    }
+
+    /// Merging workers' top ks in C gives what offering each entry in Swift gives.
+    func testMergeKernelEqualsOffering() {
+        var rng = SplitMix64(seed: 31)
+        let n = 50, k = 6
+        var a = TopK(n: n, k: k), b = TopK(n: n, k: k)
+        for _ in 0..<600 {
+            a.offer(rng.below(n), rng.below(n), Float(rng.below(20)) / 20)
+            b.offer(rng.below(n), rng.below(n), Float(rng.below(20)) / 20)
+        }
+        var fast = a, slow = a
+        fast.merge(b)
+        slow.mergeReference(b)
+        for q in 0..<n {
+            XCTAssertEqual(fast.list(q).map(\.index), slow.list(q).map(\.index))
+            XCTAssertEqual(fast.list(q).map(\.similarity), slow.list(q).map(\.similarity))
         }
     }
 

@@ -25,6 +25,9 @@ size_t loom_signature_matches(const uint32_t *x, const uint32_t *y, size_t perms
 /// out[i * nb + j] = dot(a[i], b[j]) for rows of `dim` floats: a block of a similarity matrix.
 void loom_dot_block(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out);
 
+/// dot(a, b) over dim floats, vectorised (sums in another order than the reference's).
+float loom_dot(const float *a, const float *b, size_t dim);
+
 /// Scalar reference for loom_dot_block (the tests compare them).
 void loom_dot_block_reference(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out);
 
@@ -37,4 +40,24 @@ void loom_dot_block_reference(const float *a, size_t na, const float *b, size_t 
 void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
                            int symmetric, float *column_thresholds, float *sims, int32_t *ids, int32_t *counts,
                            size_t k, int portable);
+/// Offers every entry of another top k (o*, same n and k) to this one, as loom_topk_offer_block's inserts do.
+void loom_topk_merge(float *sims, int32_t *ids, int32_t *counts, const float *osims, const int32_t *oids,
+                     const int32_t *ocounts, size_t n, size_t k);
+
+/// Int8 similarity blocks (the approximate neighbour index; int8.c). Row i of v (dim floats) becomes q (int8, dp
+/// bytes, dp = dim rounded up to 4, zero padded), u (the same + 128, as u8) and scale[i] = max|x| / 127.
+void loom_i8_quantize(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale);
+/// Bytes loom_i8_pack writes for nb rows.
+size_t loom_i8_packed_size(size_t nb, size_t dp);
+/// Packs nb int8 rows (dp bytes each) for loom_i8_products; sums[j] = the sum of row j's bytes.
+void loom_i8_pack(const int8_t *b, size_t nb, size_t dp, int8_t *packed, int32_t *sums);
+/// out[i * nb + j] = float(sum_d (a[i][d] - 128) * b[j][d]) * (ascale[i] * bscale[j]), a as u8 rows of dp bytes and
+/// b packed. The sum is exact; `portable` forces the baseline loop (tests), else AVX-512 VNNI where the CPU has it.
+void loom_i8_products(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, size_t dp, const int32_t *sums,
+                      const float *ascale, const float *bscale, float *out, int portable);
+/// The same from unpacked b, by plain loops (the tests' reference).
+void loom_i8_products_reference(const uint8_t *a, size_t na, const int8_t *b, size_t nb, size_t dp,
+                                const float *ascale, const float *bscale, float *out);
+/// Which variant loom_i8_products uses on this CPU ("avx512-vnni" or "baseline x86-64").
+const char *loom_i8_variant(void);
 #endif
