@@ -127,7 +127,10 @@ func neighboursBench(_ pubmed: String, count: Int, embedder: String, model given
     // at 4 sqrt(n) lists), when python3 can import it.
     let n = v.count / dim
     guard peer else { return }
-    let peerLayouts = configs.map { $0.map { ($0.listCount(n), $0.probes) } } ?? [(root, 8), (root, 16), (4 * root, 32)]
+    // Each distinct lists:probes layout once (several Loom rows may differ only in their products or margin).
+    var peerLayouts: [(Int, Int)] = []
+    for c in configs ?? [] where !peerLayouts.contains(where: { $0 == (c.listCount(n), c.probes) }) { peerLayouts.append((c.listCount(n), c.probes)) }
+    if configs == nil { peerLayouts = [(root, 8), (root, 16), (4 * root, 32)] }
     let vecPath = tmp + "/vectors.bin"
     guard (try? VectorFile.write(v, dim: dim, embedder: embedder, to: vecPath)) != nil else { return }
     let p = Process()

@@ -26,7 +26,7 @@
 //   loom-bench minilm PUBMED.xml.gz [--model DIR] [--sentences N]
 //                                                  MiniLM sentences/s vs sentence-transformers (PyTorch) on N
 //                                                  abstract sentences (2,000), 1 and 2 threads; vector cosines
-//   loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm|synthetic] [--ivf L:P,...]
+//   loom-bench neighbours PUBMED.xml.gz [--vectors N] [--embedder hashing|minilm|synthetic] [--ivf L:P[:f32],...] [--no-peer]
 //                                                  IVF approximate neighbours vs exact search on N (100,000)
 //                                                  vectors of abstract sentences, and faiss (IndexFlatIP,
 //                                                  IndexIVFFlat) when importable: recall@10 and seconds
