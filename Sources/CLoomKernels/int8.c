@@ -7,29 +7,53 @@
 // hence the same in every variant, block shape and thread count. The left rows are stored as u8 (q + 128), as
 // VNNI's vpdpbusd multiplies unsigned by signed bytes; sum((q_a + 128) q_b) - 128 sum(q_b) is the signed sum.
 
-void loom_i8_quantize(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
-    for (size_t i = 0; i < n; i++) {
-        const float *x = v + i * dim;
-        float m = 0;
-        for (size_t d = 0; d < dim; d++) {
-            float a = x[d] < 0 ? -x[d] : x[d];
-            if (a > m) m = a;
-        }
-        float s = m / 127.0f;
-        float inv = m > 0 ? 127.0f / m : 0;
-        for (size_t d = 0; d < dp; d++) {
-            int t = 0;
-            if (d < dim) {
-                float y = x[d] * inv;
-                t = (int)(y < 0 ? y - 0.5f : y + 0.5f);
-                if (t > 127) t = 127;
-                if (t < -127) t = -127;
-            }
-            q[i * dp + d] = (int8_t)t;
-            u[i * dp + d] = (uint8_t)(t + 128);
-        }
-        scale[i] = s;
+// Written without branches in the loops, so the compiler vectorises them (an AVX-512 copy is chosen at run time).
+#define LOOM_I8_QUANTIZE_BODY                                                                                      \
+    for (size_t i = 0; i < n; i++) {                                                                               \
+        const float *x = v + i * dim;                                                                              \
+        float m = 0;                                                                                               \
+        for (size_t d = 0; d < dim; d++) {                                                                         \
+            float a = __builtin_fabsf(x[d]);                                                                       \
+            m = a > m ? a : m;                                                                                     \
+        }                                                                                                          \
+        float inv = m > 0 ? 127.0f / m : 0;                                                                        \
+        int8_t *qi = q + i * dp;                                                                                   \
+        uint8_t *ui = u + i * dp;                                                                                  \
+        for (size_t d = 0; d < dim; d++) {                                                                         \
+            float y = x[d] * inv;                                                                                  \
+            y = y < -127.0f ? -127.0f : y > 127.0f ? 127.0f : y;                                                   \
+            int t = (int)(y + __builtin_copysignf(0.5f, y));                                                       \
+            qi[d] = (int8_t)t;                                                                                     \
+            ui[d] = (uint8_t)(t + 128);                                                                            \
+        }                                                                                                          \
+        for (size_t d = dim; d < dp; d++) {                                                                        \
+            qi[d] = 0;                                                                                             \
+            ui[d] = 128;                                                                                           \
+        }                                                                                                          \
+        scale[i] = m / 127.0f;                                                                                     \
     }
+
+static void quantize_baseline(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
+    LOOM_I8_QUANTIZE_BODY
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void
+quantize_avx512(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
+    LOOM_I8_QUANTIZE_BODY
+}
+#endif
+
+static int has_avx512(void);
+
+void loom_i8_quantize(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
+#if defined(__x86_64__)
+    if (has_avx512()) {
+        quantize_avx512(v, n, dim, dp, q, u, scale);
+        return;
+    }
+#endif
+    quantize_baseline(v, n, dim, dp, q, u, scale);
 }
 
 size_t loom_i8_packed_size(size_t nb, size_t dp) { return ((nb + 31) / 32) * 32 * dp; }
@@ -84,6 +108,10 @@ static void i8_products_baseline(const uint8_t *a, size_t na, const int8_t *pack
     }
 }
 
+#if !defined(__x86_64__)
+static int has_avx512(void) { return 0; }
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 // 8 rows x 32 columns of int32 accumulators (16 registers); per group of 4 components two loads of packed columns,
@@ -124,6 +152,12 @@ i8_products_vnni(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, s
             }
         }
     }
+}
+
+static int has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
 }
 
 static int has_vnni(void) {

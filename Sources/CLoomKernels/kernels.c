@@ -181,12 +181,14 @@ static inline float topk_threshold(const float *sims, const int32_t *counts, siz
     return (size_t)counts[q] == k ? sims[q * k + k - 1] : -__builtin_inff();
 }
 
-static inline void topk_offer(float *sims, int32_t *ids, int32_t *counts, size_t k, size_t q, int32_t id, float s) {
+// `distinct`: the caller knows id is not in q's list, so the search for it is skipped.
+static inline void topk_insert(float *sims, int32_t *ids, int32_t *counts, size_t k, size_t q, int32_t id, float s,
+                               int distinct) {
     float *S = sims + q * k;
     int32_t *I = ids + q * k;
     size_t have = (size_t)counts[q];
     if (have == k && !topk_before(s, id, S[k - 1], I[k - 1])) return;
-    for (size_t r = 0; r < have; r++) {
+    for (size_t r = 0; r < (distinct ? 0 : have); r++) {
         if (I[r] != id) continue;
         if (s <= S[r]) return;
         for (size_t x = r; x + 1 < have; x++) {
@@ -211,6 +213,10 @@ static inline void topk_offer(float *sims, int32_t *ids, int32_t *counts, size_t
     I[p] = id;
 }
 
+static inline void topk_offer(float *sims, int32_t *ids, int32_t *counts, size_t k, size_t q, int32_t id, float s) {
+    topk_insert(sims, ids, counts, k, q, id, s, 0);
+}
+
 // One entry that passed a threshold: offered to its row's document and (symmetric) its column's.
 #define LOOM_TOPK_ENTRY(J)                                                                                         \
     {                                                                                                              \
@@ -219,7 +225,7 @@ static inline void topk_offer(float *sims, int32_t *ids, int32_t *counts, size_t
         int32_t m = cols[jj];                                                                                      \
         if (m != q) {                                                                                              \
             if (s >= t) {                                                                                          \
-                topk_offer(sims, ids, counts, k, (size_t)q, m, s);                                                 \
+                topk_insert(sims, ids, counts, k, (size_t)q, m, s, distinct);                                      \
                 t = topk_threshold(sims, counts, k, (size_t)q);                                                    \
             }                                                                                                      \
             if (s >= ct[jj]) {                                                                                     \
@@ -231,7 +237,7 @@ static inline void topk_offer(float *sims, int32_t *ids, int32_t *counts, size_t
 
 static void topk_block_baseline(const float *block, size_t nrows, size_t width, const int32_t *rows,
                                 const int32_t *cols, float *ct, float *sims, int32_t *ids, int32_t *counts,
-                                size_t k) {
+                                size_t k, int distinct) {
     for (size_t r = 0; r < nrows; r++) {
         int32_t q = rows[r];
         const float *row = block + r * width;
@@ -249,7 +255,7 @@ static void topk_block_baseline(const float *block, size_t nrows, size_t width, 
 // (rare) entries that pass go through the scalar offer.
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void
 topk_block_avx512(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
-                  float *ct, float *sims, int32_t *ids, int32_t *counts, size_t k) {
+                  float *ct, float *sims, int32_t *ids, int32_t *counts, size_t k, int distinct) {
     for (size_t r = 0; r < nrows; r++) {
         int32_t q = rows[r];
         const float *row = block + r * width;
@@ -276,17 +282,17 @@ topk_block_avx512(const float *block, size_t nrows, size_t width, const int32_t 
 
 void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
                            int symmetric, float *column_thresholds, float *sims, int32_t *ids, int32_t *counts,
-                           size_t k, int portable) {
+                           size_t k, int distinct, int portable) {
     if (k == 0) return;
     for (size_t j = 0; j < width; j++)
         column_thresholds[j] = symmetric ? topk_threshold(sims, counts, k, (size_t)cols[j]) : __builtin_inff();
 #if defined(__x86_64__)
     if (!portable && choose_minhash() != minhash_baseline) {
-        topk_block_avx512(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k);
+        topk_block_avx512(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k, distinct);
         return;
     }
 #endif
-    topk_block_baseline(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k);
+    topk_block_baseline(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k, distinct);
 }
 
 void loom_topk_merge(float *sims, int32_t *ids, int32_t *counts, const float *osims, const int32_t *oids,

@@ -13,6 +13,7 @@
 // does not depend on the number of threads.
 
 import CLoomKernels
+import Dispatch
 import LoomCore
 import LoomTensor
 
@@ -46,14 +47,14 @@ public enum ApproximateNeighbours {
         let n = v.count / dim
         guard n > 1 else { return Array(repeating: [], count: n) }
         let kk = min(k, n - 1)
-        guard config.int8 else { return TopK.lists(merging: [search(v, n: n, dim: dim, k: kk, config: config, jobs: jobs)], n: n, k: kk) }
+        guard config.int8 else { return TopK.lists(merging: [search(v, n: n, dim: dim, k: kk, config: config, jobs: jobs).top], n: n, k: kk) }
         let found = search(v, n: n, dim: dim, k: min(n - 1, kk + max(0, config.rescoreMargin)), config: config, jobs: jobs)
-        return rescore(v, dim: dim, candidates: found, k: kk, jobs: jobs)
+        return rescore(v, dim: dim, candidates: found.top, order: found.order, k: kk, jobs: jobs)
     }
 
     /// The list-by-list search: each document's top k among the members of the lists it probes (and, symmetric,
-    /// the visitors of its own list), merged over the workers.
-    static func search(_ v: [Float], n: Int, dim: Int, k kk: Int, config: IVFConfig, jobs: Int) -> TopK {
+    /// the visitors of its own list), merged over the workers; and the documents list by list (`order`).
+    static func search(_ v: [Float], n: Int, dim: Int, k kk: Int, config: IVFConfig, jobs: Int) -> (top: TopK, order: [Int32]) {
         let nl = config.listCount(n)
         let probes = min(config.probes, nl)
         Matmul.setThreads(1)
@@ -81,7 +82,8 @@ public enum ApproximateNeighbours {
         let home = TopK.merged(
             (try? parallelMap(deal(members.map { $0.count * $0.count }), jobs: jobs) { (lists: [Int]) -> TopK in
                 var scan = ListScan(v: v, dim: dim, q8: q8, top: TopK(n: n, k: kk))
-                for l in lists { scan.run(rows: members[l][...], members: members[l], symmetric: false) }
+                // Each document's list is empty when its row comes, and a list's members are distinct.
+                for l in lists { scan.run(rows: members[l][...], members: members[l], symmetric: false, distinct: true) }
                 return scan.top
             }) ?? [], n: n, k: kk)
         let partial = (try? parallelMap(deal((0..<nl).map { visitors[$0].count * members[$0].count }), jobs: jobs) { (lists: [Int]) -> TopK in
@@ -89,20 +91,22 @@ public enum ApproximateNeighbours {
             for l in lists { scan.run(rows: visitors[l][...], members: members[l], symmetric: config.symmetric) }
             return scan.top
         }) ?? []
-        return TopK.merged(partial, n: n, k: kk)
+        return (TopK.merged(partial, n: n, k: kk), members.flatMap { $0 })
     }
 
     /// Each document's candidates re-scored in float32: its k best by exact similarity (then lower index).
-    static func rescore(_ v: [Float], dim: Int, candidates: TopK, k: Int, jobs: Int) -> [[(index: Int, similarity: Float)]] {
+    /// Documents are taken list by list (`order`), so neighbours' candidates, mostly the same rows, stay in cache.
+    static func rescore(_ v: [Float], dim: Int, candidates: TopK, order: [Int32], k: Int, jobs: Int) -> [[(index: Int, similarity: Float)]] {
         let n = candidates.counts.count, ck = candidates.k
         let block = 2048
-        let starts = Array(stride(from: 0, to: n, by: block))
+        let starts = Array(stride(from: 0, to: order.count, by: block))
         let parts = (try? parallelMap(starts, jobs: jobs) { start -> [[(index: Int, similarity: Float)]] in
             var out: [[(index: Int, similarity: Float)]] = []
             var sims = [Float](repeating: 0, count: ck)
             v.withUnsafeBufferPointer { p in
                 sims.withUnsafeMutableBufferPointer { s in
-                    for q in start..<min(n, start + block) {
+                    for q32 in order[start..<min(order.count, start + block)] {
+                        let q = Int(q32)
                         let have = Int(candidates.counts[q])
                         for r in 0..<have { s[r] = loom_dot(p.baseAddress! + q * dim, p.baseAddress! + Int(candidates.ids[q * ck + r]) * dim, dim) }
                         var row = (0..<have).map { (index: Int(candidates.ids[q * ck + $0]), similarity: s[$0]) }
@@ -113,7 +117,15 @@ public enum ApproximateNeighbours {
             }
             return out
         }) ?? []
-        return parts.flatMap { $0 }
+        var result = [[(index: Int, similarity: Float)]](repeating: [], count: n)
+        var i = 0
+        for part in parts {
+            for row in part {
+                result[Int(order[i])] = row
+                i += 1
+            }
+        }
+        return result
     }
 
     static func gather<C: Collection>(_ v: [Float], dim: Int, rows: C, into out: inout [Float]) where C.Element == Int32 {
@@ -192,7 +204,7 @@ public enum ApproximateNeighbours {
             // The top-k kernel picks each row's lists. Rows are numbered from `lists` up, so that no row id equals a
             // list id (the kernel skips an entry whose row and column are the same document).
             var top = TopK(n: lists + rows, k: count)
-            top.offerBlock(sims: sims, rows: (Int32(lists)..<Int32(lists + rows)).map { $0 }[...], columns: (0..<Int32(lists)).map { $0 }, symmetric: false)
+            top.offerBlock(sims: sims, rows: (Int32(lists)..<Int32(lists + rows)).map { $0 }[...], columns: (0..<Int32(lists)).map { $0 }, symmetric: false, distinct: true)
             var out = [Int32](repeating: 0, count: rows * count)
             for r in 0..<rows {
                 for i in 0..<count { out[r * count + i] = top.ids[(lists + r) * count + i] }
@@ -236,7 +248,7 @@ struct ListScan {
     }
 
     /// Offers the similarities of `rows` against one list's members.
-    mutating func run(rows vis: ArraySlice<Int32>, members mem: [Int32], symmetric: Bool) {
+    mutating func run(rows vis: ArraySlice<Int32>, members mem: [Int32], symmetric: Bool, distinct: Bool = false) {
         guard !mem.isEmpty, !vis.isEmpty else { return }
         if let q8 { q8.pack(mem, into: &packed) } else { ApproximateNeighbours.gather(v, dim: dim, rows: mem, into: &b) }
         // Rows in blocks, so the similarity block stays in the cache.
@@ -259,7 +271,7 @@ struct ListScan {
                     }
                 }
             }
-            top.offerBlock(sims: sims, rows: vis[s..<e], columns: mem, symmetric: symmetric)
+            top.offerBlock(sims: sims, rows: vis[s..<e], columns: mem, symmetric: symmetric, distinct: distinct)
             s = e
         }
     }
@@ -281,21 +293,35 @@ struct Int8Rows {
         self.dim = dim
         padded = (dim + 3) / 4 * 4
         let p = padded
-        // Quantised in `jobs` slices of rows at once.
+        var q = [Int8](repeating: 0, count: n * p)
+        var u = [UInt8](repeating: 0, count: n * p)
+        var s = [Float](repeating: 0, count: n)
+        // Quantised in `jobs` slices of rows at once, each writing its own rows.
         let slices = max(1, min(jobs, n / 1024))
-        let parts = (try? parallelMap(Array(0..<slices), jobs: slices) { w -> ([Int8], [UInt8], [Float]) in
-            let r0 = w * n / slices, r1 = (w + 1) * n / slices
-            var q = [Int8](repeating: 0, count: (r1 - r0) * p)
-            var u = [UInt8](repeating: 0, count: (r1 - r0) * p)
-            var s = [Float](repeating: 0, count: r1 - r0)
-            v.withUnsafeBufferPointer { x in
-                loom_i8_quantize(x.baseAddress! + r0 * dim, r1 - r0, dim, p, &q, &u, &s)
+        v.withUnsafeBufferPointer { x in
+            q.withUnsafeMutableBufferPointer { qb in
+                u.withUnsafeMutableBufferPointer { ub in
+                    s.withUnsafeMutableBufferPointer { sb in
+                        let out = QuantiseTarget(x: x.baseAddress!, q: qb.baseAddress!, u: ub.baseAddress!, s: sb.baseAddress!)
+                        DispatchQueue.concurrentPerform(iterations: slices) { w in
+                            let r0 = w * n / slices, r1 = (w + 1) * n / slices
+                            loom_i8_quantize(out.x + r0 * dim, r1 - r0, dim, p, out.q + r0 * p, out.u + r0 * p, out.s + r0)
+                        }
+                    }
+                }
             }
-            return (q, u, s)
-        }) ?? []
-        signed = parts.flatMap { $0.0 }
-        unsigned = parts.flatMap { $0.1 }
-        scales = parts.flatMap { $0.2 }
+        }
+        signed = q
+        unsigned = u
+        scales = s
+    }
+
+    /// The buffers the quantising threads write disjoint rows of.
+    private struct QuantiseTarget: @unchecked Sendable {
+        let x: UnsafePointer<Float>
+        let q: UnsafeMutablePointer<Int8>
+        let u: UnsafeMutablePointer<UInt8>
+        let s: UnsafeMutablePointer<Float>
     }
 
     /// A list's members, packed for the products.

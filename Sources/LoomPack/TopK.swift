@@ -29,8 +29,10 @@ struct TopK {
     /// `symmetric`, to its column's document too (similarity is symmetric, so each product serves both ends).
     /// The C kernel `loom_topk_offer_block`: sixteen entries at a time are checked against the receivers' current
     /// thresholds, and the few that pass go through the ordered insert. Same result as `offerBlockReference`.
+    /// `distinct`: the caller promises that no row's document already holds, or is offered twice, any of the
+    /// columns (distinct columns, rows whose lists are empty): the row offers then skip the search for the id.
     /// `portable` runs the baseline x86-64 loop even where AVX-512 is available (the tests check both).
-    mutating func offerBlock(sims block: [Float], rows: ArraySlice<Int32>, columns: [Int32], symmetric: Bool, portable: Bool = false) {
+    mutating func offerBlock(sims block: [Float], rows: ArraySlice<Int32>, columns: [Int32], symmetric: Bool, distinct: Bool = false, portable: Bool = false) {
         let k = self.k
         if scratch.count < columns.count { scratch = [Float](repeating: 0, count: columns.count) }
         block.withUnsafeBufferPointer { b in
@@ -42,7 +44,7 @@ struct TopK {
                                 counts.withUnsafeMutableBufferPointer { n in
                                     loom_topk_offer_block(
                                         b.baseAddress, r.count, c.count, r.baseAddress, c.baseAddress, symmetric ? 1 : 0,
-                                        ct.baseAddress, s.baseAddress, i.baseAddress, n.baseAddress, k, portable ? 1 : 0)
+                                        ct.baseAddress, s.baseAddress, i.baseAddress, n.baseAddress, k, distinct ? 1 : 0, portable ? 1 : 0)
                                 }
                             }
                         }

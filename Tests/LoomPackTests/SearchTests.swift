@@ -182,6 +182,33 @@ final class IVFTests: XCTestCase {
         }
     }
 
+    /// `distinct` (no search for the id, for blocks whose rows start empty and whose columns are distinct) gives the
+    /// same lists as the full offer, in both loops.
+    func testDistinctOffersEqualTheFullOffersWhenTheirPromiseHolds() {
+        var rng = SplitMix64(seed: 41)
+        let n = 400
+        for k in [1, 7, 24] {
+            var want = TopK(n: n, k: k), fast = TopK(n: n, k: k), portable = TopK(n: n, k: k)
+            // Disjoint groups of documents, each against itself, as the IVF home lists are searched.
+            var docs = (0..<Int32(n)).map { $0 }
+            for i in stride(from: n - 1, to: 0, by: -1) { docs.swapAt(i, rng.below(i + 1)) }
+            var start = 0
+            while start < n {
+                let group = Array(docs[start..<min(n, start + 1 + rng.below(60))])
+                let block = (0..<(group.count * group.count)).map { _ in Float(rng.below(32)) / 32 }
+                want.offerBlockReference(sims: block, rows: group, columns: group, symmetric: false)
+                fast.offerBlock(sims: block, rows: group[...], columns: group, symmetric: false, distinct: true)
+                portable.offerBlock(sims: block, rows: group[...], columns: group, symmetric: false, distinct: true, portable: true)
+                start += group.count
+            }
+            for q in 0..<n {
+                XCTAssertEqual(fast.list(q).map(\.index), want.list(q).map(\.index), "k \(k) doc \(q)")
+                XCTAssertEqual(fast.list(q).map(\.similarity), want.list(q).map(\.similarity))
+                XCTAssertEqual(portable.list(q).map(\.index), want.list(q).map(\.index))
+            }
+        }
+    }
+
     /// Merging workers' top ks in C gives what offering each entry in Swift gives.
     func testMergeKernelEqualsOffering() {
         var rng = SplitMix64(seed: 31)

@@ -35,11 +35,13 @@ void loom_dot_block_reference(const float *a, size_t na, const float *b, size_t 
 /// to document rows[r]'s top k and, when `symmetric`, to document cols[j]'s (an entry with rows[r] == cols[j] is
 /// skipped). Document q's top k is sims/ids[q * k ..< q * k + counts[q]], sorted by similarity descending, then id
 /// ascending; an id kept once at its best similarity. `column_thresholds` is scratch of `width` floats.
+/// `distinct` promises that no row's document is offered an id already in its list, nor one id twice (a block
+/// of distinct columns offered to rows whose lists start empty): the row offers then skip the search for the id.
 /// `portable` forces the baseline x86-64 loop (for the tests; 0 picks AVX-512 where the CPU has it).
 /// The Swift TopK.offerBlockReference is the reference the tests compare this with.
 void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
                            int symmetric, float *column_thresholds, float *sims, int32_t *ids, int32_t *counts,
-                           size_t k, int portable);
+                           size_t k, int distinct, int portable);
 /// Offers every entry of another top k (o*, same n and k) to this one, as loom_topk_offer_block's inserts do.
 void loom_topk_merge(float *sims, int32_t *ids, int32_t *counts, const float *osims, const int32_t *oids,
                      const int32_t *ocounts, size_t n, size_t k);
