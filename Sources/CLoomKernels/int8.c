@@ -2,6 +2,18 @@
 
 #include <string.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+static int has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+static int has_vnni(void) { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
+#endif
+
 // Int8 similarity blocks for the approximate neighbour index. Each vector is quantised with its own scale
 // (max |x| / 127), so a product is (sum of int8 products) * scale_a * scale_b; the sum is exact integer arithmetic,
 // hence the same in every variant, block shape and thread count. The left rows are stored as u8 (q + 128), as
@@ -43,8 +55,6 @@ quantize_avx512(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint
     LOOM_I8_QUANTIZE_BODY
 }
 #endif
-
-static int has_avx512(void);
 
 void loom_i8_quantize(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
 #if defined(__x86_64__)
@@ -108,12 +118,7 @@ static void i8_products_baseline(const uint8_t *a, size_t na, const int8_t *pack
     }
 }
 
-#if !defined(__x86_64__)
-static int has_avx512(void) { return 0; }
-#endif
-
 #if defined(__x86_64__)
-#include <immintrin.h>
 // 8 rows x 32 columns of int32 accumulators (16 registers); per group of 4 components two loads of packed columns,
 // 8 broadcasts of the rows' 4 bytes and 16 vpdpbusd.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void
@@ -154,17 +159,6 @@ i8_products_vnni(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, s
     }
 }
 
-static int has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
-
-static int has_vnni(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-}
 #endif
 
 const char *loom_i8_variant(void) {

@@ -283,14 +283,13 @@ struct Int8Rows {
     /// Whether this CPU runs the VNNI kernel.
     static let fast = String(cString: loom_i8_variant()) == "avx512-vnni"
 
-    let n: Int, dim: Int, padded: Int
+    /// Bytes a row: dim rounded up to 4 (the padding is zero).
+    let padded: Int
     var signed: [Int8]
     var unsigned: [UInt8]
     var scales: [Float]
 
     init(_ v: [Float], n: Int, dim: Int, jobs: Int) {
-        self.n = n
-        self.dim = dim
         padded = (dim + 3) / 4 * 4
         let p = padded
         var q = [Int8](repeating: 0, count: n * p)
