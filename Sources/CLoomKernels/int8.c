@@ -1,17 +1,10 @@
+#include "loom_dispatch.h"
 #include "loom_kernels.h"
 
 #include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-
-static int has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
-
-static int has_vnni(void) { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 #endif
 
 // Int8 similarity blocks for the approximate neighbour index. Each vector is quantised with its own scale
@@ -54,12 +47,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void
 quantize_avx512(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
     LOOM_I8_QUANTIZE_BODY
 }
+__attribute__((target("avx2,fma"))) static void quantize_avx2(const float *v, size_t n, size_t dim, size_t dp,
+                                                              int8_t *q, uint8_t *u, float *scale) {
+    LOOM_I8_QUANTIZE_BODY
+}
 #endif
 
 void loom_i8_quantize(const float *v, size_t n, size_t dim, size_t dp, int8_t *q, uint8_t *u, float *scale) {
 #if defined(__x86_64__)
-    if (has_avx512()) {
+    int path = loom_kernel_path();
+    if (path >= LOOM_PATH_AVX512) {
         quantize_avx512(v, n, dim, dp, q, u, scale);
+        return;
+    }
+    if (path >= LOOM_PATH_AVX2) {
+        quantize_avx2(v, n, dim, dp, q, u, scale);
         return;
     }
 #endif
@@ -161,9 +163,10 @@ i8_products_vnni(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, s
 
 #endif
 
+// Only a VNNI variant so far: below that path the products run the baseline loop.
 const char *loom_i8_variant(void) {
 #if defined(__x86_64__)
-    if (has_vnni()) return "avx512-vnni";
+    if (loom_kernel_path() >= LOOM_PATH_VNNI) return "avx512-vnni";
 #endif
     return "baseline x86-64";
 }
@@ -171,13 +174,7 @@ const char *loom_i8_variant(void) {
 void loom_i8_products(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, size_t dp, const int32_t *sums,
                       const float *ascale, const float *bscale, float *out, int portable) {
 #if defined(__x86_64__)
-    static int vnni = -1;
-    int v = __atomic_load_n(&vnni, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = has_vnni();
-        __atomic_store_n(&vnni, v, __ATOMIC_RELAXED);
-    }
-    if (v && !portable) {
+    if (!portable && loom_kernel_path() >= LOOM_PATH_VNNI) {
         i8_products_vnni(a, na, packed, nb, dp, sums, ascale, bscale, out);
         return;
     }

@@ -1,11 +1,12 @@
 #include "loom_kernels.h"
+#include "loom_dispatch.h"
 
 // The MinHash loop: blocks of permutations keep their running minima in registers while the keys stream past.
 // a * x mod 2^64 for a 32-bit x is lo(a) * x + (hi(a) * x << 32): two 32x32->64 multiplies, which every x86-64
 // vector unit has, instead of a 64x64 multiply, which only AVX-512 has (and slowly).
 // Block sizes were measured on the project VM (2.7 M keys, 128 permutations): AVX-512 with 64 permutations a block
 // 26 ns a key (32: 30, 128: 58); baseline x86-64 with 8 a block 148 ns (16: 211). AVX2 (haswell) was no faster
-// than baseline at any block size, so it has no variant of its own.
+// than baseline at any block size, so it has no variant of its own: the avx2 path runs the baseline loop.
 #define LOOM_MINHASH_BODY(BLOCK)                                                                                  \
     size_t p0 = 0;                                                                                                 \
     for (; p0 + BLOCK <= perms; p0 += BLOCK) {                                                                     \
@@ -54,26 +55,17 @@ minhash_avx512(const uint32_t *keys, size_t count, const uint64_t *a, const uint
 
 typedef void (*minhash_fn)(const uint32_t *, size_t, const uint64_t *, const uint64_t *, uint32_t *, size_t);
 
+// The variants by path (loom_dispatch.h): the widest one not above the path in force.
 static minhash_fn choose_minhash(void) {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return minhash_avx512;
+    if (loom_kernel_path() >= LOOM_PATH_AVX512) return minhash_avx512;
 #endif
     return minhash_baseline;
 }
 
 void loom_minhash_update(const uint32_t *keys, size_t count, const uint64_t *a, const uint64_t *b,
                          uint32_t *sig, size_t perms) {
-    // Chosen once; a benign race (every thread computes the same pointer).
-    static minhash_fn chosen = 0;
-    minhash_fn f = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (!f) {
-        f = choose_minhash();
-        __atomic_store_n(&chosen, f, __ATOMIC_RELAXED);
-    }
-    f(keys, count, a, b, sig, perms);
+    choose_minhash()(keys, count, a, b, sig, perms);
 }
 
 const char *loom_minhash_variant(void) {
@@ -130,6 +122,10 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void
 dot_avx512(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out) {
     LOOM_DOT_BODY
 }
+__attribute__((target("avx2,fma"))) static void dot_avx2(const float *a, size_t na, const float *b, size_t nb,
+                                                         size_t dim, float *out) {
+    LOOM_DOT_BODY
+}
 #endif
 
 // One dot product, sums reassociated into vector lanes (the IVF search's float32 re-scoring of candidates).
@@ -146,26 +142,29 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static float dot1_
                                                                                         size_t dim) {
     LOOM_DOT1_BODY
 }
+__attribute__((target("avx2,fma"))) static float dot1_avx2(const float *a, const float *b, size_t dim) {
+    LOOM_DOT1_BODY
+}
 #endif
 
 float loom_dot(const float *a, const float *b, size_t dim) {
 #if defined(__x86_64__)
-    // Chosen once (called per candidate pair); a benign race, as for the MinHash loop.
-    static int wide = -1;
-    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
-    if (w < 0) {
-        w = choose_minhash() != minhash_baseline;
-        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
-    }
-    if (w) return dot1_avx512(a, b, dim);
+    int path = loom_kernel_path();
+    if (path >= LOOM_PATH_AVX512) return dot1_avx512(a, b, dim);
+    if (path >= LOOM_PATH_AVX2) return dot1_avx2(a, b, dim);
 #endif
     return dot1_baseline(a, b, dim);
 }
 
 void loom_dot_block(const float *a, size_t na, const float *b, size_t nb, size_t dim, float *out) {
 #if defined(__x86_64__)
-    if (choose_minhash() != minhash_baseline) {
+    int path = loom_kernel_path();
+    if (path >= LOOM_PATH_AVX512) {
         dot_avx512(a, na, b, nb, dim, out);
+        return;
+    }
+    if (path >= LOOM_PATH_AVX2) {
+        dot_avx2(a, na, b, nb, dim, out);
         return;
     }
 #endif
@@ -251,32 +250,45 @@ static void topk_block_baseline(const float *block, size_t nrows, size_t width, 
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-// Sixteen entries at a time: one compare against the row's threshold and one against the columns' thresholds; the
-// (rare) entries that pass go through the scalar offer.
+// Sixteen (AVX-512) or eight (AVX2) entries at a time: one compare against the row's threshold and one against the
+// columns' thresholds; the (rare) entries that pass go through the scalar offer.
+// One row's entries WIDTH at a time: HITS(j) is a bit mask of the entries j..j+WIDTH-1 that pass either threshold
+// (the row's t or their column's ct); those go through the scalar offer, the rest of the row (below WIDTH) too.
+#define LOOM_TOPK_ROWS(WIDTH, HITS)                                                                                \
+    for (size_t r = 0; r < nrows; r++) {                                                                           \
+        int32_t q = rows[r];                                                                                       \
+        const float *row = block + r * width;                                                                      \
+        float t = topk_threshold(sims, counts, k, (size_t)q);                                                      \
+        size_t j = 0;                                                                                              \
+        for (; j + (WIDTH) <= width; j += (WIDTH)) {                                                               \
+            unsigned hit = (HITS);                                                                                 \
+            while (hit) {                                                                                          \
+                unsigned b = (unsigned)__builtin_ctz(hit);                                                         \
+                hit &= hit - 1;                                                                                    \
+                if (!(row[j + b] >= t || row[j + b] >= ct[j + b])) continue;                                       \
+                LOOM_TOPK_ENTRY(j + b)                                                                             \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (; j < width; j++) {                                                                                   \
+            if (!(row[j] >= t || row[j] >= ct[j])) continue;                                                       \
+            LOOM_TOPK_ENTRY(j)                                                                                     \
+        }                                                                                                          \
+    }
+
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void
 topk_block_avx512(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
                   float *ct, float *sims, int32_t *ids, int32_t *counts, size_t k, int distinct) {
-    for (size_t r = 0; r < nrows; r++) {
-        int32_t q = rows[r];
-        const float *row = block + r * width;
-        float t = topk_threshold(sims, counts, k, (size_t)q);
-        size_t j = 0;
-        for (; j + 16 <= width; j += 16) {
-            __m512 v = _mm512_loadu_ps(row + j);
-            __mmask16 hit = _mm512_cmp_ps_mask(v, _mm512_set1_ps(t), _CMP_GE_OQ) |
-                            _mm512_cmp_ps_mask(v, _mm512_loadu_ps(ct + j), _CMP_GE_OQ);
-            while (hit) {
-                unsigned b = (unsigned)__builtin_ctz(hit);
-                hit &= hit - 1;
-                if (!(row[j + b] >= t || row[j + b] >= ct[j + b])) continue;
-                LOOM_TOPK_ENTRY(j + b)
-            }
-        }
-        for (; j < width; j++) {
-            if (!(row[j] >= t || row[j] >= ct[j])) continue;
-            LOOM_TOPK_ENTRY(j)
-        }
-    }
+    LOOM_TOPK_ROWS(16, (unsigned)(_mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_set1_ps(t), _CMP_GE_OQ) |
+                                  _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_loadu_ps(ct + j), _CMP_GE_OQ)))
+}
+
+__attribute__((target("avx2,fma"))) static void topk_block_avx2(const float *block, size_t nrows, size_t width,
+                                                                const int32_t *rows, const int32_t *cols, float *ct,
+                                                                float *sims, int32_t *ids, int32_t *counts, size_t k,
+                                                                int distinct) {
+    LOOM_TOPK_ROWS(8, (unsigned)_mm256_movemask_ps(
+                          _mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_set1_ps(t), _CMP_GE_OQ),
+                                       _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(ct + j), _CMP_GE_OQ))))
 }
 #endif
 
@@ -287,8 +299,13 @@ void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const
     for (size_t j = 0; j < width; j++)
         column_thresholds[j] = symmetric ? topk_threshold(sims, counts, k, (size_t)cols[j]) : __builtin_inff();
 #if defined(__x86_64__)
-    if (!portable && choose_minhash() != minhash_baseline) {
+    int path = portable ? LOOM_PATH_PORTABLE : loom_kernel_path();
+    if (path >= LOOM_PATH_AVX512) {
         topk_block_avx512(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k, distinct);
+        return;
+    }
+    if (path >= LOOM_PATH_AVX2) {
+        topk_block_avx2(block, nrows, width, rows, cols, column_thresholds, sims, ids, counts, k, distinct);
         return;
     }
 #endif

@@ -77,17 +77,28 @@ final class MinHashTests: XCTestCase {
         let keys = (0..<1000).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
         for perms in [1, 7, 64, 100, 128, 200] {
             let h = MinHasher(numPerm: perms, seed: 42)
-            var fast = [UInt32](repeating: .max, count: perms)
             var slow = [UInt32](repeating: .max, count: perms)
             keys.withUnsafeBufferPointer { k in
                 h.a.withUnsafeBufferPointer { a in
                     h.b.withUnsafeBufferPointer { b in
-                        loom_minhash_update(k.baseAddress, k.count, a.baseAddress, b.baseAddress, &fast, perms)
                         loom_minhash_update_reference(k.baseAddress, k.count, a.baseAddress, b.baseAddress, &slow, perms)
                     }
                 }
             }
-            XCTAssertEqual(fast, slow, "\(perms) permutations (\(MinHasher.kernelVariant))")
+            // Integer arithmetic: every path equals the reference exactly.
+            for path in 0...loom_cpu_path() {
+                _ = loom_set_kernel_path(path)
+                var fast = [UInt32](repeating: .max, count: perms)
+                keys.withUnsafeBufferPointer { k in
+                    h.a.withUnsafeBufferPointer { a in
+                        h.b.withUnsafeBufferPointer { b in
+                            loom_minhash_update(k.baseAddress, k.count, a.baseAddress, b.baseAddress, &fast, perms)
+                        }
+                    }
+                }
+                XCTAssertEqual(fast, slow, "\(perms) permutations, path \(String(cString: loom_path_name(path))) (\(MinHasher.kernelVariant))")
+            }
+            _ = loom_set_kernel_path(-1)
         }
     }
 

@@ -5,17 +5,37 @@ import XCTest
 
 @testable import LoomPack
 
+/// Runs `body` once with each kernel path this CPU runs in force (portable, then avx2, avx512 and vnni as far as
+/// the CPU goes: loom_dispatch.h), and restores LOOM_KERNELS' choice after.
+func forEachKernelPath(_ body: (String) throws -> Void) rethrows {
+    defer { _ = loom_set_kernel_path(-1) }
+    for path in 0...loom_cpu_path() {
+        _ = loom_set_kernel_path(path)
+        try body(String(cString: loom_path_name(path)))
+    }
+}
+
 final class ClusterTests: XCTestCase {
     func testDotKernelMatchesReference() {
         var rng = SplitMix64(seed: 3)
         for (na, nb, dim) in [(1, 1, 1), (5, 7, 33), (9, 300, 512), (4, 4, 16)] {
             let a = (0..<(na * dim)).map { _ in Float(rng.below(2000)) / 1000 - 1 }
             let b = (0..<(nb * dim)).map { _ in Float(rng.below(2000)) / 1000 - 1 }
-            var fast = [Float](repeating: 0, count: na * nb)
-            var slow = fast
-            loom_dot_block(a, na, b, nb, dim, &fast)
+            var slow = [Float](repeating: 0, count: na * nb)
             loom_dot_block_reference(a, na, b, nb, dim, &slow)
-            for i in fast.indices { XCTAssertEqual(fast[i], slow[i], accuracy: 1e-3 * Float(dim)) }
+            forEachKernelPath { path in
+                var fast = [Float](repeating: .nan, count: na * nb)
+                loom_dot_block(a, na, b, nb, dim, &fast)
+                for i in 0..<na {
+                    for j in 0..<nb {
+                        // Bound: two float32 orderings of a sum of dim products, each within dim·u·Σ|a_k b_k| of the
+                        // exact sum (u = 2^-24, FMA or not), differ by at most 2·dim·u·Σ|a_k b_k|.
+                        let mass = (0..<dim).reduce(Float(0)) { $0 + abs(a[i * dim + $1] * b[j * dim + $1]) }
+                        let bound = 2 * Float(dim) * (Float.ulpOfOne / 2) * mass * 1.01
+                        XCTAssertEqual(fast[i * nb + j], slow[i * nb + j], accuracy: bound, "\(path) \(na)x\(nb)x\(dim)")
+                    }
+                }
+            }
         }
     }
 
@@ -31,8 +51,10 @@ final class ClusterTests: XCTestCase {
         let e = HashingEmbedder(dim: 256)
         let v = e.embed(texts)
         for i in texts.indices {
+            // Bound: scaling by 1/‖x‖ rounds each entry by u (relative), the squared norm sums 256 terms: within
+            // (2 + 256 + 2)·u of 1 (u = 2^-24), whatever the order.
             let norm = (0..<256).reduce(Float(0)) { $0 + v[i * 256 + $1] * v[i * 256 + $1] }
-            XCTAssertEqual(norm, 1, accuracy: 1e-4)
+            XCTAssertEqual(norm, 1, accuracy: 260 * Float.ulpOfOne / 2 * 1.01)
         }
         let nb = Neighbours.exact(v, dim: 256, k: 2)
         XCTAssertEqual(nb[0].first?.index, 1)

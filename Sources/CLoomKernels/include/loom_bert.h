@@ -1,7 +1,7 @@
 #ifndef LOOM_BERT_H
 #define LOOM_BERT_H
 // The element-wise and attention kernels of a BERT encoder (the MiniLM embedder in LoomPack); the matrix products
-// go to OpenBLAS. Each has an AVX-512 variant chosen at run time, like loom_kernels.h.
+// go to OpenBLAS. Each has AVX2 and AVX-512 variants chosen at run time (loom_dispatch.h).
 #include <stddef.h>
 
 /// x[r][c] = gelu(x[r][c] + bias[c]) with the exact GELU, 0.5 x (1 + erf(x / sqrt 2)).
@@ -28,6 +28,6 @@ float loom_erf(float x);
 /// The exp approximation the softmax uses (relative error about 1e-7), for tests.
 float loom_exp(float x);
 
-/// Which variant the kernels use on this CPU ("avx512" or "baseline x86-64").
+/// Which variant the kernels use now ("avx512", "avx2" or "baseline x86-64").
 const char *loom_bert_variant(void);
 #endif

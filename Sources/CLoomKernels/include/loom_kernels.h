@@ -1,7 +1,9 @@
 #ifndef LOOM_KERNELS_H
 #define LOOM_KERNELS_H
 // Hot numeric loops that want the machine's vector width. Swift's default target is baseline x86-64 (SSE2);
-// these functions are compiled once per instruction set (`target_clones`) and the loader picks the best one.
+// these functions are compiled once per instruction set and pick a variant at each call by the path in force
+// (loom_dispatch.h: the CPU's best, or the one LOOM_KERNELS asks for).
+#include "loom_dispatch.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,7 +18,7 @@ void loom_minhash_update(const uint32_t *keys, size_t count, const uint64_t *a, 
 void loom_minhash_update_reference(const uint32_t *keys, size_t count, const uint64_t *a, const uint64_t *b,
                                    uint32_t *sig, size_t perms);
 
-/// Which variant loom_minhash_update uses on this CPU ("avx512" or "baseline x86-64").
+/// Which variant loom_minhash_update uses now ("avx512" or "baseline x86-64"; no AVX2 variant: see kernels.c).
 const char *loom_minhash_variant(void);
 
 /// The number of equal slots of two signatures.
@@ -37,7 +39,7 @@ void loom_dot_block_reference(const float *a, size_t na, const float *b, size_t 
 /// ascending; an id kept once at its best similarity. `column_thresholds` is scratch of `width` floats.
 /// `distinct` promises that no row's document is offered an id already in its list, nor one id twice (a block
 /// of distinct columns offered to rows whose lists start empty): the row offers then skip the search for the id.
-/// `portable` forces the baseline x86-64 loop (for the tests; 0 picks AVX-512 where the CPU has it).
+/// `portable` forces the baseline x86-64 loop (for the tests; 0 picks the AVX2 or AVX-512 loop by the path in force).
 /// The Swift TopK.offerBlockReference is the reference the tests compare this with.
 void loom_topk_offer_block(const float *block, size_t nrows, size_t width, const int32_t *rows, const int32_t *cols,
                            int symmetric, float *column_thresholds, float *sims, int32_t *ids, int32_t *counts,
@@ -54,12 +56,12 @@ size_t loom_i8_packed_size(size_t nb, size_t dp);
 /// Packs nb int8 rows (dp bytes each) for loom_i8_products; sums[j] = the sum of row j's bytes.
 void loom_i8_pack(const int8_t *b, size_t nb, size_t dp, int8_t *packed, int32_t *sums);
 /// out[i * nb + j] = float(sum_d (a[i][d] - 128) * b[j][d]) * (ascale[i] * bscale[j]), a as u8 rows of dp bytes and
-/// b packed. The sum is exact; `portable` forces the baseline loop (tests), else AVX-512 VNNI where the CPU has it.
+/// b packed. The sum is exact; `portable` forces the baseline loop (tests), else AVX-512 VNNI on the vnni path.
 void loom_i8_products(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, size_t dp, const int32_t *sums,
                       const float *ascale, const float *bscale, float *out, int portable);
 /// The same from unpacked b, by plain loops (the tests' reference).
 void loom_i8_products_reference(const uint8_t *a, size_t na, const int8_t *b, size_t nb, size_t dp,
                                 const float *ascale, const float *bscale, float *out);
-/// Which variant loom_i8_products uses on this CPU ("avx512-vnni" or "baseline x86-64").
+/// Which variant loom_i8_products uses now ("avx512-vnni" or "baseline x86-64").
 const char *loom_i8_variant(void);
 #endif
