@@ -78,8 +78,8 @@ let package = Package(
         .executableTarget(
             name: "loom-bench",
             dependencies: [
-                "CLibXML2", "CZlib", "LoomTestServer", "LoomPack", "LoomCore", "LoomTensor", "LoomTokenizer", "LoomTrain",
-                "LoomMerge", "LoomVerilog",
+                "CLibXML2", "CZlib", "CLoomKernels", "LoomTestServer", "LoomPack", "LoomCore", "LoomTensor", "LoomTokenizer",
+                "LoomTrain", "LoomMerge", "LoomVerilog",
             ],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),

@@ -45,6 +45,8 @@
 
 import CLibXML2
 import CZlib
+import CLoomKernels
+import LoomTensor
 import Foundation
 
 #if canImport(Glibc)
@@ -305,6 +307,13 @@ for (k, path) in [
     ("--warmup", \.warmup),
 ] {
     if let v = option(k).flatMap(Int.init) { trainShape[keyPath: path] = v }
+}
+// Which machine and paths every figure below comes from (docs/benchmarks.md names them for each figure).
+if let first = args.first, !first.hasPrefix("-") {
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+        .first { $0.hasPrefix("model name") }.map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    let path = String(cString: loom_path_name(loom_kernel_path())), best = String(cString: loom_path_name(loom_cpu_path()))
+    print("machine: \(cpu); Loom kernels \(path) (this CPU runs up to \(best); LOOM_KERNELS sets it); OpenBLAS core \(Matmul.coreName)")
 }
 switch (args.first, args.count) {
 case ("pubmed", 2): pubmed(args[1], runs: runs)

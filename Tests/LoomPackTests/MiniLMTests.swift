@@ -226,7 +226,7 @@ final class MiniLMTests: XCTestCase {
     func testReadsPyTorchCheckpoints() throws {
         let m = try model()
         guard runCommand(["python3", "-c", "import torch, safetensors"]).status == 0 else {
-            throw XCTSkip("python3 with torch and safetensors not available: torch checkpoint test skipped")
+            throw XCTSkip("python3 with torch and safetensors not available: torch checkpoint test skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)")
         }
         let dir = NSTemporaryDirectory() + "loom-torch-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir + "/model", withIntermediateDirectories: true)

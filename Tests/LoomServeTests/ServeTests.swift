@@ -225,7 +225,7 @@ final class ServeTests: XCTestCase {
         try probe.run()
         probe.waitUntilExit()
         guard probe.terminationStatus == 0 else {
-            throw XCTSkip("python3 with the openai client not installed (pip install openai): client check skipped")
+            throw XCTSkip("python3 with the openai client not installed (pip install openai): client check skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)")
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

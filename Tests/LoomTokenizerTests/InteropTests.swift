@@ -40,7 +40,7 @@ func runPython(_ args: [String]) throws -> JSONValue {
 
 final class InteropTests: XCTestCase {
     func check(corpus: String, pre: String, vocab: Int, minFrequency: Int, strings: [String]) throws {
-        guard pythonHasTokenizers() else { throw XCTSkip("python3 with tokenizers not installed: interop test skipped") }
+        guard pythonHasTokenizers() else { throw XCTSkip("python3 with tokenizers not installed: interop test skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)") }
         let scripts = (ProcessInfo.processInfo.environment["LOOM_PEERS"] ?? packageRoot + "/Benchmarks/peers")
         let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
         var config = BPETrainerConfig()
@@ -103,7 +103,7 @@ final class InteropTests: XCTestCase {
     /// prepend_scheme first, split on and off), BPE with byte fallback: Loom reads them and gives the same ids (with
     /// and without <s>) and the same decoded text, byte-fallback characters (Korean, emoji) included.
     func testSentencePieceStyleTokenizerFromTokenizers() throws {
-        guard pythonHasTokenizers() else { throw XCTSkip("python3 with tokenizers not installed: interop test skipped") }
+        guard pythonHasTokenizers() else { throw XCTSkip("python3 with tokenizers not installed: interop test skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)") }
         let scripts = (ProcessInfo.processInfo.environment["LOOM_PEERS"] ?? packageRoot + "/Benchmarks/peers")
         let tmp = NSTemporaryDirectory() + "loom-interop-spm-\(getpid())"
         try FS.makeDirectory(tmp)

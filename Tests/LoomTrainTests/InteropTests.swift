@@ -41,7 +41,7 @@ let interopScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
 final class CheckpointInteropTests: XCTestCase {
     override func setUpWithError() throws {
         guard pythonHas("torch, transformers, safetensors") else {
-            throw XCTSkip("python3 with torch and transformers not installed: interop checks skipped")
+            throw XCTSkip("python3 with torch and transformers not installed: interop checks skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)")
         }
         Compute.configure(threads: 2)
     }
@@ -84,7 +84,7 @@ final class CheckpointInteropTests: XCTestCase {
 
     /// A LoRA adapter written by Loom, loaded with PEFT onto the same base, gives Loom's logits.
     func testLoRAAdapterLoadsWithPEFT() throws {
-        guard pythonHas("peft") else { throw XCTSkip("peft not installed: LoRA interop check skipped") }
+        guard pythonHas("peft") else { throw XCTSkip("peft not installed: LoRA interop check skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)") }
         let dir = tempDir("peft")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositions: 64)

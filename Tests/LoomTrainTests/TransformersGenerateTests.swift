@@ -33,7 +33,7 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 final class TransformersGenerateTests: XCTestCase {
     func testGreedyGenerationMatchesTransformers() throws {
         guard runPython(["-c", "import torch, transformers"]).status == 0 else {
-            throw XCTSkip("python3 with torch and transformers not installed: generate check skipped")
+            throw XCTSkip("python3 with torch and transformers not installed: generate check skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)")
         }
         Compute.configure(threads: 2)
         let dir = NSTemporaryDirectory() + "loom-gen-check-" + UUID().uuidString.prefix(8)
