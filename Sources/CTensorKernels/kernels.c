@@ -79,6 +79,27 @@ void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float
     }
 }
 
+// GELU, tanh approximation (PyTorch's gelu(approximate="tanh"), transformers' gelu_pytorch_tanh):
+// gelu(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2 / pi).
+#define TK_GELU_C 0.7978845608028654f
+void tk_geglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = 0.5f * g * (1.0f + tanhf(TK_GELU_C * (g + 0.044715f * g * g * g))) * up[i];
+    }
+}
+
+void tk_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], t = tanhf(TK_GELU_C * (g + 0.044715f * g * g * g));
+        float gelu = 0.5f * g * (1.0f + t);
+        float dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * TK_GELU_C * (1.0f + 3.0f * 0.044715f * g * g);
+        float d = dout[i];
+        dup[i] = d * gelu;
+        dgate[i] = d * up[i] * dgelu;
+    }
+}
+
 void tk_attention_softmax_forward(float *s, const int32_t *segStart, size_t T, float scale) {
     for (size_t t = 0; t < T; t++) {
         float *row = s + t * T;
@@ -201,4 +222,27 @@ double tk_sum_squares(const float *x, size_t n) {
 
 void tk_scale(float *x, size_t n, float s) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+void tk_add_bias(float *x, const float *bias, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) x[r * cols + c] += bias[c];
+}
+
+void tk_add(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void tk_softcap_forward(float *x, float *kept, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) {
+        x[i] = cap * tanhf(x[i] / cap);
+        kept[i] = x[i];
+    }
+}
+
+void tk_softcap_backward(float *dx, const float *kept, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) {
+        float t = kept[i] / cap;
+        dx[i] *= 1.0f - t * t;
+    }
 }

@@ -4,8 +4,10 @@
 //     x = rmsnorm(h)·w1; q = x Wqᵀ; K[p..], V[p..] = x Wkᵀ, x Wvᵀ (written straight into the cache); RoPE on q, K[p..]
 //     h += o_proj(softmax(q K[0..p+n]ᵀ / sqrt(hd) + causal) V[0..p+n]); h += down(silu(gate x2) ⊙ up x2)
 //   logits of the last new token = lm_head(rmsnorm(h_last)·wf)
-// The same kernels as LlamaModel.forward (CTensorKernels rmsnorm, rope, swiglu; OpenBLAS products), so the cached
-// path gives the full forward's logits (checked in GenerationTests). Sampling: greedy, or temperature with top-k
+// The same kernels and family rules as LlamaModel.forward (CTensorKernels rmsnorm, rope, swiglu/geglu; OpenBLAS
+// products; Qwen 2's biases; Gemma 3's scaled embeddings, (1 + w) norms, q/k norms, norms after attention and MLP,
+// sliding-window layers with their own rotary base), so the cached path gives the full forward's logits (checked in
+// GenerationTests and against transformers' generate). Sampling: greedy, or temperature with top-k
 // and top-p, drawn from SplitMix64 with the caller's seed; stop tokens, stop strings and a token budget end it.
 
 import CTensorKernels
@@ -28,12 +30,15 @@ public final class InferenceSession: @unchecked Sendable {
 
     struct Layer {
         var ln1, q, k, v, o, ln2, gate, up, down: UnsafeMutablePointer<Float>
+        var bq, bk, bv, qNorm, kNorm, postAttn, postFfw: UnsafeMutablePointer<Float>?
     }
     let layers: [Layer]
     let embed, finalNorm, head: UnsafeMutablePointer<Float>
     private var owned: [FloatBuffer] = []
     let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]
     let x, xn, rstd, q, atty, gate, up, act, scores, logitsBuffer: UnsafeMutablePointer<Float>
+    /// Gemma: a layer output before its norm, q and k before theirs.
+    let sub, qpre, kpre: UnsafeMutablePointer<Float>
 
     public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int = 64) {
         let c = model.config
@@ -41,18 +46,19 @@ public final class InferenceSession: @unchecked Sendable {
         self.maxLength = min(maxLength ?? c.maxPositions, c.maxPositions)
         self.chunk = max(1, chunk)
         let p = model.params
-        layers = (0..<c.numLayers).map { l in
-            let n = "model.layers.\(l)."
+        model.refreshNormWeights()
+        layers = model.layers.map { o in
+            let P = p.values.pointer
+            func opt(_ off: Int) -> UnsafeMutablePointer<Float>? { off < 0 ? nil : P + off }
+            func norm(_ off: Int) -> UnsafeMutablePointer<Float>? { off < 0 ? nil : model.normWeight(off) }
             return Layer(
-                ln1: p.value(n + "input_layernorm.weight"), q: p.value(n + "self_attn.q_proj.weight"),
-                k: p.value(n + "self_attn.k_proj.weight"), v: p.value(n + "self_attn.v_proj.weight"),
-                o: p.value(n + "self_attn.o_proj.weight"), ln2: p.value(n + "post_attention_layernorm.weight"),
-                gate: p.value(n + "mlp.gate_proj.weight"), up: p.value(n + "mlp.up_proj.weight"),
-                down: p.value(n + "mlp.down_proj.weight"))
+                ln1: model.normWeight(o.ln1), q: P + o.q, k: P + o.k, v: P + o.v, o: P + o.o, ln2: model.normWeight(o.ln2),
+                gate: P + o.gate, up: P + o.up, down: P + o.down, bq: opt(o.bq), bk: opt(o.bk), bv: opt(o.bv),
+                qNorm: norm(o.qNorm), kNorm: norm(o.kNorm), postAttn: norm(o.postAttn), postFfw: norm(o.postFfw))
         }
-        embed = p.value("model.embed_tokens.weight")
-        finalNorm = p.value("model.norm.weight")
-        head = c.tieWordEmbeddings ? embed : p.value("lm_head.weight")
+        embed = p.values.pointer + model.embedOffset
+        finalNorm = model.normWeight(model.normOffset)
+        head = p.values.pointer + model.headOffset
         let D = c.hiddenSize, I = c.intermediateSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim
         let C = self.chunk, L = self.maxLength
         var owned: [FloatBuffer] = []
@@ -63,7 +69,8 @@ public final class InferenceSession: @unchecked Sendable {
         }
         kCache = (0..<c.numLayers).map { _ in buf(L * kvd) }
         vCache = (0..<c.numLayers).map { _ in buf(L * kvd) }
-        x = buf(C * D); xn = buf(C * D); rstd = buf(C); q = buf(C * qd); atty = buf(C * qd)
+        x = buf(C * D); xn = buf(C * D); rstd = buf(C * max(1, c.numHeads)); q = buf(C * qd); atty = buf(C * qd)
+        sub = buf(c.gemmaNorms ? C * D : 1); qpre = buf(c.gemmaNorms ? C * qd : 1); kpre = buf(c.gemmaNorms ? C * kvd : 1)
         gate = buf(C * I); up = buf(C * I); act = buf(C * I)
         scores = buf(c.numHeads * C * L); logitsBuffer = buf(c.vocabSize)
         self.owned = owned
@@ -107,37 +114,72 @@ public final class InferenceSession: @unchecked Sendable {
         let D = c.hiddenSize, I = c.intermediateSize, H = c.numHeads, G = c.numKVHeads, hd = c.headDim
         let qd = H * hd, kvd = G * hd, per = H / G
         let eps = Float(c.rmsNormEps)
-        let scale = Float(1 / Double(hd).squareRoot())
+        let scale = c.attentionScale
+        let gemma = c.gemmaNorms
         let positions = (0..<n).map { Int32(p0 + $0) }
-        for (j, t) in new.enumerated() { (x + j * D).update(from: embed + Int(t) * D, count: D) }
+        let es = c.embeddingScale
+        for (j, t) in new.enumerated() {
+            let row = x + j * D, src = embed + Int(t) * D
+            if es == 1 { row.update(from: src, count: D) } else { for i in 0..<D { row[i] = src[i] * es } }
+        }
         for (l, w) in layers.enumerated() {
             rmsnorm(xn, x, w.ln1, n, D, eps)
             let kc = kCache[l], vc = vCache[l]
-            Matmul.parallelGemm(xn, w.q, q, m: n, n: qd, k: D, transposeB: true)
-            Matmul.parallelGemm(xn, w.k, kc + p0 * kvd, m: n, n: kvd, k: D, transposeB: true)
+            let qOut = gemma ? qpre : q, kOut = gemma ? kpre : kc + p0 * kvd
+            Matmul.parallelGemm(xn, w.q, qOut, m: n, n: qd, k: D, transposeB: true)
+            Matmul.parallelGemm(xn, w.k, kOut, m: n, n: kvd, k: D, transposeB: true)
             Matmul.parallelGemm(xn, w.v, vc + p0 * kvd, m: n, n: kvd, k: D, transposeB: true)
-            rope(q, positions, n, H)
-            rope(kc + p0 * kvd, positions, n, G)
-            // Attention per query head against every cached key of its KV group; row j sees keys 0...p0+j.
+            if let bq = w.bq, let bk = w.bk, let bv = w.bv {
+                tk_add_bias(qOut, bq, n, qd)
+                tk_add_bias(kOut, bk, n, kvd)
+                tk_add_bias(vc + p0 * kvd, bv, n, kvd)
+            }
+            if let qn = w.qNorm, let kn = w.kNorm {
+                rmsnorm(q, qpre, qn, n * H, hd, eps)
+                rmsnorm(kc + p0 * kvd, kpre, kn, n * G, hd, eps)
+            }
+            let table = model.layerRope[l]
+            rope(q, positions, n, H, table: table)
+            rope(kc + p0 * kvd, positions, n, G, table: table)
+            // Attention per query head against the cached keys of its KV group: row j sees keys lo...p0+j, where
+            // lo is 0, or in a sliding layer the first of the window's positions.
+            let window = c.isSliding(l) ? c.slidingWindow! : Int.max
             let (qp, sp, yp) = (q, scores, atty)
             Compute.parallel(H) { r in
                 for h in r {
                     let g = h / per
                     let s = sp + h * n * L
                     Matmul.gemm(qp + h * hd, lda: qd, kc + g * hd, ldb: kvd, s, ldc: L, m: n, n: L, k: hd, transposeB: true)
-                    for j in 0..<n { causalSoftmax(s + j * L, visible: p0 + j + 1, count: L, scale: scale) }
+                    for j in 0..<n {
+                        let t = p0 + j
+                        maskedSoftmax(s + j * L, from: window == Int.max ? 0 : max(0, t - window + 1), to: t + 1, count: L, scale: scale)
+                    }
                     Matmul.gemm(s, lda: L, vc + g * hd, ldb: kvd, yp + h * hd, ldc: qd, m: n, n: hd, k: L)
                 }
             }
-            Matmul.parallelGemm(atty, w.o, x, m: n, n: D, k: qd, transposeB: true, beta: 1)
+            if let pa = w.postAttn {
+                Matmul.parallelGemm(atty, w.o, sub, m: n, n: D, k: qd, transposeB: true)
+                addNormed(sub, pa, n, D, eps)
+            } else {
+                Matmul.parallelGemm(atty, w.o, x, m: n, n: D, k: qd, transposeB: true, beta: 1)
+            }
             rmsnorm(xn, x, w.ln2, n, D, eps)
             Matmul.parallelGemm(xn, w.gate, gate, m: n, n: I, k: D, transposeB: true)
             Matmul.parallelGemm(xn, w.up, up, m: n, n: I, k: D, transposeB: true)
             let (g, u, a) = (gate, up, act)
             Compute.parallel(n * I, grain: 4096) { r in
-                tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                if gemma {
+                    tk_geglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                } else {
+                    tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                }
             }
-            Matmul.parallelGemm(act, w.down, x, m: n, n: D, k: I, transposeB: true, beta: 1)
+            if let pf = w.postFfw {
+                Matmul.parallelGemm(act, w.down, sub, m: n, n: D, k: I, transposeB: true)
+                addNormed(sub, pf, n, D, eps)
+            } else {
+                Matmul.parallelGemm(act, w.down, x, m: n, n: D, k: I, transposeB: true, beta: 1)
+            }
         }
         length = L
         tokens += new
@@ -145,6 +187,9 @@ public final class InferenceSession: @unchecked Sendable {
         let lastRow = x + (n - 1) * D
         tk_rmsnorm_forward(xn, rstd, lastRow, finalNorm, 1, D, eps)
         Matmul.parallelGemm(xn, head, logitsBuffer, m: 1, n: c.vocabSize, k: D, transposeB: true)
+        if let cap = c.finalLogitSoftcap {
+            for i in 0..<c.vocabSize { logitsBuffer[i] = Float(cap) * tanhf(logitsBuffer[i] / Float(cap)) }
+        }
     }
 
     func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafeMutablePointer<Float>, _ N: Int, _ D: Int, _ eps: Float) {
@@ -154,11 +199,17 @@ public final class InferenceSession: @unchecked Sendable {
         }
     }
 
-    func rope(_ v: UnsafeMutablePointer<Float>, _ positions: [Int32], _ N: Int, _ heads: Int) {
+    /// x += norm(y) (Gemma's norms of the attention and MLP outputs).
+    func addNormed(_ y: UnsafeMutablePointer<Float>, _ weight: UnsafeMutablePointer<Float>, _ N: Int, _ D: Int, _ eps: Float) {
+        rmsnorm(xn, y, weight, N, D, eps)
+        tk_add(x, xn, N * D)
+    }
+
+    func rope(_ v: UnsafeMutablePointer<Float>, _ positions: [Int32], _ N: Int, _ heads: Int, table: Int) {
         let hd = model.config.headDim
         positions.withUnsafeBufferPointer { pos in
-            model.cosTable.withUnsafeBufferPointer { ct in
-                model.sinTable.withUnsafeBufferPointer { st in
+            model.ropeTables[table].cos.withUnsafeBufferPointer { ct in
+                model.ropeTables[table].sin.withUnsafeBufferPointer { st in
                     tk_rope_forward(v, pos.baseAddress!, ct.baseAddress!, st.baseAddress!, N, heads, hd)
                 }
             }
@@ -166,23 +217,24 @@ public final class InferenceSession: @unchecked Sendable {
     }
 }
 
-/// softmax(scale · s[0..<visible]) in place, zeros after (the causal mask), in the same order of operations as
-/// the training kernel: max, exp of the shifted scores, one division by the sum.
+/// softmax(scale · s[from..<to]) in place, zeros elsewhere (the causal mask, and a sliding window's start), in the
+/// same order of operations as the training kernel: max, exp of the shifted scores, one division by the sum.
 @inline(__always)
-func causalSoftmax(_ s: UnsafeMutablePointer<Float>, visible: Int, count: Int, scale: Float) {
+func maskedSoftmax(_ s: UnsafeMutablePointer<Float>, from: Int, to visible: Int, count: Int, scale: Float) {
+    for i in 0..<from { s[i] = 0 }
     var m = -Float.infinity
-    for i in 0..<visible {
+    for i in from..<visible {
         s[i] *= scale
         if s[i] > m { m = s[i] }
     }
     var sum: Float = 0
-    for i in 0..<visible {
+    for i in from..<visible {
         let e = expf(s[i] - m)
         s[i] = e
         sum += e
     }
     let inv = 1 / sum
-    for i in 0..<visible { s[i] *= inv }
+    for i in from..<visible { s[i] *= inv }
     for i in visible..<count { s[i] = 0 }
 }
 

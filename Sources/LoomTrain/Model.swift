@@ -52,15 +52,27 @@ public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let params: ParameterStore
 
+    /// Offsets of a layer's tensors in the parameter store; -1 where the family has none. `ln2` is the norm before
+    /// the MLP (Llama's post_attention_layernorm, Gemma's pre_feedforward_layernorm); `postAttn` and `postFfw` are
+    /// Gemma's norms of the attention and MLP outputs.
     struct LayerOffsets {
         var ln1 = 0, q = 0, k = 0, v = 0, o = 0, ln2 = 0, gate = 0, up = 0, down = 0
+        var bq = -1, bk = -1, bv = -1, qNorm = -1, kNorm = -1, postAttn = -1, postFfw = -1
     }
     let layers: [LayerOffsets]
     let embedOffset: Int
     let normOffset: Int
     let headOffset: Int
-    let cosTable: [Float]
-    let sinTable: [Float]
+    /// Rotary tables [maxPositions][headDim/2]: index 0 for full-attention layers (rope_theta, scaled), 1 for
+    /// sliding layers (the local base) where the family has them; `layerRope[l]` picks one.
+    let ropeTables: [(cos: [Float], sin: [Float])]
+    let layerRope: [Int]
+    var cosTable: [Float] { ropeTables[0].cos }
+    var sinTable: [Float] { ropeTables[0].sin }
+    /// The norm weights as the kernels multiply by them: the parameters themselves, or 1 + w for Gemma (refreshed
+    /// from the parameters at every forward; their gradient is the parameters' gradient).
+    let normEffective: FloatBuffer
+    let normSlots: [Int: Int]
     var work: Workspace?
     /// Low-rank adapters on the projections (nil: none). With adapters, `trainBase = false` freezes the base:
     /// its weight gradients are not computed.
@@ -73,13 +85,20 @@ public final class LlamaModel: @unchecked Sendable {
         var s: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabSize, d])]
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
-            s += [
-                (p + "input_layernorm.weight", [d]), (p + "self_attn.q_proj.weight", [qd, d]),
-                (p + "self_attn.k_proj.weight", [kvd, d]), (p + "self_attn.v_proj.weight", [kvd, d]),
-                (p + "self_attn.o_proj.weight", [d, qd]), (p + "post_attention_layernorm.weight", [d]),
-                (p + "mlp.gate_proj.weight", [i, d]), (p + "mlp.up_proj.weight", [i, d]),
-                (p + "mlp.down_proj.weight", [d, i]),
-            ]
+            s.append((p + "input_layernorm.weight", [d]))
+            for (name, rows) in [("q_proj", qd), ("k_proj", kvd), ("v_proj", kvd)] {
+                s.append((p + "self_attn.\(name).weight", [rows, d]))
+                if c.attentionBias { s.append((p + "self_attn.\(name).bias", [rows])) }
+            }
+            s.append((p + "self_attn.o_proj.weight", [d, qd]))
+            if c.gemmaNorms {
+                s += [(p + "self_attn.q_norm.weight", [c.headDim]), (p + "self_attn.k_norm.weight", [c.headDim])]
+            }
+            s.append((p + "post_attention_layernorm.weight", [d]))
+            if c.gemmaNorms {
+                s += [(p + "pre_feedforward_layernorm.weight", [d]), (p + "post_feedforward_layernorm.weight", [d])]
+            }
+            s += [(p + "mlp.gate_proj.weight", [i, d]), (p + "mlp.up_proj.weight", [i, d]), (p + "mlp.down_proj.weight", [d, i])]
         }
         s.append(("model.norm.weight", [d]))
         if !c.tieWordEmbeddings { s.append(("lm_head.weight", [c.vocabSize, d])) }
@@ -91,42 +110,67 @@ public final class LlamaModel: @unchecked Sendable {
         self.config = config
         let store = ParameterStore(LlamaModel.parameterSpecs(config))
         params = store
-        func off(_ n: String) -> Int { store.info(n)!.offset }
+        func off(_ n: String) -> Int { store.info(n)?.offset ?? -1 }
         layers = (0..<config.numLayers).map { l in
             let p = "model.layers.\(l)."
+            let gemma = config.gemmaNorms
             return LayerOffsets(
                 ln1: off(p + "input_layernorm.weight"), q: off(p + "self_attn.q_proj.weight"),
                 k: off(p + "self_attn.k_proj.weight"), v: off(p + "self_attn.v_proj.weight"),
-                o: off(p + "self_attn.o_proj.weight"), ln2: off(p + "post_attention_layernorm.weight"),
+                o: off(p + "self_attn.o_proj.weight"),
+                ln2: off(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")),
                 gate: off(p + "mlp.gate_proj.weight"), up: off(p + "mlp.up_proj.weight"),
-                down: off(p + "mlp.down_proj.weight"))
+                down: off(p + "mlp.down_proj.weight"), bq: off(p + "self_attn.q_proj.bias"),
+                bk: off(p + "self_attn.k_proj.bias"), bv: off(p + "self_attn.v_proj.bias"),
+                qNorm: off(p + "self_attn.q_norm.weight"), kNorm: off(p + "self_attn.k_norm.weight"),
+                postAttn: gemma ? off(p + "post_attention_layernorm.weight") : -1,
+                postFfw: off(p + "post_feedforward_layernorm.weight"))
         }
         embedOffset = off("model.embed_tokens.weight")
         normOffset = off("model.norm.weight")
         headOffset = config.tieWordEmbeddings ? embedOffset : off("lm_head.weight")
-        // RoPE tables in double, as transformers' default rope: inv_freq[i] = theta^(-2i/hd), angle = pos*inv_freq.
-        let half = config.headDim / 2
-        var cosT = [Float](repeating: 0, count: config.maxPositions * half)
-        var sinT = cosT
-        for p in 0..<config.maxPositions {
-            for i in 0..<half {
-                let invFreq = 1.0 / pow(config.ropeTheta, Double(2 * i) / Double(config.headDim))
-                let a = Double(p) * invFreq
-                cosT[p * half + i] = Float(cos(a))
-                sinT[p * half + i] = Float(sin(a))
+        // Norm weights as multiplied: a slot of normEffective per norm for Gemma's (1 + w).
+        var slots: [Int: Int] = [:]
+        var used = 0
+        if config.gemmaNorms {
+            for info in store.infos where info.name.hasSuffix("norm.weight") {
+                slots[info.offset] = used
+                used += info.count
             }
         }
-        cosTable = cosT
-        sinTable = sinT
+        normSlots = slots
+        normEffective = FloatBuffer(count: used)
+        // RoPE as transformers computes it: inv_freq in float32, angle = float32(pos) * inv_freq in float32,
+        // cos and sin of that angle (rounded once from double).
+        func table(_ theta: Double, _ scaling: RopeScaling?) -> (cos: [Float], sin: [Float]) {
+            let inv = RopeScaling.inverseFrequencies(theta: theta, dim: config.headDim, scaling: scaling)
+            let half = config.headDim / 2
+            var cosT = [Float](repeating: 0, count: config.maxPositions * half)
+            var sinT = cosT
+            for p in 0..<config.maxPositions {
+                for i in 0..<half {
+                    let a = Double(Float(p) * inv[i])
+                    cosT[p * half + i] = Float(cos(a))
+                    sinT[p * half + i] = Float(sin(a))
+                }
+            }
+            return (cosT, sinT)
+        }
+        var tables = [table(config.ropeTheta, config.ropeScaling)]
+        if let local = config.localRopeTheta, config.slidingWindow != nil { tables.append(table(local, nil)) }
+        ropeTables = tables
+        layerRope = (0..<config.numLayers).map { config.isSliding($0) && tables.count > 1 ? 1 : 0 }
     }
 
-    /// transformers' initialisation: N(0, 0.02) for matrices, 1 for norm weights; seeded.
+    /// transformers' initialisation: N(0, 0.02) for matrices, 1 for norm weights (0 for Gemma's, which scale by
+    /// 1 + w), 0 for biases; seeded.
     public func initialize(seed: UInt64, std: Float = 0.02) {
         var rng = SplitMix64(seed: seed)
         let v = params.values.pointer
         for info in params.infos {
             if info.shape.count == 1 {
-                for j in 0..<info.count { v[info.offset + j] = 1 }
+                let one: Float = info.name.hasSuffix("norm.weight") && !config.gemmaNorms ? 1 : 0
+                for j in 0..<info.count { v[info.offset + j] = one }
                 continue
             }
             var j = 0
@@ -140,6 +184,23 @@ public final class LlamaModel: @unchecked Sendable {
                 j += 2
             }
         }
+    }
+
+    /// Recomputes Gemma's (1 + w) norm weights from the parameters (every forward does; call it before using
+    /// `normWeight` outside a forward after the parameters changed).
+    public func refreshNormWeights() {
+        guard !normSlots.isEmpty else { return }
+        let v = params.values.pointer, e = normEffective.pointer
+        for info in params.infos {
+            guard let slot = normSlots[info.offset] else { continue }
+            for j in 0..<info.count { e[slot + j] = 1 + v[info.offset + j] }
+        }
+    }
+
+    /// The weight a norm's kernel multiplies by, given the norm parameter's offset.
+    func normWeight(_ offset: Int) -> UnsafeMutablePointer<Float> {
+        if let slot = normSlots[offset] { return normEffective.pointer + slot }
+        return params.values.pointer + offset
     }
 
     // MARK: - Forward
@@ -159,34 +220,61 @@ public final class LlamaModel: @unchecked Sendable {
         let qd = H * hd, kvd = G * hd
         let P = params.values.pointer
         let eps = Float(c.rmsNormEps)
+        refreshNormWeights()
         w.tokens = batch.tokens
         w.positions = batch.positions
         w.segStart = batch.segStart
+        if let W = c.slidingWindow {
+            // A sliding layer's token t sees max(its document's start, t - W + 1)...t.
+            w.segSliding = (0..<N).map { n in max(batch.segStart[n], Int32(n % T - W + 1)) }
+        }
+        let scale = c.embeddingScale
         for (n, tok) in batch.tokens.enumerated() {
             precondition(tok >= 0 && Int(tok) < c.vocabSize, "token id \(tok) outside the vocabulary")
             precondition(Int(batch.positions[n]) < c.maxPositions, "position beyond max_position_embeddings")
-            (w.resid[0] + n * D).update(from: P + embedOffset + Int(tok) * D, count: D)
+            let row = w.resid[0] + n * D, src = P + embedOffset + Int(tok) * D
+            if scale == 1 { row.update(from: src, count: D) } else { for i in 0..<D { row[i] = src[i] * scale } }
         }
+        let sandwich = c.gemmaNorms
         for l in 0..<c.numLayers {
             let L = layers[l]
             let h = w.resid[l]
-            rmsnorm(w.ln1[l], w.rstd1[l], h, P + L.ln1, N, D, eps)
-            Matmul.parallelGemm(w.ln1[l], P + L.q, w.q[l], m: N, n: qd, k: D, transposeB: true)
-            Matmul.parallelGemm(w.ln1[l], P + L.k, w.k[l], m: N, n: kvd, k: D, transposeB: true)
+            rmsnorm(w.ln1[l], w.rstd1[l], h, normWeight(L.ln1), N, D, eps)
+            // q and k before their norms (Gemma) go to qpre/kpre, kept for backward.
+            let qOut = sandwich ? w.qpre[l] : w.q[l], kOut = sandwich ? w.kpre[l] : w.k[l]
+            Matmul.parallelGemm(w.ln1[l], P + L.q, qOut, m: N, n: qd, k: D, transposeB: true)
+            Matmul.parallelGemm(w.ln1[l], P + L.k, kOut, m: N, n: kvd, k: D, transposeB: true)
             Matmul.parallelGemm(w.ln1[l], P + L.v, w.v[l], m: N, n: kvd, k: D, transposeB: true)
+            if L.bq >= 0 {
+                addBias(qOut, P + L.bq, N, qd)
+                addBias(kOut, P + L.bk, N, kvd)
+                addBias(w.v[l], P + L.bv, N, kvd)
+            }
             if let a = lora {
-                a.forward(l, .q, x: w.ln1[l], y: w.q[l], rows: N)
-                a.forward(l, .k, x: w.ln1[l], y: w.k[l], rows: N)
+                a.forward(l, .q, x: w.ln1[l], y: qOut, rows: N)
+                a.forward(l, .k, x: w.ln1[l], y: kOut, rows: N)
                 a.forward(l, .v, x: w.ln1[l], y: w.v[l], rows: N)
             }
-            rope(w.q[l], N, H, forward: true)
-            rope(w.k[l], N, G, forward: true)
+            if sandwich {
+                rmsnorm(w.q[l], w.rstdq[l], w.qpre[l], normWeight(L.qNorm), N * H, hd, eps)
+                rmsnorm(w.k[l], w.rstdk[l], w.kpre[l], normWeight(L.kNorm), N * G, hd, eps)
+            }
+            rope(w.q[l], N, H, table: layerRope[l], forward: true)
+            rope(w.k[l], N, G, table: layerRope[l], forward: true)
             attentionForward(l, B: B, T: T)
-            // resid2 = h + atty · Woᵀ
             w.resid2[l].update(from: h, count: N * D)
-            Matmul.parallelGemm(w.atty[l], P + L.o, w.resid2[l], m: N, n: D, k: qd, transposeB: true, beta: 1)
-            lora?.forward(l, .o, x: w.atty[l], y: w.resid2[l], rows: N)
-            rmsnorm(w.ln2[l], w.rstd2[l], w.resid2[l], P + L.ln2, N, D, eps)
+            if sandwich {
+                // resid2 = h + norm(atty · Woᵀ)
+                Matmul.parallelGemm(w.atty[l], P + L.o, w.ao[l], m: N, n: D, k: qd, transposeB: true)
+                lora?.forward(l, .o, x: w.atty[l], y: w.ao[l], rows: N)
+                rmsnorm(w.normed, w.rstdAo[l], w.ao[l], normWeight(L.postAttn), N, D, eps)
+                add(w.resid2[l], w.normed, N * D)
+            } else {
+                // resid2 = h + atty · Woᵀ
+                Matmul.parallelGemm(w.atty[l], P + L.o, w.resid2[l], m: N, n: D, k: qd, transposeB: true, beta: 1)
+                lora?.forward(l, .o, x: w.atty[l], y: w.resid2[l], rows: N)
+            }
+            rmsnorm(w.ln2[l], w.rstd2[l], w.resid2[l], normWeight(L.ln2), N, D, eps)
             Matmul.parallelGemm(w.ln2[l], P + L.gate, w.gate[l], m: N, n: I, k: D, transposeB: true)
             Matmul.parallelGemm(w.ln2[l], P + L.up, w.up[l], m: N, n: I, k: D, transposeB: true)
             if let a = lora {
@@ -195,14 +283,29 @@ public final class LlamaModel: @unchecked Sendable {
             }
             let (g, u, a) = (w.gate[l], w.up[l], w.act[l])
             Compute.parallel(N * I, grain: 4096) { r in
-                tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                if sandwich {
+                    tk_geglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                } else {
+                    tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+                }
             }
             w.resid[l + 1].update(from: w.resid2[l], count: N * D)
-            Matmul.parallelGemm(w.act[l], P + L.down, w.resid[l + 1], m: N, n: D, k: I, transposeB: true, beta: 1)
-            lora?.forward(l, .down, x: w.act[l], y: w.resid[l + 1], rows: N)
+            if sandwich {
+                Matmul.parallelGemm(w.act[l], P + L.down, w.mo[l], m: N, n: D, k: I, transposeB: true)
+                lora?.forward(l, .down, x: w.act[l], y: w.mo[l], rows: N)
+                rmsnorm(w.normed, w.rstdMo[l], w.mo[l], normWeight(L.postFfw), N, D, eps)
+                add(w.resid[l + 1], w.normed, N * D)
+            } else {
+                Matmul.parallelGemm(w.act[l], P + L.down, w.resid[l + 1], m: N, n: D, k: I, transposeB: true, beta: 1)
+                lora?.forward(l, .down, x: w.act[l], y: w.resid[l + 1], rows: N)
+            }
         }
-        rmsnorm(w.lnf, w.rstdf, w.resid[c.numLayers], P + normOffset, N, D, eps)
+        rmsnorm(w.lnf, w.rstdf, w.resid[c.numLayers], normWeight(normOffset), N, D, eps)
         Matmul.parallelGemm(w.lnf, P + headOffset, w.logits, m: N, n: c.vocabSize, k: D, transposeB: true)
+        if let cap = c.finalLogitSoftcap {
+            let (x, kept, V) = (w.logits, w.capped!, c.vocabSize)
+            Compute.parallel(N * V, grain: 1 << 16) { r in tk_softcap_forward(x + r.lowerBound, kept + r.lowerBound, r.count, Float(cap)) }
+        }
         return w.logits
     }
 
@@ -215,12 +318,22 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    func rope(_ x: UnsafeMutablePointer<Float>, _ N: Int, _ heads: Int, forward: Bool) {
+    /// x[r] += bias for N rows of C.
+    func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafeMutablePointer<Float>, _ N: Int, _ C: Int) {
+        Compute.parallel(N, grain: 64) { r in tk_add_bias(x + r.lowerBound * C, bias, r.count, C) }
+    }
+
+    /// x += y over n floats.
+    func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        Compute.parallel(n, grain: 1 << 14) { r in tk_add(x + r.lowerBound, y + r.lowerBound, r.count) }
+    }
+
+    func rope(_ x: UnsafeMutablePointer<Float>, _ N: Int, _ heads: Int, table: Int, forward: Bool) {
         let hd = config.headDim
         let w = work!
         w.positions.withUnsafeBufferPointer { pos in
-            cosTable.withUnsafeBufferPointer { ct in
-                sinTable.withUnsafeBufferPointer { st in
+            ropeTables[table].cos.withUnsafeBufferPointer { ct in
+                ropeTables[table].sin.withUnsafeBufferPointer { st in
                     let (pp, cp, sp) = (pos.baseAddress!, ct.baseAddress!, st.baseAddress!)
                     Compute.parallel(N, grain: 64) { r in
                         let xp = x + r.lowerBound * heads * hd
@@ -235,14 +348,15 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// softmax(q kᵀ / sqrt(hd) + mask) v per row and query head; query head h reads KV head h / (H / G).
+    /// softmax(q kᵀ · scale + mask) v per row and query head; query head h reads KV head h / (H / G). The mask is
+    /// causal within each document and, in sliding layers, the last `slidingWindow` positions.
     func attentionForward(_ l: Int, B: Int, T: Int) {
         let c = config, w = work!
         let H = c.numHeads, G = c.numKVHeads, hd = c.headDim, per = H / G
         let qd = H * hd, kvd = G * hd
-        let scale = Float(1 / Double(hd).squareRoot())
+        let scale = c.attentionScale
         let (q, k, v, att, y) = (w.q[l], w.k[l], w.v[l], w.att[l], w.atty[l])
-        w.segStart.withUnsafeBufferPointer { seg in
+        (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
             let segp = seg.baseAddress!
             Compute.parallel(B * G) { r in
                 for task in r {
@@ -335,22 +449,32 @@ public final class LlamaModel: @unchecked Sendable {
         let qd = H * hd, kvd = G * hd, V = c.vocabSize
         let P = params.values.pointer, Gr = params.grads.pointer
         let dres = w.dresid, dln = w.dln
+        let sandwich = c.gemmaNorms
+        if let cap = c.finalLogitSoftcap {
+            let (dx, kept) = (w.logits, w.capped!)
+            Compute.parallel(N * V, grain: 1 << 16) { r in tk_softcap_backward(dx + r.lowerBound, kept + r.lowerBound, r.count, Float(cap)) }
+        }
         // lm_head: dW += dlogitsᵀ · lnf; dlnf = dlogits · W.
         let base = trainBase
         if base { Matmul.parallelGemm(w.logits, w.lnf, Gr + headOffset, m: V, n: D, k: N, transposeA: true, beta: 1) }
         Matmul.parallelGemm(w.logits, P + headOffset, dln, m: N, n: D, k: V)
         dres.update(repeating: 0, count: N * D)
-        rmsnormBackward(dres, Gr + normOffset, dln, w.resid[c.numLayers], P + normOffset, w.rstdf, N, D)
+        rmsnormBackward(dres, Gr + normOffset, dln, w.resid[c.numLayers], normWeight(normOffset), w.rstdf, N, D)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let L = layers[l]
-            // MLP: out = resid2 + act · Wdownᵀ.
-            if base { Matmul.parallelGemm(dres, w.act[l], Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1) }
-            Matmul.parallelGemm(dres, P + L.down, w.dact, m: N, n: I, k: D)
-            lora?.backward(l, .down, x: w.act[l], dy: dres, dx: w.dact, rows: N)
+            // MLP: out = resid2 + act · Wdownᵀ (Gemma: resid2 + norm(act · Wdownᵀ)); dy is d/d(act · Wdownᵀ).
+            var dy = sandwich ? outputNormBackward(L.postFfw, saved: w.mo[l], rstd: w.rstdMo[l], N, D) : dres
+            if base { Matmul.parallelGemm(dy, w.act[l], Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1) }
+            Matmul.parallelGemm(dy, P + L.down, w.dact, m: N, n: I, k: D)
+            lora?.backward(l, .down, x: w.act[l], dy: dy, dx: w.dact, rows: N)
             let (dg, du, da, g, u) = (w.dgate, w.dup, w.dact, w.gate[l], w.up[l])
             Compute.parallel(N * I, grain: 4096) { r in
                 let o = r.lowerBound
-                tk_swiglu_backward(dg + o, du + o, da + o, g + o, u + o, r.count)
+                if sandwich {
+                    tk_geglu_backward(dg + o, du + o, da + o, g + o, u + o, r.count)
+                } else {
+                    tk_swiglu_backward(dg + o, du + o, da + o, g + o, u + o, r.count)
+                }
             }
             if base {
                 Matmul.parallelGemm(w.dgate, w.ln2[l], Gr + L.gate, m: I, n: D, k: N, transposeA: true, beta: 1)
@@ -362,35 +486,64 @@ public final class LlamaModel: @unchecked Sendable {
                 a.backward(l, .gate, x: w.ln2[l], dy: w.dgate, dx: dln, rows: N)
                 a.backward(l, .up, x: w.ln2[l], dy: w.dup, dx: dln, rows: N)
             }
-            rmsnormBackward(dres, Gr + L.ln2, dln, w.resid2[l], P + L.ln2, w.rstd2[l], N, D)
-            // Attention: resid2 = resid + atty · Woᵀ.
-            if base { Matmul.parallelGemm(dres, w.atty[l], Gr + L.o, m: D, n: qd, k: N, transposeA: true, beta: 1) }
-            Matmul.parallelGemm(dres, P + L.o, w.datty, m: N, n: qd, k: D)
-            lora?.backward(l, .o, x: w.atty[l], dy: dres, dx: w.datty, rows: N)
+            rmsnormBackward(dres, Gr + L.ln2, dln, w.resid2[l], normWeight(L.ln2), w.rstd2[l], N, D)
+            // Attention: resid2 = resid + atty · Woᵀ (Gemma: resid + norm(atty · Woᵀ)).
+            dy = sandwich ? outputNormBackward(L.postAttn, saved: w.ao[l], rstd: w.rstdAo[l], N, D) : dres
+            if base { Matmul.parallelGemm(dy, w.atty[l], Gr + L.o, m: D, n: qd, k: N, transposeA: true, beta: 1) }
+            Matmul.parallelGemm(dy, P + L.o, w.datty, m: N, n: qd, k: D)
+            lora?.backward(l, .o, x: w.atty[l], dy: dy, dx: w.datty, rows: N)
             attentionBackward(l, B: B, T: T)
-            rope(w.dq, N, H, forward: false)
-            rope(w.dk, N, G, forward: false)
-            if base {
-                Matmul.parallelGemm(w.dq, w.ln1[l], Gr + L.q, m: qd, n: D, k: N, transposeA: true, beta: 1)
-                Matmul.parallelGemm(w.dk, w.ln1[l], Gr + L.k, m: kvd, n: D, k: N, transposeA: true, beta: 1)
-                Matmul.parallelGemm(w.dv, w.ln1[l], Gr + L.v, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+            rope(w.dq, N, H, table: layerRope[l], forward: false)
+            rope(w.dk, N, G, table: layerRope[l], forward: false)
+            // Gemma: q and k went through their norms before RoPE; back through them to the projections.
+            var (dQ, dK) = (w.dq, w.dk)
+            if sandwich {
+                w.dqpre.update(repeating: 0, count: N * qd)
+                w.dkpre.update(repeating: 0, count: N * kvd)
+                rmsnormBackward(w.dqpre, Gr + L.qNorm, w.dq, w.qpre[l], normWeight(L.qNorm), w.rstdq[l], N * H, hd)
+                rmsnormBackward(w.dkpre, Gr + L.kNorm, w.dk, w.kpre[l], normWeight(L.kNorm), w.rstdk[l], N * G, hd)
+                (dQ, dK) = (w.dqpre, w.dkpre)
             }
-            Matmul.parallelGemm(w.dq, P + L.q, dln, m: N, n: D, k: qd)
-            Matmul.parallelGemm(w.dk, P + L.k, dln, m: N, n: D, k: kvd, beta: 1)
+            if base {
+                Matmul.parallelGemm(dQ, w.ln1[l], Gr + L.q, m: qd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(dK, w.ln1[l], Gr + L.k, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dv, w.ln1[l], Gr + L.v, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+                if L.bq >= 0 {
+                    // A bias's gradient is the column sum of its output's gradient: onesᵀ · dY.
+                    Matmul.parallelGemm(w.ones, dQ, Gr + L.bq, m: 1, n: qd, k: N, beta: 1)
+                    Matmul.parallelGemm(w.ones, dK, Gr + L.bk, m: 1, n: kvd, k: N, beta: 1)
+                    Matmul.parallelGemm(w.ones, w.dv, Gr + L.bv, m: 1, n: kvd, k: N, beta: 1)
+                }
+            }
+            Matmul.parallelGemm(dQ, P + L.q, dln, m: N, n: D, k: qd)
+            Matmul.parallelGemm(dK, P + L.k, dln, m: N, n: D, k: kvd, beta: 1)
             Matmul.parallelGemm(w.dv, P + L.v, dln, m: N, n: D, k: kvd, beta: 1)
             if let a = lora {
-                a.backward(l, .q, x: w.ln1[l], dy: w.dq, dx: dln, rows: N)
-                a.backward(l, .k, x: w.ln1[l], dy: w.dk, dx: dln, rows: N)
+                a.backward(l, .q, x: w.ln1[l], dy: dQ, dx: dln, rows: N)
+                a.backward(l, .k, x: w.ln1[l], dy: dK, dx: dln, rows: N)
                 a.backward(l, .v, x: w.ln1[l], dy: w.dv, dx: dln, rows: N)
             }
-            rmsnormBackward(dres, Gr + L.ln1, dln, w.resid[l], P + L.ln1, w.rstd1[l], N, D)
+            rmsnormBackward(dres, Gr + L.ln1, dln, w.resid[l], normWeight(L.ln1), w.rstd1[l], N, D)
         }
-        // Embedding: rows of the gradient gather back to their tokens (serial: tokens repeat).
-        let ge = Gr + embedOffset
-        for (n, tok) in w.tokens.enumerated() {
+        // Embedding: rows of the gradient gather back to their tokens (serial: tokens repeat), times the embedding
+        // scale; Gemma's pad row takes none (nn.Embedding's padding_idx).
+        let ge = Gr + embedOffset, scale = c.embeddingScale
+        let skip: Int32 = c.family == .gemma3 ? Int32(c.padTokenId ?? -1) : -1
+        for (n, tok) in w.tokens.enumerated() where tok != skip {
             let row = ge + Int(tok) * D, src = dres + n * D
-            for i in 0..<D { row[i] += src[i] }
+            if scale == 1 { for i in 0..<D { row[i] += src[i] } } else { for i in 0..<D { row[i] += src[i] * scale } }
         }
+    }
+
+    /// Gemma's norm of a sublayer's output y (h += norm(y)): d/dy from d/dh (the residual stream's gradient), in
+    /// the `dsub` buffer; the norm's weight gradient accumulated.
+    func outputNormBackward(
+        _ offset: Int, saved y: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, _ N: Int, _ D: Int
+    ) -> UnsafeMutablePointer<Float> {
+        let w = work!
+        w.dsub.update(repeating: 0, count: N * D)
+        rmsnormBackward(w.dsub, params.grads.pointer + offset, w.dresid, y, normWeight(offset), rstd, N, D)
+        return w.dsub
     }
 
     /// dinp += rmsnorm backward; dweight += its gradient (per-thread partial sums added in thread order).
@@ -417,10 +570,10 @@ public final class LlamaModel: @unchecked Sendable {
         let c = config, w = work!
         let H = c.numHeads, G = c.numKVHeads, hd = c.headDim, per = H / G
         let qd = H * hd, kvd = G * hd
-        let scale = Float(1 / Double(hd).squareRoot())
+        let scale = c.attentionScale
         let (q, k, v, att) = (w.q[l], w.k[l], w.v[l], w.att[l])
         let (dy, dq, dk, dv, scratch) = (w.datty, w.dq, w.dk, w.dv, w.attScratch)
-        w.segStart.withUnsafeBufferPointer { seg in
+        (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
             let segp = seg.baseAddress!
             Compute.parallel(B * G) { r in
                 let ds = scratch + (r.lowerBound * Compute.threads / (B * G)) * T * T
@@ -450,7 +603,7 @@ public final class LlamaModel: @unchecked Sendable {
 final class Workspace {
     let rows: Int, length: Int
     let threads = Compute.threads
-    var tokens: [Int32] = [], positions: [Int32] = [], segStart: [Int32] = []
+    var tokens: [Int32] = [], positions: [Int32] = [], segStart: [Int32] = [], segSliding: [Int32] = []
     private var owned: [FloatBuffer] = []
     var resid: [UnsafeMutablePointer<Float>] = []
     var ln1: [UnsafeMutablePointer<Float>] = [], rstd1: [UnsafeMutablePointer<Float>] = []
@@ -459,17 +612,27 @@ final class Workspace {
     var resid2: [UnsafeMutablePointer<Float>] = []
     var ln2: [UnsafeMutablePointer<Float>] = [], rstd2: [UnsafeMutablePointer<Float>] = []
     var gate: [UnsafeMutablePointer<Float>] = [], up: [UnsafeMutablePointer<Float>] = [], act: [UnsafeMutablePointer<Float>] = []
+    // Gemma: q and k before their norms and the norms' 1/rms, the attention and MLP outputs before theirs.
+    var qpre: [UnsafeMutablePointer<Float>] = [], kpre: [UnsafeMutablePointer<Float>] = []
+    var rstdq: [UnsafeMutablePointer<Float>] = [], rstdk: [UnsafeMutablePointer<Float>] = []
+    var ao: [UnsafeMutablePointer<Float>] = [], rstdAo: [UnsafeMutablePointer<Float>] = []
+    var mo: [UnsafeMutablePointer<Float>] = [], rstdMo: [UnsafeMutablePointer<Float>] = []
     var lnf: UnsafeMutablePointer<Float>, rstdf: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>
+    /// The soft-capped logits (kept for backward) when the config caps them.
+    var capped: UnsafeMutablePointer<Float>?
     var dresid: UnsafeMutablePointer<Float>, dln: UnsafeMutablePointer<Float>
     var dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dact: UnsafeMutablePointer<Float>
     var datty: UnsafeMutablePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>
     var dv: UnsafeMutablePointer<Float>, attScratch: UnsafeMutablePointer<Float>, normScratch: UnsafeMutablePointer<Float>
+    var normed: UnsafeMutablePointer<Float>, dsub: UnsafeMutablePointer<Float>
+    var dqpre: UnsafeMutablePointer<Float>, dkpre: UnsafeMutablePointer<Float>, ones: UnsafeMutablePointer<Float>
 
     init(config c: LlamaConfig, rows: Int, length: Int) {
         self.rows = rows
         self.length = length
         let N = rows * length, D = c.hiddenSize, I = c.intermediateSize
         let qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim
+        let gemma = c.gemmaNorms
         var owned: [FloatBuffer] = []
         func buf(_ n: Int) -> UnsafeMutablePointer<Float> {
             let b = FloatBuffer(count: n)
@@ -483,13 +646,23 @@ final class Workspace {
             att.append(buf(rows * c.numHeads * length * length)); atty.append(buf(N * qd))
             resid2.append(buf(N * D)); ln2.append(buf(N * D)); rstd2.append(buf(N))
             gate.append(buf(N * I)); up.append(buf(N * I)); act.append(buf(N * I))
+            if gemma {
+                qpre.append(buf(N * qd)); kpre.append(buf(N * kvd))
+                rstdq.append(buf(N * c.numHeads)); rstdk.append(buf(N * c.numKVHeads))
+                ao.append(buf(N * D)); rstdAo.append(buf(N)); mo.append(buf(N * D)); rstdMo.append(buf(N))
+            }
         }
         lnf = buf(N * D); rstdf = buf(N); logits = buf(N * c.vocabSize)
+        capped = c.finalLogitSoftcap == nil ? nil : buf(N * c.vocabSize)
         dresid = buf(N * D); dln = buf(N * D)
         dgate = buf(N * I); dup = buf(N * I); dact = buf(N * I)
         datty = buf(N * qd); dq = buf(N * qd); dk = buf(N * kvd); dv = buf(N * kvd)
         attScratch = buf(max(1, Compute.threads) * length * length)
-        normScratch = buf(max(1, Compute.threads) * D)
+        normScratch = buf(max(1, Compute.threads) * max(D, c.headDim))
+        normed = buf(gemma ? N * D : 1); dsub = buf(gemma ? N * D : 1)
+        dqpre = buf(gemma ? N * qd : 1); dkpre = buf(gemma ? N * kvd : 1)
+        ones = buf(N)
+        ones.update(repeating: 1, count: N)
         self.owned = owned
     }
 }

@@ -26,7 +26,13 @@ extension LlamaModel {
         } else {
             throw LoomError("\(directory): no model.safetensors (a Hugging Face model directory is expected)")
         }
-        // A tied checkpoint may still carry lm_head.weight; an untied one must have it.
+        // A tied checkpoint may still carry lm_head.weight; an untied one must have it. safetensors' save_model
+        // keeps one name of a tied pair, and may keep lm_head.weight alone: then it is the embedding.
+        if config.tieWordEmbeddings, !tensors.contains(where: { $0.name == "model.embed_tokens.weight" }),
+            let head = tensors.first(where: { $0.name == "lm_head.weight" })
+        {
+            tensors.append((name: "model.embed_tokens.weight", tensor: head.tensor))
+        }
         try model.params.load(tensors, source: directory)
         return model
     }

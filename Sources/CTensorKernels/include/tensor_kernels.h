@@ -27,6 +27,11 @@ void tk_swiglu_forward(float *out, const float *gate, const float *up, size_t n)
 /// dgate, dup = gradients (written, not accumulated).
 void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
 
+/// out = gelu_tanh(gate) * up over n elements (Gemma's MLP; gelu_tanh is PyTorch's tanh approximation).
+void tk_geglu_forward(float *out, const float *gate, const float *up, size_t n);
+/// dgate, dup = gradients (written, not accumulated).
+void tk_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+
 /// Causal softmax of one attention block in place: rows t of the T x T scores s; a row attends to keys
 /// segStart[t]..t (packed sequences: a document's tokens see only that document). Entries outside are set to 0.
 /// `scale` multiplies the scores first.
@@ -43,6 +48,15 @@ double tk_cross_entropy_forward_backward(float *logits, const int32_t *targets, 
 double tk_cross_entropy_weighted(float *logits, const int32_t *targets, const float *weights, size_t N, size_t V);
 /// Log-softmax probability of each row's target (0 where the target is < 0); logits are left unchanged.
 void tk_target_logprobs(float *out, const float *logits, const int32_t *targets, size_t N, size_t V);
+
+/// x[r][c] += bias[c] over rows of cols.
+void tk_add_bias(float *x, const float *bias, size_t rows, size_t cols);
+/// x += y over n floats.
+void tk_add(float *x, const float *y, size_t n);
+/// Logit soft-capping in place, x = cap * tanh(x / cap); the capped values are also written to `kept`.
+void tk_softcap_forward(float *x, float *kept, size_t n, float cap);
+/// dx *= 1 - (kept / cap)^2, the derivative of the capping at the kept (capped) values.
+void tk_softcap_backward(float *dx, const float *kept, size_t n, float cap);
 
 /// One AdamW step (torch semantics, decoupled decay applied first) over n parameters.
 void tk_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
