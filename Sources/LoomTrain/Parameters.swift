@@ -39,7 +39,15 @@ public struct ParameterInfo: Sendable {
 public final class ParameterStore: @unchecked Sendable {
     public let infos: [ParameterInfo]
     public let values: FloatBuffer
-    public let grads: FloatBuffer
+    /// The gradient buffer, allocated on first use (from one thread): a model only sampled or served never pays
+    /// for one.
+    public var grads: FloatBuffer {
+        if let g = gradBuffer { return g }
+        let g = FloatBuffer(count: values.count)
+        gradBuffer = g
+        return g
+    }
+    private var gradBuffer: FloatBuffer?
     private let index: [String: Int]
 
     public init(_ specs: [(String, [Int])]) {
@@ -51,7 +59,6 @@ public final class ParameterStore: @unchecked Sendable {
         }
         self.infos = infos
         values = FloatBuffer(count: offset)
-        grads = FloatBuffer(count: offset)
         index = Dictionary(uniqueKeysWithValues: infos.enumerated().map { ($1.name, $0) })
     }
 

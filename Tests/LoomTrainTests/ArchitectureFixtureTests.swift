@@ -145,3 +145,37 @@ final class ArchitectureFixtureTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbs(Array(UnsafeBufferPointer(start: logits, count: 2 * 24 * V)), io["merged.logits"]!.floats()), 1e-4, "merged logits")
     }
 }
+
+/// The KV-cache sampler on the families: logits after each chunk of the prompt equal the full forward's (the
+/// fixture's transformers logits), across Gemma's sliding window (T = 24 > W = 8) and Qwen's biases.
+final class FamilyGenerationTests: XCTestCase {
+    override func setUp() { Compute.configure(threads: 2) }
+
+    func testCachedLogitsEqualTheFullForward() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: fixture tests skipped") }
+        for (name, T) in [("gemma3-tiny", 24), ("qwen2-tiny", 24), ("llama3-tiny", 64)] {
+            let dir = shared + "/fixtures/" + name
+            guard FileManager.default.fileExists(atPath: dir + "/io.safetensors") else { throw XCTSkip("\(dir) not present") }
+            let io = try tensors(dir + "/io.safetensors")
+            let model = try LlamaModel.load(directory: dir)
+            let V = model.config.vocabSize
+            let ids = io["input_ids"]!.int64s().map(Int32.init)
+            let want = io["logits"]!.floats()
+            for row in 0..<2 {
+                let session = InferenceSession(model: model, chunk: 5)
+                var at = 0
+                // Chunks of 1, 2, 3, ... tokens: the cache is read at every offset, the window's start included.
+                var size = 1
+                while at < T {
+                    let n = min(size, T - at)
+                    let got = try session.append(Array(ids[(row * T + at)..<(row * T + at + n)]))
+                    at += n
+                    size += 1
+                    let ref = Array(want[((row * T + at - 1) * V)..<((row * T + at) * V)])
+                    // Bound: as the fixture logits (1e-4, the file header), the cache changing only the order of sums.
+                    XCTAssertLessThanOrEqual(maxAbs(got, ref), 1e-4, "\(name) row \(row) after \(at) tokens")
+                }
+            }
+        }
+    }
+}
