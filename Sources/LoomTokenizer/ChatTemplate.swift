@@ -42,6 +42,9 @@ public struct ChatTemplate: Equatable, Sendable {
     public var specialTokens: [String]
     /// Roles whose messages are trained on.
     public var trainedRoles: Set<String> = ["assistant"]
+    /// Templates without a system role (Gemma's): a leading system message's content is put before the first user
+    /// message's, joined by this separator.
+    public var systemIntoFirstUser: String?
 
     public init(
         name: String, begin: String = "", roles: [String: Role], generationPrompt: String, trimContent: Bool = false,
@@ -71,6 +74,22 @@ public struct ChatTemplate: Equatable, Sendable {
         generationPrompt = json["generation_prompt"]?.stringValue ?? ""
         trimContent = json["trim_content"]?.boolValue ?? false
         specialTokens = (json["special_tokens"]?.arrayValue ?? []).compactMap(\.stringValue)
+        systemIntoFirstUser = json["system_into_first_user"]?.stringValue
+    }
+
+    /// The messages as the template lays them out: a leading system message folded into the first user message
+    /// where the template has no system role of its own (`system_into_first_user`).
+    public func arranged(_ messages: [ChatMessage]) -> [ChatMessage] {
+        guard let sep = systemIntoFirstUser, roles["system"] == nil, let first = messages.first, first.role == "system"
+        else { return messages }
+        var rest = Array(messages.dropFirst())
+        let system = trimContent ? first.content.trimmingCharacters(in: .whitespacesAndNewlines) : first.content
+        if let u = rest.firstIndex(where: { $0.role == "user" }) {
+            rest[u].content = system + sep + rest[u].content
+        } else {
+            rest.insert(ChatMessage(role: "user", content: system), at: 0)
+        }
+        return rest
     }
 
     /// Reads a template file.
@@ -95,7 +114,7 @@ public struct ChatTemplate: Equatable, Sendable {
     ) {
         var out = begin
         var spans: [Range<Int>] = []
-        for (i, m) in messages.enumerated() {
+        for (i, m) in arranged(messages).enumerated() {
             guard let r = roles[m.role] else {
                 throw LoomError(
                     "message \(i + 1): role \"\(m.role)\" is not in chat template \(name) (roles: \(roles.keys.sorted().joined(separator: ", ")))")

@@ -37,20 +37,13 @@ public final class ChatModel: @unchecked Sendable {
         let tok = FS.join(directory, "tokenizer.json")
         let codec: TokenCodec = FS.exists(tok) ? try TokenizerCodec.load(tok) : ByteCodec()
         let base = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
-        return try ChatModel(model: model, codec: codec, name: name ?? base, directory: directory)
+        return try ChatModel(
+            model: model, codec: codec, name: name ?? base, directory: directory, chat: try ChatFormat.forVocabulary(codec))
     }
 
     /// The tokens of a conversation followed by the assistant's header: what the model continues.
     public func promptTokens(_ messages: [(role: String, content: String)]) -> [Int32] {
-        let builder = DatasetBuilder(codec: codec, objective: .sft, length: model.config.maxPositions)
-        var t = builder.chatSegment(messages).tokens
-        for part in chat.render([(role: "assistant", content: "")]).first?.parts ?? [] {
-            switch part {
-            case .text(let s): t += codec.encode(s)
-            case .special(let s): t.append(codec.specialId(s) ?? codec.eosId)
-            }
-        }
-        return t
+        DatasetBuilder(codec: codec, objective: .sft, length: model.config.maxPositions, chat: chat).promptTokens(messages)
     }
 
     /// The tokens of plain text (the start-of-text token first when the vocabulary has one).
@@ -59,7 +52,9 @@ public final class ChatModel: @unchecked Sendable {
     /// End of text, and end of turn when the template has one.
     public var stopTokens: Set<Int32> {
         var s: Set<Int32> = [codec.eosId]
-        if let e = codec.specialId("<|im_end|>") { s.insert(e) }
+        for turnEnd in ["<|im_end|>", "<end_of_turn>", "<|eot_id|>"] {
+            if let e = codec.specialId(turnEnd) { s.insert(e) }
+        }
         if let e = model.config.eosTokenId, e < model.config.vocabSize { s.insert(Int32(e)) }
         return s
     }

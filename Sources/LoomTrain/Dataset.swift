@@ -99,11 +99,15 @@ public struct DatasetBuilder {
     /// A conversation's segment through the chat template, targets on the assistant turns only.
     public func chatSegment(_ messages: [(role: String, content: String)]) -> Segment {
         var t: [Int32] = [], loss: [Bool] = []
-        if let b = codec.bosId {
+        let pieces = chat.render(messages)
+        // The start-of-text token, unless the template begins with it (Gemma's <bos>, Llama 3's <|begin_of_text|>).
+        var beginsWithBOS = false
+        if case .special(let s)? = pieces.first?.parts.first, let b = codec.bosId, codec.specialId(s) == b { beginsWithBOS = true }
+        if let b = codec.bosId, !beginsWithBOS {
             t.append(b)
             loss.append(false)
         }
-        for piece in chat.render(messages) {
+        for piece in pieces {
             var ids: [Int32] = []
             for part in piece.parts {
                 switch part {
@@ -115,6 +119,20 @@ public struct DatasetBuilder {
             loss += [Bool](repeating: piece.trained, count: ids.count)
         }
         return Segment(tokens: t, loss: loss)
+    }
+
+    /// The tokens of a conversation followed by the opening of an assistant turn: what a model continues to reply.
+    public func promptTokens(_ messages: [(role: String, content: String)]) -> [Int32] {
+        var t = chatSegment(messages).tokens
+        // The assistant turn's opening: the piece after what the template begins every conversation with.
+        let begin = chat.render([]).count
+        for part in chat.render([(role: "assistant", content: "")]).dropFirst(begin).first?.parts ?? [] {
+            switch part {
+            case .text(let s): t += codec.encode(s)
+            case .special(let s): t.append(codec.specialId(s) ?? codec.eosId)
+            }
+        }
+        return t
     }
 
     /// The segments of one record, or a reason it cannot be used.
@@ -277,7 +295,7 @@ public struct ChatFormat: Sendable {
         self.init(name: t.name) { messages in
             var out: [Piece] = []
             if !t.begin.isEmpty { out.append(Piece(parts: parts(t.begin), trained: false)) }
-            for m in messages {
+            for m in t.arranged(messages.map { ChatMessage(role: $0.role, content: $0.content) }) {
                 // Roles the template does not name are rendered as user turns (never trained).
                 guard let r = t.roles[m.role] ?? t.roles["user"] else { continue }
                 let content = t.trimContent ? m.content.trimmingCharacters(in: .whitespacesAndNewlines) : m.content
@@ -293,6 +311,14 @@ public struct ChatFormat: Sendable {
     public static func named(_ name: String) throws -> ChatFormat {
         if name.hasSuffix(".json") { return ChatFormat(template: try ChatTemplate.load(name)) }
         return ChatFormat(template: try ChatTemplate.named(name, templates: try TemplateDirectory.locate()))
+    }
+
+    /// The template a tokenizer's vocabulary was made for: Gemma's turns where it has `<start_of_turn>`, Llama 3's
+    /// headers where it has `<|start_header_id|>`, else ChatML (Qwen's, and what Loom's own models train with).
+    public static func forVocabulary(_ codec: TokenCodec) throws -> ChatFormat {
+        if codec.specialId("<start_of_turn>") != nil { return try named("gemma") }
+        if codec.specialId("<|start_header_id|>") != nil, codec.specialId("<|im_start|>") == nil { return try named("llama3") }
+        return chatML
     }
 
     /// ChatML (`<|im_start|>role\ncontent<|im_end|>\n`, Qwen's and TRL's default) from templates/chat/chatml.json;
@@ -318,12 +344,13 @@ public struct TokenizerCodec: TokenCodec {
 
     public init(_ tokenizer: Tokenizer, source: String) throws {
         self.tokenizer = tokenizer
-        let eos = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|eot_id|>", "<eos>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first
+        // Gemma's vocabulary also holds <s> and </s> (as plain added tokens): its own <bos> and <eos> come first.
+        let eos = ["<eos>", "<|endoftext|>", "</s>", "<|end_of_text|>", "<|eot_id|>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first
         guard let eos else {
             throw LoomError("\(source): the tokenizer has no end-of-text token (<|endoftext|>, </s> or <|end_of_text|>) to end documents with")
         }
         eosId = eos
-        bosId = ["<s>", "<|begin_of_text|>", "<bos>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first
+        bosId = ["<bos>", "<s>", "<|begin_of_text|>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first
         padId = ["<pad>", "<|pad|>"].lazy.compactMap { tokenizer.id(ofSpecial: $0) }.first ?? eos
     }
 

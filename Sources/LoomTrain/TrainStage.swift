@@ -47,6 +47,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var refModel: String?
     /// ORPO: the chosen NLL over `full` sequences, prompt included (TRL 1.16, the default), or `completion` only.
     public var orpoNll: String?
+    /// The chat template (templates/chat NAME or a .json file); nil: the one the tokenizer was made for.
+    public var chatTemplate: String?
 
     public init() {}
 
@@ -62,14 +64,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         "objective", "preset", "model", "model_config", "steps", "batch_size", "seq_len", "grad_accum", "lr", "warmup",
         "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "eval_fraction", "eval_every",
         "checkpoint_every", "keep_checkpoints", "seed", "beta", "lambda", "ref_model", "orpo_nll", "lora_rank",
-        "lora_alpha", "lora_dropout", "lora_targets",
+        "lora_alpha", "lora_dropout", "lora_targets", "chat_template",
     ]
 
     enum CodingKeys: String, CodingKey {
         case objective, preset, model, modelConfig, steps, batchSize, seqLen, gradAccum, lr, warmup, minLrRatio,
             weightDecay, beta1, beta2, gradClip, evalFraction, evalEvery, checkpointEvery, keepCheckpoints, seed,
             loraRank, loraAlpha, loraDropout, loraTargets
-        case beta, lambda, refModel, orpoNll
+        case beta, lambda, refModel, orpoNll, chatTemplate
     }
 
     public init(from decoder: Decoder) throws {
@@ -103,6 +105,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         lambda = try c.decodeIfPresent(Double.self, forKey: .lambda)
         refModel = try c.decodeIfPresent(String.self, forKey: .refModel)
         orpoNll = try c.decodeIfPresent(String.self, forKey: .orpoNll)
+        chatTemplate = try c.decodeIfPresent(String.self, forKey: .chatTemplate)
     }
 
     /// Checks values before any work; messages name the option.
@@ -252,7 +255,8 @@ public struct TrainStage: Stage {
         guard settings.seqLen <= model.config.maxPositions else {
             throw LoomError("train: seq_len \(settings.seqLen) exceeds the model's max_position_embeddings \(model.config.maxPositions)")
         }
-        let builder = DatasetBuilder(codec: codec, objective: objective, length: settings.seqLen)
+        let chat = try settings.chatTemplate.map { try ChatFormat.named($0) } ?? ChatFormat.forVocabulary(codec)
+        let builder = DatasetBuilder(codec: codec, objective: objective, length: settings.seqLen, chat: chat)
         var records: [(record: JSONValue, window: Bool)] = []
         var pairs: [PreferencePair] = []
         // A preference pair in an SFT input, or a conversation in a DPO/ORPO input, is a valid record for the other

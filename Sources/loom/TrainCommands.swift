@@ -106,6 +106,11 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Projections that get adapters, comma-separated (q,k,v,o,gate,up,down).")
     var loraTargets = "q,k,v,o,gate,up,down"
 
+    @Option(help: ArgumentHelp(
+        "The chat template for conversations: a name in templates/chat (chatml, llama3, gemma) or a .json file.",
+        discussion: "Default: the one the tokenizer's vocabulary was made for: gemma where it has <start_of_turn>, llama3 where it has <|start_header_id|>, else chatml."))
+    var chatTemplate: String?
+
     @Option(help: "Threads (default: the number of cores).")
     var jobs: Int?
 
@@ -133,6 +138,7 @@ struct TrainOptions: ParsableArguments {
         c.loraAlpha = loraAlpha
         c.loraDropout = loraDropout
         c.loraTargets = list(loraTargets).map { Projection(name: $0)?.rawValue ?? $0 }
+        c.chatTemplate = chatTemplate
         return c
     }
 

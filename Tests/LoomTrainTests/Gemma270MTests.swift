@@ -62,4 +62,26 @@ final class Gemma270MTests: XCTestCase {
         }
         print("gemma-3-270m: worst top-20 logit difference \(worst) over \(prompts.count) prompts")
     }
+
+    /// The chat prompt through Gemma's template (chosen from the vocabulary) is the fixture's token for token, and
+    /// Loom's tokenizer reads the model's tokenizer.json to the same ids on every prompt (BOS first).
+    func testChatTemplateAndTokenizerGiveTheFixtureIds() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: gemma-3-270m check skipped") }
+        guard let dir = Self.modelDirectory else {
+            throw XCTSkip("gemma-3-270m not found: set LOOM_GEMMA3_270M to its Hugging Face directory (make test makes .build/models/gemma-3-270m-hf)")
+        }
+        let prompts = try JSONValue.parse(try FS.readText(shared + "/fixtures/gemma3-270m/prompts.json"))["prompts"]!.arrayValue!
+        let codec = try TokenizerCodec.load(dir + "/tokenizer.json")
+        XCTAssertEqual(try ChatFormat.forVocabulary(codec).name, "gemma")
+        for p in prompts {
+            let want = p["input_ids"]!.arrayValue!.map { Int32($0.intValue!) }
+            XCTAssertEqual([codec.bosId!] + codec.encode(p["text"]!.stringValue!), want, p["name"]!.stringValue!)
+        }
+        let chat = prompts.first { $0["name"]?.stringValue == "chat" }!
+        let model = DatasetBuilder(codec: codec, objective: .sft, length: 4096, chat: try ChatFormat.forVocabulary(codec))
+        XCTAssertEqual(model.promptTokens([(role: "user", content: "Write a short poem about the ocean.")]), chat["input_ids"]!.arrayValue!.map { Int32($0.intValue!) })
+        // A system message goes before the first user message's content (Gemma has no system turn).
+        let withSystem = model.promptTokens([(role: "system", content: "Be brief."), (role: "user", content: "Hi")])
+        XCTAssertEqual(codec.decode(withSystem), codec.decode(codec.encode("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n")))
+    }
 }
