@@ -14,26 +14,37 @@ extension LlamaModel {
         }
         let config = try LlamaConfig.load(directory)
         let model = try LlamaModel(config: config)
-        var tensors: [(name: String, tensor: Tensor)] = []
         let single = FS.join(directory, "model.safetensors")
         let index = FS.join(directory, "model.safetensors.index.json")
+        var files: [SafeTensorsFile] = []
         if FS.exists(single) {
-            tensors = try SafeTensors.read(single).tensors
+            files = [try SafeTensorsFile(path: single)]
         } else if FS.exists(index) {
             let j = try JSONValue.parse(try FS.readText(index))
-            let files = Set((j["weight_map"]?.objectValue ?? JSONObject()).compactMap { $0.value.stringValue }).sorted()
-            for f in files { tensors += try SafeTensors.read(FS.join(directory, f)).tensors }
+            let names = Set((j["weight_map"]?.objectValue ?? JSONObject()).compactMap { $0.value.stringValue }).sorted()
+            files = try names.map { try SafeTensorsFile(path: FS.join(directory, $0)) }
         } else {
             throw LoomError("\(directory): no model.safetensors (a Hugging Face model directory is expected)")
         }
-        // A tied checkpoint may still carry lm_head.weight; an untied one must have it. safetensors' save_model
-        // keeps one name of a tied pair, and may keep lm_head.weight alone: then it is the embedding.
-        if config.tieWordEmbeddings, !tensors.contains(where: { $0.name == "model.embed_tokens.weight" }),
-            let head = tensors.first(where: { $0.name == "lm_head.weight" })
-        {
-            tensors.append((name: "model.embed_tokens.weight", tensor: head.tensor))
+        // Each tensor read straight into the parameter buffer (memory stays near the model's size). A tied
+        // checkpoint may still carry lm_head.weight; an untied one must have it. safetensors' save_model keeps one
+        // name of a tied pair, and may keep lm_head.weight alone: then it is the embedding.
+        func find(_ name: String) -> (SafeTensorsFile, SafeTensorsEntry)? {
+            for f in files { if let e = f.entry(name) { return (f, e) } }
+            return nil
         }
-        try model.params.load(tensors, source: directory)
+        for info in model.params.infos {
+            var found = find(info.name)
+            if found == nil, info.name == "model.embed_tokens.weight", config.tieWordEmbeddings { found = find("lm_head.weight") }
+            guard let (file, entry) = found else { throw LoomError("\(directory): tensor '\(info.name)' is missing") }
+            guard entry.shape == info.shape else {
+                throw LoomError("\(file.path): tensor '\(info.name)' has shape \(entry.shape), the config says \(info.shape)")
+            }
+            guard [.f32, .f16, .bf16, .f64].contains(entry.dtype) else {
+                throw LoomError("\(file.path): tensor '\(info.name)' has dtype \(entry.dtype.rawValue); expected a float type")
+            }
+            try file.readFloats(entry.name, into: UnsafeMutableBufferPointer(start: model.params.values.pointer + info.offset, count: info.count))
+        }
         return model
     }
 
