@@ -18,22 +18,38 @@ public enum Compute {
 
     /// Runs body on `count` items split into at most `threads` contiguous ranges of at least `grain` items.
     public static func parallel(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        parallelParts(count, grain: grain) { _, r in body(r) }
+    }
+
+    /// As `parallel`, with each range's part index (0 ..< threads, distinct across the ranges of one call): for
+    /// per-thread partial results that are then added in part order.
+    public static func parallelParts(_ count: Int, grain: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let parts = min(threads, max(1, count / max(1, grain)))
         if parts <= 1 {
-            if count > 0 { body(0..<count) }
+            if count > 0 { body(0, 0..<count) }
             return
         }
         withoutActuallyEscaping(body) { body in
             let b = UnsafeBody(body)
             DispatchQueue.concurrentPerform(iterations: parts) { p in
                 let lo = count * p / parts, hi = count * (p + 1) / parts
-                if lo < hi { b.body(lo..<hi) }
+                if lo < hi { b.body(p, lo..<hi) }
             }
         }
     }
 
+    /// Σ body(range) over `parallel`'s ranges, added in range order (bit-identical run to run).
+    public static func parallelSum(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Double) -> Double {
+        var partial = [Double](repeating: 0, count: threads)
+        partial.withUnsafeMutableBufferPointer { pb in
+            let pp = pb.baseAddress!
+            parallelParts(count, grain: grain) { p, r in pp[p] = body(r) }
+        }
+        return partial.reduce(0, +)
+    }
+
     struct UnsafeBody: @unchecked Sendable {
-        let body: (Range<Int>) -> Void
-        init(_ body: @escaping (Range<Int>) -> Void) { self.body = body }
+        let body: (Int, Range<Int>) -> Void
+        init(_ body: @escaping (Int, Range<Int>) -> Void) { self.body = body }
     }
 }

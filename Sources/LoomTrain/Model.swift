@@ -78,6 +78,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// its weight gradients are not computed.
     public var lora: LoRA?
     public var trainBase = true
+    /// Rows of logits computed at a time by the loss (nil: all of them while [rows, vocab] stays under 32 M
+    /// floats, else chunks of about 8 M floats).
+    public var logitChunkRows: Int?
 
     /// The parameter names and shapes, in transformers' naming.
     public static func parameterSpecs(_ c: LlamaConfig) -> [(String, [Int])] {
@@ -212,8 +215,10 @@ public final class LlamaModel: @unchecked Sendable {
         let c = config
         let B = batch.rows, T = batch.length, N = B * T
         precondition(batch.tokens.count == N && batch.targets.count == N && batch.positions.count == N)
-        if work == nil || work!.rows != B || work!.length != T || work!.threads != Compute.threads {
-            work = Workspace(config: c, rows: B, length: T)
+        if work == nil || work!.rows != B || work!.length != T || work!.threads != Compute.threads
+            || (logitChunkRows != nil && work!.headRows != min(B * T, logitChunkRows!))
+        {
+            work = Workspace(config: c, rows: B, length: T, headRows: logitChunkRows)
         }
         let w = work!
         let D = c.hiddenSize, I = c.intermediateSize, H = c.numHeads, G = c.numKVHeads, hd = c.headDim
@@ -301,6 +306,9 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         rmsnorm(w.lnf, w.rstdf, w.resid[c.numLayers], normWeight(normOffset), N, D, eps)
+        w.headDone = false
+        // A large vocabulary's logits are computed chunk by chunk by the loss (forEachLogitRows).
+        if w.chunkedHead { return w.logits }
         Matmul.parallelGemm(w.lnf, P + headOffset, w.logits, m: N, n: c.vocabSize, k: D, transposeB: true)
         if let cap = c.finalLogitSoftcap {
             let (x, kept, V) = (w.logits, w.capped!, c.vocabSize)
@@ -376,67 +384,106 @@ public final class LlamaModel: @unchecked Sendable {
 
     // MARK: - Loss
 
+    /// Runs `body` over the logits of every row of the last forward, with the row range it gets: all rows at once
+    /// when the forward computed them, else chunks of `Workspace.headRows` rows computed here from the final
+    /// norm's output (a 262,144-token vocabulary makes [rows, vocab] the largest tensor of a step: chunks keep it
+    /// off, as Liger's fused linear cross-entropy does). With `gradient`, `body` leaves d(loss)/d(logits) in the
+    /// rows, and each chunk's gradient goes on through the head at once (d lnf rows, the head weights' gradient).
+    func forEachLogitRows(gradient: Bool, _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        let w = work!, c = config, N = w.rows * w.length
+        guard w.chunkedHead else {
+            body(0..<N, w.logits)
+            return
+        }
+        let V = c.vocabSize, D = c.hiddenSize
+        let P = params.values.pointer
+        var start = 0
+        while start < N {
+            let rows = start..<min(N, start + w.headRows), n = rows.count
+            Matmul.parallelGemm(w.lnf + start * D, P + headOffset, w.logits, m: n, n: V, k: D, transposeB: true)
+            if let cap = c.finalLogitSoftcap {
+                let (x, kept) = (w.logits, w.capped!)
+                Compute.parallel(n * V, grain: 1 << 16) { r in tk_softcap_forward(x + r.lowerBound, kept + r.lowerBound, r.count, Float(cap)) }
+            }
+            body(rows, w.logits)
+            if gradient { headBackward(rows: rows) }
+            start = rows.upperBound
+        }
+        if gradient { w.headDone = true }
+    }
+
+    /// The head's backward for rows whose d(loss)/d(logits) is in the logits buffer (from its start): soft-cap,
+    /// the head weights' gradient (unless frozen), and d(lnf) for those rows into `dln`.
+    func headBackward(rows: Range<Int>) {
+        let w = work!, c = config, V = c.vocabSize, D = c.hiddenSize, n = rows.count
+        if let cap = c.finalLogitSoftcap {
+            let (dx, kept) = (w.logits, w.capped!)
+            Compute.parallel(n * V, grain: 1 << 16) { r in tk_softcap_backward(dx + r.lowerBound, kept + r.lowerBound, r.count, Float(cap)) }
+        }
+        if trainBase {
+            Matmul.parallelGemm(w.logits, w.lnf + rows.lowerBound * D, params.grads.pointer + headOffset, m: V, n: D, k: n, transposeA: true, beta: 1)
+        }
+        Matmul.parallelGemm(w.logits, params.values.pointer + headOffset, w.dln + rows.lowerBound * D, m: n, n: D, k: V)
+    }
+
+    /// Σ over `rows` of `kernel(logits of a row range, its first row, its count)`, the ranges split across threads.
+    func sumOverRows(_ rows: Range<Int>, _ logits: UnsafeMutablePointer<Float>, _ kernel: (UnsafeMutablePointer<Float>, Int, Int) -> Double) -> Double {
+        let V = config.vocabSize
+        return Compute.parallelSum(rows.count, grain: 16) { r in kernel(logits + r.lowerBound * V, rows.lowerBound + r.lowerBound, r.count) }
+    }
+
     /// Cross-entropy of the last forward's logits against `targets`: returns the sum over targeted positions and
-    /// replaces the logits by d(scale · sum)/d logits, ready for `backward`.
+    /// replaces the logits by d(scale · sum)/d logits, ready for `backward` (scale 0: the loss only).
     public func crossEntropy(targets: [Int32], scale: Float) -> Double {
-        let w = work!, V = config.vocabSize
-        let N = targets.count
-        var partial = [Double](repeating: 0, count: Compute.threads)
-        let logits = w.logits
+        let V = config.vocabSize
+        var total = 0.0
         targets.withUnsafeBufferPointer { tp in
             let t = tp.baseAddress!
-            partial.withUnsafeMutableBufferPointer { pb in
-                let pp = pb.baseAddress!
-                Compute.parallel(N, grain: 16) { r in
-                    let slot = r.lowerBound * Compute.threads / N
-                    pp[slot] = tk_cross_entropy_forward_backward(logits + r.lowerBound * V, t + r.lowerBound, r.count, V, scale)
-                }
+            forEachLogitRows(gradient: scale != 0) { rows, logits in
+                total += sumOverRows(rows, logits) { l, first, count in tk_cross_entropy_forward_backward(l, t + first, count, V, scale) }
             }
         }
-        return partial.reduce(0, +)
+        return total
     }
 
     /// Weighted cross-entropy of the last forward's logits: returns Σ weights[n]·(−log p(targets[n])) and replaces
     /// the logits by its gradient (weights[n]·(softmax − onehot) per row), ready for `backward`. With every weight
     /// equal to `scale` this is `crossEntropy`; preference objectives give each sequence's tokens its own weight.
     public func weightedCrossEntropy(targets: [Int32], weights: [Float]) -> Double {
-        let w = work!, V = config.vocabSize
-        let N = targets.count
-        precondition(weights.count == N)
-        var partial = [Double](repeating: 0, count: Compute.threads)
-        let logits = w.logits
+        let V = config.vocabSize
+        precondition(weights.count == targets.count)
+        var total = 0.0
         targets.withUnsafeBufferPointer { tp in
             weights.withUnsafeBufferPointer { wp in
-                partial.withUnsafeMutableBufferPointer { pb in
-                    let (t, wt, pp) = (tp.baseAddress!, wp.baseAddress!, pb.baseAddress!)
-                    Compute.parallel(N, grain: 16) { r in
-                        let slot = r.lowerBound * Compute.threads / N
-                        pp[slot] = tk_cross_entropy_weighted(
-                            logits + r.lowerBound * V, t + r.lowerBound, wt + r.lowerBound, r.count, V)
-                    }
+                let (t, wt) = (tp.baseAddress!, wp.baseAddress!)
+                forEachLogitRows(gradient: true) { rows, logits in
+                    total += sumOverRows(rows, logits) { l, first, count in tk_cross_entropy_weighted(l, t + first, wt + first, count, V) }
                 }
             }
         }
-        return partial.reduce(0, +)
+        return total
     }
 
     /// log p(target) at every position of the last forward (0 where the target is < 0); logits unchanged.
     public func targetLogProbs(targets: [Int32]) -> [Float] {
-        let w = work!, V = config.vocabSize, N = targets.count
+        let V = config.vocabSize, N = targets.count
         var out = [Float](repeating: 0, count: N)
-        let logits = w.logits
         targets.withUnsafeBufferPointer { tp in
             out.withUnsafeMutableBufferPointer { ob in
                 let (t, o) = (tp.baseAddress!, ob.baseAddress!)
-                Compute.parallel(N, grain: 16) { r in
-                    tk_target_logprobs(o + r.lowerBound, logits + r.lowerBound * V, t + r.lowerBound, r.count, V)
+                forEachLogitRows(gradient: false) { rows, logits in
+                    Compute.parallel(rows.count, grain: 16) { r in
+                        let first = rows.lowerBound + r.lowerBound
+                        tk_target_logprobs(o + first, logits + r.lowerBound * V, t + first, r.count, V)
+                    }
                 }
             }
         }
         return out
     }
 
-    /// Logits pointer of the last forward (for objectives that write their own gradient into it).
+    /// Logits pointer of the last forward (for objectives that write their own gradient into it). With a chunked
+    /// head (a large vocabulary) it holds one chunk only: use the loss functions above.
     public var logits: UnsafeMutablePointer<Float> { work!.logits }
 
     // MARK: - Backward
@@ -447,19 +494,20 @@ public final class LlamaModel: @unchecked Sendable {
         let B = w.rows, T = w.length, N = B * T
         let D = c.hiddenSize, I = c.intermediateSize, H = c.numHeads, G = c.numKVHeads, hd = c.headDim
         let qd = H * hd, kvd = G * hd, V = c.vocabSize
-        let P = params.values.pointer, Gr = params.grads.pointer
+        let P = params.values.pointer
+        // The base's gradient buffer only when it trains (reading it allocates it).
+        let Gr = trainBase ? params.grads.pointer : params.values.pointer
         let dres = w.dresid, dln = w.dln
         let sandwich = c.gemmaNorms
-        if let cap = c.finalLogitSoftcap {
-            let (dx, kept) = (w.logits, w.capped!)
-            Compute.parallel(N * V, grain: 1 << 16) { r in tk_softcap_backward(dx + r.lowerBound, kept + r.lowerBound, r.count, Float(cap)) }
-        }
-        // lm_head: dW += dlogitsᵀ · lnf; dlnf = dlogits · W.
+        // lm_head: dW += dlogitsᵀ · lnf; dlnf = dlogits · W (a chunked head did it in the loss).
         let base = trainBase
-        if base { Matmul.parallelGemm(w.logits, w.lnf, Gr + headOffset, m: V, n: D, k: N, transposeA: true, beta: 1) }
-        Matmul.parallelGemm(w.logits, P + headOffset, dln, m: N, n: D, k: V)
+        if w.chunkedHead {
+            precondition(w.headDone, "backward with a chunked head needs a loss with gradient since the forward")
+        } else {
+            headBackward(rows: 0..<N)
+        }
         dres.update(repeating: 0, count: N * D)
-        rmsnormBackward(dres, Gr + normOffset, dln, w.resid[c.numLayers], normWeight(normOffset), w.rstdf, N, D)
+        rmsnormBackward(dres, normGrad(normOffset), dln, w.resid[c.numLayers], normWeight(normOffset), w.rstdf, N, D)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let L = layers[l]
             // MLP: out = resid2 + act · Wdownᵀ (Gemma: resid2 + norm(act · Wdownᵀ)); dy is d/d(act · Wdownᵀ).
@@ -486,7 +534,7 @@ public final class LlamaModel: @unchecked Sendable {
                 a.backward(l, .gate, x: w.ln2[l], dy: w.dgate, dx: dln, rows: N)
                 a.backward(l, .up, x: w.ln2[l], dy: w.dup, dx: dln, rows: N)
             }
-            rmsnormBackward(dres, Gr + L.ln2, dln, w.resid2[l], normWeight(L.ln2), w.rstd2[l], N, D)
+            rmsnormBackward(dres, normGrad(L.ln2), dln, w.resid2[l], normWeight(L.ln2), w.rstd2[l], N, D)
             // Attention: resid2 = resid + atty · Woᵀ (Gemma: resid + norm(atty · Woᵀ)).
             dy = sandwich ? outputNormBackward(L.postAttn, saved: w.ao[l], rstd: w.rstdAo[l], N, D) : dres
             if base { Matmul.parallelGemm(dy, w.atty[l], Gr + L.o, m: D, n: qd, k: N, transposeA: true, beta: 1) }
@@ -500,8 +548,8 @@ public final class LlamaModel: @unchecked Sendable {
             if sandwich {
                 w.dqpre.update(repeating: 0, count: N * qd)
                 w.dkpre.update(repeating: 0, count: N * kvd)
-                rmsnormBackward(w.dqpre, Gr + L.qNorm, w.dq, w.qpre[l], normWeight(L.qNorm), w.rstdq[l], N * H, hd)
-                rmsnormBackward(w.dkpre, Gr + L.kNorm, w.dk, w.kpre[l], normWeight(L.kNorm), w.rstdk[l], N * G, hd)
+                rmsnormBackward(w.dqpre, normGrad(L.qNorm), w.dq, w.qpre[l], normWeight(L.qNorm), w.rstdq[l], N * H, hd)
+                rmsnormBackward(w.dkpre, normGrad(L.kNorm), w.dk, w.kpre[l], normWeight(L.kNorm), w.rstdk[l], N * G, hd)
                 (dQ, dK) = (w.dqpre, w.dkpre)
             }
             if base {
@@ -523,10 +571,11 @@ public final class LlamaModel: @unchecked Sendable {
                 a.backward(l, .k, x: w.ln1[l], dy: dK, dx: dln, rows: N)
                 a.backward(l, .v, x: w.ln1[l], dy: w.dv, dx: dln, rows: N)
             }
-            rmsnormBackward(dres, Gr + L.ln1, dln, w.resid[l], normWeight(L.ln1), w.rstd1[l], N, D)
+            rmsnormBackward(dres, normGrad(L.ln1), dln, w.resid[l], normWeight(L.ln1), w.rstd1[l], N, D)
         }
         // Embedding: rows of the gradient gather back to their tokens (serial: tokens repeat), times the embedding
         // scale; Gemma's pad row takes none (nn.Embedding's padding_idx).
+        guard base else { return }
         let ge = Gr + embedOffset, scale = c.embeddingScale
         let skip: Int32 = c.family == .gemma3 ? Int32(c.padTokenId ?? -1) : -1
         for (n, tok) in w.tokens.enumerated() where tok != skip {
@@ -542,8 +591,14 @@ public final class LlamaModel: @unchecked Sendable {
     ) -> UnsafeMutablePointer<Float> {
         let w = work!
         w.dsub.update(repeating: 0, count: N * D)
-        rmsnormBackward(w.dsub, params.grads.pointer + offset, w.dresid, y, normWeight(offset), rstd, N, D)
+        rmsnormBackward(w.dsub, normGrad(offset), w.dresid, y, normWeight(offset), rstd, N, D)
         return w.dsub
+    }
+
+    /// Where a norm's weight gradient goes: the parameter's gradient, or scratch when the base is frozen (so a
+    /// LoRA run never allocates the base's gradient buffer).
+    func normGrad(_ offset: Int) -> UnsafeMutablePointer<Float> {
+        trainBase ? params.grads.pointer + offset : work!.discard
     }
 
     /// dinp += rmsnorm backward; dweight += its gradient (per-thread partial sums added in thread order).
@@ -555,8 +610,7 @@ public final class LlamaModel: @unchecked Sendable {
         let w = work!
         let parts = w.normScratch
         parts.update(repeating: 0, count: Compute.threads * D)
-        Compute.parallel(N, grain: 64) { r in
-            let slot = r.lowerBound * Compute.threads / N
+        Compute.parallelParts(N, grain: 64) { slot, r in
             tk_rmsnorm_backward(
                 dinp + r.lowerBound * D, parts + slot * D, dout + r.lowerBound * D, inp + r.lowerBound * D, weight,
                 rstd + r.lowerBound, r.count, D)
@@ -575,8 +629,8 @@ public final class LlamaModel: @unchecked Sendable {
         let (dy, dq, dk, dv, scratch) = (w.datty, w.dq, w.dk, w.dv, w.attScratch)
         (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
             let segp = seg.baseAddress!
-            Compute.parallel(B * G) { r in
-                let ds = scratch + (r.lowerBound * Compute.threads / (B * G)) * T * T
+            Compute.parallelParts(B * G) { part, r in
+                let ds = scratch + part * T * T
                 for task in r {
                     let b = task / G, g = task % G
                     let kp = k + b * T * kvd + g * hd, vp = v + b * T * kvd + g * hd
@@ -626,8 +680,15 @@ final class Workspace {
     var dv: UnsafeMutablePointer<Float>, attScratch: UnsafeMutablePointer<Float>, normScratch: UnsafeMutablePointer<Float>
     var normed: UnsafeMutablePointer<Float>, dsub: UnsafeMutablePointer<Float>
     var dqpre: UnsafeMutablePointer<Float>, dkpre: UnsafeMutablePointer<Float>, ones: UnsafeMutablePointer<Float>
+    /// Logits rows computed at once: all of them, or chunks when [rows, vocab] would pass 32 M floats (128 MB).
+    let headRows: Int
+    var chunkedHead: Bool { headRows < rows * length }
+    /// A chunked head's loss has sent the gradient through the head since the last forward.
+    var headDone = false
+    /// Where a frozen base's norm-weight gradients go.
+    var discard: UnsafeMutablePointer<Float>
 
-    init(config c: LlamaConfig, rows: Int, length: Int) {
+    init(config c: LlamaConfig, rows: Int, length: Int, headRows chunk: Int? = nil) {
         self.rows = rows
         self.length = length
         let N = rows * length, D = c.hiddenSize, I = c.intermediateSize
@@ -652,8 +713,10 @@ final class Workspace {
                 ao.append(buf(N * D)); rstdAo.append(buf(N)); mo.append(buf(N * D)); rstdMo.append(buf(N))
             }
         }
-        lnf = buf(N * D); rstdf = buf(N); logits = buf(N * c.vocabSize)
-        capped = c.finalLogitSoftcap == nil ? nil : buf(N * c.vocabSize)
+        headRows = chunk.map { min(N, max(1, $0)) } ?? (N * c.vocabSize <= 1 << 25 ? N : max(1, (1 << 23) / c.vocabSize))
+        lnf = buf(N * D); rstdf = buf(N); logits = buf(headRows * c.vocabSize)
+        capped = c.finalLogitSoftcap == nil ? nil : buf(headRows * c.vocabSize)
+        discard = buf(max(D, c.headDim))
         dresid = buf(N * D); dln = buf(N * D)
         dgate = buf(N * I); dup = buf(N * I); dact = buf(N * I)
         datty = buf(N * qd); dq = buf(N * qd); dk = buf(N * kvd); dv = buf(N * kvd)

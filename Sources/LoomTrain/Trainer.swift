@@ -152,7 +152,7 @@ public final class Trainer {
 
     /// Zeroes gradients and draws this step's LoRA dropout masks.
     func beginStep() {
-        model.params.grads.zero()
+        if model.trainBase { model.params.grads.zero() }
         if let l = model.lora {
             l.params.grads.zero()
             l.training = true

@@ -179,3 +179,63 @@ final class FamilyGenerationTests: XCTestCase {
         }
     }
 }
+
+/// The loss over logits in chunks of rows (a large vocabulary's [rows, vocab] never whole) against all rows at once:
+/// loss, log-probabilities and every gradient, tied (Gemma) and untied (Llama 3), with soft-capping on, for the
+/// plain, the weighted and the frozen-base (LoRA) paths.
+final class ChunkedHeadTests: XCTestCase {
+    override func setUp() { Compute.configure(threads: 2) }
+
+    func testChunkedLogitsGiveTheSameLossAndGradients() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: fixture tests skipped") }
+        for (name, T, cap) in [("gemma3-tiny", 24, nil as Double?), ("llama3-tiny", 64, nil), ("gemma3-tiny", 24, 5.0)] {
+            let dir = shared + "/fixtures/" + name
+            guard FileManager.default.fileExists(atPath: dir + "/io.safetensors") else { throw XCTSkip("\(dir) not present") }
+            let ids = try tensors(dir + "/io.safetensors")["input_ids"]!.int64s().map(Int32.init)
+            let batch = Batch(rows: 2, length: T, tokens: ids)
+            let weights = (0..<(2 * T)).map { Float($0 % 5) / 7 }
+            func run(chunk: Int?, lora: Bool) throws -> (loss: Double, weighted: Double, logps: [Float], grads: [Float]) {
+                let m = try LlamaModel.load(directory: dir)
+                if let cap {
+                    var c = m.config
+                    c.finalLogitSoftcap = cap
+                    let capped = try LlamaModel(config: c)
+                    capped.params.values.copy(from: m.params.values)
+                    return try run(capped, chunk: chunk, lora: lora)
+                }
+                return try run(m, chunk: chunk, lora: lora)
+            }
+            func run(_ m: LlamaModel, chunk: Int?, lora: Bool) throws -> (loss: Double, weighted: Double, logps: [Float], grads: [Float]) {
+                m.logitChunkRows = chunk
+                if lora {
+                    let a = try LoRA(config: LoRAConfig(rank: 4, alpha: 8, dropout: 0, targets: Projection.allCases, seed: 3), model: m.config)
+                    for i in 0..<a.params.count { a.params.values.pointer[i] = Float(i % 13) / 100 - 0.06 }
+                    m.lora = a
+                    m.trainBase = false
+                }
+                m.forward(batch)
+                let logps = m.targetLogProbs(targets: batch.targets)
+                let loss = m.crossEntropy(targets: batch.targets, scale: 1 / Float(batch.targetCount))
+                m.backward()
+                m.forward(batch)
+                let weighted = m.weightedCrossEntropy(targets: batch.targets, weights: weights)
+                m.backward()
+                let grads = lora ? m.lora!.params.grads.array : m.params.grads.array
+                return (loss, weighted, logps, grads)
+            }
+            for lora in [false, true] {
+                let whole = try run(chunk: nil, lora: lora)
+                for chunk in [1, 7, 2 * T - 1] {
+                    let part = try run(chunk: chunk, lora: lora)
+                    // Bound: the head's products are the same sums in other blockings (OpenBLAS by shape): a logit
+                    // moves by ≲ D·u·Σ|x w| ≈ 64 · 6e-8 · 3 ≈ 1e-5, a loss (a mean) and a log-probability by as much,
+                    // and gradients, sums over ≤ 48 rows of those, by ≲ 1e-5 relative to their tensor.
+                    XCTAssertEqual(part.loss, whole.loss, accuracy: 1e-5, "\(name) cap \(String(describing: cap)) chunk \(chunk) lora \(lora)")
+                    XCTAssertEqual(part.weighted, whole.weighted, accuracy: 1e-5 * max(1, abs(whole.weighted)))
+                    XCTAssertLessThanOrEqual(maxAbs(part.logps, whole.logps), 1e-5)
+                    XCTAssertLessThanOrEqual(relativeError(part.grads, whole.grads), 1e-5, "\(name) chunk \(chunk) lora \(lora) gradients")
+                }
+            }
+        }
+    }
+}
