@@ -286,23 +286,16 @@ public final class LlamaModel: @unchecked Sendable {
                 a.forward(l, .gate, x: w.ln2[l], y: w.gate[l], rows: N)
                 a.forward(l, .up, x: w.ln2[l], y: w.up[l], rows: N)
             }
-            let (g, u, a) = (w.gate[l], w.up[l], w.act[l])
-            Compute.parallel(N * I, grain: 4096) { r in
-                if sandwich {
-                    tk_geglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
-                } else {
-                    tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
-                }
-            }
+            activation(l)
             w.resid[l + 1].update(from: w.resid2[l], count: N * D)
             if sandwich {
-                Matmul.parallelGemm(w.act[l], P + L.down, w.mo[l], m: N, n: D, k: I, transposeB: true)
-                lora?.forward(l, .down, x: w.act[l], y: w.mo[l], rows: N)
+                Matmul.parallelGemm(w.act, P + L.down, w.mo[l], m: N, n: D, k: I, transposeB: true)
+                lora?.forward(l, .down, x: w.act, y: w.mo[l], rows: N)
                 rmsnorm(w.normed, w.rstdMo[l], w.mo[l], normWeight(L.postFfw), N, D, eps)
                 add(w.resid[l + 1], w.normed, N * D)
             } else {
-                Matmul.parallelGemm(w.act[l], P + L.down, w.resid[l + 1], m: N, n: D, k: I, transposeB: true, beta: 1)
-                lora?.forward(l, .down, x: w.act[l], y: w.resid[l + 1], rows: N)
+                Matmul.parallelGemm(w.act, P + L.down, w.resid[l + 1], m: N, n: D, k: I, transposeB: true, beta: 1)
+                lora?.forward(l, .down, x: w.act, y: w.resid[l + 1], rows: N)
             }
         }
         rmsnorm(w.lnf, w.rstdf, w.resid[c.numLayers], normWeight(normOffset), N, D, eps)
@@ -323,6 +316,20 @@ public final class LlamaModel: @unchecked Sendable {
     ) {
         Compute.parallel(N, grain: 64) { r in
             tk_rmsnorm_forward(out + r.lowerBound * D, rstd + r.lowerBound, inp + r.lowerBound * D, weight, r.count, D, eps)
+        }
+    }
+
+    /// The MLP's activation of layer l into the workspace's one `act` buffer (forward, and again in backward,
+    /// which is cheaper than keeping N x intermediate floats per layer): silu(gate)·up, or gelu_tanh(gate)·up.
+    func activation(_ l: Int) {
+        let w = work!, n = w.rows * w.length * config.intermediateSize, gemma = config.gemmaNorms
+        let (g, u, a) = (w.gate[l], w.up[l], w.act)
+        Compute.parallel(n, grain: 4096) { r in
+            if gemma {
+                tk_geglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+            } else {
+                tk_swiglu_forward(a + r.lowerBound, g + r.lowerBound, u + r.lowerBound, r.count)
+            }
         }
     }
 
@@ -357,28 +364,35 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// softmax(q kᵀ · scale + mask) v per row and query head; query head h reads KV head h / (H / G). The mask is
-    /// causal within each document and, in sliding layers, the last `slidingWindow` positions.
+    /// causal within each document and, in sliding layers, the last `slidingWindow` positions. The probabilities
+    /// are not kept: backward computes them again (attentionProbabilities), so memory holds one T x T block per
+    /// thread, not one per head and layer.
     func attentionForward(_ l: Int, B: Int, T: Int) {
         let c = config, w = work!
         let H = c.numHeads, G = c.numKVHeads, hd = c.headDim, per = H / G
         let qd = H * hd, kvd = G * hd
-        let scale = c.attentionScale
-        let (q, k, v, att, y) = (w.q[l], w.k[l], w.v[l], w.att[l], w.atty[l])
-        (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
-            let segp = seg.baseAddress!
-            Compute.parallel(B * G) { r in
-                for task in r {
-                    let b = task / G, g = task % G
-                    let kp = k + b * T * kvd + g * hd, vp = v + b * T * kvd + g * hd
-                    for h in (g * per)..<((g + 1) * per) {
-                        let qp = q + b * T * qd + h * hd
-                        let s = att + (b * H + h) * T * T
-                        Matmul.gemm(qp, lda: qd, kp, ldb: kvd, s, ldc: T, m: T, n: T, k: hd, transposeB: true)
-                        tk_attention_softmax_forward(s, segp + b * T, T, scale)
-                        Matmul.gemm(s, lda: T, vp, ldb: kvd, y + b * T * qd + h * hd, ldc: qd, m: T, n: hd, k: T)
-                    }
+        let (v, y) = (w.v[l], w.atty[l])
+        Compute.parallelParts(B * G) { part, r in
+            let s = w.attScratch + part * 2 * T * T
+            for task in r {
+                let b = task / G, g = task % G
+                for h in (g * per)..<((g + 1) * per) {
+                    attentionProbabilities(l, b: b, h: h, T: T, into: s)
+                    Matmul.gemm(s, lda: T, v + b * T * kvd + g * hd, ldb: kvd, y + b * T * qd + h * hd, ldc: qd, m: T, n: hd, k: T)
                 }
             }
+        }
+    }
+
+    /// Row b, query head h of layer l: P = softmax(q kᵀ · scale + mask) into s ([T, T]), the same bits in forward
+    /// and backward.
+    func attentionProbabilities(_ l: Int, b: Int, h: Int, T: Int, into s: UnsafeMutablePointer<Float>) {
+        let c = config, w = work!
+        let hd = c.headDim, g = h / (c.numHeads / c.numKVHeads)
+        let qd = c.numHeads * hd, kvd = c.numKVHeads * hd
+        Matmul.gemm(w.q[l] + b * T * qd + h * hd, lda: qd, w.k[l] + b * T * kvd + g * hd, ldb: kvd, s, ldc: T, m: T, n: T, k: hd, transposeB: true)
+        (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
+            tk_attention_softmax_forward(s, seg.baseAddress! + b * T, T, c.attentionScale)
         }
     }
 
@@ -512,9 +526,10 @@ public final class LlamaModel: @unchecked Sendable {
             let L = layers[l]
             // MLP: out = resid2 + act · Wdownᵀ (Gemma: resid2 + norm(act · Wdownᵀ)); dy is d/d(act · Wdownᵀ).
             var dy = sandwich ? outputNormBackward(L.postFfw, saved: w.mo[l], rstd: w.rstdMo[l], N, D) : dres
-            if base { Matmul.parallelGemm(dy, w.act[l], Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1) }
+            activation(l)
+            if base { Matmul.parallelGemm(dy, w.act, Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1) }
             Matmul.parallelGemm(dy, P + L.down, w.dact, m: N, n: I, k: D)
-            lora?.backward(l, .down, x: w.act[l], dy: dy, dx: w.dact, rows: N)
+            lora?.backward(l, .down, x: w.act, dy: dy, dx: w.dact, rows: N)
             let (dg, du, da, g, u) = (w.dgate, w.dup, w.dact, w.gate[l], w.up[l])
             Compute.parallel(N * I, grain: 4096) { r in
                 let o = r.lowerBound
@@ -625,12 +640,12 @@ public final class LlamaModel: @unchecked Sendable {
         let H = c.numHeads, G = c.numKVHeads, hd = c.headDim, per = H / G
         let qd = H * hd, kvd = G * hd
         let scale = c.attentionScale
-        let (q, k, v, att) = (w.q[l], w.k[l], w.v[l], w.att[l])
-        let (dy, dq, dk, dv, scratch) = (w.datty, w.dq, w.dk, w.dv, w.attScratch)
+        let (q, k, v) = (w.q[l], w.k[l], w.v[l])
+        let (dy, dq, dk, dv) = (w.datty, w.dq, w.dk, w.dv)
         (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
             let segp = seg.baseAddress!
             Compute.parallelParts(B * G) { part, r in
-                let ds = scratch + part * T * T
+                let p = w.attScratch + part * 2 * T * T, ds = p + T * T
                 for task in r {
                     let b = task / G, g = task % G
                     let kp = k + b * T * kvd + g * hd, vp = v + b * T * kvd + g * hd
@@ -638,7 +653,7 @@ public final class LlamaModel: @unchecked Sendable {
                     for h in (g * per)..<((g + 1) * per) {
                         let qp = q + b * T * qd + h * hd, dqp = dq + b * T * qd + h * hd
                         let dyp = dy + b * T * qd + h * hd
-                        let p = att + (b * H + h) * T * T
+                        attentionProbabilities(l, b: b, h: h, T: T, into: p)
                         let first: Float = h == g * per ? 0 : 1
                         // dV += Pᵀ dY; dP = dY Vᵀ; dS = softmax backward (scale folded in); dQ = dS K; dK += dSᵀ Q.
                         Matmul.gemm(p, lda: T, dyp, ldb: qd, dvp, ldc: kvd, m: T, n: hd, k: T, transposeA: true, beta: first)
@@ -662,10 +677,12 @@ final class Workspace {
     var resid: [UnsafeMutablePointer<Float>] = []
     var ln1: [UnsafeMutablePointer<Float>] = [], rstd1: [UnsafeMutablePointer<Float>] = []
     var q: [UnsafeMutablePointer<Float>] = [], k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
-    var att: [UnsafeMutablePointer<Float>] = [], atty: [UnsafeMutablePointer<Float>] = []
+    var atty: [UnsafeMutablePointer<Float>] = []
     var resid2: [UnsafeMutablePointer<Float>] = []
     var ln2: [UnsafeMutablePointer<Float>] = [], rstd2: [UnsafeMutablePointer<Float>] = []
-    var gate: [UnsafeMutablePointer<Float>] = [], up: [UnsafeMutablePointer<Float>] = [], act: [UnsafeMutablePointer<Float>] = []
+    var gate: [UnsafeMutablePointer<Float>] = [], up: [UnsafeMutablePointer<Float>] = []
+    /// The MLP activation of the layer being computed (recomputed in backward).
+    var act: UnsafeMutablePointer<Float>
     // Gemma: q and k before their norms and the norms' 1/rms, the attention and MLP outputs before theirs.
     var qpre: [UnsafeMutablePointer<Float>] = [], kpre: [UnsafeMutablePointer<Float>] = []
     var rstdq: [UnsafeMutablePointer<Float>] = [], rstdk: [UnsafeMutablePointer<Float>] = []
@@ -704,9 +721,9 @@ final class Workspace {
         for _ in 0..<c.numLayers {
             ln1.append(buf(N * D)); rstd1.append(buf(N))
             q.append(buf(N * qd)); k.append(buf(N * kvd)); v.append(buf(N * kvd))
-            att.append(buf(rows * c.numHeads * length * length)); atty.append(buf(N * qd))
+            atty.append(buf(N * qd))
             resid2.append(buf(N * D)); ln2.append(buf(N * D)); rstd2.append(buf(N))
-            gate.append(buf(N * I)); up.append(buf(N * I)); act.append(buf(N * I))
+            gate.append(buf(N * I)); up.append(buf(N * I))
             if gemma {
                 qpre.append(buf(N * qd)); kpre.append(buf(N * kvd))
                 rstdq.append(buf(N * c.numHeads)); rstdk.append(buf(N * c.numKVHeads))
@@ -714,13 +731,14 @@ final class Workspace {
             }
         }
         headRows = chunk.map { min(N, max(1, $0)) } ?? (N * c.vocabSize <= 1 << 25 ? N : max(1, (1 << 23) / c.vocabSize))
+        act = buf(N * I)
         lnf = buf(N * D); rstdf = buf(N); logits = buf(headRows * c.vocabSize)
         capped = c.finalLogitSoftcap == nil ? nil : buf(headRows * c.vocabSize)
         discard = buf(max(D, c.headDim))
         dresid = buf(N * D); dln = buf(N * D)
         dgate = buf(N * I); dup = buf(N * I); dact = buf(N * I)
         datty = buf(N * qd); dq = buf(N * qd); dk = buf(N * kvd); dv = buf(N * kvd)
-        attScratch = buf(max(1, Compute.threads) * length * length)
+        attScratch = buf(max(1, Compute.threads) * 2 * length * length)
         normScratch = buf(max(1, Compute.threads) * max(D, c.headDim))
         normed = buf(gemma ? N * D : 1); dsub = buf(gemma ? N * D : 1)
         dqpre = buf(gemma ? N * qd : 1); dkpre = buf(gemma ? N * kvd : 1)
