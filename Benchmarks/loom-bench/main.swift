@@ -15,6 +15,11 @@
 //                                                  file at 4,096 tokens, and N samples (1,000,000) drawn from them
 //   loom-bench verilog DIR [--runs N]              Verilog parse MB/s and files/s vs pyverilog (one reused parser) and
 //                                                  pyslang (SyntaxTree.fromText) on the .v files all three parse
+//   loom-bench lora MODEL_DIR STAGE_DIR [--seq 1024] [--steps 4] [--runs N]
+//                                                  LoRA SFT of a pretrained model vs transformers + PEFT on the same
+//                                                  rows (tokens/s, peak memory); Benchmarks/peers/lora_sft_bench.py
+//   loom-bench decode MODEL_DIR [--tokens 64] [--runs N]
+//                                                  greedy decoding tokens/s vs transformers' generate, same prompt
 //   loom-bench train [--runs N] [--hidden ...]   training tokens/s and peak memory vs PyTorch (transformers Llama,
 //                                                  AdamW, fp32, same config and threads); MFU against measured sgemm
 //   loom-bench dpo [--runs N] [--pairs N]          one DPO epoch over the same pairs vs PyTorch (chosen/rejected
@@ -300,6 +305,15 @@ guard FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
 }
+// lora and decode share some option names with train: their own values, read first.
+var loraShape = LoRABench()
+var decodeTokens = 64
+if ["lora", "lora-child", "decode", "decode-child"].contains(args.first ?? "") {
+    if let v = option("--tokens").flatMap(Int.init) { decodeTokens = v }
+    for (k, path) in [("--seq", \LoRABench.seq), ("--steps", \.steps), ("--warmup", \.warmup), ("--threads", \.threads), ("--rank", \.rank)] {
+        if let v = option(k).flatMap(Int.init) { loraShape[keyPath: path] = v }
+    }
+}
 var trainShape = TrainShape()
 for (k, path) in [
     ("--hidden", \TrainShape.hidden), ("--intermediate", \.intermediate), ("--layers", \.layers), ("--heads", \.heads),
@@ -334,6 +348,10 @@ case ("tokenizer", _) where args.count >= 2:
     tokenizerBench(args[1], megabytes: tokenizerMegabytes, runs: runs, tokenizers: toks)
 case ("train", 1): train(trainShape, runs: runs)
 case ("train-child", 1): trainChild(trainShape)
+case ("lora", 3): loraBench(model: args[1], stage: args[2], loraShape, runs: runs)
+case ("lora-child", 3): loraChild(model: args[1], rows: args[2], loraShape)
+case ("decode", 2): decodeBench(model: args[1], tokens: decodeTokens, threads: loraShape.threads, runs: runs)
+case ("decode-child", 2): decodeChild(model: args[1], tokens: decodeTokens, threads: loraShape.threads)
 case ("dpo", _): dpoBench(dpoShape(threads: trainShape.threads), model: trainShape, runs: runs)
 case ("dpo-child", _) where args.count >= 2: dpoChild(args[1], shape: dpoShape(threads: trainShape.threads), model: trainShape)
 case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
