@@ -3,7 +3,8 @@ Python with torch and transformers is present.
 
   hf_interop.py write DIR [--tied] [--kv-heads N]   a random LlamaForCausalLM saved with save_pretrained, plus
                                                      DIR/expected.safetensors: input_ids and transformers' logits
-  hf_interop.py logits DIR OUT                       loads DIR (written by Loom) with from_pretrained and saves the
+  hf_interop.py logits DIR OUT                       loads DIR (written by Loom; Llama, Qwen 2 or Gemma 3) with
+                                                     AutoModelForCausalLM.from_pretrained and saves the
                                                      logits of OUT's input_ids into OUT (logits_hf)
   hf_interop.py peft BASE ADAPTER OUT                loads BASE, then the LoRA ADAPTER (written by Loom) with
                                                      PeftModel.from_pretrained; saves OUT's logits as logits_hf
@@ -12,7 +13,7 @@ import sys
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 torch.set_num_threads(1)
 
@@ -37,7 +38,7 @@ def write(d, tied, kv):
 
 
 def logits(d, out):
-    m = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
+    m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
     t = load_file(out)
     with torch.no_grad():
         t["logits_hf"] = m(input_ids=t["input_ids"]).logits.contiguous()
@@ -46,7 +47,7 @@ def logits(d, out):
 
 def peft_logits(base, adapter, out):
     from peft import PeftModel
-    m = LlamaForCausalLM.from_pretrained(base, torch_dtype=torch.float32)
+    m = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     m = PeftModel.from_pretrained(m, adapter).eval()
     t = load_file(out)
     with torch.no_grad():

@@ -105,7 +105,9 @@ extension LlamaConfig {
         o.append("num_hidden_layers", .int(numLayers))
         o.append("num_key_value_heads", .int(numKVHeads))
         o.append("pad_token_id", padTokenId.map { .int($0) } ?? .null)
-        o.append("query_pre_attn_scalar", .double(queryPreAttnScalar ?? Double(headDim)))
+        // transformers' config dataclass wants an integer here when it is one.
+        let scalar = queryPreAttnScalar ?? Double(headDim)
+        o.append("query_pre_attn_scalar", scalar.rounded() == scalar ? .int(Int(scalar)) : .double(scalar))
         o.append("rms_norm_eps", .double(rmsNormEps))
         o.append("rope_local_base_freq", .double(localRopeTheta ?? 10_000))
         var fullRope: JSONValue = ["rope_theta": .double(ropeTheta), "rope_type": "default"]

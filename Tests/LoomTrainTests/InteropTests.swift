@@ -66,44 +66,69 @@ final class CheckpointInteropTests: XCTestCase {
         }
     }
 
-    func testLoomCheckpointLoadsInTransformers() throws {
-        let dir = tempDir("loom-out")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let c = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositions: 64)
-        let m = try LlamaModel(config: c)
-        m.initialize(seed: 21, std: 0.1)
-        try m.save(directory: dir + "/model")
-        let ids = randomTokens(2 * 24, vocab: 200, seed: 4)
-        let mine = logits(m, ids, rows: 2)
-        let out = dir + "/logits.safetensors"
-        try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 24]))], to: out)
-        try runPythonChecked([interopScript, "logits", dir + "/model", out])
-        let hf = try tensors(out)["logits_hf"]!.floats()
-        XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4)
+    /// Small configs of each family Loom writes: Llama (GQA), Qwen 2 (q/k/v biases, tied) and Gemma 3 (its norms,
+    /// q/k norms, a sliding window shorter than the sequence, two rotary bases, GELU, tied).
+    static var familyConfigs: [(String, LlamaConfig)] {
+        let llama = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositions: 64)
+        var qwen = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, ropeTheta: 1e6, rmsNormEps: 1e-6, maxPositions: 64, tieWordEmbeddings: true)
+        qwen.family = .qwen2
+        qwen.attentionBias = true
+        var gemma = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 3, numHeads: 4, numKVHeads: 1, headDim: 16, ropeTheta: 1e6, rmsNormEps: 1e-6, maxPositions: 64, tieWordEmbeddings: true)
+        gemma.family = .gemma3
+        gemma.queryPreAttnScalar = 16
+        gemma.slidingWindow = 6
+        gemma.slidingLayers = [true, true, false]
+        gemma.localRopeTheta = 10000
+        gemma.padTokenId = 0
+        return [("llama", llama), ("qwen2", qwen), ("gemma3", gemma)]
     }
 
-    /// A LoRA adapter written by Loom, loaded with PEFT onto the same base, gives Loom's logits.
+    /// A model of each family written by Loom loads with from_pretrained and gives Loom's logits.
+    func testLoomCheckpointLoadsInTransformers() throws {
+        for (name, c) in Self.familyConfigs {
+            let dir = tempDir("loom-out-\(name)")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let m = try LlamaModel(config: c)
+            m.initialize(seed: 21, std: 0.1)
+            // Norm weights away from their initial values, so (1 + w) versus w would show.
+            for info in m.params.infos where info.shape.count == 1 {
+                for j in 0..<info.count { m.params.values.pointer[info.offset + j] += Float((j % 7) - 3) / 50 }
+            }
+            try m.save(directory: dir + "/model")
+            let ids = randomTokens(2 * 24, vocab: 200, seed: 4)
+            let mine = logits(m, ids, rows: 2)
+            let out = dir + "/logits.safetensors"
+            try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 24]))], to: out)
+            try runPythonChecked([interopScript, "logits", dir + "/model", out])
+            let hf = try tensors(out)["logits_hf"]!.floats()
+            // Bound: as the fixture checks (1e-4; f32 sums of ≤ 64 terms in two libraries' orders).
+            XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4, name)
+        }
+    }
+
+    /// A LoRA adapter written by Loom, loaded with PEFT onto the same base, gives Loom's logits (each family).
     func testLoRAAdapterLoadsWithPEFT() throws {
         guard pythonHas("peft") else { throw XCTSkip("peft not installed: LoRA interop check skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)") }
-        let dir = tempDir("peft")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let c = LlamaConfig(vocabSize: 200, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositions: 64)
-        let m = try LlamaModel(config: c)
-        m.initialize(seed: 22, std: 0.1)
-        try m.save(directory: dir + "/base")
-        let lora = try LoRA(config: LoRAConfig(rank: 4, alpha: 8, dropout: 0.1, seed: 2), model: c)
-        var r = SplitMix64(seed: 1)
-        for info in lora.params.infos where info.name.hasSuffix("lora_B.weight") {
-            for j in 0..<info.count { lora.params.values.pointer[info.offset + j] = Float(Int(r.next() % 2001) - 1000) / 5000 }
+        for (name, c) in Self.familyConfigs {
+            let dir = tempDir("peft-\(name)")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let m = try LlamaModel(config: c)
+            m.initialize(seed: 22, std: 0.1)
+            try m.save(directory: dir + "/base")
+            let lora = try LoRA(config: LoRAConfig(rank: 4, alpha: 8, dropout: 0.1, seed: 2), model: c)
+            var r = SplitMix64(seed: 1)
+            for info in lora.params.infos where info.name.hasSuffix("lora_B.weight") {
+                for j in 0..<info.count { lora.params.values.pointer[info.offset + j] = Float(Int(r.next() % 2001) - 1000) / 5000 }
+            }
+            try lora.save(directory: dir + "/adapter", baseModel: dir + "/base")
+            lora.training = false
+            m.lora = lora
+            let ids = randomTokens(2 * 16, vocab: 200, seed: 8)
+            let mine = logits(m, ids, rows: 2)
+            let out = dir + "/logits.safetensors"
+            try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 16]))], to: out)
+            try runPythonChecked([interopScript, "peft", dir + "/base", dir + "/adapter", out])
+            XCTAssertLessThanOrEqual(maxAbs(mine, try tensors(out)["logits_hf"]!.floats()), 1e-4, name)
         }
-        try lora.save(directory: dir + "/adapter", baseModel: dir + "/base")
-        lora.training = false
-        m.lora = lora
-        let ids = randomTokens(2 * 16, vocab: 200, seed: 8)
-        let mine = logits(m, ids, rows: 2)
-        let out = dir + "/logits.safetensors"
-        try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 16]))], to: out)
-        try runPythonChecked([interopScript, "peft", dir + "/base", dir + "/adapter", out])
-        XCTAssertLessThanOrEqual(maxAbs(mine, try tensors(out)["logits_hf"]!.floats()), 1e-4)
     }
 }
