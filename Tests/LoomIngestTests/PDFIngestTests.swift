@@ -131,6 +131,8 @@ final class PDFIngestTests: XCTestCase {
         XCTAssertTrue(text.contains("thirty days of the loss"), text)
         let ocr = recs[0]["meta"]?["ocr"]
         XCTAssertEqual(ocr?["pages"]?.arrayValue, [.int(2)])
+        // Not rounding: tesseract's mean word confidence on a clean page drawn with cairo, which it reads at 90 or more;
+        // 70 fails only a misread page (tesseract's CPU-picked dot-product kernels move it far less than that).
         XCTAssertGreaterThan(ocr?["mean_confidence"]?.doubleValue ?? 0, 70)
         var c = PDFIngestConfig(paths: [dir + "/scan.pdf"])
         c.ocr = "never"
@@ -231,6 +233,8 @@ final class PDFCorpusTests: XCTestCase {
                 if strict >= 0.99 { strictPass += 1 }
                 compared += 1
                 if sim < worst.0 { worst = (sim, "\(path) page \(i + 1)") }
+                // Not rounding: both are poppler's text (glyph codes, no CPU-dependent arithmetic); the 1% allows the
+                // layout differences between its two text paths.
                 XCTAssertGreaterThanOrEqual(sim, 0.99, "\(path) page \(i + 1)")
             }
         }
@@ -269,7 +273,11 @@ final class PDFCorpusTests: XCTestCase {
                 environment: ["OMP_THREAD_LIMIT": "1"]) ?? ""
             let cliCER = Double(TextDistance.levenshtein(TextDistance.normalized(cli), truth)) / Double(truth.count)
             print("\(name) (\(langs.joined(separator: "+"))): Loom CER \(loomCER), tesseract command CER \(cliCER)")
+            // Not rounding: a quality bar for the English page; the Korean page has none (1.0) and is held to the
+            // command's result below.
             XCTAssertLessThanOrEqual(loomCER, bar, name)
+            // The same engine on the same pixels on the same CPU (so the same SIMD kernels): Loom must not read worse.
+            // Equal readings give equal ratios (same integer counts, same division): the 1e-9 is slack, not a bound.
             XCTAssertLessThanOrEqual(loomCER, cliCER + 1e-9, name)
         }
     }

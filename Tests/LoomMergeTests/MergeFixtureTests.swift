@@ -1,5 +1,5 @@
 // Every merge method against the reference fixture: mergekit 0.1.5's outputs for tiny Llama models
-// ($LOOM_SHARED/fixtures/merge, see its README), within 1e-6.
+// ($LOOM_SHARED/fixtures/merge, see its README), within mergekit's stated float32 error plus Loom's own rounding.
 
 import Foundation
 import LoomCore
@@ -49,16 +49,27 @@ final class MergeFixtureTests: XCTestCase {
         let got = try SafeTensorsFile(path: dir + "/model.safetensors")
         XCTAssertEqual(got.names.sorted(), want.map(\.name).sorted(), expected, file: file, line: line)
         XCTAssertEqual(report.tensors, 21, file: file, line: line)
-        var worst = 0.0
+        let models = try ["base", "ft_a", "ft_b"].map { try SafeTensorsFile(path: fixture + "/\($0)/model.safetensors") }
+        var worst = (0.0, 0.0)
         for (name, t) in want {
             guard let e = got.entry(name) else { continue }
             XCTAssertEqual(e.shape, t.shape, "\(expected) \(name)", file: file, line: line)
             XCTAssertEqual(e.dtype, .f32, file: file, line: line)
             let a = try got.floats(name)
             let b = t.floats()
-            for i in 0..<min(a.count, b.count) { worst = max(worst, Double(abs(a[i] - b[i]))) }
+            let (base, fa, fb) = (try models[0].floats(name), try models[1].floats(name), try models[2].floats(name))
+            for i in 0..<min(a.count, b.count) {
+                // mergekit's float32 output is within 9e-8 of the float64 formulas (fixture README); Loom adds in
+                // double and rounds the output once (u·|out|) and each delta θ − base once in float32 (u·|δ|, times
+                // a weight·rescale ≤ 2).
+                let deltas = abs(Double(fa[i]) - Double(base[i])) + abs(Double(fb[i]) - Double(base[i]))
+                let bound = 9e-8 + 0x1p-24 * (Double(abs(b[i])) + 2 * deltas)
+                let d = Double(abs(a[i] - b[i]))
+                if d > bound { XCTFail("\(expected) \(name)[\(i)]: \(a[i]) against \(b[i]), bound \(bound)", file: file, line: line) }
+                if d / bound > worst.1 { worst = (d, d / bound) }
+            }
         }
-        XCTAssertLessThanOrEqual(worst, 1e-6, "\(expected): largest difference \(worst)", file: file, line: line)
+        print("merge fixture \(expected): largest difference/bound \(worst.1) (difference \(worst.0))")
         // The output is a Hugging Face directory: config.json from the base (or first) model.
         XCTAssertEqual(
             try FS.readText(dir + "/config.json"),
@@ -134,9 +145,13 @@ final class MergeFixtureTests: XCTestCase {
             for i in 0..<x.count {
                 let sum = deltas[0][i] + deltas[1][i]
                 let mixed = deltas.map { $0[i] }.filter { sum >= 0 ? $0 > 0 : $0 < 0 }.reduce(0, +)
-                worst = max(worst, abs(Double(merged[i]) - (x[i] + mixed)))
+                // Loom rounds the output once (u·|out|) and each delta once in float32 before weighting and
+                // rescaling (u·|w·s·δ|, and the L1 rescale it feeds, ≤ u more): u·|out| + 2u·Σ|w·s·δ|.
+                let bound = 0x1p-24 * (abs(x[i] + mixed) + 2 * (abs(deltas[0][i]) + abs(deltas[1][i])))
+                XCTAssertEqual(Double(merged[i]), x[i] + mixed, accuracy: bound, "\(name)[\(i)]")
+                if bound > 0 { worst = max(worst, abs(Double(merged[i]) - (x[i] + mixed)) / bound) }
             }
         }
-        XCTAssertLessThanOrEqual(worst, 1e-6)
+        print("dare_ties against its formula: largest difference/bound \(worst)")
     }
 }

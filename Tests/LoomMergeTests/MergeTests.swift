@@ -93,7 +93,8 @@ final class MergeTests: XCTestCase {
             """)
         for (name, a) in ms[0] {
             let want = zip(a, ms[1][name]!).map { (Double($0) + 3 * Double($1)) / 4 }
-            for (x, y) in zip(try got.floats(name), want) { XCTAssertEqual(Double(x), y, accuracy: 1e-6) }
+            // Computed in double and rounded once to float32: within half an ulp, u·|y|.
+            for (x, y) in zip(try got.floats(name), want) { XCTAssertEqual(Double(x), y, accuracy: 0x1p-24 * abs(y)) }
         }
         // config.json from the first model, tokenizer files copied, the config kept beside the weights.
         XCTAssertTrue(FS.exists(dir + "/out/config.json"))
@@ -121,8 +122,9 @@ final class MergeTests: XCTestCase {
             """)
         let q0 = try got.floats("model.layers.0.self_attn.q_proj.weight")
         let q1 = try got.floats("model.layers.1.self_attn.q_proj.weight")
-        for (x, y) in zip(q0, ms[0]["model.layers.0.self_attn.q_proj.weight"]!) { XCTAssertEqual(x, y, accuracy: 1e-6) }
-        for (x, y) in zip(q1, ms[1]["model.layers.1.self_attn.q_proj.weight"]!) { XCTAssertEqual(x, y, accuracy: 1e-6) }
+        // t = 0 and 1: the coefficients are sin(θ)/sin(θ) = 1 and sin(0) = 0 exactly, so the inputs come back exactly.
+        XCTAssertEqual(q0, ms[0]["model.layers.0.self_attn.q_proj.weight"]!)
+        XCTAssertEqual(q1, ms[1]["model.layers.1.self_attn.q_proj.weight"]!)
         // t = 0.5 elsewhere: the spherical midpoint (sin(θ/2)/sin θ on both sides).
         let a = ms[0]["model.layers.0.mlp.up_proj.weight"]!.map(Double.init)
         let b = ms[1]["model.layers.0.mlp.up_proj.weight"]!.map(Double.init)
@@ -130,14 +132,16 @@ final class MergeTests: XCTestCase {
         let theta = acos(zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } / (na * nb))
         let c = sin(theta / 2) / sin(theta)
         for (x, (p, q)) in zip(try got.floats("model.layers.0.mlp.up_proj.weight"), zip(a, b)) {
-            XCTAssertEqual(Double(x), c * p + c * q, accuracy: 1e-6)
+            // The same double formula rounded once to float32 (u·|y|), plus double rounding in c (a few 2^-52).
+            XCTAssertEqual(Double(x), c * p + c * q, accuracy: 0x1p-24 * abs(c * p + c * q) + 0x1p-50 * (abs(c * p) + abs(c * q)))
         }
     }
 
     func testParameterEvaluation() {
         let grad = ParameterSetting.list([.int(0), .double(0.5), .int(1)])
-        XCTAssertEqual(grad.evaluate(tensor: "x", t: 0.25)?.doubleValue ?? -1, 0.25, accuracy: 1e-12)
-        XCTAssertEqual(grad.evaluate(tensor: "x", t: 1)?.doubleValue ?? -1, 1, accuracy: 1e-12)
+        // One linear interpolation in double between list entries: within a few ulps of 1 (2^-50).
+        XCTAssertEqual(grad.evaluate(tensor: "x", t: 0.25)?.doubleValue ?? -1, 0.25, accuracy: 0x1p-50)
+        XCTAssertEqual(grad.evaluate(tensor: "x", t: 1)?.doubleValue ?? -1, 1, accuracy: 0x1p-50)
         let conds = ParameterSetting.conditions([
             .init(filter: "mlp", value: .scalar(.double(0.9))), .init(filter: nil, value: .scalar(.double(0.1))),
         ])
@@ -165,7 +169,9 @@ final class MergeTests: XCTestCase {
             """)
         for (name, base) in ms[0] {
             for (i, x) in try got.floats(name).enumerated() {
-                XCTAssertEqual(Double(x), Double(ms[1][name]![i]) + Double(ms[2][name]![i]) - Double(base[i]), accuracy: 1e-6)
+                // Each delta θ − base rounds once in float32 (u·|δ|), the double sum once more on output (u·|y|).
+                let (d1, d2) = (Double(ms[1][name]![i]) - Double(base[i]), Double(ms[2][name]![i]) - Double(base[i]))
+                XCTAssertEqual(Double(x), Double(base[i]) + d1 + d2, accuracy: 0x1p-24 * (abs(Double(base[i]) + d1 + d2) + abs(d1) + abs(d2)))
             }
         }
     }
@@ -189,7 +195,8 @@ final class MergeTests: XCTestCase {
         // Trimmed: x → [0.4, 0, 0, -0.8], y → [0, 0.5, 0, 0.6]. Signs of sums: +, +, + (0 ≥ 0), − (−0.2).
         // Kept: [0.4], [0.5], none, [−0.8] → divided by the kept weights (1, 1, 0 → 1, 1).
         let w = try got.floats("w")
-        for (a, b) in zip(w, [0.4, 0.5, 0, -0.8] as [Float]) { XCTAssertEqual(a, b, accuracy: 1e-7) }
+        // Each kept value is one input delta (δ − 0 exact) times weight 1 over a kept weight of 1: exact.
+        XCTAssertEqual(w, [0.4, 0.5, 0, -0.8] as [Float])
     }
 
     func testKeepLargestMatchesSorting() {
@@ -231,6 +238,7 @@ final class MergeTests: XCTestCase {
         XCTAssertEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors")))
         XCTAssertNotEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/c/model.safetensors")))
         let m = try SeededDropMask(seed: 9).mask(model: "m", modelIndex: 0, tensor: "t", count: 100_000, density: 0.3)
+        // Not rounding: the kept fraction of 100,000 Bernoulli(0.3) draws has sd √(0.21/1e5) = 0.0015; 0.01 is 7 sd.
         XCTAssertEqual(Double(m.reduce(0) { $0 + Int($1) }) / 100_000, 0.3, accuracy: 0.01)
         XCTAssertNotEqual(m, try SeededDropMask(seed: 9).mask(model: "m", modelIndex: 1, tensor: "t", count: 100_000, density: 0.3))
     }

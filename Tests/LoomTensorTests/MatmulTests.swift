@@ -20,7 +20,13 @@ final class MatmulTests: XCTestCase {
                         }
                     }
                     let r = Matmul.reference(a, b, m: m, n: n, k: k, transposeA: ta, transposeB: tb)
-                    for i in c.indices { XCTAssertEqual(c[i], r[i], accuracy: 1e-4 * Float(k), "\(m)x\(n)x\(k) \(ta) \(tb)") }
+                    let mag = Matmul.reference(a.map(abs), b.map(abs), m: m, n: n, k: k, transposeA: ta, transposeB: tb)
+                    for i in c.indices {
+                        // Worst case for a float32 sum of k products in any order, blocking or FMA: γ_k·Σ|a_i b_i|,
+                        // γ_k = k·u/(1 − k·u) (Higham, Thm 3.5); plus the reference's own rounding to float32 (u·|r|).
+                        let u = 0x1p-24, gamma = Double(k) * u / (1 - Double(k) * u)
+                        XCTAssertEqual(Double(c[i]), Double(r[i]), accuracy: gamma * Double(mag[i]) * (1 + u) + u * Double(abs(r[i])), "\(m)x\(n)x\(k) \(ta) \(tb)")
+                    }
                 }
             }
         }

@@ -1,6 +1,7 @@
-// Checkpoints cross between Loom and transformers both ways with the same logits (within 1e-4): a model written by
-// transformers' save_pretrained loads in Loom, and a model Loom writes loads with from_pretrained. Runs when
-// python3 with torch and transformers is installed (Benchmarks/peers/hf_interop.py), skips otherwise.
+// Checkpoints cross between Loom and transformers both ways with the same logits (within rounding: bounds from the
+// float64 reference of ErrorBounds.swift): a model written by transformers' save_pretrained loads in Loom, and a model
+// Loom writes loads with from_pretrained. Runs when python3 with torch and transformers is installed
+// (Benchmarks/peers/hf_interop.py), skips otherwise.
 
 import Foundation
 import LoomCore
@@ -52,6 +53,18 @@ final class CheckpointInteropTests: XCTestCase {
         return Array(UnsafeBufferPointer(start: p, count: ids.count * m.config.vocabSize))
     }
 
+    /// Loom and transformers are two float32 evaluations: per logit 8·√(sd_loom² + sd_torch²), each from the float64
+    /// reference `r` (transformers adds its RMSNorm and softmax sums in float32; both sides' RoPE tables included).
+    func bound(_ r: ReferenceLlama, _ ids: [Int32], rows: Int) -> [Double] {
+        let b = Batch(rows: rows, length: ids.count / rows, tokens: ids)
+        r.loomKernels = true
+        r.forward(b)
+        let loom = r.logits.sd
+        r.loomKernels = false
+        r.forward(b)
+        return differenceBound(loom, r.logits.sd)
+    }
+
     func testTransformersCheckpointLoadsInLoom() throws {
         for (name, args) in [("untied-gqa", ["--kv-heads", "2"]), ("tied-mha", ["--tied", "--kv-heads", "4"])] {
             let dir = tempDir("hf-\(name)")
@@ -61,8 +74,11 @@ final class CheckpointInteropTests: XCTestCase {
             XCTAssertEqual(m.config.tieWordEmbeddings, name.hasPrefix("tied"))
             XCTAssertEqual(m.config.ropeTheta, 5000)
             let ex = try tensors(dir + "/expected.safetensors")
-            let got = logits(m, ex["input_ids"]!.int64s().map(Int32.init), rows: 2)
-            XCTAssertLessThanOrEqual(maxAbs(got, ex["logits"]!.floats()), 1e-4, name)
+            let ids = ex["input_ids"]!.int64s().map(Int32.init)
+            let got = logits(m, ids, rows: 2)
+            // Per logit: 8·√(sd_loom² + sd_torch²), from the float64 reference (bound(_:_:rows:)).
+            let r = assertWithinBound(doubles(got), doubles(ex["logits"]!.floats()), bound(ReferenceLlama(model: m), ids, rows: 2), name)
+            print("transformers checkpoint \(name) in Loom: logits' worst difference/bound \(r)")
         }
     }
 
@@ -101,8 +117,15 @@ final class CheckpointInteropTests: XCTestCase {
             try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 24]))], to: out)
             try runPythonChecked([interopScript, "logits", dir + "/model", out])
             let hf = try tensors(out)["logits_hf"]!.floats()
-            // Bound: as the fixture checks (1e-4; f32 sums of ≤ 64 terms in two libraries' orders).
-            XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4, name)
+            if c.family == .llama {
+                // Per logit: 8·√(sd_loom² + sd_torch²), from the float64 reference (bound(_:_:rows:)).
+                let r = assertWithinBound(doubles(mine), doubles(hf), bound(ReferenceLlama(model: m), ids, rows: 2), name)
+                print("Loom checkpoint in transformers (\(name)): logits' worst difference/bound \(r)")
+            } else {
+                // ReferenceLlama has no Qwen 2 or Gemma 3 layers: the bar, 1e-4 (the fixtures README's
+                // tolerance for an f32 implementation; the gemma3/qwen2 fixture tests measure ~3e-6).
+                XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4, name)
+            }
         }
     }
 
@@ -128,7 +151,14 @@ final class CheckpointInteropTests: XCTestCase {
             let out = dir + "/logits.safetensors"
             try SafeTensors.write([("input_ids", Tensor(int64s: ids.map(Int64.init), shape: [2, 16]))], to: out)
             try runPythonChecked([interopScript, "peft", dir + "/base", dir + "/adapter", out])
-            XCTAssertLessThanOrEqual(maxAbs(mine, try tensors(out)["logits_hf"]!.floats()), 1e-4, name)
+            let hf = try tensors(out)["logits_hf"]!.floats()
+            if c.family == .llama {
+                // As above, with the adapter path's own rounding carried as weight errors (loraReference).
+                let worst = assertWithinBound(doubles(mine), doubles(hf), bound(loraReference(m, lora, merged: false), ids, rows: 2), "PEFT")
+                print("Loom LoRA adapter in PEFT: logits' worst difference/bound \(worst)")
+            } else {
+                XCTAssertLessThanOrEqual(maxAbs(mine, hf), 1e-4, name)  // as above
+            }
         }
     }
 }

@@ -9,6 +9,33 @@ import XCTest
 
 @testable import LoomTrain
 
+/// The float64 reference (ErrorBounds.swift) of a model with adapters, as the merged weights W + s·B·A. The
+/// rounding the adapter path adds is carried as weight errors: x·Aᵀ then ·Bᵀ (in + r terms) and the add onto x·Wᵀ
+/// are a sum of in + r + 1 products per output, √(in + r + 1)·u·s·|B||A| per weight; merged instead, the merge
+/// itself rounds each weight once in a sum of r + 1 terms: √(r + 1)·u·(|W| + s·|B||A|).
+func loraReference(_ m: LlamaModel, _ lora: LoRA, merged: Bool) -> ReferenceLlama {
+    var weights: [String: [Float]] = [:], errors: [String: [Double]] = [:]
+    for info in m.params.infos { weights[info.name] = m.params.tensor(info).floats() }
+    let s = Double(lora.config.scale), r = lora.config.rank
+    var exact: [String: [Double]] = weights.mapValues { $0.map(Double.init) }
+    for info in lora.params.infos where info.name.hasSuffix(".lora_A.weight") {
+        let module = String(info.name.dropLast(".lora_A.weight".count))
+        let a = lora.params.tensor(info).floats().map(Double.init)
+        let b = lora.params.tensor(lora.params.info(module + ".lora_B.weight")!).floats().map(Double.init)
+        let inDim = info.shape[1], outDim = b.count / r
+        let ba = dgemm(b, a, m: outDim, n: inDim, k: r), mag = dgemm(b.map(abs), a.map(abs), m: outDim, n: inDim, k: r)
+        let w = exact[module + ".weight"]!
+        exact[module + ".weight"] = zip(w, ba).map { $0 + s * $1 }
+        errors[module + ".weight"] = (0..<w.count).map { j in
+            merged ? Double(r + 1).squareRoot() * u32 * (abs(w[j]) + s * mag[j]) : Double(inDim + r + 1).squareRoot() * u32 * s * mag[j]
+        }
+    }
+    let ref = ReferenceLlama(config: m.config, weights: weights)
+    ref.w = exact
+    ref.weightErrors = errors
+    return ref
+}
+
 final class LoRATests: XCTestCase {
     override func setUp() { Compute.configure(threads: 2) }
 
@@ -57,21 +84,42 @@ final class LoRATests: XCTestCase {
             m.forward(b)
             return m.crossEntropy(targets: b.targets, scale: 1) / Double(b.targetCount)
         }
+        // The loss's and the gradients' error scales from the reference of the adapted model (dropout changes which
+        // inputs reach A, not the scale of the rounding).
+        let ref = loraReference(m, lora, merged: false)
+        ref.forward(b)
+        let n = Double(b.targetCount)
+        let lossSD = ref.crossEntropy(
+            targets: b.targets, weights: [Double](repeating: 1 / n, count: b.targets.count),
+            weightErrors: [Double](repeating: u32 / n, count: b.targets.count)).sd
+        ref.backward()
+        let s = Double(lora.config.scale), rank = lora.config.rank
         var r = SplitMix64(seed: 9)
-        let v = lora.params.values.pointer
+        var worst = 0.0
         for info in lora.params.infos {
+            // dA = s·Bᵀ·dW and dB = s·dW·Aᵀ with dW the merged weight's gradient: its error scale (reference) carried.
+            let isA = info.name.hasSuffix(".lora_A.weight")
+            let module = String(info.name.dropLast(".lora_A.weight".count))
+            let other = lora.params.tensor(lora.params.info(module + (isA ? ".lora_B.weight" : ".lora_A.weight"))!).floats()
+            let dW = ref.grads[module + ".weight"]!.sd, cols = ref.w[module + ".weight"]!.count / (isA ? other.count / rank : info.shape[0])
             for _ in 0..<2 {
-                let i = info.offset + Int(r.next() % UInt64(info.count))
-                let old = v[i]
-                v[i] = old + 1e-2
-                let up = loss()
-                v[i] = old - 1e-2
-                let down = loss()
-                v[i] = old
-                let numeric = (up - down) / 2e-2
-                XCTAssertEqual(Double(grad[i]), numeric, accuracy: 2e-3 + 0.02 * abs(numeric), "\(info.name) dropout \(dropout)")
+                let j = Int(r.next() % UInt64(info.count)), i = info.offset + j
+                let gradSD: Double
+                if isA {  // A[k, c]: Σ_o B[o, k]·dW[o, c]
+                    let (k, c) = (j / cols, j % cols)
+                    gradSD = s * (0..<other.count / rank).reduce(0.0) { $0 + pow(Double(other[$1 * rank + k]) * dW[$1 * cols + c], 2) }.squareRoot()
+                } else {  // B[o, k]: Σ_c dW[o, c]·A[k, c]
+                    let (o, k) = (j / rank, j % rank)
+                    gradSD = s * (0..<cols).reduce(0.0) { $0 + pow(dW[o * cols + $1] * Double(other[k * cols + $1]), 2) }.squareRoot()
+                }
+                let (numeric, bound) = centralDifference(at: lora.params.values.pointer + i, h: 1e-2, lossSD: lossSD, loss: loss)
+                // The difference's own error (truncation and rounding: centralDifference) + 8 sd of the gradient's.
+                let tol = bound + lambda * gradSD
+                XCTAssertEqual(Double(grad[i]), numeric, accuracy: tol, "\(info.name) dropout \(dropout)")
+                worst = max(worst, abs(Double(grad[i]) - numeric) / tol)
             }
         }
+        print("LoRA finite differences, dropout \(dropout): worst difference/bound \(worst)")
     }
 
     func testGradientsMatchFiniteDifferences() throws { try checkFiniteDifferences(dropout: 0) }
@@ -91,9 +139,16 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(back.params.values.array, m.lora!.params.values.array)
         XCTAssertEqual(back.config.targets, m.lora!.config.targets)
         let lora = m.lora!
+        lora.training = false
+        let viaAdapter = loraReference(m, lora, merged: false), viaMerge = loraReference(m, lora, merged: true)
+        viaAdapter.forward(b)
+        viaMerge.forward(b)
         m.lora = nil
         lora.merge(into: m)
-        XCTAssertLessThanOrEqual(maxAbs(logits(m, b), want), 1e-4)
+        // Two float32 evaluations of the same function, adapter path and merged weights: 8 sd of the difference,
+        // each from the reference with its path's rounding carried as weight errors.
+        let r = assertWithinBound(doubles(logits(m, b)), doubles(want), differenceBound(viaAdapter.logits.sd, viaMerge.logits.sd), "merged logits")
+        print("LoRA merge: logits' worst difference/bound \(r)")
     }
 
     func testTrainingMovesOnlyTheAdapters() throws {

@@ -48,6 +48,22 @@ final class TransformersGenerateTests: XCTestCase {
             let prompt = (c["prompt"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int32.init) }
             let want = (c["generated"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int32.init) }
             let got = try model.continuation(ids: prompt, options: SamplingOptions(maxTokens: 40))
+            // Greedy tokens agree where the lead of the top logit exceeds what rounding can move the top two by,
+            // 8·√(sd_loom² + sd_torch²) each (float64 reference on the sequence so far): checked at every step.
+            let r = ReferenceLlama(model: model.model)
+            for step in want.indices {
+                let seq = prompt + want[..<step]
+                let b = Batch(rows: 1, length: seq.count, tokens: Array(seq))
+                let V = model.model.config.vocabSize, o = (seq.count - 1) * V
+                r.loomKernels = true
+                r.forward(b)
+                let z = Array(r.logits.v[o..<o + V]), loom = Array(r.logits.sd[o..<o + V])
+                r.loomKernels = false
+                r.forward(b)
+                let bound = differenceBound(loom, Array(r.logits.sd[o..<o + V]))
+                let top = Int(want[step]), second = z.indices.filter { $0 != top }.max { z[$0] < z[$1] }!
+                XCTAssertGreaterThan(z[top] - z[second], bound[top] + bound[second], "step \(step): the greedy choice is within rounding")
+            }
             XCTAssertEqual(got.tokens, want, "prompt of \(prompt.count) tokens")
             XCTAssertEqual(got.finishReason, "length")
         }
