@@ -13,7 +13,7 @@ test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
-.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env
+.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env gemma
 
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
@@ -73,6 +73,11 @@ reference-env:
 	  mkdir -p $(MODELS); bash $(LOOM_SHARED)/models/gemma-3-270m.sh $(MODELS) $(REFERENCE_VENV) >$(MODELS)/make.log 2>&1 \
 	    || { tail -20 $(MODELS)/make.log; echo "error: $(LOOM_SHARED)/models/gemma-3-270m.sh failed (log: $(MODELS)/make.log)"; exit 1; }; \
 	fi
+
+# Gemma 3 270M (base) as a Hugging Face directory in .build/models (the reference environment makes it), then the
+# example pipeline that fine-tunes it with LoRA on the demo's reading-comprehension data (examples/gemma-lora.yaml).
+gemma: release reference-env
+	.build/release/loom run examples/gemma-lora.yaml
 
 # XCTest only (the suite has no Swift Testing tests): the whole suite, then the numeric tests under each other
 # OpenBLAS core type this CPU runs (Tests/run-suite.sh); the last line is the plain "N passed, N failed" count.

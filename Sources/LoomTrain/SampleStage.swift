@@ -7,6 +7,8 @@ import LoomTensor
 
 public struct SampleConfig: Codable, Equatable, Sendable {
     public var model = ""
+    /// A LoRA adapter directory (PEFT layout, e.g. a `train` step with lora_rank) folded into `model` first.
+    public var adapter: String?
     public var prompts: [String] = []
     /// Prompts go through the chat template as a user turn (the default), or are continued as plain text.
     public var chat = true
@@ -15,13 +17,14 @@ public struct SampleConfig: Codable, Equatable, Sendable {
     public var seed = 0
 
     public init() {}
-    public static let keys = ["model", "prompts", "chat", "max_tokens", "temperature", "seed"]
+    public static let keys = ["model", "adapter", "prompts", "chat", "max_tokens", "temperature", "seed"]
 
-    enum CodingKeys: String, CodingKey { case model, prompts, chat, maxTokens, temperature, seed }
+    enum CodingKeys: String, CodingKey { case model, adapter, prompts, chat, maxTokens, temperature, seed }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(String.self, forKey: .model)
+        adapter = try c.decodeIfPresent(String.self, forKey: .adapter)
         prompts = try c.decode([String].self, forKey: .prompts)
         chat = try c.decodeIfPresent(Bool.self, forKey: .chat) ?? true
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 64
@@ -50,12 +53,17 @@ public struct SampleStage: Stage {
     public var name: String { "sample" }
     public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
     public var inputs: [StageInput] {
-        FS.exists(FS.join(settings.model, Manifest.fileName)) ? [.stage(settings.model)] : []
+        [settings.model, settings.adapter].compactMap { $0 }.filter { FS.exists(FS.join($0, Manifest.fileName)) }.map { .stage($0) }
     }
 
     public func run(_ ctx: StageContext) throws {
         Compute.configure(threads: threads)
-        let m = try ChatModel.load(directory: modelDirectory)
+        var m = try ChatModel.load(directory: modelDirectory)
+        if let a = settings.adapter {
+            // The adapter folded into the weights (the sampler reads the weights, not the adapters).
+            try LoRA.load(directory: a, model: m.model.config).merge(into: m.model)
+            m = try ChatModel(model: m.model, codec: m.codec, name: m.name, directory: modelDirectory, chat: m.chat)
+        }
         for (i, prompt) in settings.prompts.enumerated() {
             let o = SamplingOptions(
                 temperature: settings.temperature, seed: UInt64(settings.seed + i), maxTokens: settings.maxTokens)

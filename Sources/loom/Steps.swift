@@ -133,6 +133,7 @@ enum Steps {
             "sample": { ctx in
                 var c = try ctx.step.options.decode(SampleConfig.self, allowedKeys: SampleConfig.keys + ["jobs"], context: ctx.location)
                 c.model = try ctx.resolveStep(c.model)
+                c.adapter = try c.adapter.map { try ctx.resolveStep($0) }
                 do { return try SampleStage(config: c, threads: ctx.step.options["jobs"]?.intValue ?? jobs) } catch let e as LoomError {
                     throw LoomError("\(ctx.location): \(e.message)")
                 }

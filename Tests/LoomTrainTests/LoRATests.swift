@@ -184,4 +184,44 @@ final class LoRATests: XCTestCase {
             FileManager.default.contents(atPath: dir + "/lora-b/adapter_model.safetensors"),
             FileManager.default.contents(atPath: dir + "/lora-a/adapter_model.safetensors"))
     }
+
+    /// The sample step with `adapter`: the adapter folded into the base gives what the merged model gives.
+    func testSampleStepFoldsTheAdapterIn() throws {
+        let dir = tempDir("lora-sample")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try recordsDirectory(textRecords(20), in: dir)
+        var c = TrainConfig()
+        c.steps = 3
+        c.batchSize = 2
+        c.seqLen = 64
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/base", options: RunOptions(quiet: true))
+        c.loraRank = 4
+        c.model = dir + "/base"
+        c.preset = nil
+        c.lr = 0.05
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/lora", options: RunOptions(quiet: true))
+        // The merged model written out, sampled without an adapter: the reference.
+        let merged = try LlamaModel.load(directory: dir + "/base")
+        try LoRA.load(directory: dir + "/lora", model: merged.config).merge(into: merged)
+        try merged.save(directory: dir + "/merged")
+        if FS.exists(dir + "/base/tokenizer.json") { try FileManager.default.copyItem(atPath: dir + "/base/tokenizer.json", toPath: dir + "/merged/tokenizer.json") }
+        var s = SampleConfig()
+        s.prompts = ["The quick brown", "A second prompt"]
+        s.chat = false
+        s.maxTokens = 12
+        s.model = dir + "/base"
+        s.adapter = dir + "/lora"
+        let withAdapter = try StageRunner.run(SampleStage(config: s, threads: 1), directory: dir + "/s1", options: RunOptions(quiet: true))
+        s.model = dir + "/merged"
+        s.adapter = nil
+        _ = try StageRunner.run(SampleStage(config: s, threads: 1), directory: dir + "/s2", options: RunOptions(quiet: true))
+        s.model = dir + "/base"
+        _ = try StageRunner.run(SampleStage(config: s, threads: 1), directory: dir + "/s3", options: RunOptions(quiet: true))
+        XCTAssertEqual(withAdapter.manifest.records, 2)
+        func completions(_ d: String) throws -> [String] {
+            try FS.readText(d + "/part-00000.jsonl").split(separator: "\n").map { try JSONValue.parse(String($0))["completion"]!.stringValue! }
+        }
+        XCTAssertEqual(try completions(dir + "/s1"), try completions(dir + "/s2"))
+        XCTAssertNotEqual(try completions(dir + "/s1"), try completions(dir + "/s3"), "the adapter changes the samples")
+    }
 }
