@@ -257,6 +257,8 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     /// Byte offset relative to the data section.
     public let offset: Int
     public let byteCount: Int
+    /// Bytes per row (ne0 / block size × type size).
+    public let rowBytes: Int
     /// Where the tensor's info starts in the file (for messages).
     public let infoOffset: Int
 
@@ -266,7 +268,6 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     /// Values per row (ne0), and rows (the product of the other dimensions).
     public var rowLength: Int { ne.first ?? 1 }
     public var rows: Int { rowLength == 0 ? 0 : count / rowLength }
-    public var rowBytes: Int { rowLength / type.blockSize * type.typeSize }
 }
 
 /// A GGUF file, parsed and memory-mapped. Tensor bytes are read from the mapping on request; the mapping lives as
@@ -391,7 +392,8 @@ public final class GGUFFile: @unchecked Sendable {
                 throw c.failure(field, at: r.at, "row length \(ne0) is not a multiple of \(r.type.name)'s block size \(r.type.blockSize)")
             }
             let (bytes, over) = (count / r.type.blockSize).multipliedReportingOverflow(by: r.type.typeSize)
-            guard !over else { throw c.failure(field, at: r.at, "its size overflows") }
+            let (rowBytes, overRow) = (ne0 / r.type.blockSize).multipliedReportingOverflow(by: r.type.typeSize)
+            guard !over, !overRow else { throw c.failure(field, at: r.at, "its size overflows") }
             guard r.offset % align == 0 else {
                 throw c.failure(field + " offset", at: r.at, "offset \(r.offset) is not a multiple of the alignment \(align)")
             }
@@ -400,7 +402,8 @@ public final class GGUFFile: @unchecked Sendable {
                     field + " offset", at: r.at,
                     "bytes \(r.offset)..<\(r.offset &+ bytes) of the data section lie outside it (\(dataSize) bytes: truncated file?)")
             }
-            infos.append(GGUFTensorInfo(name: r.name, type: r.type, ne: r.ne, offset: r.offset, byteCount: bytes, infoOffset: r.at))
+            infos.append(
+                GGUFTensorInfo(name: r.name, type: r.type, ne: r.ne, offset: r.offset, byteCount: bytes, rowBytes: rowBytes, infoOffset: r.at))
         }
         tensors = infos
         tensorIndex = names

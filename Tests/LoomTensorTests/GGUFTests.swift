@@ -346,6 +346,11 @@ final class GGUFTests: XCTestCase {
         put64(1 << 40, &b, at: wInfo + 13)
         put64(1 << 40, &b, at: wInfo + 21)
         expectError(b, ["tensor 'w'", "overflow"])
+        // No elements (a zero dimension) but a row too long to count in bytes (found by the fuzzer).
+        b = ok
+        put64(0x7f68_4a1d_f769_0000, &b, at: wInfo + 13)
+        put64(0, &b, at: wInfo + 21)
+        expectError(b, ["tensor 'w'", "overflow"])
         // Truncated: every cut inside the header or the data is an error (the file ends with v's 34 bytes and 30 of
         // padding, so a cut in the padding is not).
         for n in [3, 10, 20, 30, vInfo + 5, vOffsetAt + 2, ok.count - 40, ok.count - 31] {
