@@ -1,0 +1,142 @@
+// GGUF to a Hugging Face directory ($LOOM_SHARED/fixtures/gguf and gemma3-tiny; the real Gemma 3 270M Q4_K_M file
+// and the directory transformers made from it under $LOOM_MODELS, see GGUFTests.swift's realGemmaModels()): the
+// config, the tensors and the tokenizer must be what transformers reads from the same file.
+
+import Foundation
+import LoomCore
+import LoomTensor
+import LoomTokenizer
+import XCTest
+
+@testable import LoomTrain
+
+/// `$LOOM_MODELS` (default: `models` beside the repository), holding gemma-3-270m-q4_k_m.gguf and gemma-3-270m-hf/
+/// as $LOOM_SHARED/models/gemma-3-270m.sh makes them.
+func realGemmaModels() throws -> (gguf: String, hf: String) {
+    let models = ProcessInfo.processInfo.environment["LOOM_MODELS"]
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("models").path
+    let gguf = models + "/gemma-3-270m-q4_k_m.gguf", hf = models + "/gemma-3-270m-hf"
+    guard FileManager.default.fileExists(atPath: gguf), FileManager.default.fileExists(atPath: hf + "/tokenizer.json") else {
+        throw XCTSkip("\(gguf) or \(hf) not present (make them with $LOOM_SHARED/models/gemma-3-270m.sh; LOOM_MODELS names their folder)")
+    }
+    return (gguf, hf)
+}
+
+func ggufFixture(_ name: String) throws -> String {
+    guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: GGUF import tests skipped") }
+    let p = shared + "/fixtures/gguf/" + name
+    guard FileManager.default.fileExists(atPath: p) else { throw XCTSkip("\(p) not present") }
+    return p
+}
+
+final class GGUFImportTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-ggufimport-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// The tiny files' config is gemma3-tiny's (sliding pattern and local base from the two extra keys), and the
+    /// real file's is the one transformers made (pattern and local base from llama.cpp's rule).
+    func testConfigFromMetadata() throws {
+        let tinyDir = try XCTUnwrap(sharedDirectory()) + "/fixtures/gemma3-tiny"
+        let want = try LlamaConfig.load(tinyDir)
+        for type in ["f32", "f16", "q8_0"] {
+            let c = try GGUFImport.config(try GGUFFile(path: try ggufFixture("gemma3-tiny-\(type).gguf")))
+            XCTAssertEqual(c, want, type)
+            XCTAssertEqual(c.slidingLayers, [true, true, true, false])
+        }
+        let (gguf, hf) = try realGemmaModels()
+        let real = try GGUFImport.config(try GGUFFile(path: gguf))
+        // transformers writes GGUF's float32 epsilon as the double 9.999999974752427e-07; Loom writes the shortest
+        // decimal of the same float32 (1e-06), which is what the original config said. Equal as float32.
+        var hfConfig = try LlamaConfig.load(hf)
+        XCTAssertEqual(Float(hfConfig.rmsNormEps), Float(real.rmsNormEps))
+        hfConfig.rmsNormEps = real.rmsNormEps
+        XCTAssertEqual(real, hfConfig)
+        XCTAssertEqual(real.slidingLayers.enumerated().filter { !$0.element }.map(\.offset), [5, 11, 17])
+        XCTAssertEqual(real.localRopeTheta, 10_000)
+        XCTAssertEqual(real.queryPreAttnScalar, 256)
+    }
+
+    /// gemma3-tiny-f32.gguf's tensors are gemma3-tiny's: every weight bit for bit; every norm exactly
+    /// fl(fl(w + 1) − 1), the float32 round trip of convert_hf_to_gguf's + 1 and the import's − 1.
+    func testTinyTensorsEqualSafetensors() throws {
+        let g = try GGUFFile(path: try ggufFixture("gemma3-tiny-f32.gguf"))
+        let want = try tensors(try XCTUnwrap(sharedDirectory()) + "/fixtures/gemma3-tiny/model.safetensors")
+        let got = try GGUFImport.tensors(g)
+        XCTAssertEqual(Set(got.map(\.name)), Set(want.keys).subtracting(["lm_head.weight"]))
+        var norms = 0
+        for (name, t) in got {
+            let w = try XCTUnwrap(want[name], name)
+            XCTAssertEqual(t.shape, w.shape, name)
+            let expected = name.hasSuffix("norm.weight") ? w.floats().map { ($0 + 1) - 1 } : w.floats()
+            if name.hasSuffix("norm.weight") { norms += 1 }
+            XCTAssertEqual(t.floats().map(\.bitPattern), expected.map(\.bitPattern), name)
+        }
+        XCTAssertEqual(norms, 4 * 6 + 1)
+    }
+
+    /// Importing the real Q4_K_M file gives the tensors transformers dequantized from it, bit for bit (tied: the
+    /// HF file keeps the pair as lm_head.weight), so Loom's logits from either are the same; the written directory
+    /// loads as a model.
+    func testRealImportEqualsTransformersBitwise() throws {
+        let (gguf, hf) = try realGemmaModels()
+        let out = dir + "/gemma"
+        let summary = try GGUFImport.write(try GGUFFile(path: gguf), to: out)
+        XCTAssertEqual(summary.tensors, 236)
+        XCTAssertTrue(summary.tokenizer)
+        XCTAssertFalse(summary.chatTemplate)
+        let mine = try SafeTensorsFile(path: out + "/model.safetensors")
+        let theirs = try SafeTensorsFile(path: hf + "/model.safetensors")
+        XCTAssertEqual(mine.entries.count, 236)
+        for e in mine.entries {
+            let name = e.name == "model.embed_tokens.weight" && theirs.entry(e.name) == nil ? "lm_head.weight" : e.name
+            let t = try XCTUnwrap(theirs.entry(name), name)
+            XCTAssertEqual(e.shape, t.shape, name)
+            let a = try mine.floats(e.name), b = try theirs.floats(name)
+            XCTAssertTrue(a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }, name)
+        }
+        let model = try LlamaModel.load(directory: out)
+        XCTAssertEqual(model.config.numLayers, 18)
+        XCTAssertEqual(model.config.family, .gemma3)
+    }
+
+    /// The tokenizer built from the real GGUF encodes like transformers' tokenizer.json of the same model (both read
+    /// by LoomTokenizer) and like transformers itself (the fixture's input_ids), with and without BOS, Korean and
+    /// emoji included.
+    func testTokenizerFromRealGGUFMatchesHuggingFace() throws {
+        let (gguf, hf) = try realGemmaModels()
+        let built = try XCTUnwrap(try GGUFTokenizer.build(try GGUFFile(path: gguf)))
+        var bytes: [UInt8] = []
+        PrettyJSON.write(built.tokenizer, to: &bytes, indent: 0)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        try FS.writeAtomically(JSONValue.object(built.config).jsonString, to: dir + "/tokenizer_config.json")
+        let mine = try Tokenizer.load(dir + "/tokenizer.json")
+        let theirs = try Tokenizer.load(hf + "/tokenizer.json")
+        XCTAssertEqual(mine.vocabSize, 262_144)
+        XCTAssertEqual(mine.model.merged.count, theirs.model.merged.count)
+        XCTAssertEqual(mine.bosId, 2)
+        XCTAssertEqual(mine.eosId, 1)
+        let prompts = try JSONValue.parse(try FS.readText(try XCTUnwrap(sharedDirectory()) + "/fixtures/gemma3-270m/prompts.json"))
+        var texts: [String] = []
+        for p in prompts["prompts"]?.arrayValue ?? [] {
+            let text = try XCTUnwrap(p["text"]?.stringValue)
+            texts.append(text)
+            let ids = try XCTUnwrap(p["input_ids"]?.arrayValue?.compactMap(\.intValue)).map(Int32.init)
+            XCTAssertEqual(mine.encode(text, addSpecialTokens: true), ids, p["name"]?.stringValue ?? "")
+        }
+        XCTAssertEqual(texts.count, 6)
+        texts += [
+            "보험 약관 제3조 (보상하는 손해)", "emoji 🙂 ok 👩‍👩‍👧 🦀", "naïve café ∑ 日本語", "  two leading spaces", "tabs\tand\nnewlines\n\n\n",
+            "<start_of_turn>user\nhi<end_of_turn>", "x", "", "trailing   ", "\u{1F600}\u{1F600}", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ĳ ﬁ",
+        ]
+        for t in texts {
+            XCTAssertEqual(mine.encode(t), theirs.encode(t), t)
+            XCTAssertEqual(mine.encode(t, addSpecialTokens: true), theirs.encode(t, addSpecialTokens: true), t)
+            XCTAssertEqual(mine.decode(mine.encode(t)), t, t)
+        }
+    }
+}
