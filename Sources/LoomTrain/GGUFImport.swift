@@ -118,15 +118,25 @@ public enum GGUFImport {
         let rest = parts[2]
         guard let dot = rest.lastIndex(of: ".") else { return nil }
         let (stem, kind) = (String(rest[..<dot]), String(rest[rest.index(after: dot)...]))
-        let table: [String: String] = [
-            "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-            "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
-            "attn_norm": "input_layernorm", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-            "ffn_norm": family == .gemma3 ? "pre_feedforward_layernorm" : "post_attention_layernorm",
-            "post_attention_norm": "post_attention_layernorm", "post_ffw_norm": "post_feedforward_layernorm",
-        ]
-        guard let hf = table[stem], kind == "weight" || kind == "bias" else { return nil }
+        guard let hf = blockNames(family)[stem], kind == "weight" || kind == "bias" else { return nil }
         return "model.layers.\(layer).\(hf).\(kind)"
+    }
+
+    /// A block's tensors: llama.cpp's name to transformers' (gguf-py's tensor_mapping, one family at a time).
+    static func blockNames(_ family: ModelFamily) -> [String: String] {
+        var table = [
+            "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+            "attn_output": "self_attn.o_proj", "attn_norm": "input_layernorm", "ffn_gate": "mlp.gate_proj",
+            "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj", "ffn_norm": "post_attention_layernorm",
+        ]
+        if family == .gemma3 {
+            table["ffn_norm"] = "pre_feedforward_layernorm"
+            table["post_attention_norm"] = "post_attention_layernorm"
+            table["post_ffw_norm"] = "post_feedforward_layernorm"
+            table["attn_q_norm"] = "self_attn.q_norm"
+            table["attn_k_norm"] = "self_attn.k_norm"
+        }
+        return table
     }
 
     /// How a tensor's float32 values change between GGUF and Hugging Face.

@@ -113,6 +113,8 @@ final class GGUFImportTests: XCTestCase {
         var bytes: [UInt8] = []
         PrettyJSON.write(built.tokenizer, to: &bytes, indent: 0)
         try Data(bytes).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        // Byte for byte the file transformers saves for the model it loads from the same GGUF.
+        XCTAssertTrue(bytes == Array(try Data(contentsOf: URL(fileURLWithPath: hf + "/tokenizer.json"))), "tokenizer.json differs from transformers'")
         try FS.writeAtomically(JSONValue.object(built.config).jsonString, to: dir + "/tokenizer_config.json")
         let mine = try Tokenizer.load(dir + "/tokenizer.json")
         let theirs = try Tokenizer.load(hf + "/tokenizer.json")
@@ -138,5 +140,127 @@ final class GGUFImportTests: XCTestCase {
             XCTAssertEqual(mine.encode(t, addSpecialTokens: true), theirs.encode(t, addSpecialTokens: true), t)
             XCTAssertEqual(mine.decode(mine.encode(t)), t, t)
         }
+    }
+}
+
+/// `loom model export`'s library: a model written as GGUF and read back is the same model, and gguf-py reads the
+/// file Loom writes to the values Loom's reader gives.
+final class GGUFExportTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-ggufexport-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// import(export(model, f32)) is the model: config equal, every tensor bit for bit (Llama's q/k permutation is
+    /// undone exactly) except Gemma's norms, which GGUF stores + 1: those come back as exactly fl(fl(w + 1) − 1),
+    /// the float32 round trip (no float v has fl(v − 1) = w when w has bits below 2^-23, so bitwise cannot hold).
+    func testExportF32ThenImportIsTheModel() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present") }
+        for name in ["gemma3-tiny", "llama-tiny"] {
+            let src = shared + "/fixtures/" + name
+            let file = dir + "/\(name).gguf", back = dir + "/\(name)-back"
+            let s = try GGUFExport.write(directory: src, to: file, type: .f32)
+            XCTAssertEqual(s.types.keys.sorted(), ["F32"])
+            try GGUFImport.write(try GGUFFile(path: file), to: back)
+            var want = try LlamaConfig.load(src)
+            let got = try LlamaConfig.load(back)
+            want.rmsNormEps = Double(Float(want.rmsNormEps).description)!  // GGUF keeps the float32
+            XCTAssertEqual(got, want, name)
+            let original = try tensors(src + "/model.safetensors"), imported = try tensors(back + "/model.safetensors")
+            XCTAssertEqual(Set(imported.keys), Set(original.keys).subtracting(want.tieWordEmbeddings ? ["lm_head.weight"] : []), name)
+            for (n, t) in imported {
+                let o = try XCTUnwrap(original[n]).floats()
+                let expected = name.hasPrefix("gemma") && n.hasSuffix("norm.weight") ? o.map { ($0 + 1) - 1 } : o
+                XCTAssertEqual(t.floats().map(\.bitPattern), expected.map(\.bitPattern), "\(name) \(n)")
+            }
+            // Gemma: the file is the fixture's (convert_hf_to_gguf's layout): the same tensors, types and values.
+            if name == "gemma3-tiny" {
+                let mine = try GGUFFile(path: file), theirs = try GGUFFile(path: try ggufFixture("gemma3-tiny-f32.gguf"))
+                XCTAssertEqual(mine.tensors.map(\.name), theirs.tensors.map(\.name))
+                for t in theirs.tensors { XCTAssertEqual(try mine.floats(t.name), try theirs.floats(t.name), t.name) }
+                let keys = Set(theirs.metadata.map(\.key)).subtracting(mine.metadata.map(\.key))
+                XCTAssertEqual(keys.filter { !$0.hasPrefix("tokenizer.") && $0 != "general.name" }, [], "keys the fixture has and the export lacks")
+            }
+        }
+    }
+
+    /// F16 and Q8_0 exports: 2-D weights in the type, norms F32, and values within the type's rounding (F16: a
+    /// relative half-ulp, 2^-11; Q8_0: half a step, max|block| / 127 / 2), and the tiny Gemma Q8_0 export is
+    /// byte-identical in its tensors to the fixture gguf-py wrote.
+    func testExportF16AndQ8() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present") }
+        let src = shared + "/fixtures/gemma3-tiny"
+        for (type, fixture) in [(GGMLType.f16, "gemma3-tiny-f16.gguf"), (.q8_0, "gemma3-tiny-q8_0.gguf")] {
+            let file = dir + "/t-\(type.name).gguf"
+            try GGUFExport.write(directory: src, to: file, type: type)
+            let mine = try GGUFFile(path: file), theirs = try GGUFFile(path: try ggufFixture(fixture))
+            XCTAssertEqual(mine.tensors.map(\.name), theirs.tensors.map(\.name))
+            for t in theirs.tensors {
+                let m = try XCTUnwrap(mine.tensor(t.name))
+                XCTAssertEqual(m.type, t.type, t.name)
+                XCTAssertEqual(m.ne, t.ne, t.name)
+                let a = mine.withBytes(m) { Array($0) }, b = theirs.withBytes(t) { Array($0) }
+                XCTAssertEqual(a, b, "\(type.name) \(t.name): bytes differ from gguf-py's")
+            }
+        }
+    }
+
+    /// gguf-py reads Loom's exported file (a Llama with a tokenizer, Q8_0) to the same keys, tensors and values as
+    /// Loom's reader; the values are bit-identical (both implement gguf-py's dequantization exactly).
+    func testExportReadsBackWithGGUFPy() throws {
+        guard pythonHas("gguf, safetensors, numpy") else {
+            throw XCTSkip("python3 with gguf not installed: GGUF interop check skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)")
+        }
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present") }
+        let model = dir + "/llama"
+        try FileManager.default.copyItem(atPath: shared + "/fixtures/llama-tiny", toPath: model)
+        // A small byte-level tokenizer with a chat template, so the tokenizer keys are written too.
+        let vocab = (0..<256).map { ByteLevel.alphabet[$0] }
+        var v = JSONObject()
+        for (i, t) in vocab.enumerated() { v.append(t, .int(i)) }
+        for (i, t) in ["<s>", "</s>"].enumerated() { v.append(t, .int(256 + i)) }
+        let tokenizer: JSONValue = [
+            "version": "1.0", "truncation": nil, "padding": nil,
+            "added_tokens": [
+                ["id": 256, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true],
+                ["id": 257, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true],
+            ],
+            "normalizer": nil, "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+            "post_processor": nil, "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+            "model": [
+                "type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": nil, "end_of_word_suffix": nil,
+                "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": .object(v), "merges": [],
+            ],
+        ]
+        try FS.writeAtomically(tokenizer.jsonString, to: model + "/tokenizer.json")
+        try FS.writeAtomically(#"{"bos_token": "<s>", "eos_token": "</s>", "chat_template": "{{ messages }}"}"#, to: model + "/tokenizer_config.json")
+        let file = dir + "/llama.gguf"
+        let s = try GGUFExport.write(directory: model, to: file, type: .q8_0)
+        XCTAssertTrue(s.tokenizer)
+        XCTAssertTrue(s.chatTemplate)
+        try runPythonChecked([interopScript.replacingOccurrences(of: "hf_interop.py", with: "gguf_read.py"), file, dir + "/py"])
+        let py = try JSONValue.parse(try FS.readText(dir + "/py.json"))
+        let g = try GGUFFile(path: file)
+        XCTAssertEqual(py["data_offset"]?.intValue, g.dataOffset)
+        XCTAssertEqual(py["kv"]?.arrayValue?.compactMap { $0["key"]?.stringValue }, g.metadata.map(\.key))
+        for entry in py["kv"]?.arrayValue ?? [] {
+            let key = entry["key"]?.stringValue ?? ""
+            let value = try XCTUnwrap(g[key])
+            XCTAssertEqual(entry["type"]?.stringValue, value.type.name, key)
+            if let s = value.stringValue { XCTAssertEqual(entry["value"]?.stringValue, s, key) }
+            if let i = value.intValue { XCTAssertEqual(entry["value"]?.intValue, i, key) }
+            if let a = value.arrayValue { XCTAssertEqual(entry["count"]?.intValue, a.count, key) }
+        }
+        XCTAssertEqual(g["tokenizer.ggml.model"]?.stringValue, "gpt2")
+        XCTAssertEqual(g["tokenizer.chat_template"]?.stringValue, "{{ messages }}")
+        XCTAssertEqual(g["tokenizer.ggml.bos_token_id"]?.intValue, 256)
+        let values = try tensors(dir + "/py.safetensors")
+        XCTAssertEqual(Set(values.keys), Set(g.tensors.map(\.name)))
+        for t in g.tensors {
+            XCTAssertEqual(try XCTUnwrap(values[t.name]).floats().map(\.bitPattern), try g.floats(t.name).map(\.bitPattern), t.name)
+        }
+        XCTAssertEqual(py["tensors"]?.arrayValue?.compactMap { $0["type"]?.stringValue }, g.tensors.map(\.type.name))
     }
 }
