@@ -277,3 +277,32 @@ public enum GGUFImport {
         return summary
     }
 }
+
+extension GGUFImport {
+    /// The model directory a command that takes a model should read for `path`: `path` itself unless it is a
+    /// `.gguf` file; for one, a Hugging Face directory imported from it once into `cache` (default: `$LOOM_CACHE/gguf`,
+    /// else `~/.cache/loom/gguf`), named by a hash of the file's absolute path, size and modification time, so a
+    /// changed file is imported again. The import goes to a temporary name and is renamed when complete, so an
+    /// interrupted one is never taken for a finished one. `LlamaModel.load(directory:)` and `Tokenizer.load` then
+    /// read it as any model directory.
+    public static func modelDirectory(_ path: String, cache: String? = nil, threads: Int = GGUF.defaultThreads) throws -> String {
+        guard path.lowercased().hasSuffix(".gguf"), !FS.isDirectory(path) else { return path }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard let id = FS.identity(absolute) else { throw LoomError("cannot read \(path)") }
+        let env = ProcessInfo.processInfo.environment
+        let root = cache ?? env["LOOM_CACHE"].map { FS.join($0, "gguf") } ?? FS.join(NSHomeDirectory(), ".cache/loom/gguf")
+        var h = SHA256()
+        h.update("\(absolute)\n\(id.size)\n\(id.mtimeNs)")
+        let key = URL(fileURLWithPath: absolute).deletingPathExtension().lastPathComponent + "-"
+            + h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+        let dir = FS.join(root, key)
+        if FS.exists(FS.join(dir, "config.json")), FS.exists(FS.join(dir, "model.safetensors")) { return dir }
+        try FS.makeDirectory(root)
+        let tmp = dir + ".tmp-\(getpid())"
+        try? FileManager.default.removeItem(atPath: tmp)
+        try write(try GGUFFile(path: absolute), to: tmp, threads: threads)
+        try? FileManager.default.removeItem(atPath: dir)
+        try FS.rename(tmp, dir)
+        return dir
+    }
+}

@@ -178,48 +178,47 @@ public enum GGUFTokenizer {
     /// bytes, as Python does: Swift's String equality would merge canonically equivalent spellings ("é" and "e"
     /// + U+0301), which are different tokens.
     static func firstOccurrences(_ tokens: [String]) -> [(token: String, index: Int)] {
-        var last: [[UInt8]: Int] = [:]
-        last.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() { last[Array(t.utf8)] = i }
-        var seen = Set<[UInt8]>()
-        seen.reserveCapacity(tokens.count)
-        var out: [(String, Int)] = []
-        out.reserveCapacity(tokens.count)
-        for t in tokens {
-            let b = Array(t.utf8)
-            if seen.insert(b).inserted { out.append((t, last[b]!)) }
+        // Every spelling in one table; probing meets the first of equal spellings first.
+        let table = ByteTable(tokens.enumerated().map { ($0.element, $0.offset) })
+        var last = Array(0..<tokens.count)
+        var first = [Int](repeating: 0, count: tokens.count)
+        for k in 0..<tokens.count {
+            first[k] = table.find(table.offsets[k], table.offsets[k + 1] - table.offsets[k]) ?? k
+            last[first[k]] = k
         }
-        return out
+        return (0..<tokens.count).filter { first[$0] == $0 }.map { (tokens[$0], last[$0]) }
     }
 
     /// transformers' generate_merges(vocab, vocab_scores): for every token, each split into two vocabulary tokens
     /// (ordered by the ids of the left, then the right part); then all of them best first by (score, length of the
     /// left part, length of the right part), ties kept in that order. Lengths count Unicode scalars and tokens are
-    /// compared by their bytes, as in Python.
+    /// compared by their bytes, as in Python. The vocabulary is an open-addressing table over one buffer of bytes,
+    /// so the millions of candidate splits of a 262k vocabulary are looked up without allocating.
     static func generateMerges(_ order: [(token: String, index: Int)], score: (Int) -> Double) -> [(String, String)] {
-        var vocab: [[UInt8]: Int] = [:]
-        vocab.reserveCapacity(order.count)
-        for (t, i) in order { vocab[Array(t.utf8)] = i }
+        let table = ByteTable(order)
         struct Merge {
-            let left: [UInt8], right: [UInt8]
+            let token: Int32, cut: Int32
             let score: Double
-            let leftLength: Int, rightLength: Int
+            let leftLength: Int32, rightLength: Int32
+            let leftId: Int, rightId: Int
         }
         var merges: [Merge] = []
-        for (t, index) in order {
-            let bytes = Array(t.utf8)
-            // Scalar boundaries: bytes that are not UTF-8 continuation bytes.
-            let starts = bytes.indices.filter { bytes[$0] & 0xC0 != 0x80 }
+        var starts: [Int] = []
+        for (k, (_, index)) in order.enumerated() {
+            let (lo, hi) = (table.offsets[k], table.offsets[k + 1])
+            starts.removeAll(keepingCapacity: true)
+            for i in lo..<hi where table.bytes[i] & 0xC0 != 0x80 { starts.append(i - lo) }
             guard starts.count > 1 else { continue }
-            var local: [(Merge, Int, Int)] = []
-            for (k, cut) in starts.enumerated().dropFirst() {
-                let l = Array(bytes[..<cut]), r = Array(bytes[cut...])
-                if let li = vocab[l], let ri = vocab[r] {
-                    local.append((Merge(left: l, right: r, score: score(index), leftLength: k, rightLength: starts.count - k), li, ri))
+            let first = merges.count
+            for (n, cut) in starts.enumerated().dropFirst() {
+                if let li = table.find(lo, cut), let ri = table.find(lo + cut, hi - lo - cut) {
+                    merges.append(
+                        Merge(
+                            token: Int32(k), cut: Int32(cut), score: score(index), leftLength: Int32(n),
+                            rightLength: Int32(starts.count - n), leftId: li, rightId: ri))
                 }
             }
-            local.sort { ($0.1, $0.2) < ($1.1, $1.2) }
-            merges += local.map(\.0)
+            merges[first...].sort { ($0.leftId, $0.rightId) < ($1.leftId, $1.rightId) }
         }
         let sorted = merges.enumerated().sorted { a, b in
             let (x, y) = (a.element, b.element)
@@ -228,7 +227,62 @@ public enum GGUFTokenizer {
             if x.rightLength != y.rightLength { return x.rightLength > y.rightLength }
             return a.offset < b.offset
         }
-        return sorted.map { (String(decoding: $0.element.left, as: UTF8.self), String(decoding: $0.element.right, as: UTF8.self)) }
+        return sorted.map { m in
+            let lo = table.offsets[Int(m.element.token)], hi = table.offsets[Int(m.element.token) + 1], cut = lo + Int(m.element.cut)
+            return (String(decoding: table.bytes[lo..<cut], as: UTF8.self), String(decoding: table.bytes[cut..<hi], as: UTF8.self))
+        }
+    }
+
+    /// Tokens' bytes in one buffer and an open-addressing hash table from bytes to the token's id (its `index`).
+    struct ByteTable {
+        var bytes: [UInt8] = []
+        var offsets: [Int] = [0]
+        var ids: [Int] = []
+        private var slots: [Int32]
+        private let mask: Int
+
+        init(_ order: [(token: String, index: Int)]) {
+            for (t, i) in order {
+                bytes.append(contentsOf: t.utf8)
+                offsets.append(bytes.count)
+                ids.append(i)
+            }
+            var size = 16
+            while size < 2 * order.count { size <<= 1 }
+            slots = [Int32](repeating: -1, count: size)
+            mask = size - 1
+            for k in 0..<order.count {
+                var s = Self.hash(bytes, offsets[k], offsets[k + 1] - offsets[k]) & mask
+                while slots[s] >= 0 { s = (s + 1) & mask }
+                slots[s] = Int32(k)
+            }
+        }
+
+        /// FNV-1a over bytes[start ..< start + count].
+        static func hash(_ b: [UInt8], _ start: Int, _ count: Int) -> Int {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for i in start..<(start + count) { h = (h ^ UInt64(b[i])) &* 0x100_0000_01b3 }
+            return Int(truncatingIfNeeded: h ^ (h >> 29))
+        }
+
+        /// The id of the token spelled by bytes[start ..< start + count], or nil.
+        func find(_ start: Int, _ count: Int) -> Int? {
+            var s = Self.hash(bytes, start, count) & mask
+            while slots[s] >= 0 {
+                let k = Int(slots[s])
+                let (lo, hi) = (offsets[k], offsets[k + 1])
+                if hi - lo == count {
+                    var same = true
+                    for i in 0..<count where bytes[lo + i] != bytes[start + i] {
+                        same = false
+                        break
+                    }
+                    if same { return ids[k] }
+                }
+                s = (s + 1) & mask
+            }
+            return nil
+        }
     }
 
     static func splitMerges(_ merges: [String], _ path: String) throws -> [(String, String)] {

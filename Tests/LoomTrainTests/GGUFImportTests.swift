@@ -264,3 +264,19 @@ final class GGUFExportTests: XCTestCase {
         XCTAssertEqual(py["tensors"]?.arrayValue?.compactMap { $0["type"]?.stringValue }, g.tensors.map(\.type.name))
     }
 }
+
+extension GGUFImportTests {
+    /// A .gguf path resolves to a directory imported once (the second call reuses it) that loads as a model; any
+    /// other path is returned as it is.
+    func testModelDirectoryForGGUFPath() throws {
+        let file = try ggufFixture("gemma3-tiny-f16.gguf")
+        let first = try GGUFImport.modelDirectory(file, cache: dir + "/cache")
+        XCTAssertTrue(first.hasPrefix(dir + "/cache/gemma3-tiny-f16-"))
+        let stamp = try FileManager.default.attributesOfItem(atPath: first + "/model.safetensors")[.modificationDate] as? Date
+        XCTAssertEqual(try GGUFImport.modelDirectory(file, cache: dir + "/cache"), first)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: first + "/model.safetensors")[.modificationDate] as? Date, stamp)
+        let model = try LlamaModel.load(directory: first)
+        XCTAssertEqual(model.config.family, .gemma3)
+        XCTAssertEqual(try GGUFImport.modelDirectory(dir), dir)
+    }
+}
