@@ -230,6 +230,10 @@ public enum GGUFImport {
         let c = try config(g)
         let list = try entries(g, config: c)
         try FS.makeDirectory(directory)
+        // The tokenizer does not depend on the tensors: with more than one thread it is built meanwhile.
+        let tokenizerWork = TokenizerWork(g)
+        let group = DispatchGroup()
+        if threads > 1 { DispatchQueue.global().async(group: group) { tokenizerWork.run() } }
         let byName = Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
         let specs = list.map { SafeTensorsWriter.Spec(name: $0.name, dtype: .f32, shape: $0.gguf.shape) }
         let w = try SafeTensorsWriter(path: FS.join(directory, "model.safetensors"), tensors: specs, metadata: [("format", "pt")])
@@ -260,13 +264,16 @@ public enum GGUFImport {
             try w.finish()
         } catch {
             w.abandon()
+            group.wait()
             throw error
         }
         var config = c
         config.source = nil
         try config.write(to: directory)
         var summary = Summary(config: c, tensors: list.count, parameters: list.reduce(0) { $0 + $1.gguf.count }, tokenizer: false, chatTemplate: false)
-        if let tok = try GGUFTokenizer.build(g) {
+        if threads <= 1 { tokenizerWork.run() }
+        group.wait()
+        if let tok = try tokenizerWork.result.get() {
             var out: [UInt8] = []
             PrettyJSON.write(tok.tokenizer, to: &out, indent: 0)
             try FS.writeAtomically(String(decoding: out, as: UTF8.self), to: FS.join(directory, "tokenizer.json"))
@@ -305,4 +312,12 @@ extension GGUFImport {
         try FS.rename(tmp, dir)
         return dir
     }
+}
+
+/// The tokenizer build of an import, run on its own thread or in line.
+private final class TokenizerWork: @unchecked Sendable {
+    let file: GGUFFile
+    var result: Result<(tokenizer: JSONValue, config: JSONObject)?, Error> = .success(nil)
+    init(_ file: GGUFFile) { self.file = file }
+    func run() { result = Result { try GGUFTokenizer.build(file) } }
 }
