@@ -112,4 +112,6 @@ if ProcessInfo.processInfo.environment["LOOM_FUZZ"] != nil {
         .executableTarget(name: "loom-fuzz-pubmed", dependencies: ["LoomIngest"], path: "Fuzz/pubmed"))
     package.targets.append(
         .executableTarget(name: "loom-fuzz-verilog", dependencies: ["LoomVerilog"], path: "Fuzz/verilog"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-gguf", dependencies: ["LoomTensor"], path: "Fuzz/gguf"))
 }

@@ -40,6 +40,9 @@
 //                                                  documents (and N/4), to extrapolate to 10 million
 //   loom-bench merge [--gigabytes G] [--runs N]    peak memory and time of 'loom merge' (every method) on two
 //                                                  synthetic G GB Llama checkpoints, and of mergekit-yaml if present
+//   loom-bench gguf FILE.gguf [--runs N]           GGUF import to float32 safetensors vs transformers'
+//                                                  from_pretrained(gguf_file=...) and gguf-py's numpy dequantize,
+//                                                  one thread and every core
 //   loom-bench sample [--runs N] [--threads T] [--hidden ... as train] [--new N] [--prompt N]
 //                                                  greedy generation tokens/s (KV cache) vs transformers' generate
 //                                                  on the same random checkpoint; the generated ids compared
@@ -331,6 +334,7 @@ if let first = args.first, !first.hasPrefix("-") {
 }
 switch (args.first, args.count) {
 case ("pubmed", 2): pubmed(args[1], runs: runs)
+case ("gguf", 2): ggufBench(args[1], runs: runs)
 case ("memory", 2): memory(args[1], gigabytes: gigabytes)
 case ("dedup", 3): dedup(args[1], truth: args[2], runs: runs, peerRuns: peerRuns)
 case ("dedup-memory", 1): dedupMemory(documents: documents)
