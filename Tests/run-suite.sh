@@ -9,6 +9,8 @@
 #   LOOM_CORETYPES="Haswell Zen"  overrides the list of core types for the numeric re-runs ("" runs none)
 set -uo pipefail
 SWIFT=${SWIFT:-swift}
+# Models imported from .gguf files (the Gemma 3 270M checks) are cached in the build folder, not the home directory.
+export LOOM_CACHE=${LOOM_CACHE:-$PWD/.build/cache}
 LOG=${1:-.build/test.log}
 NUMERIC='LoomTrainTests\.|LoomTensorTests\.|LoomMergeTests\.|LoomPackTests\.'
 

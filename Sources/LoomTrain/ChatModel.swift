@@ -30,13 +30,17 @@ public final class ChatModel: @unchecked Sendable {
         session = InferenceSession(model: model)
     }
 
-    /// Loads DIR (config.json, model.safetensors, tokenizer.json if present).
-    public static func load(directory: String, name: String? = nil) throws -> ChatModel {
-        guard FS.isDirectory(directory) else { throw LoomError("\(directory): not a model directory") }
+    /// Loads DIR (config.json, model.safetensors, tokenizer.json if present), or a `.gguf` file (imported once into
+    /// the cache: GGUFImport.modelDirectory).
+    public static func load(directory given: String, name: String? = nil) throws -> ChatModel {
+        let directory = try GGUFImport.modelDirectory(given)
+        guard FS.isDirectory(directory) else { throw LoomError("\(given): not a model directory or .gguf file") }
         let model = try LlamaModel.load(directory: directory)
         let tok = FS.join(directory, "tokenizer.json")
         let codec: TokenCodec = FS.exists(tok) ? try TokenizerCodec.load(tok) : ByteCodec()
-        let base = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        var url = URL(fileURLWithPath: given).standardizedFileURL
+        if given.lowercased().hasSuffix(".gguf") { url = url.deletingPathExtension() }
+        let base = url.lastPathComponent
         return try ChatModel(
             model: model, codec: codec, name: name ?? base, directory: directory, chat: try ChatFormat.forVocabulary(codec))
     }

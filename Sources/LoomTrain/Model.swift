@@ -372,14 +372,13 @@ public final class LlamaModel: @unchecked Sendable {
         let H = c.numHeads, G = c.numKVHeads, hd = c.headDim, per = H / G
         let qd = H * hd, kvd = G * hd
         let (v, y) = (w.v[l], w.atty[l])
-        Compute.parallelParts(B * G) { part, r in
+        // One task a (row, query head): every thread busy even with one KV head (Gemma) and one row.
+        Compute.parallelParts(B * H) { part, r in
             let s = w.attScratch + part * 2 * T * T
             for task in r {
-                let b = task / G, g = task % G
-                for h in (g * per)..<((g + 1) * per) {
-                    attentionProbabilities(l, b: b, h: h, T: T, into: s)
-                    Matmul.gemm(s, lda: T, v + b * T * kvd + g * hd, ldb: kvd, y + b * T * qd + h * hd, ldc: qd, m: T, n: hd, k: T)
-                }
+                let b = task / H, h = task % H, g = h / per
+                attentionProbabilities(l, b: b, h: h, T: T, into: s)
+                Matmul.gemm(s, lda: T, v + b * T * kvd + g * hd, ldb: kvd, y + b * T * qd + h * hd, ldc: qd, m: T, n: hd, k: T)
             }
         }
     }
@@ -638,31 +637,46 @@ public final class LlamaModel: @unchecked Sendable {
     func attentionBackward(_ l: Int, B: Int, T: Int) {
         let c = config, w = work!
         let H = c.numHeads, G = c.numKVHeads, hd = c.headDim, per = H / G
-        let qd = H * hd, kvd = G * hd
+        let qd = H * hd, kvd = G * hd, N = B * T
         let scale = c.attentionScale
         let (q, k, v) = (w.q[l], w.k[l], w.v[l])
-        let (dy, dq, dk, dv) = (w.datty, w.dq, w.dk, w.dv)
+        let (dy, dq) = (w.datty, w.dq)
+        // One task a (row, query head), as forward. Heads of one KV group add into the same dK and dV rows, so each
+        // thread accumulates into its own copy (part p's at kvPartials + p·2·N·kvd), summed in part order after.
+        let parts = min(Compute.threads, B * H)
+        w.kvPartials.update(repeating: 0, count: parts * 2 * N * kvd)
         (c.isSliding(l) ? w.segSliding : w.segStart).withUnsafeBufferPointer { seg in
             let segp = seg.baseAddress!
-            Compute.parallelParts(B * G) { part, r in
+            Compute.parallelParts(B * H) { part, r in
                 let p = w.attScratch + part * 2 * T * T, ds = p + T * T
+                let dk = w.kvPartials + part * 2 * N * kvd, dv = dk + N * kvd
                 for task in r {
-                    let b = task / G, g = task % G
+                    let b = task / H, h = task % H, g = h / per
                     let kp = k + b * T * kvd + g * hd, vp = v + b * T * kvd + g * hd
                     let dkp = dk + b * T * kvd + g * hd, dvp = dv + b * T * kvd + g * hd
-                    for h in (g * per)..<((g + 1) * per) {
-                        let qp = q + b * T * qd + h * hd, dqp = dq + b * T * qd + h * hd
-                        let dyp = dy + b * T * qd + h * hd
-                        attentionProbabilities(l, b: b, h: h, T: T, into: p)
-                        let first: Float = h == g * per ? 0 : 1
-                        // dV += Pᵀ dY; dP = dY Vᵀ; dS = softmax backward (scale folded in); dQ = dS K; dK += dSᵀ Q.
-                        Matmul.gemm(p, lda: T, dyp, ldb: qd, dvp, ldc: kvd, m: T, n: hd, k: T, transposeA: true, beta: first)
-                        Matmul.gemm(dyp, lda: qd, vp, ldb: kvd, ds, ldc: T, m: T, n: T, k: hd, transposeB: true)
-                        tk_attention_softmax_backward(ds, p, segp + b * T, T, scale)
-                        Matmul.gemm(ds, lda: T, kp, ldb: kvd, dqp, ldc: qd, m: T, n: hd, k: T)
-                        Matmul.gemm(ds, lda: T, qp, ldb: qd, dkp, ldc: kvd, m: T, n: hd, k: T, transposeA: true, beta: first)
-                    }
+                    let qp = q + b * T * qd + h * hd, dqp = dq + b * T * qd + h * hd
+                    let dyp = dy + b * T * qd + h * hd
+                    attentionProbabilities(l, b: b, h: h, T: T, into: p)
+                    // dV += Pᵀ dY; dP = dY Vᵀ; dS = softmax backward (scale folded in); dQ = dS K; dK += dSᵀ Q.
+                    Matmul.gemm(p, lda: T, dyp, ldb: qd, dvp, ldc: kvd, m: T, n: hd, k: T, transposeA: true, beta: 1)
+                    Matmul.gemm(dyp, lda: qd, vp, ldb: kvd, ds, ldc: T, m: T, n: T, k: hd, transposeB: true)
+                    tk_attention_softmax_backward(ds, p, segp + b * T, T, scale)
+                    Matmul.gemm(ds, lda: T, kp, ldb: kvd, dqp, ldc: qd, m: T, n: hd, k: T)
+                    Matmul.gemm(ds, lda: T, qp, ldb: qd, dkp, ldc: kvd, m: T, n: hd, k: T, transposeA: true, beta: 1)
                 }
+            }
+        }
+        // dK, dV = the parts' sums, in part order (the same bits for a given thread count).
+        let (dkOut, dvOut, partials) = (w.dk, w.dv, w.kvPartials)
+        Compute.parallel(N * kvd, grain: 1 << 14) { r in
+            for i in r {
+                var sk: Float = 0, sv: Float = 0
+                for pt in 0..<parts {
+                    sk += partials[pt * 2 * N * kvd + i]
+                    sv += partials[pt * 2 * N * kvd + N * kvd + i]
+                }
+                dkOut[i] = sk
+                dvOut[i] = sv
             }
         }
     }
@@ -696,6 +710,8 @@ final class Workspace {
     var datty: UnsafeMutablePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>
     var dv: UnsafeMutablePointer<Float>, attScratch: UnsafeMutablePointer<Float>, normScratch: UnsafeMutablePointer<Float>
     var normed: UnsafeMutablePointer<Float>, dsub: UnsafeMutablePointer<Float>
+    /// Each thread's dK and dV during attention backward ([threads][2][N, kvd]).
+    var kvPartials: UnsafeMutablePointer<Float>
     var dqpre: UnsafeMutablePointer<Float>, dkpre: UnsafeMutablePointer<Float>, ones: UnsafeMutablePointer<Float>
     /// Logits rows computed at once: all of them, or chunks when [rows, vocab] would pass 32 M floats (128 MB).
     let headRows: Int
@@ -741,6 +757,7 @@ final class Workspace {
         attScratch = buf(max(1, Compute.threads) * 2 * length * length)
         normScratch = buf(max(1, Compute.threads) * max(D, c.headDim))
         normed = buf(gemma ? N * D : 1); dsub = buf(gemma ? N * D : 1)
+        kvPartials = buf(max(1, Compute.threads) * 2 * N * kvd)
         dqpre = buf(gemma ? N * qd : 1); dkpre = buf(gemma ? N * kvd : 1)
         ones = buf(N)
         ones.update(repeating: 1, count: N)

@@ -6,8 +6,10 @@ import LoomCore
 import LoomTensor
 
 extension LlamaModel {
-    /// Loads `DIR/config.json` and `DIR/model.safetensors` (or the shards listed in model.safetensors.index.json).
-    public static func load(directory: String) throws -> LlamaModel {
+    /// Loads `DIR/config.json` and `DIR/model.safetensors` (or the shards listed in model.safetensors.index.json);
+    /// a `.gguf` file is imported once into the cache and read from there (GGUFImport.modelDirectory).
+    public static func load(directory given: String) throws -> LlamaModel {
+        let directory = try GGUFImport.modelDirectory(given)
         if !FS.exists(FS.join(directory, "config.json")), FS.exists(FS.join(directory, "adapter_config.json")) {
             throw LoomError(
                 "\(directory) is a LoRA adapter, not a model: fold it into its base with 'loom lora merge BASE \(directory) -o OUT'")

@@ -168,6 +168,10 @@ public struct TrainStage: Stage {
 
     public init(config: TrainConfig, input: String, threads: Int, tokenizer: String? = nil) throws {
         try config.validate()
+        var config = config
+        // A .gguf starting or reference model: its Hugging Face directory, imported once into the cache.
+        config.model = try config.model.map { try GGUFImport.modelDirectory($0) }
+        config.refModel = try config.refModel.map { try GGUFImport.modelDirectory($0) }
         settings = config
         self.input = input
         self.threads = threads

@@ -138,6 +138,14 @@ enum Steps {
                     throw LoomError("\(ctx.location): \(e.message)")
                 }
             },
+            "export": { ctx in
+                var c = try ctx.step.options.decode(ExportConfig.self, allowedKeys: ExportConfig.keys, context: ctx.location)
+                c.model = try ctx.resolveStep(c.model)
+                c.adapter = try c.adapter.map { try ctx.resolveStep($0) }
+                do { return try ExportStage(config: c) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
+            },
             "combine": { ctx in
                 let o = ctx.step.options.objectValue ?? JSONObject()
                 for k in o.keys where k != "inputs" {

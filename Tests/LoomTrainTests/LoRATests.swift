@@ -224,4 +224,34 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(try completions(dir + "/s1"), try completions(dir + "/s2"))
         XCTAssertNotEqual(try completions(dir + "/s1"), try completions(dir + "/s3"), "the adapter changes the samples")
     }
+
+    /// The export step: a trained base with its adapter folded in, written as GGUF (f32), imports back as the
+    /// merged model bit for bit.
+    func testExportStepWritesTheMergedModelAsGGUF() throws {
+        let dir = tempDir("lora-export")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try recordsDirectory(textRecords(20), in: dir)
+        var c = TrainConfig()
+        c.steps = 2
+        c.batchSize = 2
+        c.seqLen = 64
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/base", options: RunOptions(quiet: true))
+        c.loraRank = 4
+        c.model = dir + "/base"
+        c.preset = nil
+        c.lr = 0.05
+        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/lora", options: RunOptions(quiet: true))
+        var e = ExportConfig()
+        e.model = dir + "/base"
+        e.adapter = dir + "/lora"
+        e.type = "f32"
+        let r = try StageRunner.run(try ExportStage(config: e), directory: dir + "/export", options: RunOptions(quiet: true))
+        XCTAssertGreaterThan(r.manifest.counts["tensors"]?.intValue ?? 0, 0)
+        let merged = try LlamaModel.load(directory: dir + "/base")
+        try LoRA.load(directory: dir + "/lora", model: merged.config).merge(into: merged)
+        let back = try LlamaModel.load(directory: try GGUFImport.modelDirectory(dir + "/export/model.gguf", cache: dir + "/cache"))
+        XCTAssertEqual(back.config.numLayers, merged.config.numLayers)
+        XCTAssertTrue(back.params.values.array == merged.params.values.array, "import(export(merged, f32)) is the merged model")
+        XCTAssertThrowsError(try ExportStage(config: { var x = e; x.type = "q4_k"; return x }())) { XCTAssertTrue("\($0)".contains("q4_k")) }
+    }
 }
