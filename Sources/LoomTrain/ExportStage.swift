@@ -42,10 +42,7 @@ public struct ExportStage: Stage {
     }
 
     /// The directory holding config.json (a merge step writes its model into `model/`).
-    var modelDirectory: String {
-        let nested = FS.join(settings.model, "model")
-        return !FS.exists(FS.join(settings.model, "config.json")) && FS.exists(FS.join(nested, "config.json")) ? nested : settings.model
-    }
+    var modelDirectory: String { LlamaModel.directory(inStep: settings.model) }
 
     public var name: String { "export" }
     public var config: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }

@@ -6,6 +6,13 @@ import LoomCore
 import LoomTensor
 
 extension LlamaModel {
+    /// The directory holding config.json for a model named by a pipeline: the path itself, or its `model/`
+    /// (a merge step writes its model there).
+    public static func directory(inStep path: String) -> String {
+        let nested = FS.join(path, "model")
+        return !FS.exists(FS.join(path, "config.json")) && FS.exists(FS.join(nested, "config.json")) ? nested : path
+    }
+
     /// Loads `DIR/config.json` and `DIR/model.safetensors` (or the shards listed in model.safetensors.index.json);
     /// a `.gguf` file is imported once into the cache and read from there (GGUFImport.modelDirectory).
     public static func load(directory given: String) throws -> LlamaModel {

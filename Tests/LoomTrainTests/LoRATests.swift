@@ -185,10 +185,8 @@ final class LoRATests: XCTestCase {
             FileManager.default.contents(atPath: dir + "/lora-a/adapter_model.safetensors"))
     }
 
-    /// The sample step with `adapter`: the adapter folded into the base gives what the merged model gives.
-    func testSampleStepFoldsTheAdapterIn() throws {
-        let dir = tempDir("lora-sample")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// A tiny base model (DIR/base) trained a few steps, and a rank-4 adapter on it trained at a high rate (DIR/lora).
+    func trainBaseAndAdapter(in dir: String) throws {
         let input = try recordsDirectory(textRecords(20), in: dir)
         var c = TrainConfig()
         c.steps = 3
@@ -200,6 +198,13 @@ final class LoRATests: XCTestCase {
         c.preset = nil
         c.lr = 0.05
         _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/lora", options: RunOptions(quiet: true))
+    }
+
+    /// The sample step with `adapter`: the adapter folded into the base gives what the merged model gives.
+    func testSampleStepFoldsTheAdapterIn() throws {
+        let dir = tempDir("lora-sample")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try trainBaseAndAdapter(in: dir)
         // The merged model written out, sampled without an adapter: the reference.
         let merged = try LlamaModel.load(directory: dir + "/base")
         try LoRA.load(directory: dir + "/lora", model: merged.config).merge(into: merged)
@@ -230,17 +235,7 @@ final class LoRATests: XCTestCase {
     func testExportStepWritesTheMergedModelAsGGUF() throws {
         let dir = tempDir("lora-export")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let input = try recordsDirectory(textRecords(20), in: dir)
-        var c = TrainConfig()
-        c.steps = 2
-        c.batchSize = 2
-        c.seqLen = 64
-        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/base", options: RunOptions(quiet: true))
-        c.loraRank = 4
-        c.model = dir + "/base"
-        c.preset = nil
-        c.lr = 0.05
-        _ = try StageRunner.run(TrainStage(config: c, input: input, threads: 2), directory: dir + "/lora", options: RunOptions(quiet: true))
+        try trainBaseAndAdapter(in: dir)
         var e = ExportConfig()
         e.model = dir + "/base"
         e.adapter = dir + "/lora"
