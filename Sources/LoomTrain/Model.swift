@@ -79,7 +79,7 @@ public final class LlamaModel: @unchecked Sendable {
     public var lora: LoRA?
     public var trainBase = true
     /// Rows of logits computed at a time by the loss (nil: all of them while [rows, vocab] stays under 32 M
-    /// floats, else chunks of about 8 M floats).
+    /// floats, else chunks of about 32 M floats).
     public var logitChunkRows: Int?
 
     /// The parameter names and shapes, in transformers' naming.
@@ -244,21 +244,21 @@ public final class LlamaModel: @unchecked Sendable {
         for l in 0..<c.numLayers {
             let L = layers[l]
             let h = w.resid[l]
-            rmsnorm(w.ln1[l], w.rstd1[l], h, normWeight(L.ln1), N, D, eps)
+            rmsnorm(w.xn, w.rstd1[l], h, normWeight(L.ln1), N, D, eps)
             // q and k before their norms (Gemma) go to qpre/kpre, kept for backward.
             let qOut = sandwich ? w.qpre[l] : w.q[l], kOut = sandwich ? w.kpre[l] : w.k[l]
-            Matmul.parallelGemm(w.ln1[l], P + L.q, qOut, m: N, n: qd, k: D, transposeB: true)
-            Matmul.parallelGemm(w.ln1[l], P + L.k, kOut, m: N, n: kvd, k: D, transposeB: true)
-            Matmul.parallelGemm(w.ln1[l], P + L.v, w.v[l], m: N, n: kvd, k: D, transposeB: true)
+            Matmul.parallelGemm(w.xn, P + L.q, qOut, m: N, n: qd, k: D, transposeB: true)
+            Matmul.parallelGemm(w.xn, P + L.k, kOut, m: N, n: kvd, k: D, transposeB: true)
+            Matmul.parallelGemm(w.xn, P + L.v, w.v[l], m: N, n: kvd, k: D, transposeB: true)
             if L.bq >= 0 {
                 addBias(qOut, P + L.bq, N, qd)
                 addBias(kOut, P + L.bk, N, kvd)
                 addBias(w.v[l], P + L.bv, N, kvd)
             }
             if let a = lora {
-                a.forward(l, .q, x: w.ln1[l], y: qOut, rows: N)
-                a.forward(l, .k, x: w.ln1[l], y: kOut, rows: N)
-                a.forward(l, .v, x: w.ln1[l], y: w.v[l], rows: N)
+                a.forward(l, .q, x: w.xn, y: qOut, rows: N)
+                a.forward(l, .k, x: w.xn, y: kOut, rows: N)
+                a.forward(l, .v, x: w.xn, y: w.v[l], rows: N)
             }
             if sandwich {
                 rmsnorm(w.q[l], w.rstdq[l], w.qpre[l], normWeight(L.qNorm), N * H, hd, eps)
@@ -279,12 +279,12 @@ public final class LlamaModel: @unchecked Sendable {
                 Matmul.parallelGemm(w.atty[l], P + L.o, w.resid2[l], m: N, n: D, k: qd, transposeB: true, beta: 1)
                 lora?.forward(l, .o, x: w.atty[l], y: w.resid2[l], rows: N)
             }
-            rmsnorm(w.ln2[l], w.rstd2[l], w.resid2[l], normWeight(L.ln2), N, D, eps)
-            Matmul.parallelGemm(w.ln2[l], P + L.gate, w.gate[l], m: N, n: I, k: D, transposeB: true)
-            Matmul.parallelGemm(w.ln2[l], P + L.up, w.up[l], m: N, n: I, k: D, transposeB: true)
+            rmsnorm(w.xn, w.rstd2[l], w.resid2[l], normWeight(L.ln2), N, D, eps)
+            Matmul.parallelGemm(w.xn, P + L.gate, w.gate[l], m: N, n: I, k: D, transposeB: true)
+            Matmul.parallelGemm(w.xn, P + L.up, w.up[l], m: N, n: I, k: D, transposeB: true)
             if let a = lora {
-                a.forward(l, .gate, x: w.ln2[l], y: w.gate[l], rows: N)
-                a.forward(l, .up, x: w.ln2[l], y: w.up[l], rows: N)
+                a.forward(l, .gate, x: w.xn, y: w.gate[l], rows: N)
+                a.forward(l, .up, x: w.xn, y: w.up[l], rows: N)
             }
             activation(l)
             w.resid[l + 1].update(from: w.resid2[l], count: N * D)
@@ -526,6 +526,8 @@ public final class LlamaModel: @unchecked Sendable {
             // MLP: out = resid2 + act · Wdownᵀ (Gemma: resid2 + norm(act · Wdownᵀ)); dy is d/d(act · Wdownᵀ).
             var dy = sandwich ? outputNormBackward(L.postFfw, saved: w.mo[l], rstd: w.rstdMo[l], N, D) : dres
             activation(l)
+            // The pre-MLP norm's output again (cheaper than keeping it per layer): the same kernel on the same inputs.
+            rmsnorm(w.xn, w.rstd2[l], w.resid2[l], normWeight(L.ln2), N, D, c.rmsNormEpsilon)
             if base { Matmul.parallelGemm(dy, w.act, Gr + L.down, m: D, n: I, k: N, transposeA: true, beta: 1) }
             Matmul.parallelGemm(dy, P + L.down, w.dact, m: N, n: I, k: D)
             lora?.backward(l, .down, x: w.act, dy: dy, dx: w.dact, rows: N)
@@ -539,14 +541,14 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
             if base {
-                Matmul.parallelGemm(w.dgate, w.ln2[l], Gr + L.gate, m: I, n: D, k: N, transposeA: true, beta: 1)
-                Matmul.parallelGemm(w.dup, w.ln2[l], Gr + L.up, m: I, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dgate, w.xn, Gr + L.gate, m: I, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dup, w.xn, Gr + L.up, m: I, n: D, k: N, transposeA: true, beta: 1)
             }
             Matmul.parallelGemm(w.dgate, P + L.gate, dln, m: N, n: D, k: I)
             Matmul.parallelGemm(w.dup, P + L.up, dln, m: N, n: D, k: I, beta: 1)
             if let a = lora {
-                a.backward(l, .gate, x: w.ln2[l], dy: w.dgate, dx: dln, rows: N)
-                a.backward(l, .up, x: w.ln2[l], dy: w.dup, dx: dln, rows: N)
+                a.backward(l, .gate, x: w.xn, dy: w.dgate, dx: dln, rows: N)
+                a.backward(l, .up, x: w.xn, dy: w.dup, dx: dln, rows: N)
             }
             rmsnormBackward(dres, normGrad(L.ln2), dln, w.resid2[l], normWeight(L.ln2), w.rstd2[l], N, D)
             // Attention: resid2 = resid + atty · Woᵀ (Gemma: resid + norm(atty · Woᵀ)).
@@ -566,10 +568,11 @@ public final class LlamaModel: @unchecked Sendable {
                 rmsnormBackward(w.dkpre, normGrad(L.kNorm), w.dk, w.kpre[l], normWeight(L.kNorm), w.rstdk[l], N * G, hd)
                 (dQ, dK) = (w.dqpre, w.dkpre)
             }
+            rmsnorm(w.xn, w.rstd1[l], w.resid[l], normWeight(L.ln1), N, D, c.rmsNormEpsilon)
             if base {
-                Matmul.parallelGemm(dQ, w.ln1[l], Gr + L.q, m: qd, n: D, k: N, transposeA: true, beta: 1)
-                Matmul.parallelGemm(dK, w.ln1[l], Gr + L.k, m: kvd, n: D, k: N, transposeA: true, beta: 1)
-                Matmul.parallelGemm(w.dv, w.ln1[l], Gr + L.v, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(dQ, w.xn, Gr + L.q, m: qd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(dK, w.xn, Gr + L.k, m: kvd, n: D, k: N, transposeA: true, beta: 1)
+                Matmul.parallelGemm(w.dv, w.xn, Gr + L.v, m: kvd, n: D, k: N, transposeA: true, beta: 1)
                 if L.bq >= 0 {
                     // A bias's gradient is the column sum of its output's gradient: onesᵀ · dY.
                     Matmul.parallelGemm(w.ones, dQ, Gr + L.bq, m: 1, n: qd, k: N, beta: 1)
@@ -581,9 +584,9 @@ public final class LlamaModel: @unchecked Sendable {
             Matmul.parallelGemm(dK, P + L.k, dln, m: N, n: D, k: kvd, beta: 1)
             Matmul.parallelGemm(w.dv, P + L.v, dln, m: N, n: D, k: kvd, beta: 1)
             if let a = lora {
-                a.backward(l, .q, x: w.ln1[l], dy: dQ, dx: dln, rows: N)
-                a.backward(l, .k, x: w.ln1[l], dy: dK, dx: dln, rows: N)
-                a.backward(l, .v, x: w.ln1[l], dy: w.dv, dx: dln, rows: N)
+                a.backward(l, .q, x: w.xn, dy: dQ, dx: dln, rows: N)
+                a.backward(l, .k, x: w.xn, dy: dK, dx: dln, rows: N)
+                a.backward(l, .v, x: w.xn, dy: w.dv, dx: dln, rows: N)
             }
             rmsnormBackward(dres, normGrad(L.ln1), dln, w.resid[l], normWeight(L.ln1), w.rstd1[l], N, D)
         }
@@ -689,11 +692,13 @@ final class Workspace {
     var tokens: [Int32] = [], positions: [Int32] = [], segStart: [Int32] = [], segSliding: [Int32] = []
     private var owned: [FloatBuffer] = []
     var resid: [UnsafeMutablePointer<Float>] = []
-    var ln1: [UnsafeMutablePointer<Float>] = [], rstd1: [UnsafeMutablePointer<Float>] = []
+    var rstd1: [UnsafeMutablePointer<Float>] = []
     var q: [UnsafeMutablePointer<Float>] = [], k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
     var atty: [UnsafeMutablePointer<Float>] = []
     var resid2: [UnsafeMutablePointer<Float>] = []
-    var ln2: [UnsafeMutablePointer<Float>] = [], rstd2: [UnsafeMutablePointer<Float>] = []
+    var rstd2: [UnsafeMutablePointer<Float>] = []
+    /// The input norm's or pre-MLP norm's output of the layer being computed (recomputed in backward).
+    var xn: UnsafeMutablePointer<Float>
     var gate: [UnsafeMutablePointer<Float>] = [], up: [UnsafeMutablePointer<Float>] = []
     /// The MLP activation of the layer being computed (recomputed in backward).
     var act: UnsafeMutablePointer<Float>
@@ -735,10 +740,10 @@ final class Workspace {
         }
         resid = (0...c.numLayers).map { _ in buf(N * D) }
         for _ in 0..<c.numLayers {
-            ln1.append(buf(N * D)); rstd1.append(buf(N))
+            rstd1.append(buf(N))
             q.append(buf(N * qd)); k.append(buf(N * kvd)); v.append(buf(N * kvd))
             atty.append(buf(N * qd))
-            resid2.append(buf(N * D)); ln2.append(buf(N * D)); rstd2.append(buf(N))
+            resid2.append(buf(N * D)); rstd2.append(buf(N))
             gate.append(buf(N * I)); up.append(buf(N * I))
             if gemma {
                 qpre.append(buf(N * qd)); kpre.append(buf(N * kvd))
@@ -746,8 +751,11 @@ final class Workspace {
                 ao.append(buf(N * D)); rstdAo.append(buf(N)); mo.append(buf(N * D)); rstdMo.append(buf(N))
             }
         }
-        headRows = chunk.map { min(N, max(1, $0)) } ?? (N * c.vocabSize <= 1 << 25 ? N : max(1, (1 << 23) / c.vocabSize))
-        act = buf(N * I)
+        // Chunks of 32 M floats (128 MB; 128 rows of a 262,144 vocabulary): smaller ones cost more than they save, as
+        // OpenBLAS packs the head's weights again for every chunk (gemma-3-270m LoRA: 32 rows 89, 128 rows 105
+        // tokens/s).
+        headRows = chunk.map { min(N, max(1, $0)) } ?? (N * c.vocabSize <= 1 << 25 ? N : max(1, (1 << 25) / c.vocabSize))
+        act = buf(N * I); xn = buf(N * D)
         lnf = buf(N * D); rstdf = buf(N); logits = buf(headRows * c.vocabSize)
         capped = c.finalLogitSoftcap == nil ? nil : buf(headRows * c.vocabSize)
         discard = buf(max(D, c.headDim))
