@@ -372,15 +372,15 @@ final class GGUFTests: XCTestCase {
     }
 }
 
-/// The real Gemma 3 270M Q4_K_M file: `$LOOM_MODELS/gemma-3-270m-q4_k_m.gguf` (LOOM_MODELS defaults to the folder
-/// `models` beside the repository), made by `$LOOM_SHARED/models/gemma-3-270m.sh`.
+/// The real Gemma 3 270M Q4_K_M file: `$LOOM_MODELS/gemma-3-270m-q4_k_m.gguf` (LOOM_MODELS defaults to
+/// .build/models, where `make test` puts what `$LOOM_SHARED/models/gemma-3-270m.sh` makes).
 func realGemmaGGUF() throws -> String {
     let models = ProcessInfo.processInfo.environment["LOOM_MODELS"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("models").path
+            .appendingPathComponent(".build/models").path
     let path = models + "/gemma-3-270m-q4_k_m.gguf"
     guard FileManager.default.fileExists(atPath: path) else {
-        throw XCTSkip("\(path) not present (make it with $LOOM_SHARED/models/gemma-3-270m.sh; LOOM_MODELS names its folder)")
+        throw XCTSkip("\(path) not present (make test makes it with $LOOM_SHARED/models/gemma-3-270m.sh; LOOM_MODELS names its folder)")
     }
     return path
 }

@@ -10,15 +10,15 @@ import XCTest
 
 @testable import LoomTrain
 
-/// `$LOOM_MODELS` (default: `models` beside the repository), holding gemma-3-270m-q4_k_m.gguf and gemma-3-270m-hf/
+/// `$LOOM_MODELS` (default: .build/models, where `make test` puts them), holding gemma-3-270m-q4_k_m.gguf and gemma-3-270m-hf/
 /// as $LOOM_SHARED/models/gemma-3-270m.sh makes them.
 func realGemmaModels() throws -> (gguf: String, hf: String) {
     let models = ProcessInfo.processInfo.environment["LOOM_MODELS"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("models").path
+            .appendingPathComponent(".build/models").path
     let gguf = models + "/gemma-3-270m-q4_k_m.gguf", hf = models + "/gemma-3-270m-hf"
     guard FileManager.default.fileExists(atPath: gguf), FileManager.default.fileExists(atPath: hf + "/tokenizer.json") else {
-        throw XCTSkip("\(gguf) or \(hf) not present (make them with $LOOM_SHARED/models/gemma-3-270m.sh; LOOM_MODELS names their folder)")
+        throw XCTSkip("\(gguf) or \(hf) not present (make test makes them with $LOOM_SHARED/models/gemma-3-270m.sh; LOOM_MODELS names their folder)")
     }
     return (gguf, hf)
 }
