@@ -101,7 +101,7 @@ struct ModelExport: ParsableCommand {
               printf 'FROM ./model.gguf\\n' > Modelfile && ollama create mymodel -f Modelfile
             """)
 
-    @Argument(help: "The Hugging Face model directory (config.json, model.safetensors, tokenizer.json).")
+    @Argument(help: "The Hugging Face model directory (config.json, model.safetensors, tokenizer.json), or a .gguf file.")
     var directory: String
 
     @Option(name: [.short, .customLong("output")], help: "The GGUF file to write.")
@@ -122,7 +122,8 @@ struct ModelExport: ParsableCommand {
                 throw LoomError("--type \(type): use f32, f16 or q8_0")
             }
             let start = Date()
-            let s = try GGUFExport.write(directory: directory, to: output, type: t, name: name)
+            // A .gguf input (re-quantising a file, say) goes through the import cache like every model argument.
+            let s = try GGUFExport.write(directory: try GGUFImport.modelDirectory(directory), to: output, type: t, name: name)
             if !quiet {
                 let types = s.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 print(
