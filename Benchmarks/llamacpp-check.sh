@@ -11,6 +11,8 @@ LOOM=${LOOM:-.build/release/loom}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 PROMPTS=("2,818,5279,529,7001,563" "2,14946,3324,496,990,236764,528,496,1944,9744" "2,105,2364,107,6974,496,2822,27355,1003,506,12461,236761,106,107,105,4368,107")
+# LLAMACPP_PROMPTS="2,10,20;2,30,40" gives others (a model with a small vocabulary, such as the tiny fixtures).
+if [ -n "${LLAMACPP_PROMPTS:-}" ]; then IFS=';' read -r -a PROMPTS <<< "$LLAMACPP_PROMPTS"; fi
 for type in f16 q8_0; do
   "$LOOM" model export "$MODEL" -o "$OUT/model-$type.gguf" --type "$type" -q
   same=0

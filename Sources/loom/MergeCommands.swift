@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import LoomCore
 import LoomMerge
+import LoomTrain
 
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -98,6 +99,7 @@ struct MergeCommand: ParsableCommand {
             let progress = LoomCore.Progress(label: "merge", quiet: quiet)
             options.progress = progress
             let start = Date()
+            c = try importingGGUF(c, search: options.searchDirectories)
             let report: MergeReport
             do {
                 report = try Merger.merge(c, output: output, options: options)
@@ -151,6 +153,7 @@ extension Steps {
             let dir = try ctx.resolveStep(name)
             return dir.hasPrefix("/") ? dir : FS.join(FileManager.default.currentDirectoryPath, dir)
         }
+        config = try importingGGUF(config, search: search)
         var shard = 5_000_000_000
         if let s = loom["max_shard_size"] {
             guard let n = s.intValue ?? s.stringValue.flatMap(MergeOptions.parseSize) else {
@@ -165,5 +168,18 @@ extension Steps {
         return MergeStage(
             config: config, searchDirectories: search, maxShardBytes: shard, masksPath: masks,
             copyTokenizer: loom["copy_tokenizer"]?.boolValue ?? true)
+    }
+}
+
+/// Models given as .gguf files (found as given or in the search directories) replaced by their Hugging Face
+/// directories, imported once into the cache (GGUFImport.modelDirectory): the merger reads safetensors.
+func importingGGUF(_ c: MergeConfig, search: [String]) throws -> MergeConfig {
+    try c.renamingModels { name in
+        guard name.lowercased().hasSuffix(".gguf") else { return name }
+        let candidates = name.hasPrefix("/") ? [name] : search.map { FS.join($0, name) }
+        guard let file = candidates.first(where: { FS.exists($0) }) else {
+            throw LoomError("merge: \(name) not found (looked in \(search.joined(separator: ", ")))")
+        }
+        return try GGUFImport.modelDirectory(file)
     }
 }

@@ -389,6 +389,25 @@ final class MergeStageTests: XCTestCase {
         return (p.terminationStatus, try FS.readText(log))
     }
 
+    /// A model given as a .gguf file (the tiny Gemma 3 fixture) is imported and merged: two halves of one model
+    /// are that model (bit for bit: x/2 + x/2 = x in float32).
+    func testGGUFModelsMerge() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: GGUF merge check skipped") }
+        try FileManager.default.copyItem(atPath: shared + "/fixtures/gguf/gemma3-tiny-f32.gguf", toPath: dir + "/tiny.gguf")
+        try FS.writeAtomically(
+            "merge_method: linear\nmodels:\n  - model: tiny.gguf\n    parameters: {weight: 0.5}\n  - model: tiny.gguf\n    parameters: {weight: 0.5}\ndtype: float32\n",
+            to: dir + "/g.yml")
+        setenv("LOOM_CACHE", dir + "/cache", 1)
+        defer { unsetenv("LOOM_CACHE") }
+        let (status, text) = try run(["merge", "g.yml", "-o", "merged"], in: dir)
+        XCTAssertEqual(status, 0, text)
+        let imported = try FileManager.default.contentsOfDirectory(atPath: dir + "/cache/gguf").first { !$0.contains(".tmp") }
+        let original = try SafeTensorsFile(path: dir + "/cache/gguf/" + XCTUnwrap(imported) + "/model.safetensors")
+        let merged = try SafeTensorsFile(path: dir + "/merged/model.safetensors")
+        for e in original.entries { XCTAssertEqual(try merged.floats(e.name), try original.floats(e.name), e.name) }
+        XCTAssertTrue(FS.exists(dir + "/merged/tokenizer.json"))
+    }
+
     func testCommandAndPipelineStep() throws {
         try models()
         try FS.writeAtomically(
