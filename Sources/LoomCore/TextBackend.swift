@@ -11,13 +11,19 @@ public struct TextGenerationParameters: Sendable, Equatable {
     public var maxTokens: Int
     public var seed: Int?
     public var stop: [String]
+    /// A JSON schema the reply must match (constrained decoding); nil: free text.
+    public var schema: JSONValue?
 
-    public init(temperature: Double = 0.7, topP: Double = 1, maxTokens: Int = 512, seed: Int? = nil, stop: [String] = []) {
+    public init(
+        temperature: Double = 0.7, topP: Double = 1, maxTokens: Int = 512, seed: Int? = nil, stop: [String] = [],
+        schema: JSONValue? = nil
+    ) {
         self.temperature = temperature
         self.topP = topP
         self.maxTokens = maxTokens
         self.seed = seed
         self.stop = stop
+        self.schema = schema
     }
 }
 

@@ -65,29 +65,35 @@ public final class ChatModel: @unchecked Sendable {
 
     /// The assistant's reply to a conversation. One generation at a time (the model has one cache).
     public func reply(
-        _ messages: [(role: String, content: String)], options: SamplingOptions, onText: ((String) -> Bool)? = nil
+        _ messages: [(role: String, content: String)], options: SamplingOptions, constraint: TokenConstraint? = nil,
+        onText: ((String) -> Bool)? = nil
     ) throws -> GenerationResult {
         var o = options
         o.stopTokens.formUnion(stopTokens)
-        return try run(promptTokens(messages), o, onText)
+        return try run(promptTokens(messages), o, constraint, onText)
     }
 
     /// A continuation of plain text (stops at end of text only).
-    public func continuation(_ text: String, options: SamplingOptions, onText: ((String) -> Bool)? = nil) throws -> GenerationResult {
+    public func continuation(
+        _ text: String, options: SamplingOptions, constraint: TokenConstraint? = nil, onText: ((String) -> Bool)? = nil
+    ) throws -> GenerationResult {
         var o = options
         o.stopTokens.insert(codec.eosId)
-        return try run(textTokens(text), o, onText)
+        return try run(textTokens(text), o, constraint, onText)
     }
 
     /// Generation from token ids (no template): e.g. to compare with transformers' generate on the same ids.
     public func continuation(ids: [Int32], options: SamplingOptions, onText: ((String) -> Bool)? = nil) throws -> GenerationResult {
-        try run(ids, options, onText)
+        try run(ids, options, nil, onText)
     }
 
-    func run(_ prompt: [Int32], _ o: SamplingOptions, _ onText: ((String) -> Bool)?) throws -> GenerationResult {
+    func run(
+        _ prompt: [Int32], _ o: SamplingOptions, _ constraint: TokenConstraint?, _ onText: ((String) -> Bool)?
+    ) throws -> GenerationResult {
         try lock.withLock {
             let codec = self.codec
-            return try session.generate(prompt: prompt, options: o, decode: { codec.decode($0) }, onText: onText)
+            return try session.generate(
+                prompt: prompt, options: o, constraint: constraint, decode: { codec.decode($0) }, onText: onText)
         }
     }
 

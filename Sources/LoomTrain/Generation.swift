@@ -327,6 +327,44 @@ public struct Sampler: Sendable {
     }
 }
 
+/// Restricts which tokens may come next: constrained decoding (e.g. the output must stay a prefix of a JSON document
+/// matching a schema). One object per generation, advanced token by token; never shared between sequences.
+public protocol TokenConstraint: AnyObject {
+    /// Marks every token id that may come next in `allowed` (vocabSize bits, bit t of word t / 64; the caller clears
+    /// it first). Stop tokens are the caller's business: they are allowed exactly when `isComplete`.
+    func allowedTokens(_ allowed: UnsafeMutablePointer<UInt64>, vocabSize: Int)
+    /// Moves past `token`, which `allowedTokens` allowed.
+    func accept(_ token: Int32)
+    /// Whether the output so far is a complete document (a stop token may end it here).
+    var isComplete: Bool { get }
+    /// Whether nothing but a stop may follow (generation ends here even without a stop token).
+    var mustStop: Bool { get }
+}
+
+/// Applies a constraint to logits: disallowed tokens get -infinity; stop tokens stay only when the constraint is
+/// complete. Returns false when no token at all is allowed.
+@discardableResult
+public func applyConstraint(
+    _ constraint: TokenConstraint, to logits: UnsafeMutablePointer<Float>, vocabSize V: Int, stopTokens: Set<Int32>
+) -> Bool {
+    let words = (V + 63) / 64
+    var bits = [UInt64](repeating: 0, count: words)
+    bits.withUnsafeMutableBufferPointer { constraint.allowedTokens($0.baseAddress!, vocabSize: V) }
+    let complete = constraint.isComplete
+    for t in stopTokens where Int(t) < V && Int(t) >= 0 {
+        if complete { bits[Int(t) / 64] |= 1 << UInt64(Int(t) % 64) } else { bits[Int(t) / 64] &= ~(1 << UInt64(Int(t) % 64)) }
+    }
+    var any = false
+    for w in 0..<words {
+        let b = bits[w]
+        if b != 0 { any = true }
+        if b == ~0 { continue }
+        let base = w * 64
+        for i in 0..<min(64, V - base) where b & (1 << UInt64(i)) == 0 { logits[base + i] = -.infinity }
+    }
+    return any
+}
+
 /// What a generation produced.
 public struct GenerationResult: Sendable, Equatable {
     /// The generated ids (a stop token included when one ended it; tokens after a stop string included).
@@ -345,7 +383,7 @@ extension InferenceSession {
     /// unfinished UTF-8 character, and may return false to stop early. Reuses the cache when the prompt starts
     /// with the tokens already in it.
     public func generate(
-        prompt: [Int32], options: SamplingOptions, decode: ([Int32]) -> String,
+        prompt: [Int32], options: SamplingOptions, constraint: TokenConstraint? = nil, decode: ([Int32]) -> String,
         onText: ((String) -> Bool)? = nil
     ) throws -> GenerationResult {
         try options.validate()
@@ -387,12 +425,23 @@ extension InferenceSession {
             return onText(String(text[start..<end]))
         }
         while out.count < options.maxTokens {
+            if let constraint {
+                if constraint.mustStop {
+                    finish = "stop"
+                    break
+                }
+                let ok = logits.withUnsafeMutableBufferPointer {
+                    applyConstraint(constraint, to: $0.baseAddress!, vocabSize: $0.count, stopTokens: options.stopTokens)
+                }
+                guard ok else { throw LoomError("generation: the constraint allows no token after \(out.count) tokens") }
+            }
             let next = sampler.next(logits)
             out.append(next)
             if options.stopTokens.contains(next) {
                 finish = "stop"
                 break
             }
+            constraint?.accept(next)
             textIds.append(next)
             text = decode(textIds)
             if let cut = options.stop.compactMap({ text.range(of: $0)?.lowerBound }).min() {
