@@ -239,20 +239,6 @@ public struct StageReader {
         _ body: (JSONValue, _ path: String, _ line: Int) throws -> Void,
         bad: (_ error: JSONParseError, _ path: String, _ line: Int) throws -> Void
     ) throws {
-        for path in shardPaths {
-            let reader = try LineReader(path: path)
-            try reader.forEachLine { bytes in
-                progress?.add(items: 1, bytes: bytes.count + 1)
-                if bytes.isEmpty { return }
-                let value: JSONValue
-                do {
-                    value = try JSONValue.parse(bytes: bytes)
-                } catch let e as JSONParseError {
-                    try bad(e, path, reader.lineNumber)
-                    return
-                }
-                try body(value, path, reader.lineNumber)
-            }
-        }
+        try RecordSource(files: shardPaths, stageInputs: [.stage(directory)]).forEachRecord(progress: progress, body, bad: bad)
     }
 }

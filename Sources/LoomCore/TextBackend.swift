@@ -32,6 +32,14 @@ public protocol TextGenerationBackend: AnyObject, Sendable {
     /// What identifies the model's answers (a name and a fingerprint of its weights): part of cache keys.
     var identity: String { get }
     func complete(_ messages: [(role: String, content: String)], parameters: TextGenerationParameters) throws -> String
+    /// The continuation of plain text, no chat template (a base model prompted with examples).
+    func continueText(_ prompt: String, parameters: TextGenerationParameters) throws -> String
+}
+
+extension TextGenerationBackend {
+    public func continueText(_ prompt: String, parameters: TextGenerationParameters) throws -> String {
+        throw LoomError("this backend answers conversations only (endpoint: chat)")
+    }
 }
 
 /// Backends by kind (e.g. "builtin"), registered by the executable that links their implementation.

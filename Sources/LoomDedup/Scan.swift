@@ -6,41 +6,8 @@ import Dispatch
 import Foundation
 import LoomCore
 
-/// The JSON Lines files a dedup command reads, in order.
-public struct DedupInput: Sendable {
-    public let files: [String]
-    public let stageInputs: [StageInput]
-
-    /// A finished stage directory contributes its shards in manifest order; another directory its `*.jsonl` files
-    /// (recursively, sorted, rejects.jsonl excluded); a file itself.
-    public static func resolve(_ paths: [String]) throws -> DedupInput {
-        var files: [String] = []
-        var inputs: [StageInput] = []
-        for p in paths {
-            if FS.isDirectory(p) {
-                if FS.exists(FS.join(p, Manifest.fileName)) {
-                    let r = try StageReader(directory: p)
-                    files += r.shardPaths
-                    inputs.append(.stage(p))
-                } else {
-                    let found = FS.listRecursive(p).filter {
-                        $0.hasSuffix(".jsonl") && !$0.hasSuffix("/rejects.jsonl") && $0 != "rejects.jsonl"
-                    }.sorted()
-                    if found.isEmpty { throw LoomError("\(p): no .jsonl files in this directory") }
-                    files += found
-                    inputs += found.map { .file($0) }
-                }
-            } else if FS.exists(p) {
-                files.append(p)
-                inputs.append(.file(p))
-            } else {
-                throw LoomError("\(p): no such file or directory")
-            }
-        }
-        if files.isEmpty { throw LoomError("dedup: no input files") }
-        return DedupInput(files: files, stageInputs: inputs)
-    }
-}
+/// Dedup reads any record source: stage directories, directories of JSON Lines files, files.
+public typealias DedupInput = RecordSource
 
 /// A line-aligned byte range of one input file.
 struct ByteRange: Equatable {

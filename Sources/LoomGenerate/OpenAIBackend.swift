@@ -1,8 +1,11 @@
-// A client for any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp server, Ollama, TGI), with
-// retries (exponential backoff with jitter on 429, 5xx, timeouts, broken or truncated responses; `Retry-After`
-// honoured) and the response cache in front of it. With `backend: builtin` the same client asks a Loom model in
-// this process instead (LoomCore's TextGenerationBackend, registered by the `loom` command): the same prompts,
-// parameters and cache, no server.
+// A client for any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI): `/v1/chat/completions`, or
+// `/v1/completions` for base models prompted with examples (`endpoint`), with retries (exponential backoff with
+// jitter on 429, 5xx, timeouts, broken or truncated responses; `Retry-After` honoured) and the response cache in
+// front of it. Structured output: a request may carry the JSON schema its reply must match, sent as
+// `response_format` in OpenAI's `json_schema` form or the `json_object` + `schema` form llama.cpp's servers take
+// (`structured`). With `backend: builtin` the same client asks a Loom model in this process instead (LoomCore's
+// TextGenerationBackend, registered by the `loom` command): the same prompts, parameters and cache, no server; there
+// the schema constrains decoding token by token.
 
 import Foundation
 import LoomCore
@@ -30,8 +33,28 @@ public struct OpenAIConfig: Codable, Equatable, Sendable {
     /// First backoff in seconds (doubled each retry, with jitter).
     public var backoff = 1.0
     public var concurrency = 4
+    /// How a request's JSON schema reaches the model: "json_schema" (OpenAI's `response_format`, also vLLM,
+    /// llama.cpp's llama-server, Ollama), "json_object" (`{"type": "json_object", "schema": ...}`, llama-cpp-python)
+    /// or "off" (no schema: the prompt alone asks for JSON). The builtin backend constrains decoding in either of the
+    /// first two.
+    public var structured = "json_schema"
+    /// "chat" (`/v1/chat/completions`, instruction-tuned models) or "completions" (`/v1/completions` with a
+    /// few-shot prompt and stop strings, for base models).
+    public var endpoint = "chat"
+
+    public static let structuredModes = ["json_schema", "json_object", "off"]
+    public static let endpoints = ["chat", "completions"]
 
     public init() {}
+
+    public func validate(_ context: String) throws {
+        guard Self.structuredModes.contains(structured) else {
+            throw LoomError("\(context): structured must be one of \(Self.structuredModes.joined(separator: ", ")), not '\(structured)'")
+        }
+        guard Self.endpoints.contains(endpoint) else {
+            throw LoomError("\(context): endpoint must be chat or completions, not '\(endpoint)'")
+        }
+    }
 
     /// What the stage configs record as the model: the name for a server; for the builtin backend the directory
     /// and a fingerprint of its files, so a re-trained model re-runs the stage.
@@ -98,11 +121,43 @@ public final class OpenAIBackend: @unchecked Sendable {
     /// Requests sent (attempts included), answers served from the cache, retries.
     public var stats: (requests: Int, cacheHits: Int, retries: Int) { lock.withLock { (_requests, _cacheHits, _retries) } }
 
-    /// The assistant's text for `messages`: from the cache, or from the server (retrying), then cached.
-    public func complete(_ messages: [(role: String, content: String)]) throws -> String {
-        let msgs = JSONValue.array(messages.map { ["role": .string($0.role), "content": .string($0.content)] })
+    /// The assistant's text for `messages` (chat endpoint): from the cache, or from the model (retrying), then cached.
+    /// `schema` (ignored when `structured` is off) is the JSON schema the reply must match.
+    public func complete(_ messages: [(role: String, content: String)], schema: ReplySchema? = nil, stop: [String] = []) throws -> String {
+        try perform(.chat(messages), schema: schema, stop: stop)
+    }
+
+    /// The continuation of `prompt` (completions endpoint: a few-shot prompt for a base model).
+    public func complete(prompt: String, schema: ReplySchema? = nil, stop: [String] = []) throws -> String {
+        try perform(.text(prompt), schema: schema, stop: stop)
+    }
+
+    enum Input {
+        case chat([(role: String, content: String)])
+        case text(String)
+    }
+
+    func perform(_ input: Input, schema given: ReplySchema?, stop: [String]) throws -> String {
+        let schema = config.structured == "off" ? nil : given
+        let promptJSON: JSONValue
+        switch input {
+        case .chat(let messages):
+            promptJSON = .array(messages.map { ["role": .string($0.role), "content": .string($0.content)] })
+        case .text(let prompt):
+            promptJSON = ["prompt": .string(prompt)]
+        }
+        // The cache key: what changes the answer. Requests without a schema or stop strings keep the keys they had.
+        var keyParameters = config.parameters
+        if case .object(var p) = keyParameters {
+            if !stop.isEmpty { p.append("stop", .array(stop.map { .string($0) })) }
+            if let schema {
+                p.append("structured", .string(config.structured))
+                p.append("schema", schema.schema)
+            }
+            keyParameters = .object(p)
+        }
         let key = ResponseCache.key(
-            backend: config.backend, model: local?.identity ?? config.model, parameters: config.parameters, messages: msgs)
+            backend: config.backend, model: local?.identity ?? config.model, parameters: keyParameters, messages: promptJSON)
         if let hit = cache?.get(key) {
             lock.withLock { _cacheHits += 1 }
             return hit
@@ -110,9 +165,15 @@ public final class OpenAIBackend: @unchecked Sendable {
         if let local {
             lock.withLock { _requests += 1 }
             let p = TextGenerationParameters(
-                temperature: config.temperature, topP: config.topP, maxTokens: config.maxTokens, seed: config.seed)
+                temperature: config.temperature, topP: config.topP, maxTokens: config.maxTokens, seed: config.seed, stop: stop,
+                schema: schema?.schema)
             let text: String
-            do { text = try local.complete(messages, parameters: p) } catch {
+            do {
+                switch input {
+                case .chat(let messages): text = try local.complete(messages, parameters: p)
+                case .text(let prompt): text = try local.continueText(prompt, parameters: p)
+                }
+            } catch {
                 throw BackendError(message: "the builtin model failed: \(error)", retryable: false)
             }
             try cache?.put(key, text)
@@ -121,7 +182,7 @@ public final class OpenAIBackend: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
-                let text = try send(msgs)
+                let text = try send(input, schema: schema, stop: stop)
                 try cache?.put(key, text)
                 return text
             } catch let e as BackendError where e.retryable && attempt < config.retries {
@@ -130,23 +191,54 @@ public final class OpenAIBackend: @unchecked Sendable {
                 let base = config.backoff * pow(2, Double(attempt - 1))
                 let wait = e.retryAfter ?? (base * (0.5 + Double.random(in: 0..<1)))
                 Thread.sleep(forTimeInterval: min(wait, 60))
+            } catch let e as BackendError where schema != nil && config.structured == "json_schema" {
+                // The most common cause of a server refusing every structured request.
+                throw BackendError(
+                    message: e.message + " (if the server does not take OpenAI's json_schema response_format, try structured: json_object)",
+                    retryable: false)
             }
         }
     }
 
-    func send(_ messages: JSONValue) throws -> String {
-        lock.withLock { _requests += 1 }
+    /// The request body (OpenAI's names).
+    func body(_ input: Input, schema: ReplySchema?, stop: [String]) -> JSONValue {
         var body = JSONObject()
         body.append("model", .string(config.model))
-        body.append("messages", messages)
+        switch input {
+        case .chat(let messages):
+            body.append("messages", .array(messages.map { ["role": .string($0.role), "content": .string($0.content)] }))
+        case .text(let prompt):
+            body.append("prompt", .string(prompt))
+        }
         if case .object(let p) = config.parameters { for (k, v) in p { body.append(k, v) } }
-        var request = URLRequest(url: URL(string: config.baseURL.hasSuffix("/") ? config.baseURL + "chat/completions" : config.baseURL + "/chat/completions")!)
+        if !stop.isEmpty { body.append("stop", .array(stop.map { .string($0) })) }
+        if let schema {
+            if config.structured == "json_schema" {
+                var js = JSONObject()
+                js.append("name", .string(schema.name))
+                js.append("strict", .bool(true))
+                js.append("schema", schema.schema)
+                body.append("response_format", ["type": "json_schema", "json_schema": .object(js)])
+            } else {
+                body.append("response_format", ["type": "json_object", "schema": schema.schema])
+            }
+        }
+        return .object(body)
+    }
+
+    func send(_ input: Input, schema: ReplySchema?, stop: [String]) throws -> String {
+        lock.withLock { _requests += 1 }
+        let chat: Bool
+        if case .chat = input { chat = true } else { chat = false }
+        let path = chat ? "chat/completions" : "completions"
+        let base = config.baseURL.hasSuffix("/") ? config.baseURL : config.baseURL + "/"
+        var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if let env = config.apiKeyEnv, let key = ProcessInfo.processInfo.environment[env] {
             request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
         }
-        request.httpBody = Data(JSONValue.object(body).jsonString.utf8)
+        request.httpBody = Data(body(input, schema: schema, stop: stop).jsonString.utf8)
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: (Data?, URLResponse?, Error?) = (nil, nil, nil)
         session.dataTask(with: request) { d, r, e in
@@ -175,9 +267,32 @@ public final class OpenAIBackend: @unchecked Sendable {
         } catch {
             throw BackendError(message: "the response is not valid JSON (truncated?): \(error)", retryable: true)
         }
-        guard let content = v["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue else {
-            throw BackendError(message: "the response has no choices[0].message.content", retryable: true)
+        let choice = v["choices"]?.arrayValue?.first
+        guard let content = chat ? choice?["message"]?["content"]?.stringValue : choice?["text"]?.stringValue else {
+            throw BackendError(
+                message: "the response has no " + (chat ? "choices[0].message.content" : "choices[0].text"), retryable: true)
         }
         return content
+    }
+}
+
+/// The JSON schema a reply must match, with the name OpenAI's `json_schema` form wants.
+public struct ReplySchema: Sendable, Equatable {
+    public var name: String
+    public var schema: JSONValue
+
+    public init(name: String, schema: JSONValue) {
+        self.name = name
+        self.schema = schema
+    }
+
+    /// A schema file under the templates directory (e.g. `qa/schema.json`); an invalid one is an error naming it.
+    public static func load(_ directory: String, _ relative: String, name: String) throws -> ReplySchema {
+        let path = FS.join(directory, relative)
+        let text = try FS.readText(path)
+        let value: JSONValue
+        do { value = try JSONValue.parse(text) } catch { throw LoomError("\(path): not valid JSON: \(error)") }
+        guard value.objectValue != nil else { throw LoomError("\(path): a JSON schema must be an object") }
+        return ReplySchema(name: name, schema: value)
     }
 }

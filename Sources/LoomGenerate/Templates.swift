@@ -29,7 +29,7 @@ public struct RCTemplates: Sendable {
             guard let list = value as? [String] else { throw LoomError("\(path): '\(key)' must be a list of strings") }
             phrasings[key] = try list.enumerated().map { i, s in
                 do {
-                    return ("rc/\(language)/\(key)#\(i)", try MustacheTemplate(string: s))
+                    return ("rc/\(language)/\(key)#\(i)", try MustacheTemplate(plainText: s))
                 } catch {
                     throw LoomError("\(path): '\(key)' template \(i + 1) is not valid Mustache: \(error)")
                 }
@@ -61,9 +61,17 @@ extension TemplateDirectory {
         let path = FS.join(directory, relative)
         var text = try FS.readText(path)
         if let last = text.last, last == "\n" || last == "\r\n" { text.removeLast() }
-        do { return (try MustacheTemplate(string: text), text) } catch {
+        do { return (try MustacheTemplate(plainText: text), text) } catch {
             throw LoomError("\(path): not valid Mustache: \(error)")
         }
+    }
+}
+
+extension MustacheTemplate {
+    /// A template rendering prompts and training text: `{{x}}` inserts x verbatim (Mustache's default is HTML,
+    /// which would turn quotes and ampersands into `&quot;` and `&amp;`).
+    public init(plainText text: String) throws {
+        try self.init(string: "{{% CONTENT_TYPE: TEXT}}" + text)
     }
 }
 

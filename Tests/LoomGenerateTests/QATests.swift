@@ -191,4 +191,21 @@ final class TemplateFileTests: XCTestCase {
             XCTAssertEqual(t.template.render(["q": "Why?"]), want, name)
         }
     }
+
+    /// Prompts are plain text: Mustache's default HTML escaping would send `&quot;` and `&lt;` to the model (and, in
+    /// reading-comprehension tasks, into training text). Every template loader renders `{{x}}` verbatim.
+    func testTemplatesDoNotEscapeHTML() throws {
+        let raw = #"IC50 < 5 "nM" & Tom's > 3"#
+        let templates = try TemplateDirectory.locate()
+        let user = try TemplateDirectory.load(templates, "qa/user.mustache").template
+        XCTAssertTrue(user.render(["text": raw, "count": "1"]).contains(raw))
+        let equal = try TemplateDirectory.load(templates, "evol/equal.mustache").template
+        XCTAssertTrue(equal.render(["first": raw, "second": "x"]).contains(raw))
+        let rc = try RCTemplates(directory: templates, language: "en")
+        var pick = SplitMix64(seed: 1)
+        for task in RCTask.allCases {
+            let text = rc.render(task.templateKey, ["text": raw, "sentence": raw, "question": raw, "word": raw], pick: &pick).text
+            XCTAssertFalse(text.contains("&quot;") || text.contains("&lt;") || text.contains("&amp;"), "\(task): \(text)")
+        }
+    }
 }
