@@ -69,3 +69,33 @@ public struct RecordSource: Sendable {
         }
     }
 }
+
+/// The records of one input path for a stage that can also run on a slice (`--shard i/N`): a stage directory is read
+/// through its manifest (StageReader, so a shard skips the files before its range), anything else through
+/// RecordSource, where a shard needs the record counts only a manifest has.
+public struct InputRecords {
+    let stage: StageReader?
+    let source: RecordSource
+
+    public init(_ path: String) throws {
+        source = try RecordSource.resolve([path])
+        stage = FS.exists(FS.join(path, Manifest.fileName)) ? try StageReader(directory: path) : nil
+    }
+
+    public func bytes(shard: ShardSpec?) -> Int {
+        if let stage { return stage.bytes(shard: shard) }
+        return source.totalBytes
+    }
+
+    public func forEachRecord(
+        shard: ShardSpec? = nil, progress: Progress? = nil,
+        _ body: (JSONValue, _ path: String, _ line: Int) throws -> Void,
+        bad: (_ error: JSONParseError, _ path: String, _ line: Int) throws -> Void
+    ) throws {
+        if let stage { return try stage.forEachRecord(shard: shard, progress: progress, body, bad: bad) }
+        guard shard == nil else {
+            throw LoomError("--shard needs a finished stage directory as input (its manifest counts the records)")
+        }
+        try source.forEachRecord(progress: progress, body, bad: bad)
+    }
+}

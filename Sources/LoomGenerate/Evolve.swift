@@ -135,7 +135,7 @@ public struct EvolveStage: Stage {
         o.append("templates", .string(templateHash))
         return .object(o)
     }
-    public var inputs: [StageInput] { [.stage(input)] }
+    public var inputs: [StageInput] { RecordSource.stageInputs([input]) }
 
     struct Item: Sendable {
         var id: String
@@ -154,7 +154,7 @@ public struct EvolveStage: Stage {
         let cache = settings.qa.noCache ? nil : try ResponseCache(path: settings.qa.cachePath)
         let backend = try OpenAIBackend(config: settings.qa.openai, cache: cache)
         var pool: [Item] = []
-        try StageReader(directory: input).forEachRecord(
+        try RecordSource.resolve([input]).forEachRecord(
             { r, path, line in
                 let id = r["id"]?.stringValue ?? "\(path):\(line)"
                 let instruction =

@@ -47,7 +47,7 @@ public struct PreferenceStage: Stage {
         }
         return .object(o)
     }
-    public var inputs: [StageInput] { [.stage(input)] }
+    public var inputs: [StageInput] { RecordSource.stageInputs([input]) }
 
     /// One user/assistant turn of a sample.
     struct Turn: Sendable {
@@ -63,7 +63,7 @@ public struct PreferenceStage: Stage {
 
     public func run(_ ctx: StageContext) throws {
         var turns: [Turn] = []
-        try StageReader(directory: input).forEachRecord(
+        try RecordSource.resolve([input]).forEachRecord(
             { r, path, line in
                 guard let messages = r["messages"]?.arrayValue else {
                     try ctx.reject(Reject(source: path, reason: "record has no 'messages'", line: line))

@@ -1,10 +1,14 @@
-// `loom generate qa`: question/answer pairs written by an LLM (any OpenAI-compatible server) for each chunk.
-// Prompts come from templates/qa/; answers are parsed strictly (repaired only where unambiguous), flagged when
-// they share no content word with their chunk, and cached so a re-run asks nothing twice.
+// `loom generate qa`: question/answer pairs written by an LLM (any OpenAI-compatible server, or a Loom model in this
+// process) for each chunk. Prompts come from templates/qa/: a system and a user message for chat models, a few-shot
+// prompt of worked examples for base models (`endpoint: completions`). The reply is held to the JSON schema in
+// qa/schema.json (its item count set to `questions`) through the server's structured output or, in process, by
+// constrained decoding; it is parsed strictly (repaired only where unambiguous), each answer's grounding in its
+// chunk measured (`meta.grounding`, `min_grounding`), and cached so a re-run asks nothing twice.
 
 import Foundation
 import LoomCore
 import Mustache
+import Yams
 
 public struct QAConfig: Codable, Equatable, Sendable {
     public var openai = OpenAIConfig()
@@ -14,12 +18,15 @@ public struct QAConfig: Codable, Equatable, Sendable {
     /// The SQLite response cache; nil: `LOOM_CACHE`, else ~/.cache/loom/responses.sqlite.
     public var cache: String?
     public var noCache = false
+    /// Answers whose grounding score (Grounding.score) is below this are rejected (0: keep all).
+    public var minGrounding = 0.0
 
     public init() {}
 
     public static let keys = [
         "method", "backend", "base_url", "model", "api_key_env", "temperature", "top_p", "max_tokens", "seed", "timeout",
-        "retries", "backoff", "concurrency", "questions", "text_field", "cache", "no_cache", "templates",
+        "retries", "backoff", "concurrency", "questions", "text_field", "cache", "no_cache", "templates", "structured",
+        "endpoint", "min_grounding",
     ]
 
     /// The config from a pipeline step's flat options.
@@ -63,6 +70,10 @@ public struct QAConfig: Codable, Equatable, Sendable {
         if let v = o["text_field"]?.stringValue { c.textField = v }
         if let v = o["cache"]?.stringValue { c.cache = v }
         if let v = o["no_cache"]?.boolValue { c.noCache = v }
+        if let v = o["structured"]?.stringValue { c.openai.structured = v }
+        if let v = o["endpoint"]?.stringValue { c.openai.endpoint = v }
+        if let v = o["min_grounding"]?.doubleValue { c.minGrounding = v }
+        try c.openai.validate(context)
         if c.openai.backend == "builtin" {
             guard let m = o["model"]?.stringValue else {
                 throw LoomError("\(context): the builtin backend needs 'model: DIR' (a model directory, e.g. @train)")
@@ -141,16 +152,25 @@ public struct QAStage: Stage {
     public let templateDirectory: String
     let system: MustacheTemplate
     let user: MustacheTemplate
+    let fewShot: FewShotPrompt?
+    /// qa/schema.json with the list's maxItems set to `questions`.
+    public let schema: ReplySchema
 
     public init(config: QAConfig, input: String, templates: String? = nil) throws {
         guard config.questions >= 1 else { throw LoomError("generate qa: questions must be at least 1") }
         guard config.openai.concurrency >= 1 else { throw LoomError("generate qa: concurrency must be at least 1") }
+        guard config.minGrounding >= 0, config.minGrounding <= 1 else {
+            throw LoomError("generate qa: min_grounding must be in [0, 1]")
+        }
+        try config.openai.validate("generate qa")
         settings = config
         self.input = input
         let dir = try templates ?? TemplateDirectory.locate()
         templateDirectory = dir
         system = try TemplateDirectory.load(dir, "qa/system.mustache").template
         user = try TemplateDirectory.load(dir, "qa/user.mustache").template
+        fewShot = config.openai.endpoint == "completions" ? try FewShotPrompt(directory: dir, questions: config.questions) : nil
+        schema = try QASchema.load(dir, questions: config.questions)
     }
 
     public var name: String { "generate-qa" }
@@ -162,30 +182,44 @@ public struct QAStage: Stage {
         o.append("parameters", settings.openai.parameters)
         o.append("questions", .int(settings.questions))
         o.append("text_field", .string(settings.textField))
-        o.append("templates", .string(SHA256.hex(system.description + "\u{0}" + user.description)))
+        var prompts = system.description + "\u{0}" + user.description
+        if let fewShot { prompts += "\u{0}" + fewShot.fingerprint }
+        o.append("templates", .string(SHA256.hex(prompts)))
+        // Options added later go in only when they differ from the old behaviour, so finished runs stay current.
+        if settings.openai.endpoint != "chat" { o.append("endpoint", .string(settings.openai.endpoint)) }
+        o.append("structured", .string(settings.openai.structured))
+        if settings.openai.structured != "off" { o.append("schema", schema.schema) }
+        if settings.minGrounding > 0 { o.append("min_grounding", .double(settings.minGrounding)) }
         return .object(o)
     }
-    public var inputs: [StageInput] { [.stage(input)] }
+    public var inputs: [StageInput] { RecordSource.stageInputs([input]) }
 
     public func run(_ ctx: StageContext) throws {
         let cache = settings.noCache ? nil : try ResponseCache(path: settings.cachePath)
         let backend = try OpenAIBackend(config: settings.openai, cache: cache)
-        let reader = try StageReader(directory: input)
-        ctx.progress.begin(totalBytes: reader.manifest.shards.reduce(0) { $0 + $1.bytes }, unit: "chunks")
+        let reader = try RecordSource.resolve([input])
+        ctx.progress.begin(totalBytes: reader.totalBytes, unit: "chunks")
         var batch: [(id: String, text: String, docId: String?, path: String, line: Int)] = []
-        var counts = (pairs: 0, unsupported: 0, failed: 0, unparseable: 0, wrongLanguage: 0)
+        var counts = (pairs: 0, unsupported: 0, failed: 0, unparseable: 0, wrongLanguage: 0, ungrounded: 0, grounded: 0)
         func flush() throws {
             let items = batch
             batch = []
             try orderedParallelForEach(
                 items, jobs: settings.openai.concurrency, window: settings.openai.concurrency * 4,
                 produce: { item -> Result<String, BackendError> in
-                    let messages = [
-                        (role: "system", content: system.render([String: String]()).trimmingCharacters(in: .newlines)),
-                        (role: "user", content: user.render(["text": item.text, "count": "\(settings.questions)"])),
-                    ]
-                    do { return .success(try backend.complete(messages)) } catch let e as BackendError {
+                    do {
+                        if let fewShot {
+                            return .success(try backend.complete(prompt: fewShot.render(item.text), schema: schema, stop: fewShot.stop))
+                        }
+                        let messages = [
+                            (role: "system", content: system.render([String: String]()).trimmingCharacters(in: .newlines)),
+                            (role: "user", content: user.render(["text": item.text, "count": "\(settings.questions)"])),
+                        ]
+                        return .success(try backend.complete(messages, schema: schema))
+                    } catch let e as BackendError {
                         return .failure(e)
+                    } catch {
+                        return .failure(BackendError(message: "\(error)", retryable: false))
                     }
                 },
                 consume: { k, result in
@@ -216,6 +250,17 @@ public struct QAStage: Stage {
                                         line: item.line, id: item.id, raw: p.question + "\n" + p.answer))
                                 continue
                             }
+                            let grounding = Grounding.measure(answer: p.answer, chunk: item.text)
+                            if grounding.score < settings.minGrounding {
+                                counts.ungrounded += 1
+                                try ctx.reject(
+                                    Reject(
+                                        source: item.path,
+                                        reason: "answer grounding \(grounding.score) below min_grounding \(settings.minGrounding)",
+                                        line: item.line, id: item.id, raw: p.question + "\n" + p.answer))
+                                continue
+                            }
+                            if grounding.score >= 0.5 { counts.grounded += 1 }
                             let ok = QAParser.supported(p.answer, by: item.text)
                             if !ok { counts.unsupported += 1 }
                             var ids = [item.id]
@@ -224,9 +269,11 @@ public struct QAStage: Stage {
                             meta.append(
                                 "provenance",
                                 provenance(
-                                    ids: ids, generator: "qa", templates: ["qa/system", "qa/user"], backend: settings.openai.backend,
-                                    model: settings.openai.model, seed: settings.openai.seed))
+                                    ids: ids, generator: "qa", templates: fewShot == nil ? ["qa/system", "qa/user"] : ["qa/fewshot"],
+                                    backend: settings.openai.backend, model: settings.openai.model, seed: settings.openai.seed))
                             meta.append("supported", .bool(ok))
+                            meta.append("grounding", grounding.json)
+                            meta.append("language", .string(language))
                             var o = JSONObject()
                             o.append("id", .string("\(item.id)#qa\(n)"))
                             o.append(
@@ -258,7 +305,66 @@ public struct QAStage: Stage {
         ctx.setCount("failed_chunks", counts.failed)
         ctx.setCount("unparseable_replies", counts.unparseable)
         ctx.setCount("wrong_language", counts.wrongLanguage)
+        // Answers with at least half their content words in the chunk (of those kept), and those dropped below
+        // min_grounding.
+        ctx.setCount("grounded_answers", counts.grounded)
+        ctx.setCount("ungrounded_rejected", counts.ungrounded)
         // Not deterministic across runs (they depend on the cache and the server), but what an operator wants to see.
         Log.info("generate-qa: \(s.requests) requests sent, \(s.cacheHits) answers from the cache, \(s.retries) retries")
+    }
+}
+
+/// qa/schema.json: the reply's JSON schema, with the list's item count bounded by the questions asked for.
+enum QASchema {
+    static func load(_ directory: String, questions: Int) throws -> ReplySchema {
+        var s = try ReplySchema.load(directory, "qa/schema.json", name: "qa_pairs")
+        guard case .object(var root) = s.schema, case .object(var props) = root["properties"] ?? .null,
+            case .object(var pairs) = props["pairs"] ?? .null, pairs["type"]?.stringValue == "array"
+        else {
+            throw LoomError("\(FS.join(directory, "qa/schema.json")): expected an object schema with an array property 'pairs'")
+        }
+        pairs["maxItems"] = .int(questions)
+        if let min = pairs["minItems"]?.intValue, min > questions { pairs["minItems"] = .int(questions) }
+        props["pairs"] = .object(pairs)
+        root["properties"] = .object(props)
+        s.schema = .object(root)
+        return s
+    }
+}
+
+/// The few-shot prompt for base models: qa/fewshot.yaml's worked examples rendered by qa/fewshot.mustache before the
+/// chunk, each example's pairs (as many as asked for, up to what it has) as the JSON the schema describes.
+struct FewShotPrompt: Sendable {
+    let template: MustacheTemplate
+    let instruction: String
+    let examples: [[String: String]]
+    let fingerprint: String
+    /// Where a base model's answer ends: the separator the examples use, or the start of another text.
+    let stop = ["\n###", "\nText:"]
+
+    init(directory: String, questions: Int) throws {
+        let t = try TemplateDirectory.load(directory, "qa/fewshot.mustache")
+        let path = FS.join(directory, "qa/fewshot.yaml")
+        let yaml = try FS.readText(path)
+        guard let root = try Yams.load(yaml: yaml) as? [String: Any], let instruction = root["instruction"] as? String,
+            let list = root["examples"] as? [[String: Any]], !list.isEmpty
+        else { throw LoomError("\(path): expected 'instruction' and a list of 'examples' (text, pairs)") }
+        examples = try list.enumerated().map { i, e in
+            guard let text = e["text"] as? String, let pairs = e["pairs"] as? [[String: String]], !pairs.isEmpty else {
+                throw LoomError("\(path): example \(i + 1) needs 'text' and a list of 'pairs' (question, answer)")
+            }
+            let shown = pairs.prefix(questions).map { p -> JSONValue in
+                ["question": .string(p["question"] ?? ""), "answer": .string(p["answer"] ?? "")]
+            }
+            let json: JSONValue = ["pairs": .array(Array(shown))]
+            return ["text": text, "json": json.jsonString]
+        }
+        template = t.template
+        self.instruction = instruction
+        fingerprint = SHA256.hex(t.text + "\u{0}" + yaml)
+    }
+
+    func render(_ text: String) -> String {
+        template.render(["instruction": instruction, "examples": examples, "text": text] as [String: Any])
     }
 }

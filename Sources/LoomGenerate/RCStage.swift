@@ -55,10 +55,10 @@ public struct RCStage: Stage {
         o["templates_sha256"] = .string(SHA256.hex(en + "\u{0}" + ko))
         return withShard(.object(o), recordedShard)
     }
-    public var inputs: [StageInput] { [.stage(input)] }
+    public var inputs: [StageInput] { RecordSource.stageInputs([input]) }
 
     public func run(_ ctx: StageContext) throws {
-        let reader = try StageReader(directory: input)
+        let reader = try InputRecords(input)
         let field = settings.textField
         // Pass 1: term statistics over the whole input.
         var stats = TermStatistics()

@@ -34,7 +34,7 @@ struct GenerateRC: ParsableCommand {
               loom generate rc out/chunks -o out/rc --seed 7
             """)
 
-    @Argument(help: "A finished stage directory of chunks or documents.")
+    @Argument(help: "Chunks or documents: a finished stage directory, a directory of .jsonl files, or a .jsonl file.")
     var input: String
 
     @OptionGroup var stage: StageOptions
@@ -70,20 +70,32 @@ struct GenerateQA: ParsableCommand {
         commandName: "qa",
         abstract: "Question/answer pairs about each chunk, written by an LLM behind an OpenAI-compatible API.",
         discussion: """
-            The prompt is templates/qa/system.mustache and user.mustache. The
-            reply must be a JSON list of {"question", "answer"} objects; a code
-            fence, surrounding words and trailing commas are repaired, anything
-            else goes to rejects.jsonl with the raw reply. An answer sharing no
-            content word with its chunk is kept and flagged (meta.supported:
-            false). Requests are retried with exponential backoff and jitter on
-            429, 5xx, timeouts and broken responses (Retry-After honoured).
+            Chat models get templates/qa/system.mustache and user.mustache;
+            base models (--endpoint completions) a few-shot prompt
+            (qa/fewshot.mustache with the worked examples of qa/fewshot.yaml)
+            cut at stop strings. The reply must match templates/qa/schema.json
+            (a "pairs" list of {"question", "answer"} objects, --questions
+            items at most, bounded string lengths so it closes within
+            --max-tokens): sent as the server's response_format
+            (--structured json_schema, OpenAI's form; json_object for
+            llama-cpp-python; off), and with --backend builtin enforced token
+            by token. A code fence, surrounding words and trailing commas are
+            repaired, anything else goes to rejects.jsonl with the raw reply.
+            Every pair gets meta.grounding (score: share of the answer's content
+            words found in the chunk; longest_span: longest run of answer words
+            found in it) and meta.language; --min-grounding drops answers below
+            a score. Requests are retried with exponential backoff and jitter
+            on 429, 5xx, timeouts and broken responses (Retry-After honoured).
 
-            Example (a llama.cpp or vLLM server on port 8000):
+            Examples (a llama.cpp or vLLM server on port 8000; a GGUF file in
+            this process with no server):
               loom generate qa out/chunks -o out/qa --base-url http://127.0.0.1:8000/v1 \\
                 --model qwen2.5-7b-instruct --concurrency 16
+              loom generate qa chunks.jsonl -o out/qa --backend builtin \\
+                --model gemma-3-270m-q4_k_m.gguf --endpoint completions --min-grounding 0.5
             """)
 
-    @Argument(help: "A finished stage directory of chunks or documents.")
+    @Argument(help: "Chunks or documents: a finished stage directory, a directory of .jsonl files, or a .jsonl file.")
     var input: String
 
     @OptionGroup var stage: StageOptions
@@ -93,9 +105,13 @@ struct GenerateQA: ParsableCommand {
     @Option(help: "Questions asked for per chunk.")
     var questions = 3
 
+    @Option(help: "Drop answers with less than this share of their content words in the chunk (0 to 1; 0 keeps all).")
+    var minGrounding = 0.0
+
     func run() throws {
         var c = llm.config
         c.questions = questions
+        c.minGrounding = minGrounding
         try runStage({ try QAStage(config: c, input: input, templates: llm.templates) }, options: stage)
     }
 }
@@ -122,6 +138,12 @@ struct LLMOptions: ParsableArguments {
 
     @Option(help: "Most tokens in a reply.")
     var maxTokens = 512
+
+    @Option(help: "How the reply's JSON schema reaches the model: json_schema (OpenAI's response_format), json_object (with a schema, as llama-cpp-python takes it) or off.")
+    var structured = "json_schema"
+
+    @Option(help: "chat (/v1/chat/completions) or completions (/v1/completions with a few-shot prompt, for base models).")
+    var endpoint = "chat"
 
     @Option(help: "Sampling seed sent to the server.")
     var seed: Int?
@@ -153,6 +175,8 @@ struct LLMOptions: ParsableArguments {
         c.openai.temperature = temperature
         c.openai.topP = topP
         c.openai.maxTokens = maxTokens
+        c.openai.structured = structured
+        c.openai.endpoint = endpoint
         c.openai.seed = seed
         c.openai.concurrency = concurrency
         c.openai.timeout = timeout
@@ -182,7 +206,7 @@ struct GenerateEvolve: ParsableCommand {
               loom generate evolve out/qa -o out/evol --rounds 3 --base-url http://127.0.0.1:8000/v1
             """)
 
-    @Argument(help: "A stage directory of SFT samples (the first user message is the instruction).")
+    @Argument(help: "SFT samples (the first user message is the instruction): a stage directory, a directory of .jsonl files, or a .jsonl file.")
     var input: String
 
     @OptionGroup var stage: StageOptions
@@ -222,7 +246,7 @@ struct GeneratePreference: ParsableCommand {
               loom generate preference out/rc -o out/pref
             """)
 
-    @Argument(help: "A stage directory of SFT samples.")
+    @Argument(help: "SFT samples: a stage directory, a directory of .jsonl files, or a .jsonl file.")
     var input: String
 
     @OptionGroup var stage: StageOptions
