@@ -29,6 +29,7 @@ public final class ChatTestServer: @unchecked Sendable {
     private var _requests = 0
     private var _faults: [Fault: Int] = [:]
     private var _answered: [String: Int] = [:]
+    private var _received: [(path: String, body: JSONValue)] = []
     private var rng: SplitMix64
     public private(set) var port = 0
 
@@ -44,6 +45,8 @@ public final class ChatTestServer: @unchecked Sendable {
     public var faults: [Fault: Int] { lock.withLock { _faults } }
     /// How many times each prompt (last user message) was answered successfully.
     public var answered: [String: Int] { lock.withLock { _answered } }
+    /// Every request's path (e.g. /v1/chat/completions) and JSON body, in arrival order.
+    public var received: [(path: String, body: JSONValue)] { lock.withLock { _received } }
 
     public func start() throws {
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -92,6 +95,7 @@ public final class ChatTestServer: @unchecked Sendable {
         var buf = [UInt8](repeating: 0, count: 65536)
         var headerEnd = -1
         var contentLength = 0
+        var path = ""
         while true {
             let n = read(fd, &buf, buf.count)
             if n <= 0 { return }
@@ -99,6 +103,7 @@ public final class ChatTestServer: @unchecked Sendable {
             if headerEnd < 0, let r = find(data, Array("\r\n\r\n".utf8)) {
                 headerEnd = r + 4
                 let head = String(decoding: data[0..<r], as: UTF8.self).lowercased()
+                path = head.split(separator: " ").dropFirst().first.map(String.init) ?? ""
                 for line in head.split(separator: "\r\n") where line.hasPrefix("content-length:") {
                     contentLength = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0
                 }
@@ -106,10 +111,14 @@ public final class ChatTestServer: @unchecked Sendable {
             if headerEnd >= 0 && data.count - headerEnd >= contentLength { break }
         }
         let body = Array(data[headerEnd..<(headerEnd + contentLength)])
-        let prompt = (try? body.withUnsafeBufferPointer { try JSONValue.parse(bytes: $0) })
-            .flatMap { $0["messages"]?.arrayValue?.last?["content"]?.stringValue } ?? ""
+        let request = (try? body.withUnsafeBufferPointer { try JSONValue.parse(bytes: $0) }) ?? .null
+        // /v1/completions sends the text to continue as `prompt` and reads `choices[0].text` back.
+        let plain = path.hasSuffix("/completions") && !path.hasSuffix("/chat/completions")
+        let prompt = (plain ? request["prompt"]?.stringValue : request["messages"]?.arrayValue?.last?["content"]?.stringValue) ?? ""
+        let completion = { (text: String) in self.completion(text, plain: plain) }
         let fault: Fault? = lock.withLock {
             _requests += 1
+            _received.append((path, request))
             let r = Double(rng.next() % 1_000_000) / 1_000_000
             guard r < faultRate else { return nil }
             let f = kinds[rng.below(kinds.count)]
@@ -135,17 +144,21 @@ public final class ChatTestServer: @unchecked Sendable {
         }
     }
 
-    private func completion(_ text: String) -> String {
-        var message = JSONObject()
-        message.append("role", "assistant")
-        message.append("content", .string(text))
+    private func completion(_ text: String, plain: Bool) -> String {
         var choice = JSONObject()
         choice.append("index", 0)
-        choice.append("message", .object(message))
+        if plain {
+            choice.append("text", .string(text))
+        } else {
+            var message = JSONObject()
+            message.append("role", "assistant")
+            message.append("content", .string(text))
+            choice.append("message", .object(message))
+        }
         choice.append("finish_reason", "stop")
         var o = JSONObject()
-        o.append("id", "chatcmpl-test")
-        o.append("object", "chat.completion")
+        o.append("id", plain ? "cmpl-test" : "chatcmpl-test")
+        o.append("object", plain ? "text_completion" : "chat.completion")
         o.append("choices", .array([.object(choice)]))
         return JSONValue.object(o).jsonString
     }

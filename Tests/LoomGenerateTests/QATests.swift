@@ -209,3 +209,163 @@ final class TemplateFileTests: XCTestCase {
         }
     }
 }
+
+final class QAStructuredTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "loom-qas-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// The chunk a prompt ends with (chat: after "Text:\n"; few-shot: between the last "Text:\n" and "\n\nJSON:").
+    static func chunk(of prompt: String) -> String {
+        let tail = prompt.components(separatedBy: "Text:\n").last ?? ""
+        return tail.components(separatedBy: "\n\nJSON:").first ?? tail
+    }
+
+    /// A schema-shaped reply: {"pairs": [one pair whose answer is the chunk's first sentence]}.
+    static let objectModel: @Sendable (String) -> String = { prompt in
+        let first = chunk(of: prompt).components(separatedBy: ". ").first ?? ""
+        let pair: JSONValue = ["question": "What does the compound do?", "answer": .string(first + ".")]
+        let reply: JSONValue = ["pairs": .array([pair])]
+        return reply.jsonString
+    }
+
+    func config(_ server: ChatTestServer, questions: Int = 2) -> QAConfig {
+        var c = QAConfig()
+        c.openai.baseURL = server.baseURL
+        c.openai.model = "fake"
+        c.openai.concurrency = 4
+        c.openai.retries = 1
+        c.openai.backoff = 0.01
+        c.questions = questions
+        c.noCache = true
+        return c
+    }
+
+    /// Input as a plain JSON Lines file, not a stage directory (what other tools write).
+    func writeJSONL(_ n: Int) throws -> String {
+        let path = dir + "/chunks.jsonl"
+        try (chunkRecords(n).map(\.jsonString).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func run(_ c: QAConfig, _ input: String, _ out: String = "qa") throws -> Manifest {
+        try StageRunner.run(QAStage(config: c, input: input, templates: templatesDirectory), directory: dir + "/" + out, options: RunOptions(quiet: true))
+            .manifest
+    }
+
+    /// The reply's schema reaches the server in the form chosen: OpenAI's json_schema, llama-cpp-python's json_object
+    /// + schema, or not at all; its item count is the number of questions asked for.
+    func testTheSchemaIsSentInTheChosenForm() throws {
+        let server = ChatTestServer(answer: Self.objectModel)
+        try server.start()
+        defer { server.stop() }
+        let input = try writeJSONL(3)
+        for mode in ["json_schema", "json_object", "off"] {
+            var c = config(server, questions: 2)
+            c.openai.structured = mode
+            let before = server.received.count
+            let m = try run(c, input, "qa-" + mode)
+            XCTAssertEqual(m.counts["pairs"]?.intValue, 3, mode)
+            let bodies = server.received[before...].map(\.body)
+            XCTAssertEqual(bodies.count, 3, mode)
+            for b in bodies {
+                let rf = b["response_format"]
+                switch mode {
+                case "json_schema":
+                    XCTAssertEqual(rf?["type"]?.stringValue, "json_schema")
+                    XCTAssertEqual(rf?["json_schema"]?["name"]?.stringValue, "qa_pairs")
+                    XCTAssertEqual(rf?["json_schema"]?["schema"]?["properties"]?["pairs"]?["maxItems"]?.intValue, 2)
+                    XCTAssertEqual(
+                        rf?["json_schema"]?["schema"]?["properties"]?["pairs"]?["items"]?["properties"]?["answer"]?["maxLength"]?.intValue, 240)
+                case "json_object":
+                    XCTAssertEqual(rf?["type"]?.stringValue, "json_object")
+                    XCTAssertEqual(rf?["schema"]?["properties"]?["pairs"]?["maxItems"]?.intValue, 2)
+                default:
+                    XCTAssertNil(rf, "structured: off sends no response_format")
+                }
+            }
+            XCTAssertEqual(server.received[before].path, "/v1/chat/completions")
+        }
+        // The manifest's config carries the schema only when one is sent.
+        let withSchema = try QAStage(config: config(server), input: input, templates: templatesDirectory).config
+        XCTAssertNotNil(withSchema["schema"])
+        var off = config(server)
+        off.openai.structured = "off"
+        XCTAssertNil(try QAStage(config: off, input: input, templates: templatesDirectory).config["schema"])
+    }
+
+    /// Base models: /v1/completions with a few-shot prompt (worked examples, then the chunk) and stop strings; the
+    /// reply is the JSON that follows "JSON:".
+    func testBaseModelsGetAFewShotPromptOnTheCompletionsEndpoint() throws {
+        let server = ChatTestServer(answer: { " " + Self.objectModel($0) + "\n###\n" })
+        try server.start()
+        defer { server.stop() }
+        let input = try writeJSONL(2)
+        var c = config(server, questions: 2)
+        c.openai.endpoint = "completions"
+        c.openai.structured = "off"
+        let m = try run(c, input)
+        XCTAssertEqual(m.status, "complete")
+        XCTAssertEqual(m.counts["pairs"]?.intValue, 2)
+        let r = server.received
+        XCTAssertEqual(r.count, 2)
+        XCTAssertEqual(r[0].path, "/v1/completions")
+        let prompt = try XCTUnwrap(r.compactMap { $0.body["prompt"]?.stringValue }.first { $0.contains("Compound 0 ") })
+        XCTAssertNil(r[0].body["messages"])
+        // Three worked examples, each with two pairs (questions: 2) as the schema's JSON, before the chunk.
+        XCTAssertEqual(prompt.components(separatedBy: "\n###\n").count - 1, 3, prompt)
+        XCTAssertTrue(prompt.contains(#"JSON: {"pairs":[{"question":"How much capacity did cells stored at 100% charge and 40 °C retain after two years?""#), prompt)
+        XCTAssertFalse(prompt.contains("Which cells retained 96%"), "a third pair is shown only when three are asked for")
+        XCTAssertTrue(prompt.hasSuffix("Text:\nCompound 0 lowers blood pressure in hypertensive rats. The effect lasts 0 hours.\n\nJSON:"), prompt)
+        XCTAssertEqual(r[0].body["stop"]?.arrayValue?.compactMap(\.stringValue), ["\n###", "\nText:"])
+        let out = try String(contentsOfFile: dir + "/qa/part-00000.jsonl", encoding: .utf8)
+        XCTAssertTrue(out.contains("qa/fewshot"), out)
+    }
+
+    /// Every record carries meta.grounding and meta.language; min_grounding drops answers not taken from the chunk.
+    func testGroundingIsMeasuredAndMinGroundingRejects() throws {
+        let server = ChatTestServer(answer: { prompt in
+            let text = Self.chunk(of: prompt)
+            let answer = text.contains("Compound 1 ") ? "Paris remains the capital city of France." : text.components(separatedBy: ". ")[0]
+            let pair: JSONValue = ["question": "What happens?", "answer": .string(answer)]
+            let reply: JSONValue = ["pairs": .array([pair])]
+            return reply.jsonString
+        })
+        try server.start()
+        defer { server.stop() }
+        let input = try writeJSONL(3)
+        var c = config(server, questions: 1)
+        c.minGrounding = 0.5
+        let m = try run(c, input)
+        XCTAssertEqual(m.counts["pairs"]?.intValue, 2)
+        XCTAssertEqual(m.counts["ungrounded_rejected"]?.intValue, 1)
+        XCTAssertEqual(m.counts["grounded_answers"]?.intValue, 2)
+        let rejects = try String(contentsOfFile: dir + "/qa/rejects.jsonl", encoding: .utf8)
+        XCTAssertTrue(rejects.contains("below min_grounding 0.5") && rejects.contains("Paris remains"), rejects)
+        let first = try JSONValue.parse(
+            String(try String(contentsOfFile: dir + "/qa/part-00000.jsonl", encoding: .utf8).split(separator: "\n")[0]))
+        XCTAssertEqual(first["meta"]?["grounding"]?["score"]?.doubleValue, 1)
+        XCTAssertEqual(first["meta"]?["grounding"]?["longest_span"]?.intValue, 8)
+        XCTAssertEqual(first["meta"]?["language"]?.stringValue, "en")
+        c.minGrounding = 1.5
+        XCTAssertThrowsError(try QAStage(config: c, input: input, templates: templatesDirectory))
+    }
+
+    func testGroundingScoresContentWordsAndTheLongestSpan() {
+        let chunk = "Metformin lowered fasting glucose by 20% in patients with type 2 diabetes over twelve weeks."
+        let copied = Grounding.measure(answer: "It lowered fasting glucose by 20%.", chunk: chunk)
+        XCTAssertEqual(copied.score, 1)
+        XCTAssertEqual(copied.longestSpan, 5)  // lowered fasting glucose by 20
+        let invented = Grounding.measure(answer: "Insulin resistance increased sharply.", chunk: chunk)
+        XCTAssertEqual(invented.score, 0)
+        let half = Grounding.measure(answer: "Metformin causes nausea in diabetes.", chunk: chunk)
+        // content words: metformin, causes, nausea, diabetes -> 2 of 4 in the chunk
+        XCTAssertEqual(half.score, 0.5)
+        XCTAssertEqual(Grounding.measure(answer: "Yes.", chunk: chunk).score, 1, "no content word: nothing to check")
+        // Korean particles attach to words: 보험료를 is grounded in 보험료는.
+        XCTAssertEqual(Grounding.measure(answer: "보험료를 납입합니다", chunk: "보험료는 매월 납입합니다.").score, 1)
+    }
+}
