@@ -66,6 +66,10 @@ public enum TextBackends {
     /// A fingerprint of a Hugging Face model directory: config.json and tokenizer.json hashed, the safetensors
     /// files by size and modification time (SHA-256 here is for small inputs; a re-trained model gets a new one).
     public static func modelFingerprint(directory: String) -> String {
+        // A single model file (a .gguf): its size and modification time, like the weights of a directory.
+        if !FS.isDirectory(directory), let id = FS.identity(directory) {
+            return SHA256.hex("\(URL(fileURLWithPath: directory).lastPathComponent)=\(id.size):\(id.mtimeNs)")
+        }
         var parts: [String] = []
         for f in FS.list(directory) {
             let p = FS.join(directory, f)

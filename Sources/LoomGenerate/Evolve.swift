@@ -67,8 +67,14 @@ public enum EvolRules {
         return c.isSubset(of: p)
     }
 
-    /// Rule 1 with a model: the judge's reply to the comparison prompt says "Equal" (not "Not Equal").
+    /// Rule 1 with a model: the judge's reply to the comparison prompt says "Equal" (not "Not Equal"): the
+    /// `verdict` of a reply held to evol/verdict.schema.json, else the words of a free-text reply.
     public static func judgedEqual(_ reply: String) -> Bool {
+        if let v = try? JSONValue.parse(reply.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let verdict = v["verdict"]?.stringValue
+        {
+            return verdict.lowercased() == "equal"
+        }
         let l = reply.lowercased()
         return l.contains("equal") && !l.contains("not equal")
     }
@@ -91,6 +97,8 @@ public struct EvolveStage: Stage {
     let equal: MustacheTemplate
     let methods: [String: String]
     let templateHash: String
+    /// evol/verdict.schema.json: the judge's reply, {"verdict": "Equal" | "Not Equal"}.
+    let verdictSchema: ReplySchema
 
     public init(config: EvolveConfig, input: String, templates: String? = nil) throws {
         guard config.rounds >= 1 else { throw LoomError("generate evolve: rounds must be at least 1") }
@@ -119,6 +127,7 @@ public struct EvolveStage: Stage {
             throw LoomError("\(methodsPath): no method text for '\(op.rawValue)'")
         }
         methods = m
+        verdictSchema = try ReplySchema.load(dir, "evol/verdict.schema.json", name: "verdict")
         templateHash = SHA256.hex([dt, bt, et, methodsText].joined(separator: "\u{0}"))
     }
 
@@ -132,6 +141,7 @@ public struct EvolveStage: Stage {
         o.append("rounds", .int(settings.rounds))
         o.append("seed", .int(settings.seed))
         o.append("judge", .string(settings.judge))
+        if settings.judge == "backend" { o.append("structured", .string(settings.qa.openai.structured)) }
         o.append("templates", .string(templateHash))
         return .object(o)
     }
@@ -240,7 +250,7 @@ public struct EvolveStage: Stage {
                 same = EvolRules.noGainByTokens(parent: item.instruction, child: evolved)
             } else {
                 let reply = try backend.complete(
-                    [(role: "user", content: equal.render(["first": item.instruction, "second": evolved]))])
+                    [(role: "user", content: equal.render(["first": item.instruction, "second": evolved]))], schema: verdictSchema)
                 same = EvolRules.judgedEqual(reply)
             }
             if same { return .eliminated(.noInformationGain, operation: op) }

@@ -97,8 +97,9 @@ public final class OpenAIBackend: @unchecked Sendable {
         switch config.backend {
         case "openai": local = nil
         case "builtin":
-            guard FS.isDirectory(config.model) else {
-                throw LoomError("builtin backend: model '\(config.model)' is not a model directory (config.json, model.safetensors)")
+            guard FS.isDirectory(config.model) || (config.model.lowercased().hasSuffix(".gguf") && FS.exists(config.model)) else {
+                throw LoomError(
+                    "builtin backend: model '\(config.model)' is not a model directory (config.json, model.safetensors) or a .gguf file")
             }
             local = try TextBackends.make("builtin", model: config.model)
         default: throw LoomError("unknown backend '\(config.backend)' (available: openai, builtin)")
@@ -191,8 +192,8 @@ public final class OpenAIBackend: @unchecked Sendable {
                 let base = config.backoff * pow(2, Double(attempt - 1))
                 let wait = e.retryAfter ?? (base * (0.5 + Double.random(in: 0..<1)))
                 Thread.sleep(forTimeInterval: min(wait, 60))
-            } catch let e as BackendError where schema != nil && config.structured == "json_schema" {
-                // The most common cause of a server refusing every structured request.
+            } catch let e as BackendError where schema != nil && config.structured == "json_schema" && e.message.hasPrefix("HTTP ") {
+                // The most common cause of a server answering every structured request with an error.
                 throw BackendError(
                     message: e.message + " (if the server does not take OpenAI's json_schema response_format, try structured: json_object)",
                     retryable: false)

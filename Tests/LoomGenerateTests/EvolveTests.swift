@@ -89,6 +89,35 @@ final class EvolveStageTests: XCTestCase {
         let second = out[1]["messages"]?.arrayValue?.first?["content"]?.stringValue ?? ""
         XCTAssertTrue(second.hasPrefix("How does insulin act on muscle? Answer in three numbered steps"), second)
     }
+
+    /// The judge's request carries evol/verdict.schema.json as response_format; a JSON verdict is read by its field.
+    func testTheJudgeIsHeldToTheVerdictSchema() throws {
+        let server = ChatTestServer(answer: { prompt in
+            prompt.hasPrefix("Here are two instructions") ? #"{"verdict":"Equal"}"# : Self.model(prompt)
+        })
+        try server.start()
+        defer { server.stop() }
+        let records: [JSONValue] = [["id": "s0", "messages": [["role": "user", "content": "How does insulin act on muscle?"]]]]
+        _ = try StageRunner.run(RecordsStage(records: records), directory: dir + "/in", options: RunOptions(quiet: true))
+        var c = EvolveConfig()
+        c.qa.openai.baseURL = server.baseURL
+        c.qa.openai.retries = 1
+        c.qa.noCache = true
+        let m = try StageRunner.run(
+            EvolveStage(config: c, input: dir + "/in", templates: templatesDirectory), directory: dir + "/evol",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.counts["eliminated_no_information_gain"]?.intValue, 1, "\(m.counts)")
+        XCTAssertEqual(m.counts["evolved"]?.intValue, 0)
+        let judge = try XCTUnwrap(server.received.first { $0.body["messages"]?.jsonString.contains("Here are two instructions") == true })
+        let rf = judge.body["response_format"]
+        XCTAssertEqual(rf?["type"]?.stringValue, "json_schema")
+        XCTAssertEqual(rf?["json_schema"]?["schema"]?["properties"]?["verdict"]?["enum"], ["Equal", "Not Equal"])
+        // The rewrite and the answer are free text: no schema.
+        XCTAssertEqual(server.received.filter { $0.body["response_format"] != nil }.count, 1)
+        XCTAssertTrue(EvolRules.judgedEqual(#" {"verdict": "Equal"}"#))
+        XCTAssertFalse(EvolRules.judgedEqual(#"{"verdict":"Not Equal"}"#))
+    }
 }
 
 final class PreferenceStageTests: XCTestCase {
