@@ -38,12 +38,14 @@ let package = Package(
         .systemLibrary(name: "CTesseract", providers: [.apt(["libtesseract-dev", "libleptonica-dev"])]),
         .target(name: "LoomCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "CLoomKernels"),
+        // Blocking HTTP POST through libcurl's easy interface (the generator's openai backend; libcurl4-openssl-dev).
+        .target(name: "CHTTP", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "LoomIngest", dependencies: ["LoomCore", "CLibXML2", "CZlib", "CPoppler", "CTesseract"]),
         .target(name: "LoomDedup", dependencies: ["LoomCore", "CLoomKernels"]),
         .target(
             name: "LoomGenerate",
             dependencies: [
-                "LoomCore", "CSQLite", .product(name: "Mustache", package: "swift-mustache"),
+                "LoomCore", "CSQLite", "CHTTP", .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(

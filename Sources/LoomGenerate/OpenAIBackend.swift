@@ -7,12 +7,9 @@
 // TextGenerationBackend, registered by the `loom` command): the same prompts, parameters and cache, no server; there
 // the schema constrains decoding token by token.
 
+import CHTTP
 import Foundation
 import LoomCore
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 public struct OpenAIConfig: Codable, Equatable, Sendable {
     /// "openai": an OpenAI-compatible server at `baseURL`; "builtin": the Loom model in the directory `model`.
@@ -83,7 +80,6 @@ public struct BackendError: Error, CustomStringConvertible, Sendable {
 
 public final class OpenAIBackend: @unchecked Sendable {
     public let config: OpenAIConfig
-    let session: URLSession
     let cache: ResponseCache?
     private let lock = NSLock()
     private var _requests = 0
@@ -112,11 +108,6 @@ public final class OpenAIBackend: @unchecked Sendable {
         }
         self.config = config
         self.cache = cache
-        let c = URLSessionConfiguration.ephemeral
-        c.timeoutIntervalForRequest = config.timeout
-        c.timeoutIntervalForResource = config.timeout
-        c.httpMaximumConnectionsPerHost = max(1, config.concurrency)
-        session = URLSession(configuration: c)
     }
 
     /// Requests sent (attempts included), answers served from the cache, retries.
@@ -233,38 +224,22 @@ public final class OpenAIBackend: @unchecked Sendable {
         if case .chat = input { chat = true } else { chat = false }
         let path = chat ? "chat/completions" : "completions"
         let base = config.baseURL.hasSuffix("/") ? config.baseURL : config.baseURL + "/"
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        var headers = ["Content-Type: application/json"]
         if let env = config.apiKeyEnv, let key = ProcessInfo.processInfo.environment[env] {
-            request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+            headers.append("Authorization: Bearer \(key)")
         }
-        request.httpBody = Data(body(input, schema: schema, stop: stop).jsonString.utf8)
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Data?, URLResponse?, Error?) = (nil, nil, nil)
-        session.dataTask(with: request) { d, r, e in
-            result = (d, r, e)
-            done.signal()
-        }.resume()
-        done.wait()
-        if let e = result.2 {
-            throw BackendError(message: "request failed: \(e.localizedDescription)", retryable: true)
+        let payload = Array(body(input, schema: schema, stop: stop).jsonString.utf8)
+        let (status, data, retryAfter) = try HTTP.post(base + path, headers: headers, body: payload, timeout: config.timeout)
+        if status == 429 || status >= 500 {
+            throw BackendError(message: "HTTP \(status)", retryable: true, retryAfter: retryAfter)
         }
-        guard let http = result.1 as? HTTPURLResponse else {
-            throw BackendError(message: "no HTTP response", retryable: true)
-        }
-        let data = result.0 ?? Data()
-        if http.statusCode == 429 || http.statusCode >= 500 {
-            let after = (http.value(forHTTPHeaderField: "Retry-After")).flatMap(Double.init)
-            throw BackendError(message: "HTTP \(http.statusCode)", retryable: true, retryAfter: after)
-        }
-        guard http.statusCode == 200 else {
+        guard status == 200 else {
             let text = String(decoding: data.prefix(300), as: UTF8.self)
-            throw BackendError(message: "HTTP \(http.statusCode): \(text)", retryable: false)
+            throw BackendError(message: "HTTP \(status): \(text)", retryable: false)
         }
         let v: JSONValue
         do {
-            v = try data.withUnsafeBytes { try JSONValue.parse(bytes: $0.bindMemory(to: UInt8.self)) }
+            v = try data.withUnsafeBufferPointer { try JSONValue.parse(bytes: $0) }
         } catch {
             throw BackendError(message: "the response is not valid JSON (truncated?): \(error)", retryable: true)
         }
@@ -295,5 +270,35 @@ public struct ReplySchema: Sendable, Equatable {
         do { value = try JSONValue.parse(text) } catch { throw LoomError("\(path): not valid JSON: \(error)") }
         guard value.objectValue != nil else { throw LoomError("\(path): a JSON schema must be an object") }
         return ReplySchema(name: name, schema: value)
+    }
+}
+
+/// A blocking POST (CHTTP: libcurl's easy interface), so a thread waiting on the server sleeps instead of spinning.
+enum HTTP {
+    static func post(_ url: String, headers: [String], body: [UInt8], timeout: Double) throws -> (
+        status: Int, body: [UInt8], retryAfter: Double?
+    ) {
+        var r = loom_http_response()
+        defer { loom_http_free(&r) }
+        let rc = withArrayOfCStrings(headers) { h in
+            body.withUnsafeBufferPointer { b in
+                b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(1, b.count)) {
+                    loom_http_post(url, h, Int32(headers.count), $0, b.count, timeout, &r)
+                }
+            }
+        }
+        if rc != 0 {
+            let why = withUnsafeBytes(of: r.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            throw BackendError(message: "request failed: \(why)" + (r.timed_out != 0 ? " (timeout \(timeout) s)" : ""), retryable: true)
+        }
+        let data = r.body.map { Array(UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: r.length)) } ?? []
+        return (Int(r.status), data, r.retry_after >= 0 ? r.retry_after : nil)
+    }
+
+    static func withArrayOfCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer($0) }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }
