@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LoomTensor", targets: ["LoomTensor"]),
         .library(name: "LoomTokenizer", targets: ["LoomTokenizer"]),
         .library(name: "LoomTrain", targets: ["LoomTrain"]),
+        .library(name: "LoomGrammar", targets: ["LoomGrammar"]),
         .library(name: "LoomMerge", targets: ["LoomMerge"]),
         .library(name: "LoomVerilog", targets: ["LoomVerilog"]),
         .library(name: "LoomReport", targets: ["LoomReport"]),
@@ -63,7 +64,10 @@ let package = Package(
         // The tokenizer is its own target (DESIGN.md puts it in LoomTrain) so LoomPack can count tokens with it
         // without importing the trainer.
         .target(name: "LoomTokenizer", dependencies: ["LoomCore"]),
-        .target(name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer", "CTensorKernels"]),
+        // JSON schemas to byte-level matchers and token masks (constrained decoding); knows no model or tokenizer.
+        .target(name: "LoomGrammar", dependencies: ["LoomCore"]),
+        .target(
+            name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer", "LoomGrammar", "CTensorKernels"]),
         // The OpenAI-compatible server over a LoomTrain model (its own target keeps HTTP out of the trainer).
         .target(
             name: "LoomServe",
@@ -81,7 +85,7 @@ let package = Package(
             name: "loom-bench",
             dependencies: [
                 "CLibXML2", "CZlib", "CLoomKernels", "LoomTestServer", "LoomPack", "LoomCore", "LoomTensor", "LoomTokenizer",
-                "LoomTrain", "LoomMerge", "LoomVerilog",
+                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomGrammar",
             ],
             path: "Benchmarks/loom-bench"),
         .testTarget(name: "LoomCoreTests", dependencies: ["LoomCore"]),
@@ -97,8 +101,10 @@ let package = Package(
         // Optimised even in debug builds: the float64 reference model the tolerances come from (ErrorBounds.swift)
         // runs in seconds instead of minutes.
         .testTarget(
-            name: "LoomTrainTests", dependencies: ["LoomTrain", "LoomTensor", "LoomTokenizer", "LoomCore", "COpenBLAS"],
+            name: "LoomTrainTests",
+            dependencies: ["LoomTrain", "LoomTensor", "LoomTokenizer", "LoomCore", "LoomGrammar", "COpenBLAS"],
             swiftSettings: [.unsafeFlags(["-O"])]),
+        .testTarget(name: "LoomGrammarTests", dependencies: ["LoomGrammar", "LoomCore"]),
         .testTarget(name: "LoomMergeTests", dependencies: ["LoomMerge", "LoomTensor", "LoomCore"]),
         .testTarget(name: "LoomVerilogTests", dependencies: ["LoomVerilog", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),

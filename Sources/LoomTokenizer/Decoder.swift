@@ -90,6 +90,31 @@ public indirect enum TokenDecoder: Equatable, Sendable {
         chain(tokens).joined()
     }
 
+    /// The bytes one token adds to decoded text when it is not the first token (a Strip or Metaspace step's
+    /// first-token rule does not apply; a ByteLevel or ByteFallback step gives the token's bytes).
+    public func bytes(ofToken t: String) -> [UInt8] {
+        var s = t
+        return step(&s) ?? Array(s.utf8)
+    }
+
+    /// One step on one token: its bytes when the step turns it into bytes, else nil with `s` rewritten.
+    private func step(_ s: inout String) -> [UInt8]? {
+        switch self {
+        case .byteLevel: return ByteLevel.decode(s) ?? Array(s.utf8)
+        case .replace(let a, let b):
+            if !a.isEmpty { s = s.replacingOccurrences(of: a, with: b) }
+            return nil
+        case .byteFallback: return Self.fallbackByte(s).map { [$0] }
+        case .fuse, .strip: return nil
+        case .metaspace(let r, _):
+            s = String(s.map { $0 == r ? " " : $0 })
+            return nil
+        case .sequence(let list):
+            for d in list { if let b = d.step(&s) { return b } }
+            return nil
+        }
+    }
+
     init(json: JSONValue) throws {
         let type = json["type"]?.stringValue ?? ""
         switch type {

@@ -152,6 +152,16 @@ public final class Tokenizer: @unchecked Sendable {
         return id >= 0 && Int(id) < model.tokens.count ? model.tokens[Int(id)] : nil
     }
 
+    /// The bytes token `id` adds to decoded text (as any token but the first: see TokenDecoder.bytes(ofToken:));
+    /// nil for special added tokens and ids outside the vocabulary. Constrained decoding matches these.
+    public func tokenBytes(of id: Int32) -> [UInt8]? {
+        if let a = addedById[id] { return a.special ? nil : Array(a.content.utf8) }
+        guard id >= 0, Int(id) < model.tokens.count else { return nil }
+        let t = model.tokens[Int(id)]
+        if let d = decoder { return d.bytes(ofToken: t) }
+        return Array(t.utf8)
+    }
+
     public var bosId: Int32? { bosToken.flatMap { id(of: $0) } }
     public var eosId: Int32? { eosToken.flatMap { id(of: $0) } }
 

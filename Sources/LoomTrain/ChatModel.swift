@@ -105,17 +105,33 @@ public final class ChatModel: @unchecked Sendable {
 public final class BuiltinBackend: TextGenerationBackend, @unchecked Sendable {
     public let model: ChatModel
     public let identity: String
+    /// Grammars and the vocabulary's token trie for `parameters.schema`, each prepared once.
+    public let constraints: SchemaConstraintCache
 
     public init(model: ChatModel) {
         self.model = model
         identity = model.name + "@" + String(model.fingerprint.prefix(16))
+        constraints = SchemaConstraintCache { SchemaConstraint.trie(for: model.codec, vocabSize: model.model.config.vocabSize) }
+    }
+
+    func options(_ p: TextGenerationParameters) -> SamplingOptions {
+        SamplingOptions(
+            temperature: p.temperature, topP: p.topP, seed: UInt64(bitPattern: Int64(p.seed ?? 0)), maxTokens: p.maxTokens,
+            stop: p.stop)
+    }
+
+    /// The constraint of `parameters.schema` (nil without one).
+    func constraint(_ p: TextGenerationParameters) throws -> SchemaConstraint? {
+        guard let schema = p.schema else { return nil }
+        return try constraints.constraint(for: schema)
     }
 
     public func complete(_ messages: [(role: String, content: String)], parameters p: TextGenerationParameters) throws -> String {
-        let o = SamplingOptions(
-            temperature: p.temperature, topP: p.topP, seed: UInt64(bitPattern: Int64(p.seed ?? 0)), maxTokens: p.maxTokens,
-            stop: p.stop)
-        return try model.reply(messages, options: o).text
+        try model.reply(messages, options: options(p), constraint: try constraint(p)).text
+    }
+
+    public func continueText(_ prompt: String, parameters p: TextGenerationParameters) throws -> String {
+        try model.continuation(prompt, options: options(p), constraint: try constraint(p)).text
     }
 
     nonisolated(unsafe) private static var loaded: [String: BuiltinBackend] = [:]

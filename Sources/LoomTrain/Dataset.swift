@@ -24,6 +24,9 @@ public protocol TokenCodec: Sendable {
     var padId: Int32 { get }
     /// The id of a special token given by its text (e.g. "<|im_start|>"), if the vocabulary has it.
     func specialId(_ text: String) -> Int32?
+    /// The bytes a token adds to decoded text (nil: a special or control token, never part of text). Constrained
+    /// decoding matches these against the grammar.
+    func tokenBytes(_ id: Int32) -> [UInt8]?
 }
 
 /// A byte-level vocabulary: ids 0-255 are bytes, then <|endoftext|>, <|im_start|>, <|im_end|>. Enough to train end
@@ -49,6 +52,7 @@ public struct ByteCodec: TokenCodec {
     public var eosId: Int32 { 256 }
     public var padId: Int32 { 256 }
     public func specialId(_ text: String) -> Int32? { ByteCodec.specials.firstIndex(of: text).map { Int32(256 + $0) } }
+    public func tokenBytes(_ id: Int32) -> [UInt8]? { id >= 0 && id < 256 ? [UInt8(id)] : nil }
 }
 
 /// One document's tokens; `loss[i]` says whether token i is a target (predicted from the tokens before it).
@@ -360,4 +364,5 @@ public struct TokenizerCodec: TokenCodec {
     public func encode(_ text: String) -> [Int32] { tokenizer.encode(text) }
     public func decode(_ ids: [Int32]) -> String { tokenizer.decode(ids) }
     public func specialId(_ text: String) -> Int32? { tokenizer.id(ofSpecial: text) }
+    public func tokenBytes(_ id: Int32) -> [UInt8]? { tokenizer.tokenBytes(of: id) }
 }
