@@ -65,7 +65,9 @@ let package = Package(
         // without importing the trainer.
         .target(name: "LoomTokenizer", dependencies: ["LoomCore"]),
         // JSON schemas to byte-level matchers and token masks (constrained decoding); knows no model or tokenizer.
-        .target(name: "LoomGrammar", dependencies: ["LoomCore"]),
+        // Optimised even in debug builds: a mask runs over the whole vocabulary at every generated token, and the
+        // tests check it against the reference mask (every token through the matcher) at every step.
+        .target(name: "LoomGrammar", dependencies: ["LoomCore"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(
             name: "LoomTrain", dependencies: ["LoomCore", "LoomTensor", "LoomTokenizer", "LoomGrammar", "CTensorKernels"]),
         // The OpenAI-compatible server over a LoomTrain model (its own target keeps HTTP out of the trainer).

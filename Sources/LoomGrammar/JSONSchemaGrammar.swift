@@ -5,7 +5,7 @@
 // The subset: `type` object (`properties` in declared order, `required`, `additionalProperties` — extra properties
 // are never produced, so any value is accepted), array (`items`, `minItems`, `maxItems`), string (`minLength`,
 // `maxLength` in code points as JSON Schema counts them, escapes, multi-byte UTF-8), integer (`minimum`, `maximum`,
-// at most 18 digits), number (at most 15 integer and 15 fraction digits, 3 exponent digits), boolean, null; `enum`
+// at most 18 digits), number (at most 15 integer and 15 fraction digits, 2 exponent digits: always a finite double), boolean, null; `enum`
 // and `const` of any JSON values; nesting. Annotations (`title`, `description`, `$schema`, `$id`, `$comment`,
 // `default`, `examples`) are ignored; any other keyword is an error naming it and its JSON path. With every string
 // and array bounded, every document closes within `maxBytes` bytes (so within as many tokens).
@@ -39,31 +39,31 @@ public final class JSONSchemaGrammar: @unchecked Sendable {
         var hi: Int64 = 0
     }
 
-    var nodes: [Node] = []
+    let nodes: [Node]
     /// Per object property (node.start + i): the value's node, and the root of the key trie for the keys that may
     /// come next when property i is the first candidate (`"name":` of properties i ... first required at or after i).
-    var propChild: [Int32] = []
-    var keyRoot: [Int32] = []
+    let propChild: [Int32]
+    let keyRoot: [Int32]
     /// Per object (node.reqStart + i, i in 0...count): whether a required property has index >= i.
-    var requiredFrom: [Bool] = []
+    let requiredFrom: [Bool]
     /// Literal tries (enum/const/boolean/null values, object keys): per trie node its terminal value (-1: none)
     /// and its children (sorted bytes in childByte[childStart[n]..<childStart[n + 1]]).
-    var trieValue: [Int32] = []
-    var childStart: [Int32] = [0]
-    var childByte: [UInt8] = []
-    var childNode: [Int32] = []
+    let trieValue: [Int32]
+    let childStart: [Int32]
+    let childByte: [UInt8]
+    let childNode: [Int32]
 
     public let root: Int32
     /// The deepest stack a document needs (one frame per open value).
-    public private(set) var maxFrames = 1
+    public let maxFrames: Int
     /// Longest document in bytes (nil when an array or string is unbounded).
-    public private(set) var maxBytes: Int?
+    public let maxBytes: Int?
     /// Property names per object node, for messages.
-    var propNames: [String] = []
+    let propNames: [String]
 
     public static let integerDigits = 18
     public static let numberDigits = 15
-    public static let exponentDigits = 3
+    public static let exponentDigits = 2
 
     /// Compiles `schema`; throws GrammarError naming the JSON path of an unsupported keyword or bad value.
     public init(schema: JSONValue) throws {
@@ -78,14 +78,17 @@ public final class JSONSchemaGrammar: @unchecked Sendable {
         maxFrames = b.maxDepth
         // Flatten the literal tries.
         trieValue = b.tries.map(\.value)
-        childStart = [0]
+        var starts: [Int32] = [0], bytes: [UInt8] = [], next: [Int32] = []
         for t in b.tries {
             for (byte, n) in t.children.sorted(by: { $0.key < $1.key }) {
-                childByte.append(byte)
-                childNode.append(n)
+                bytes.append(byte)
+                next.append(n)
             }
-            childStart.append(Int32(childByte.count))
+            starts.append(Int32(bytes.count))
         }
+        childStart = starts
+        childByte = bytes
+        childNode = next
         maxBytes = Self.maxBytes(r, nodes: nodes, propChild: propChild, b: b)
     }
 
