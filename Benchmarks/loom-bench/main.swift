@@ -43,6 +43,9 @@
 //   loom-bench gguf FILE.gguf [--runs N]           GGUF import to float32 safetensors vs transformers'
 //                                                  from_pretrained(gguf_file=...) and gguf-py's numpy dequantize,
 //                                                  one thread and every core
+//   loom-bench constrained MODEL [--threads T]     constrained decoding from a JSON schema (templates/qa, evol) on
+//                                                  the model's vocabulary: mask and constraint time per token vs
+//                                                  the model's decode time per token; fast mask = reference mask
 //   loom-bench sample [--runs N] [--threads T] [--hidden ... as train] [--new N] [--prompt N]
 //                                                  greedy generation tokens/s (KV cache) vs transformers' generate
 //                                                  on the same random checkpoint; the generated ids compared
@@ -304,7 +307,8 @@ let reuseExact = args.contains("--reuse-exact")
 args.removeAll { $0 == "--reuse-exact" }
 let noPeer = args.contains("--no-peer")
 args.removeAll { $0 == "--no-peer" }
-guard FileManager.default.isExecutableFile(atPath: loom) else {
+// `constrained` runs in this process and needs no `loom` binary.
+guard args.first == "constrained" || FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
 }
@@ -360,6 +364,7 @@ case ("dpo", _): dpoBench(dpoShape(threads: trainShape.threads), model: trainSha
 case ("dpo-child", _) where args.count >= 2: dpoChild(args[1], shape: dpoShape(threads: trainShape.threads), model: trainShape)
 case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
 case ("sample", 1): sampleBench()
+case ("constrained", 2): constrainedBench(model: args[1], threads: loraShape.threads)
 case ("json", 2): jsonBench(args[1], runs: runs)
 default:
     print(
@@ -380,6 +385,7 @@ default:
                loom-bench dpo [--runs N] [--pairs 48 --pair-seq 320 --rows 2] [--hidden ... as train]
                loom-bench merge [--gigabytes G] [--runs N]
                loom-bench json FILE [--runs N]
+               loom-bench constrained MODEL(.gguf or directory) [--threads T]
         """)
     exit(2)
 }

@@ -114,10 +114,12 @@ public final class BuiltinBackend: TextGenerationBackend, @unchecked Sendable {
         constraints = SchemaConstraintCache { SchemaConstraint.trie(for: model.codec, vocabSize: model.model.config.vocabSize) }
     }
 
+    /// Sampling options of a request. With a schema, stop strings are not applied: the document's end is the stop,
+    /// and a stop string inside a JSON string would cut the document short.
     func options(_ p: TextGenerationParameters) -> SamplingOptions {
         SamplingOptions(
             temperature: p.temperature, topP: p.topP, seed: UInt64(bitPattern: Int64(p.seed ?? 0)), maxTokens: p.maxTokens,
-            stop: p.stop)
+            stop: p.schema == nil ? p.stop : [])
     }
 
     /// The constraint of `parameters.schema` (nil without one).

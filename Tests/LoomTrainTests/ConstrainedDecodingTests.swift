@@ -281,6 +281,36 @@ final class ConstrainedDecodingTests: XCTestCase {
         XCTAssertEqual(pairCounts, [1, 2, 3])
     }
 
+    /// The builtin backend constrains `complete` and `continueText` by `parameters.schema` (stop strings set aside),
+    /// compiles a schema once, and reports an unsupported keyword with its path.
+    func testBuiltinBackendConstrainsByTheRequestSchema() throws {
+        let chat = try ChatModel(model: try Self.randomLlama(vocab: 300, seed: 9), codec: ByteCodec(), name: "tiny")
+        let backend = BuiltinBackend(model: chat)
+        let schema: JSONValue = [
+            "type": "object", "properties": ["verdict": ["type": "string", "enum": ["Equal", "Not Equal"]]],
+            "required": ["verdict"], "additionalProperties": false,
+        ]
+        var seen = Set<String>()
+        for seed in 0..<12 {
+            let p = TextGenerationParameters(temperature: 1, maxTokens: 64, seed: seed, stop: ["q"], schema: schema)
+            let a = try backend.complete([(role: "user", content: "Same?")], parameters: p)
+            let b = try backend.continueText("Verdict:", parameters: p)
+            for text in [a, b] {
+                XCTAssertTrue([#"{"verdict":"Equal"}"#, #"{"verdict":"Not Equal"}"#].contains(text), text)
+                seen.insert(text)
+            }
+        }
+        XCTAssertEqual(seen.count, 2)
+        // Without a schema the same model writes free text (no JSON, almost surely, from random weights).
+        let free = try backend.continueText("Verdict:", parameters: TextGenerationParameters(temperature: 1, maxTokens: 16, seed: 1))
+        XCTAssertNil(try? JSONValue.parse(free), free)
+        XCTAssertTrue(try backend.constraints.constraint(for: schema).mask === backend.constraints.constraint(for: schema).mask)
+        let bad: JSONValue = ["type": "object", "properties": ["a": ["type": "string", "format": "date"]]]
+        XCTAssertThrowsError(try backend.complete([(role: "user", content: "x")], parameters: TextGenerationParameters(schema: bad))) {
+            XCTAssertTrue("\($0)".contains("$.properties.a.format"), "\($0)")
+        }
+    }
+
     /// Gemma 3 270M (base) through the builtin backend with the QA schema: the reply parses and matches.
     func testGemma270MAnswersAQAPromptUnderTheSchema() throws {
         let path = ProcessInfo.processInfo.environment["LOOM_GEMMA3_270M"] ?? Self.root + "/.build/models/gemma-3-270m-q4_k_m.gguf"
@@ -297,14 +327,12 @@ final class ConstrainedDecodingTests: XCTestCase {
             common reason for stopping metformin.
             """
         let prompt = "Passage: \(passage)\n\nQuestions and answers about the passage, as JSON:\n"
-        var p = TextGenerationParameters(temperature: 0, maxTokens: 1500, schema: schema)
+        let p = TextGenerationParameters(temperature: 0, maxTokens: 1500, schema: schema)
         let text = try backend.continueText(prompt, parameters: p)
         print("gemma-3-270m constrained QA reply: \(text)")
         XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(text.utf8)))
         XCTAssertNil(schemaViolation(try JSONValue.parse(text), schema), text)
-        // The chat path too, sampled.
-        p.temperature = 1
-        p.seed = 5
+        // The chat path too.
         let reply = try backend.complete([(role: "user", content: prompt)], parameters: p)
         print("gemma-3-270m constrained QA chat reply: \(reply)")
         XCTAssertNil(schemaViolation(try JSONValue.parse(reply), schema), reply)
