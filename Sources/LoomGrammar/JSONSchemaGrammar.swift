@@ -5,10 +5,11 @@
 // The subset: `type` object (`properties` in declared order, `required`, `additionalProperties` — extra properties
 // are never produced, so any value is accepted), array (`items`, `minItems`, `maxItems`), string (`minLength`,
 // `maxLength` in code points as JSON Schema counts them, escapes, multi-byte UTF-8), integer (`minimum`, `maximum`,
-// at most 18 digits), number (at most 15 integer and 15 fraction digits, 2 exponent digits: always a finite double), boolean, null; `enum`
-// and `const` of any JSON values; nesting. Annotations (`title`, `description`, `$schema`, `$id`, `$comment`,
-// `default`, `examples`) are ignored; any other keyword is an error naming it and its JSON path. With every string
-// and array bounded, every document closes within `maxBytes` bytes (so within as many tokens).
+// at most 18 digits), number (at most 15 integer and 15 fraction digits and 2 exponent digits: always a finite
+// double), boolean, null; `enum` and `const` of any JSON values but objects and arrays; nesting. Annotations
+// (`title`, `description`, `$schema`, `$id`, `$comment`, `default`, `examples`) are ignored; any other keyword is an
+// error naming it and its JSON path. With every string and array bounded, every document closes within `maxBytes`
+// bytes (so within as many tokens).
 //
 // What the documents exclude that JSON would allow: whitespace between tokens, properties out of declared order,
 // `\u` escapes of UTF-16 surrogates (a character outside the BMP is written as its UTF-8 bytes), `-0` as an integer.
