@@ -200,7 +200,7 @@ public struct QAStage: Stage {
         let reader = try RecordSource.resolve([input])
         ctx.progress.begin(totalBytes: reader.totalBytes, unit: "chunks")
         var batch: [(id: String, text: String, docId: String?, path: String, line: Int)] = []
-        var counts = (pairs: 0, unsupported: 0, failed: 0, unparseable: 0, wrongLanguage: 0, ungrounded: 0, grounded: 0)
+        var counts = (pairs: 0, unsupported: 0, failed: 0, unparseable: 0, wrongLanguage: 0, ungrounded: 0, grounded: 0, duplicates: 0)
         func flush() throws {
             let items = batch
             batch = []
@@ -239,7 +239,13 @@ public struct QAStage: Stage {
                             return
                         }
                         let language = RCMiner.language(item.text)
+                        var questions = Set<String>()
                         for (n, p) in pairs.enumerated() {
+                            // A small model repeats itself: the same question twice in one reply is kept once.
+                            guard questions.insert(p.question.lowercased()).inserted else {
+                                counts.duplicates += 1
+                                continue
+                            }
                             // An answer in another language than its chunk (a Korean chunk answered in English)
                             // is not what was asked for.
                             if RCMiner.language(p.question + " " + p.answer) != language {
@@ -309,6 +315,7 @@ public struct QAStage: Stage {
         // min_grounding.
         ctx.setCount("grounded_answers", counts.grounded)
         ctx.setCount("ungrounded_rejected", counts.ungrounded)
+        ctx.setCount("duplicate_questions", counts.duplicates)
         // Not deterministic across runs (they depend on the cache and the server), but what an operator wants to see.
         Log.info("generate-qa: \(s.requests) requests sent, \(s.cacheHits) answers from the cache, \(s.retries) retries")
     }

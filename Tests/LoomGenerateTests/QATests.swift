@@ -331,18 +331,20 @@ final class QAStructuredTests: XCTestCase {
             let text = Self.chunk(of: prompt)
             let answer = text.contains("Compound 1 ") ? "Paris remains the capital city of France." : text.components(separatedBy: ". ")[0]
             let pair: JSONValue = ["question": "What happens?", "answer": .string(answer)]
-            let reply: JSONValue = ["pairs": .array([pair])]
+            let again: JSONValue = ["question": "What Happens?", "answer": "Something else."]
+            let reply: JSONValue = ["pairs": .array([pair, again])]
             return reply.jsonString
         })
         try server.start()
         defer { server.stop() }
         let input = try writeJSONL(3)
-        var c = config(server, questions: 1)
+        var c = config(server, questions: 2)
         c.minGrounding = 0.5
         let m = try run(c, input)
         XCTAssertEqual(m.counts["pairs"]?.intValue, 2)
         XCTAssertEqual(m.counts["ungrounded_rejected"]?.intValue, 1)
         XCTAssertEqual(m.counts["grounded_answers"]?.intValue, 2)
+        XCTAssertEqual(m.counts["duplicate_questions"]?.intValue, 3, "the repeated question of each reply is dropped")
         let rejects = try String(contentsOfFile: dir + "/qa/rejects.jsonl", encoding: .utf8)
         XCTAssertTrue(rejects.contains("below min_grounding 0.5") && rejects.contains("Paris remains"), rejects)
         let first = try JSONValue.parse(
