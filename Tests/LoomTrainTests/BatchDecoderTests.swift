@@ -262,8 +262,8 @@ final class BatchDecoderTests: XCTestCase {
             return (-2 * log(max(a, 1e-300))).squareRoot() * cos(2 * .pi * b)
         }
         var cases = 0, fast = 0
-        for trial in 0..<400 {
-            let V = [7, 64, 512, 3000, 20_000][trial % 5]
+        for trial in 0..<200 {
+            let V = [7, 64, 512, 3000, 8000][trial % 5]
             let scale = [0.01, 0.5, 2, 8, 40][(trial / 5) % 5]
             var logits = (0..<V).map { _ in Float(gauss() * scale) }
             switch trial % 4 {
