@@ -7,7 +7,7 @@
 // whole requests (prompt prefill + new tokens); best of --runs (default 2) after a warm-up.
 //
 //   loom-bench batch MODEL(.gguf or dir) [--requests 8] [--tokens 64] [--max-batch 8] [--threads 2]
-//                    [--temperature T] [--runs N]
+//                    [--temperature T] [--runs N] [--stream-rows R] [--only reference|one|concurrent]
 
 import Foundation
 import LoomCore
@@ -17,6 +17,10 @@ import LoomTrain
 struct BatchBenchOptions {
     var requests = 8, tokens = 64, maxBatch = 8, threads = 2, runs = 2
     var temperature = 0.0
+    /// Run only one mode (reference, one, concurrent): for profiling.
+    var only: String?
+    /// BatchForward.streamRows (0: every product through OpenBLAS's sgemm, as before the streaming kernel).
+    var streamRows: Int?
 }
 
 let batchBenchPrompts = [
@@ -40,6 +44,7 @@ let batchBenchPrompts = [
 
 func batchBench(model path: String, _ o: BatchBenchOptions) {
     Compute.configure(threads: o.threads)
+    if let r = o.streamRows { BatchForward.streamRows = r }
     let model: ChatModel
     do { model = try ChatModel.load(directory: path) } catch {
         print("cannot load \(path): \(error)")
@@ -52,7 +57,7 @@ func batchBench(model path: String, _ o: BatchBenchOptions) {
         SamplingOptions(temperature: o.temperature, topK: o.temperature > 0 ? 64 : 0, topP: o.temperature > 0 ? 0.95 : 1, seed: UInt64($0), maxTokens: o.tokens)
     }
     let total = o.requests * o.tokens
-    print("model: \(model.name) (\(c.numLayers) layers, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); \(o.requests) requests of \(prompts.map(\.count).min()!)-\(prompts.map(\.count).max()!) prompt tokens, \(o.tokens) new tokens each, temperature \(o.temperature), \(o.threads) threads, max batch \(o.maxBatch)")
+    print("model: \(model.name) (\(c.numLayers) layers, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); \(o.requests) requests of \(prompts.map(\.count).min()!)-\(prompts.map(\.count).max()!) prompt tokens, \(o.tokens) new tokens each, temperature \(o.temperature), \(o.threads) threads, max batch \(o.maxBatch), products of up to \(BatchForward.streamRows) rows streamed (tk_gemm_nt_rows), more through sgemm")
     _ = try? model.continuation(ids: prompts[0], options: SamplingOptions(maxTokens: 4))  // warm-up
     func time(_ body: () -> [[Int32]]) -> (Double, [[Int32]]) {
         var best = Double.infinity
@@ -64,17 +69,18 @@ func batchBench(model path: String, _ o: BatchBenchOptions) {
         }
         return (best, out)
     }
-    let (tRef, refTokens) = time {
+    func skip(_ mode: String) -> Bool { o.only != nil && o.only != mode }
+    let (tRef, refTokens) = skip("reference") ? (1, []) : time {
         (0..<o.requests).map { i in
             let s = InferenceSession(model: model.model, maxLength: prompts[i].count + o.tokens)
             return (try? s.generate(prompt: prompts[i], options: options[i], decode: { _ in "" }).tokens) ?? []
         }
     }
-    let (tOne, oneTokens) = time {
+    let (tOne, oneTokens) = skip("one") ? (1, []) : time {
         (0..<o.requests).map { i in (try? model.continuation(ids: prompts[i], options: options[i]).tokens) ?? [] }
     }
     let passes0 = model.batcher.passes
-    let (tAll, allTokens) = time {
+    let (tAll, allTokens) = skip("concurrent") ? (1, []) : time {
         let box = TokenBox(o.requests)
         let group = DispatchGroup()
         for i in 0..<o.requests {

@@ -65,7 +65,7 @@ final class SequenceCache {
 }
 
 /// The forward pass over segments of several sequences at once (see the file header).
-final class BatchForward {
+public final class BatchForward {
     let model: LlamaModel
     let layers: [InferenceSession.Layer]
     let embed, finalNorm, head: UnsafeMutablePointer<Float>
@@ -167,9 +167,9 @@ final class BatchForward {
         for (l, w) in layers.enumerated() {
             rmsnorm(xn, x, w.ln1, n, D, eps)
             let qOut = gemma ? qpre : q, kOut = gemma ? kpre : knew
-            Matmul.parallelGemm(xn, w.q, qOut, m: n, n: qd, k: D, transposeB: true)
-            Matmul.parallelGemm(xn, w.k, kOut, m: n, n: kvd, k: D, transposeB: true)
-            Matmul.parallelGemm(xn, w.v, vnew, m: n, n: kvd, k: D, transposeB: true)
+            product(xn, w.q, qOut, rows: n, n: qd, k: D)
+            product(xn, w.k, kOut, rows: n, n: kvd, k: D)
+            product(xn, w.v, vnew, rows: n, n: kvd, k: D)
             if let bq = w.bq, let bk = w.bk, let bv = w.bv {
                 tk_add_bias(qOut, bq, n, qd)
                 tk_add_bias(kOut, bk, n, kvd)
@@ -207,14 +207,14 @@ final class BatchForward {
                 }
             }
             if let pa = w.postAttn {
-                Matmul.parallelGemm(atty, w.o, sub, m: n, n: D, k: qd, transposeB: true)
+                product(atty, w.o, sub, rows: n, n: D, k: qd)
                 addNormed(sub, pa, n, D, eps)
             } else {
-                Matmul.parallelGemm(atty, w.o, x, m: n, n: D, k: qd, transposeB: true, beta: 1)
+                product(atty, w.o, x, rows: n, n: D, k: qd, accumulate: true)
             }
             rmsnorm(xn, x, w.ln2, n, D, eps)
-            Matmul.parallelGemm(xn, w.gate, gate, m: n, n: I, k: D, transposeB: true)
-            Matmul.parallelGemm(xn, w.up, up, m: n, n: I, k: D, transposeB: true)
+            product(xn, w.gate, gate, rows: n, n: I, k: D)
+            product(xn, w.up, up, rows: n, n: I, k: D)
             Compute.parallel(n * I, grain: 4096) { r in
                 if gemma {
                     tk_geglu_forward(act + r.lowerBound, gate + r.lowerBound, up + r.lowerBound, r.count)
@@ -223,10 +223,10 @@ final class BatchForward {
                 }
             }
             if let pf = w.postFfw {
-                Matmul.parallelGemm(act, w.down, sub, m: n, n: D, k: I, transposeB: true)
+                product(act, w.down, sub, rows: n, n: D, k: I)
                 addNormed(sub, pf, n, D, eps)
             } else {
-                Matmul.parallelGemm(act, w.down, x, m: n, n: D, k: I, transposeB: true, beta: 1)
+                product(act, w.down, x, rows: n, n: D, k: I, accumulate: true)
             }
         }
         for s in segments { s.cache.length += s.tokens.count }
@@ -245,7 +245,7 @@ final class BatchForward {
             (lr + j * D).update(from: x + (starts[si] + segments[si].tokens.count - 1) * D, count: D)
         }
         tk_rmsnorm_forward(xn, rstd!, lr, finalNorm, Int(r), D, eps)
-        Matmul.parallelGemm(xn, head, lg, m: r, n: V, k: D, transposeB: true)
+        product(xn, head, lg, rows: r, n: V, k: D)
         if let cap = c.finalLogitSoftcap {
             let fc = Float(cap)
             Compute.parallel(r * V, grain: 1 << 14) { rg in
@@ -255,6 +255,25 @@ final class BatchForward {
         var out = [UnsafePointer<Float>?](repeating: nil, count: segments.count)
         for (j, si) in wanted.enumerated() { out[si] = UnsafePointer(lg + j * V) }
         return out
+    }
+
+    /// Rows up to which a product streams the weights (tk_gemm_nt_rows) instead of calling sgemm: OpenBLAS packs the
+    /// whole weight matrix on every call, which for a few rows costs more than the products (perf: 45-55% of a
+    /// decode step on Gemma 3 270M in sgemm_incopy). 0 turns it off (benchmarks compare).
+    nonisolated(unsafe) public static var streamRows = 16
+
+    /// c[rows x n] = a[rows x k] · wᵀ (w is [n x k]), or c += it: the weights split by output columns across threads.
+    func product(
+        _ a: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, rows: Int, n: Int, k: Int,
+        accumulate: Bool = false
+    ) {
+        guard rows <= Self.streamRows else {
+            Matmul.parallelGemm(a, w, c, m: rows, n: n, k: k, transposeB: true, beta: accumulate ? 1 : 0)
+            return
+        }
+        Compute.parallel(n, grain: 64) { r in
+            tk_gemm_nt_rows(a, k, w + r.lowerBound * k, k, c + r.lowerBound, n, rows, r.count, k, accumulate ? 1 : 0)
+        }
     }
 
     func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafeMutablePointer<Float>, _ N: Int, _ D: Int, _ eps: Float) {
