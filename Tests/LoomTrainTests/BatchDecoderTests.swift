@@ -17,6 +17,7 @@
 // Greedy tokens must be equal: a different argmax would need two logits within 2e-4 of each other, which the test
 // reports (the top-2 gap) if it happens.
 
+import CTensorKernels
 import Foundation
 import LoomCore
 import LoomTensor
@@ -249,6 +250,39 @@ final class BatchDecoderTests: XCTestCase {
         XCTAssertThrowsError(try batcher.generate(prompt: [1, 9999], options: SamplingOptions(), decode: { _ in "" }))
         XCTAssertThrowsError(try batcher.generate(prompt: [], options: SamplingOptions(), decode: { _ in "" }))
         XCTAssertEqual(try batcher.generate(prompt: [1, 5], options: SamplingOptions(maxTokens: 2), decode: { _ in "" }).tokens.count, 2)
+    }
+
+    /// The streaming product against float64: every shape class (rows 1-9: the 4-row tiles and the leftover rows;
+    /// odd and even column counts: the 2-column pairs and the last column; k with and without a tail past the
+    /// 16-lane blocks), written and accumulated. Bound per entry: γ_k·Σ|a_i b_i| (+ u·|c| for the final addition
+    /// when accumulating), Higham's worst case for a float32 sum of k products in any order — the kernel's order is
+    /// one of them.
+    func testStreamingProductEqualsFloat64() {
+        var r = SplitMix64(seed: 12)
+        func rnd() -> Float { Float(Double(r.next() >> 11) / Double(1 << 53) * 2 - 1) }
+        for (m, n, k) in [(1, 1, 1), (1, 7, 16), (2, 9, 33), (3, 8, 64), (4, 5, 172), (5, 6, 17), (8, 11, 640), (9, 3, 100)] {
+            let a = (0..<m * k).map { _ in rnd() }, b = (0..<n * k).map { _ in rnd() }
+            for accumulate in [false, true] {
+                let c0 = (0..<m * n).map { _ in rnd() }
+                var c = c0
+                tk_gemm_nt_rows(a, k, b, k, &c, n, m, n, k, accumulate ? 1 : 0)
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var exact = 0.0, mag = 0.0
+                        for p in 0..<k {
+                            exact += Double(a[i * k + p]) * Double(b[j * k + p])
+                            mag += abs(Double(a[i * k + p]) * Double(b[j * k + p]))
+                        }
+                        var bound = gamma(k) * mag
+                        if accumulate {
+                            exact += Double(c0[i * n + j])
+                            bound += u32 * (abs(exact) + bound)
+                        }
+                        XCTAssertLessThanOrEqual(abs(Double(c[i * n + j]) - exact), bound, "m \(m) n \(n) k \(k) (\(i), \(j)) accumulate \(accumulate)")
+                    }
+                }
+            }
+        }
     }
 
     // MARK: - The sampler
