@@ -347,17 +347,29 @@ static void tk_gemm_nt_avx2(const float *A, size_t lda, const float *B, size_t l
 static void tk_gemm_nt_portable(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m,
                                 size_t n, size_t k, int accumulate) { TK_GEMM_NT_BODY }
 
-void tk_gemm_nt_rows(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t n,
-                     size_t k, int accumulate) {
+int tk_gemm_nt_best_path(void) {
 #if defined(__x86_64__)
-    static int path = -1;
-    if (path < 0) {
-        __builtin_cpu_init();
-        path = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2
-               : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-    }
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+void tk_gemm_nt_rows_on(int path, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                        size_t m, size_t n, size_t k, int accumulate) {
+#if defined(__x86_64__)
     if (path == 2) { tk_gemm_nt_avx512(A, lda, B, ldb, C, ldc, m, n, k, accumulate); return; }
     if (path == 1) { tk_gemm_nt_avx2(A, lda, B, ldb, C, ldc, m, n, k, accumulate); return; }
 #endif
     tk_gemm_nt_portable(A, lda, B, ldb, C, ldc, m, n, k, accumulate);
+}
+
+void tk_gemm_nt_rows(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t n,
+                     size_t k, int accumulate) {
+    static int path = -1;
+    if (path < 0) path = tk_gemm_nt_best_path();
+    tk_gemm_nt_rows_on(path, A, lda, B, ldb, C, ldc, m, n, k, accumulate);
 }

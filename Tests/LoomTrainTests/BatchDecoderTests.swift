@@ -252,7 +252,7 @@ final class BatchDecoderTests: XCTestCase {
         XCTAssertEqual(try batcher.generate(prompt: [1, 5], options: SamplingOptions(maxTokens: 2), decode: { _ in "" }).tokens.count, 2)
     }
 
-    /// The streaming product against float64: every shape class (rows 1-9: the 4-row tiles and the leftover rows;
+    /// The streaming product against float64, on every path this CPU runs (portable, AVX2, AVX-512): every shape class (rows 1-9: the 4-row tiles and the leftover rows;
     /// odd and even column counts: the 2-column pairs and the last column; k with and without a tail past the
     /// 16-lane blocks), written and accumulated. Bound per entry: γ_k·Σ|a_i b_i| (+ u·|c| for the final addition
     /// when accumulating), Higham's worst case for a float32 sum of k products in any order — the kernel's order is
@@ -264,21 +264,23 @@ final class BatchDecoderTests: XCTestCase {
             let a = (0..<m * k).map { _ in rnd() }, b = (0..<n * k).map { _ in rnd() }
             for accumulate in [false, true] {
                 let c0 = (0..<m * n).map { _ in rnd() }
-                var c = c0
-                tk_gemm_nt_rows(a, k, b, k, &c, n, m, n, k, accumulate ? 1 : 0)
-                for i in 0..<m {
-                    for j in 0..<n {
-                        var exact = 0.0, mag = 0.0
-                        for p in 0..<k {
-                            exact += Double(a[i * k + p]) * Double(b[j * k + p])
-                            mag += abs(Double(a[i * k + p]) * Double(b[j * k + p]))
+                for path in 0...tk_gemm_nt_best_path() {
+                    var c = c0
+                    tk_gemm_nt_rows_on(path, a, k, b, k, &c, n, m, n, k, accumulate ? 1 : 0)
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var exact = 0.0, mag = 0.0
+                            for p in 0..<k {
+                                exact += Double(a[i * k + p]) * Double(b[j * k + p])
+                                mag += abs(Double(a[i * k + p]) * Double(b[j * k + p]))
+                            }
+                            var bound = gamma(k) * mag
+                            if accumulate {
+                                exact += Double(c0[i * n + j])
+                                bound += u32 * (abs(exact) + bound)
+                            }
+                            XCTAssertLessThanOrEqual(abs(Double(c[i * n + j]) - exact), bound, "path \(path) m \(m) n \(n) k \(k) (\(i), \(j)) accumulate \(accumulate)")
                         }
-                        var bound = gamma(k) * mag
-                        if accumulate {
-                            exact += Double(c0[i * n + j])
-                            bound += u32 * (abs(exact) + bound)
-                        }
-                        XCTAssertLessThanOrEqual(abs(Double(c[i * n + j]) - exact), bound, "m \(m) n \(n) k \(k) (\(i), \(j)) accumulate \(accumulate)")
                     }
                 }
             }
