@@ -7,7 +7,7 @@
 // whole requests (prompt prefill + new tokens); best of --runs (default 2) after a warm-up.
 //
 //   loom-bench batch MODEL(.gguf or dir) [--requests 8] [--tokens 64] [--max-batch 8] [--threads 2]
-//                    [--temperature T] [--runs N] [--stream-rows R] [--only reference|one|concurrent]
+//                    [--temperature T [--top-k 64] [--top-p 0.95]] [--runs N] [--stream-rows R] [--only reference,one,concurrent]
 
 import Foundation
 import LoomCore
@@ -17,7 +17,9 @@ import LoomTrain
 struct BatchBenchOptions {
     var requests = 8, tokens = 64, maxBatch = 8, threads = 2, runs = 2
     var temperature = 0.0
-    /// Run only one mode (reference, one, concurrent): for profiling.
+    /// With a temperature: top-k (0: the whole vocabulary) and top-p.
+    var topK = 64, topP = 0.95
+    /// Run only these modes (comma-separated: reference, one, concurrent): for profiling.
     var only: String?
     /// BatchForward.streamRows (0: every product through OpenBLAS's sgemm, as before the streaming kernel).
     var streamRows: Int?
@@ -54,10 +56,10 @@ func batchBench(model path: String, _ o: BatchBenchOptions) {
     let c = model.model.config
     let prompts = (0..<o.requests).map { model.textTokens(batchBenchPrompts[$0 % batchBenchPrompts.count]) }
     let options = (0..<o.requests).map {
-        SamplingOptions(temperature: o.temperature, topK: o.temperature > 0 ? 64 : 0, topP: o.temperature > 0 ? 0.95 : 1, seed: UInt64($0), maxTokens: o.tokens)
+        SamplingOptions(temperature: o.temperature, topK: o.temperature > 0 ? o.topK : 0, topP: o.temperature > 0 ? o.topP : 1, seed: UInt64($0), maxTokens: o.tokens)
     }
     let total = o.requests * o.tokens
-    print("model: \(model.name) (\(c.numLayers) layers, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); \(o.requests) requests of \(prompts.map(\.count).min()!)-\(prompts.map(\.count).max()!) prompt tokens, \(o.tokens) new tokens each, temperature \(o.temperature), \(o.threads) threads, max batch \(o.maxBatch), products of up to \(BatchForward.streamRows) rows streamed (tk_gemm_nt_rows), more through sgemm")
+    print("model: \(model.name) (\(c.numLayers) layers, hidden \(c.hiddenSize), vocabulary \(c.vocabSize)); \(o.requests) requests of \(prompts.map(\.count).min()!)-\(prompts.map(\.count).max()!) prompt tokens, \(o.tokens) new tokens each, temperature \(o.temperature)\(o.temperature > 0 ? " (top-k \(o.topK), top-p \(o.topP))" : ""), \(o.threads) threads, max batch \(o.maxBatch), products of up to \(BatchForward.streamRows) rows streamed (tk_gemm_nt_rows), more through sgemm")
     _ = try? model.continuation(ids: prompts[0], options: SamplingOptions(maxTokens: 4))  // warm-up
     func time(_ body: () -> [[Int32]]) -> (Double, [[Int32]]) {
         var best = Double.infinity
@@ -69,7 +71,7 @@ func batchBench(model path: String, _ o: BatchBenchOptions) {
         }
         return (best, out)
     }
-    func skip(_ mode: String) -> Bool { o.only != nil && o.only != mode }
+    func skip(_ mode: String) -> Bool { o.only.map { !$0.split(separator: ",").contains(Substring(mode)) } ?? false }
     let (tRef, refTokens) = skip("reference") ? (1, []) : time {
         (0..<o.requests).map { i in
             let s = InferenceSession(model: model.model, maxLength: prompts[i].count + o.tokens)

@@ -331,6 +331,8 @@ if args.first == "batch" {
     if let v = option("--max-batch").flatMap(Int.init) { batchOptions.maxBatch = v }
     if let v = option("--threads").flatMap(Int.init) { batchOptions.threads = v }
     if let v = option("--temperature").flatMap(Double.init) { batchOptions.temperature = v }
+    if let v = option("--top-k").flatMap(Int.init) { batchOptions.topK = v }
+    if let v = option("--top-p").flatMap(Double.init) { batchOptions.topP = v }
     batchOptions.only = option("--only")
     batchOptions.streamRows = option("--stream-rows").flatMap(Int.init)
     batchOptions.runs = CommandLine.arguments.contains("--runs") ? runs : 2

@@ -393,18 +393,28 @@ public final class DecodeBatcher: @unchecked Sendable {
             cache = nil
         }
 
-        /// The logits after the sequence's last token: sample, then decide whether it goes on (InferenceSession's
-        /// generate loop, one iteration).
-        func advance(_ logitsPointer: UnsafePointer<Float>, vocabSize V: Int, maxLength: Int) {
-            if let constraint, constraint.mustStop { return finish("stop") }
+        /// The logits after the sequence's last token, with the constraint applied: nil when the request ended here
+        /// (InferenceSession's generate loop, up to sampling).
+        func prepare(_ logitsPointer: UnsafePointer<Float>, vocabSize V: Int) -> [Float]? {
+            if let constraint, constraint.mustStop {
+                finish("stop")
+                return nil
+            }
             var logits = Array(UnsafeBufferPointer(start: logitsPointer, count: V))
             if let constraint {
                 let ok = logits.withUnsafeMutableBufferPointer {
                     applyConstraint(constraint, to: $0.baseAddress!, vocabSize: $0.count, stopTokens: options.stopTokens)
                 }
-                guard ok else { return fail(LoomError("generation: the constraint allows no token after \(out.count) tokens")) }
+                guard ok else {
+                    fail(LoomError("generation: the constraint allows no token after \(out.count) tokens"))
+                    return nil
+                }
             }
-            let t = sampler.next(logits)
+            return logits
+        }
+
+        /// The sampled token: decide whether the request goes on (the rest of the loop).
+        func advance(_ t: Int32, maxLength: Int) {
             out.append(t)
             if options.stopTokens.contains(t) { return finish("stop") }
             constraint?.accept(t)
@@ -496,9 +506,21 @@ public final class DecodeBatcher: @unchecked Sendable {
         passes += 1
         batchedRows += segments.count
         largestBatch = max(largestBatch, segments.count)
+        // Constraints in order on this thread (a constraint may share caches with others); the sampling itself —
+        // with a temperature, a selection over the vocabulary — for all sequences at once across the threads (each
+        // sampler is its request's own value); then stops, text and streaming in order.
+        var ready: [(Request, [Float])] = []
         for (i, r) in owners.enumerated() {
-            guard let lp = logits[i] else { continue }
-            r.advance(lp, vocabSize: c.vocabSize, maxLength: c.maxPositions)
+            guard let lp = logits[i], let l = r.prepare(lp, vocabSize: c.vocabSize) else { continue }
+            ready.append((r, l))
         }
+        var tokens = [Int32](repeating: 0, count: ready.count)
+        tokens.withUnsafeMutableBufferPointer { tb in
+            let tp = tb.baseAddress!
+            Compute.parallel(ready.count) { range in
+                for j in range { tp[j] = ready[j].0.sampler.next(ready[j].1) }
+            }
+        }
+        for (j, (r, _)) in ready.enumerated() { r.advance(tokens[j], maxLength: c.maxPositions) }
     }
 }

@@ -341,7 +341,7 @@ public struct Sampler: Sendable {
             Self.selectLargest(&keys, k)
             keys.removeSubrange(k...)
         }
-        keys.sort(by: >)
+        Self.sortDescending(&keys)
         let order = keys.map { Int(UInt32.max - UInt32(truncatingIfNeeded: $0)) }
         // Candidates after top-k: the head, then (when the head has fewer than k) tail tokens.
         let tailInCandidates = order.count < k && tailCount > 0
@@ -390,6 +390,44 @@ public struct Sampler: Sendable {
         b = b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000  // order-preserving map of floats to unsigned
         if l == 0 { b = 0x8000_0000 }  // -0 == +0
         return UInt64(b) << 32 | UInt64(UInt32.max - UInt32(i))
+    }
+
+    /// Sorts keys in descending order: a comparison sort for a few, else a least-significant-digit radix sort (16-bit
+    /// digits, each pass stable, digits every key shares skipped) — the same order, in linear time.
+    static func sortDescending(_ keys: inout [UInt64]) {
+        let n = keys.count
+        guard n > 4096 else {
+            keys.sort(by: >)
+            return
+        }
+        var other = [UInt64](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 1 << 16)
+        var inKeys = true  // where the current order is
+        for shift in stride(from: 0, to: 64, by: 16) as StrideTo<UInt64> {
+            keys.withUnsafeMutableBufferPointer { kb in
+                other.withUnsafeMutableBufferPointer { ob in
+                    counts.withUnsafeMutableBufferPointer { cb in
+                        let (src, dst) = inKeys ? (kb, ob) : (ob, kb)
+                        for b in 0..<cb.count { cb[b] = 0 }
+                        for k in src { cb[Int(truncatingIfNeeded: (k >> shift) & 0xFFFF)] += 1 }
+                        if cb[Int(truncatingIfNeeded: (src[0] >> shift) & 0xFFFF)] == n { return }  // one digit: skip
+                        var start = 0
+                        for b in stride(from: cb.count - 1, through: 0, by: -1) {
+                            let c = cb[b]
+                            cb[b] = start
+                            start += c
+                        }
+                        for k in src {
+                            let b = Int(truncatingIfNeeded: (k >> shift) & 0xFFFF)
+                            dst[cb[b]] = k
+                            cb[b] += 1
+                        }
+                        inKeys.toggle()
+                    }
+                }
+            }
+        }
+        if !inKeys { keys = other }
     }
 
     /// Moves the k largest keys (distinct) to keys[0..<k], in no order (quickselect).

@@ -337,6 +337,23 @@ final class BatchDecoderTests: XCTestCase {
         XCTAssertGreaterThan(Double(fast), 0.9 * Double(cases))
     }
 
+    /// sortDescending (radix above 4,096 keys) gives the comparison sort's order: keys spread over all 64 bits, keys
+    /// sharing their high digits (skipped passes), and the sampler's own keys of a vocabulary's logits.
+    func testSortDescending() {
+        var r = SplitMix64(seed: 8)
+        for n in [10, 5000, 70_000] {
+            var spread = (0..<n).map { _ in r.next() }
+            var shared = (0..<n).map { _ in 0xABCD_0000_0000_0000 | (r.next() % 100_000) }
+            var logits = (0..<n).map { i in Sampler.key(Float(Int(r.next() % 200)) / 8 - 12, i) }
+            for keys in [spread, shared, logits] {
+                var got = keys
+                Sampler.sortDescending(&got)
+                XCTAssertEqual(got, keys.sorted(by: >), "n \(n)")
+            }
+            spread.removeAll(); shared.removeAll(); logits.removeAll()
+        }
+    }
+
     /// selectLargest puts exactly the k largest keys first.
     func testSelectLargest() {
         var r = SplitMix64(seed: 5)
