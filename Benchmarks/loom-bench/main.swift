@@ -35,6 +35,9 @@
 //                                                  IVF approximate neighbours vs exact search on N (100,000)
 //                                                  vectors of abstract sentences, and faiss (IndexFlatIP,
 //                                                  IndexIVFFlat) when importable: recall@10 and seconds
+//   loom-bench batch MODEL [--requests 8] [--tokens 64] [--max-batch 8] [--threads 2] [--temperature T] [--runs N]
+//                                                  batched decoding: tokens/s of N concurrent requests vs the same
+//                                                  requests one at a time (DecodeBatcher vs InferenceSession)
 //   loom-bench json FILE [--runs N]                JSONValue.parse vs Python json.loads on FILE (a tokenizer.json)
 //   loom-bench dedup-memory [--documents N]        peak memory of 'loom dedup minhash' on N generated short
 //                                                  documents (and N/4), to extrapolate to 10 million
@@ -307,8 +310,8 @@ let reuseExact = args.contains("--reuse-exact")
 args.removeAll { $0 == "--reuse-exact" }
 let noPeer = args.contains("--no-peer")
 args.removeAll { $0 == "--no-peer" }
-// `constrained` runs in this process and needs no `loom` binary.
-guard args.first == "constrained" || FileManager.default.isExecutableFile(atPath: loom) else {
+// `constrained` and `batch` run in this process and need no `loom` binary.
+guard args.first == "constrained" || args.first == "batch" || FileManager.default.isExecutableFile(atPath: loom) else {
     print("\(loom) not found: build with 'swift build -c release' first")
     exit(2)
 }
@@ -320,6 +323,19 @@ if ["lora", "lora-child", "decode", "decode-child"].contains(args.first ?? "") {
     for (k, path) in [("--seq", \LoRABench.seq), ("--steps", \.steps), ("--warmup", \.warmup), ("--threads", \.threads), ("--rank", \.rank)] {
         if let v = option(k).flatMap(Int.init) { loraShape[keyPath: path] = v }
     }
+}
+var batchOptions = BatchBenchOptions()
+if args.first == "batch" {
+    if let v = option("--requests").flatMap(Int.init) { batchOptions.requests = v }
+    if let v = option("--tokens").flatMap(Int.init) { batchOptions.tokens = v }
+    if let v = option("--max-batch").flatMap(Int.init) { batchOptions.maxBatch = v }
+    if let v = option("--threads").flatMap(Int.init) { batchOptions.threads = v }
+    if let v = option("--temperature").flatMap(Double.init) { batchOptions.temperature = v }
+    if let v = option("--top-k").flatMap(Int.init) { batchOptions.topK = v }
+    if let v = option("--top-p").flatMap(Double.init) { batchOptions.topP = v }
+    batchOptions.only = option("--only")
+    batchOptions.streamRows = option("--stream-rows").flatMap(Int.init)
+    batchOptions.runs = CommandLine.arguments.contains("--runs") ? runs : 2
 }
 var trainShape = TrainShape()
 for (k, path) in [
@@ -365,6 +381,7 @@ case ("dpo-child", _) where args.count >= 2: dpoChild(args[1], shape: dpoShape(t
 case ("merge", 1): mergeBench(gigabytes: gigabytes, runs: runs)
 case ("sample", 1): sampleBench()
 case ("constrained", 2): constrainedBench(model: args[1], threads: loraShape.threads)
+case ("batch", 2): batchBench(model: args[1], batchOptions)
 case ("json", 2): jsonBench(args[1], runs: runs)
 default:
     print(
@@ -384,6 +401,7 @@ default:
                                  --seq 256 --batch 8 --threads 2 --steps 5 --warmup 2]
                loom-bench dpo [--runs N] [--pairs 48 --pair-seq 320 --rows 2] [--hidden ... as train]
                loom-bench merge [--gigabytes G] [--runs N]
+               loom-bench batch MODEL [--requests 8] [--tokens 64] [--max-batch 8] [--threads 2] [--temperature T]
                loom-bench json FILE [--runs N]
                loom-bench constrained MODEL(.gguf or directory) [--threads T]
         """)

@@ -6,8 +6,9 @@
 //                               stream: true sends server-sent events in OpenAI's chunk format (role, content
 //                               deltas, finish_reason, then usage when stream_options.include_usage, then [DONE])
 // Errors are OpenAI's JSON shape ({"error": {message, type, param, code}}) with 400/404/405/500. The HTTP layer is
-// FlyingFox (no SwiftNIO: it builds in seconds). One generation runs at a time on its own thread (the model has one
-// KV cache; requests queue); the async HTTP side never blocks on the model.
+// FlyingFox (no SwiftNIO: it builds in seconds). Each generation runs on a thread of its own and concurrent ones
+// decode together (ChatModel's DecodeBatcher: one forward pass per step for up to `maxBatch` requests, each with its
+// own KV cache; more wait their turn); the async HTTP side never blocks on the model.
 
 import FlyingFox
 import FlyingSocks
@@ -23,7 +24,9 @@ public final class ChatServer: @unchecked Sendable {
     public let host: String
     public let requestedPort: UInt16
     let server: HTTPServer
-    let queue = DispatchQueue(label: "loom.serve.model")
+    /// A queue per request: serial queues get threads of their own (the global concurrent queue runs about one block
+    /// per core, which would keep all but two requests out of the batch on this machine).
+    func requestQueue() -> DispatchQueue { DispatchQueue(label: "loom.serve.request") }
     let created = Int(Date().timeIntervalSince1970)
     private let lock = NSLock()
     private var counter = 0
@@ -114,7 +117,7 @@ public final class ChatServer: @unchecked Sendable {
     func complete(_ r: ChatRequest, id: String) async -> HTTPResponse {
         let model = self.model
         let result: Result<GenerationResult, Error> = await withCheckedContinuation { cont in
-            queue.async { cont.resume(returning: Result { try model.reply(r.messages, options: r.options) }) }
+            requestQueue().async { cont.resume(returning: Result { try model.reply(r.messages, options: r.options) }) }
         }
         switch result {
         case .failure(let e):
@@ -147,7 +150,7 @@ public final class ChatServer: @unchecked Sendable {
             if r.includeUsage { o.append("usage", .null) }
             return Self.event(.object(o))
         }
-        queue.async {
+        requestQueue().async {
             cont.yield(chunk(["role": "assistant", "content": ""]))
             do {
                 let g = try model.reply(r.messages, options: r.options) { piece in

@@ -14,8 +14,9 @@ public final class ChatModel: @unchecked Sendable {
     public let model: LlamaModel
     public let codec: TokenCodec
     public let chat: ChatFormat
-    let session: InferenceSession
-    let lock = NSLock()
+    /// Concurrent requests decode together (DecodeBatcher: one forward pass per step for all of them, each with its
+    /// own KV cache).
+    public let batcher: DecodeBatcher
 
     public init(model: LlamaModel, codec: TokenCodec, name: String, directory: String = "", chat: ChatFormat = .chatML) throws {
         guard codec.vocabSize <= model.config.vocabSize else {
@@ -27,7 +28,13 @@ public final class ChatModel: @unchecked Sendable {
         self.name = name
         self.directory = directory
         self.chat = chat
-        session = InferenceSession(model: model)
+        batcher = DecodeBatcher(model: model)
+    }
+
+    /// Most requests decoding together (default 8); more wait their turn.
+    public var maxBatch: Int {
+        get { batcher.maxBatch }
+        set { batcher.maxBatch = newValue }
     }
 
     /// Loads DIR (config.json, model.safetensors, tokenizer.json if present), or a `.gguf` file (imported once into
@@ -63,7 +70,8 @@ public final class ChatModel: @unchecked Sendable {
         return s
     }
 
-    /// The assistant's reply to a conversation. One generation at a time (the model has one cache).
+    /// The assistant's reply to a conversation. Callable from many threads at once: concurrent calls decode together
+    /// (up to `maxBatch`).
     public func reply(
         _ messages: [(role: String, content: String)], options: SamplingOptions, constraint: TokenConstraint? = nil,
         onText: ((String) -> Bool)? = nil
@@ -90,11 +98,8 @@ public final class ChatModel: @unchecked Sendable {
     func run(
         _ prompt: [Int32], _ o: SamplingOptions, _ constraint: TokenConstraint?, _ onText: ((String) -> Bool)?
     ) throws -> GenerationResult {
-        try lock.withLock {
-            let codec = self.codec
-            return try session.generate(
-                prompt: prompt, options: o, constraint: constraint, decode: { codec.decode($0) }, onText: onText)
-        }
+        let codec = self.codec
+        return try batcher.generate(prompt: prompt, options: o, constraint: constraint, decode: { codec.decode($0) }, onText: onText)
     }
 
     /// A fingerprint of the weights and tokenizer (TextBackends.modelFingerprint).

@@ -295,6 +295,165 @@ public struct Sampler: Sendable {
 
     public mutating func next(_ logits: [Float]) -> Int32 {
         if options.temperature <= 0 { return Sampler.argmax(logits) }
+        let saved = rng
+        if let t = nextFromHead(logits) { return t }
+        rng = saved
+        return nextByFullSort(logits)
+    }
+
+    /// The candidates' mass below e^-42 of the best one's: a tail token's weight is then < 2^-60 (see nextFromHead).
+    static let tailLogRatio = -42.0
+
+    /// `nextByFullSort`'s token without sorting the whole vocabulary, or nil when it cannot be sure of giving
+    /// exactly the same one (then the caller sorts everything). The full sort orders candidates by descending logit
+    /// (ties by id), and every quantity it computes depends only on a prefix of that order and on two sums over all
+    /// candidates, `total` (of the weights e_i = exp((l_i − max)/T)) and `mass` (of the probabilities e_i/total up to
+    /// top-p's cut), added in that order. The head here is the candidates with (l_i − max)/T ≥ −42 (a prefix of the
+    /// order, since exp is monotone), found by one scan and sorted alone (top-k: only the k best, by selection).
+    /// Every tail weight is below e^-42 < 2^-60; a float64 sum that has reached s ≥ 1 (the best token's weight is 1)
+    /// does not move when a term below ulp(s)/2 is added, nor when more such terms follow, so `total` equals the
+    /// head's sum exactly, and likewise `mass` once it is past ½ — both checked against the largest tail term before
+    /// relying on them. Top-p's cut and the drawn token then lie in the head (else nil).
+    mutating func nextFromHead(_ logits: [Float]) -> Int32? {
+        let V = logits.count
+        guard V > 0 else { return nil }
+        let t = options.temperature
+        var mx = logits[0]
+        for v in logits where v > mx { mx = v }
+        let m = Double(mx)
+        guard m.isFinite else { return nil }
+        // Head: l ≥ m + T·(−42), with a margin so rounding of the bound never drops a head token (checked below).
+        let bound = m + t * (Self.tailLogRatio - 1)
+        var keys: [UInt64] = []
+        var tailMax = -Double.infinity, tailCount = 0
+        keys.reserveCapacity(1024)
+        for i in 0..<V {
+            let l = Double(logits[i])
+            if l >= bound {
+                keys.append(Self.key(logits[i], i))
+            } else {
+                tailCount += 1
+                if l > tailMax { tailMax = l }
+            }
+        }
+        let k = options.topK > 0 && options.topK < V ? options.topK : V
+        if keys.count > k {
+            Self.selectLargest(&keys, k)
+            keys.removeSubrange(k...)
+        }
+        Self.sortDescending(&keys)
+        let order = keys.map { Int(UInt32.max - UInt32(truncatingIfNeeded: $0)) }
+        // Candidates after top-k: the head, then (when the head has fewer than k) tail tokens.
+        let tailInCandidates = order.count < k && tailCount > 0
+        var probs = order.map { exp((Double(logits[$0]) - m) / t) }
+        let total = probs.reduce(0, +)
+        let tailWeight = tailInCandidates ? exp((tailMax - m) / t) : 0
+        if tailInCandidates {
+            // Adding any tail weight (≤ tailWeight) to the head's sum must leave it unchanged.
+            guard tailWeight < total.ulp / 2, total >= 1 else { return nil }
+        }
+        for i in probs.indices { probs[i] /= total }
+        let count = tailInCandidates ? k : order.count  // what the full sort's candidate list holds
+        var keep = count
+        if options.topP < 1 {
+            var cum = 0.0
+            var cut: Int?
+            for (i, p) in probs.enumerated() {
+                cum += p
+                if cum >= options.topP {
+                    cut = i + 1
+                    break
+                }
+            }
+            guard let cut else { return nil }  // the cut would fall in the tail
+            keep = cut
+        }
+        let mass = probs[0..<min(keep, probs.count)].reduce(0, +)
+        if keep > probs.count {
+            // The tail's probabilities (≤ tailWeight / total) must not move `mass`.
+            guard mass >= 0.5, tailWeight / total < mass.ulp / 2 else { return nil }
+        }
+        let u = Double(rng.next() >> 11) / Double(1 << 53) * mass
+        var cum = 0.0
+        for i in 0..<min(keep, probs.count) {
+            cum += probs[i]
+            if u < cum { return Int32(order[i]) }
+        }
+        if keep <= probs.count { return Int32(order[keep - 1]) }
+        return nil  // the draw went past the head
+    }
+
+    /// A key whose descending order is the full sort's: by logit descending, then id ascending.
+    @inline(__always)
+    static func key(_ l: Float, _ i: Int) -> UInt64 {
+        var b = l.bitPattern
+        b = b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000  // order-preserving map of floats to unsigned
+        if l == 0 { b = 0x8000_0000 }  // -0 == +0
+        return UInt64(b) << 32 | UInt64(UInt32.max - UInt32(i))
+    }
+
+    /// Sorts keys in descending order: a comparison sort for a few, else a least-significant-digit radix sort (16-bit
+    /// digits, each pass stable, digits every key shares skipped) — the same order, in linear time.
+    static func sortDescending(_ keys: inout [UInt64]) {
+        let n = keys.count
+        guard n > 4096 else {
+            keys.sort(by: >)
+            return
+        }
+        var other = [UInt64](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 1 << 16)
+        var inKeys = true  // where the current order is
+        for shift in stride(from: 0, to: 64, by: 16) as StrideTo<UInt64> {
+            keys.withUnsafeMutableBufferPointer { kb in
+                other.withUnsafeMutableBufferPointer { ob in
+                    counts.withUnsafeMutableBufferPointer { cb in
+                        let (src, dst) = inKeys ? (kb, ob) : (ob, kb)
+                        for b in 0..<cb.count { cb[b] = 0 }
+                        for k in src { cb[Int(truncatingIfNeeded: (k >> shift) & 0xFFFF)] += 1 }
+                        if cb[Int(truncatingIfNeeded: (src[0] >> shift) & 0xFFFF)] == n { return }  // one digit: skip
+                        var start = 0
+                        for b in stride(from: cb.count - 1, through: 0, by: -1) {
+                            let c = cb[b]
+                            cb[b] = start
+                            start += c
+                        }
+                        for k in src {
+                            let b = Int(truncatingIfNeeded: (k >> shift) & 0xFFFF)
+                            dst[cb[b]] = k
+                            cb[b] += 1
+                        }
+                        inKeys.toggle()
+                    }
+                }
+            }
+        }
+        if !inKeys { keys = other }
+    }
+
+    /// Moves the k largest keys (distinct) to keys[0..<k], in no order (quickselect).
+    static func selectLargest(_ keys: inout [UInt64], _ k: Int) {
+        var lo = 0, hi = keys.count - 1
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        while lo < hi {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let pivot = keys[lo + Int((seed >> 33) % UInt64(hi - lo + 1))]
+            // Partition descending: > pivot first.
+            var i = lo, j = hi
+            while i <= j {
+                while keys[i] > pivot { i += 1 }
+                while keys[j] < pivot { j -= 1 }
+                if i <= j {
+                    keys.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            if k - 1 <= j { hi = j } else if k - 1 >= i { lo = i } else { return }
+        }
+    }
+
+    /// The original sampler, kept as the reference `next` is tested against: every candidate sorted.
+    mutating func nextByFullSort(_ logits: [Float]) -> Int32 {
         let t = options.temperature
         // Candidates by descending logit (ties by id), cut to top-k.
         var order = Array(0..<logits.count)

@@ -28,8 +28,11 @@ struct ServeCommand: ParsableCommand {
 
             Requests take max_tokens (or max_completion_tokens), temperature,
             top_p, top_k, seed, stop and stream (server-sent events; usage with
-            stream_options.include_usage). One reply is generated at a time;
-            further requests wait their turn. The server listens on 127.0.0.1
+            stream_options.include_usage). Concurrent requests decode together:
+            one forward pass per step for all of them (continuous batching,
+            each request with its own KV cache, sampling options and stop
+            strings), up to --max-batch at once; further requests wait their
+            turn and join as others finish. The server listens on 127.0.0.1
             unless --host says otherwise.
 
             Examples:
@@ -54,16 +57,21 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Threads for the model (default: the core count).")
     var jobs: Int?
 
+    @Option(help: ArgumentHelp("Most requests decoding together in one batch; more wait their turn (1: one at a time).", valueName: "n"))
+    var maxBatch = 8
+
     @Flag(name: .shortAndLong, help: "Print only warnings and errors.")
     var quiet = false
 
     func run() throws {
         Log.quiet = quiet
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
         Compute.configure(threads: jobCount(jobs))
         let server: ChatServer
         do {
             let m = try ChatModel.load(directory: model, name: name)
+            m.maxBatch = maxBatch
             server = try ChatServer(model: m, host: host, port: UInt16(port))
         } catch let e as LoomError {
             Log.error(e.message)

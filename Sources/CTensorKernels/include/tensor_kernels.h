@@ -66,4 +66,14 @@ void tk_adamw(float *param, const float *grad, float *m, float *v, size_t n, flo
 double tk_sum_squares(const float *x, size_t n);
 /// x *= s.
 void tk_scale(float *x, size_t n, float s);
+/// C[m x n] = A[m x k] · B[n x k]ᵀ, or C += it when accumulate: for a few rows of A (batched decoding), B streamed
+/// once without packing. Leading dimensions in floats.
+void tk_gemm_nt_rows(const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, size_t m, size_t n,
+                     size_t k, int accumulate);
+/// The best path of tk_gemm_nt_rows on this CPU (2 AVX-512, 1 AVX2, 0 portable), and the product on a given path
+/// (at most the best one): for tests of every path.
+int tk_gemm_nt_best_path(void);
+void tk_gemm_nt_rows_on(int path, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                        size_t m, size_t n, size_t k, int accumulate);
+
 #endif
