@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generation on a real model (issue 22): Gemma 3 270M (base) writing QA pairs for 200 PubMed chunks, three ways:
 #   llama    llama.cpp's server (llama-cpp-python) with the schema as response_format (json_object form)
-#   builtin  Loom's builtin backend on the GGUF file, constrained decoding from the same schema, no server
+#   builtin  Loom's builtin backend on the GGUF file, the few-shot prompt (a base model) and constrained decoding
+#            from the same schema, no server
 #   fewshot  llama.cpp's server on /v1/completions with the few-shot template and no schema (parse rate)
 # and one Evol-Instruct round on 100 instructions (the QA questions of 100 other chunks) with the builtin Gemma.
 # Then Benchmarks/peers/qa_summary.py prints, per run, the share of chunks with at least one schema-valid pair, the
@@ -45,7 +46,7 @@ for run in $RUNS; do
     fewshot) "${TIME[@]}" "$LOOM" generate qa "$WORK/chunks.jsonl" -o "$WORK/qa-fewshot" --base-url "$LLAMA_URL" --model gemma \
              --endpoint completions --structured off --concurrency 1 "${COMMON[@]}" ;;
     builtin) "${TIME[@]}" "$LOOM" generate qa "$WORK/chunks.jsonl" -o "$WORK/qa-builtin" --backend builtin --model "$GGUF" \
-             --concurrency "${BUILTIN_CONCURRENCY:-8}" "${COMMON[@]}" ;;
+             --endpoint completions --concurrency "${BUILTIN_CONCURRENCY:-8}" "${COMMON[@]}" ;;
     evolve)
       # 100 instructions: the questions the builtin Gemma wrote for 100 other chunks (one per chunk).
       "$LOOM" generate qa "$WORK/evol-chunks.jsonl" -o "$WORK/evol-seed" --backend builtin --model "$GGUF" \

@@ -100,7 +100,8 @@ public struct QAPair: Equatable, Sendable {
 public enum QAParser {
     /// The pairs in a reply: a JSON list of {"question", "answer"} objects, or an object holding such a list, or a
     /// single such object. Repaired only where unambiguous: a surrounding code fence, text before the first '[' or
-    /// '{' and after the last ']' or '}', trailing commas. Nil when nothing usable is there.
+    /// '{' and after the last ']' or '}', raw control characters inside strings, trailing commas. Nil when nothing
+    /// usable is there.
     public static func parse(_ reply: String) -> [QAPair]? {
         var s = reply.trimmingCharacters(in: .whitespacesAndNewlines)
         if s.hasPrefix("```") {
@@ -113,8 +114,13 @@ public enum QAParser {
         s = String(s[first...last])
         var value = try? JSONValue.parse(s)
         if value == nil {
-            let repaired = s.replacingOccurrences(of: #",\s*([\]}])"#, with: "$1", options: .regularExpression)
-            value = try? JSONValue.parse(repaired)
+            // Raw control characters inside strings (llama.cpp's schema grammars let a newline through) can only
+            // mean their escapes; a comma before a closing bracket can only be a slip.
+            s = escapingControlCharactersInStrings(s)
+            value = try? JSONValue.parse(s)
+            if value == nil {
+                value = try? JSONValue.parse(s.replacingOccurrences(of: #",\s*([\]}])"#, with: "$1", options: .regularExpression))
+            }
         }
         guard let v = value else { return nil }
         var items: [JSONValue] = []
@@ -135,6 +141,39 @@ public enum QAParser {
             return QAPair(question: q, answer: a)
         }
         return pairs.isEmpty ? nil : pairs
+    }
+
+    /// `text` with U+0000-U+001F inside JSON strings written as escapes (outside strings they are whitespace or
+    /// errors either way).
+    static func escapingControlCharactersInStrings(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        var inString = false
+        var escaped = false
+        for u in text.unicodeScalars {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if u == "\\" {
+                    escaped = true
+                } else if u == "\"" {
+                    inString = false
+                } else if u.value < 0x20 {
+                    let e: String
+                    switch u {
+                    case "\n": e = "\\n"
+                    case "\r": e = "\\r"
+                    case "\t": e = "\\t"
+                    default: e = String(format: "\\u%04x", u.value)
+                    }
+                    out.append(contentsOf: e.unicodeScalars)
+                    continue
+                }
+            } else if u == "\"" {
+                inString = true
+            }
+            out.append(u)
+        }
+        return String(out)
     }
 
     /// Whether the answer shares at least one content word (four letters or more, not a stopword) with the text.

@@ -32,6 +32,12 @@ final class QAParserTests: XCTestCase {
         XCTAssertNil(QAParser.parse("I cannot help with that."))
         XCTAssertNil(QAParser.parse(#"[{"question": "Q?", "answer": "A."#))  // truncated
         XCTAssertNil(QAParser.parse(#"[{"q": "Q?", "a": "A."}]"#))
+        // A raw newline inside a string (what llama.cpp's schema grammar let Gemma write) means "\n"; with a trailing
+        // comma too. The answer keeps its line break (trimmed at the ends only).
+        XCTAssertEqual(
+            QAParser.parse("{ \"pairs\": [ { \"question\": \"Q?\", \"answer\": \"A.\nB.\r\t\" }, ] }"),
+            [QAPair(question: "Q?", answer: "A.\nB.")])
+        XCTAssertEqual(QAParser.escapingControlCharactersInStrings("{\"a\\\"\n\":\n1}"), "{\"a\\\"\\n\":\n1}")
     }
 
     func testSupportIsContentWordOverlap() {
