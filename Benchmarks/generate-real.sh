@@ -48,11 +48,27 @@ for run in $RUNS; do
     builtin) "${TIME[@]}" "$LOOM" generate qa "$WORK/chunks.jsonl" -o "$WORK/qa-builtin" --backend builtin --model "$GGUF" \
              --endpoint completions --concurrency "${BUILTIN_CONCURRENCY:-8}" "${COMMON[@]}" ;;
     evolve)
-      # 100 instructions: the questions the builtin Gemma wrote for 100 other chunks (one per chunk).
-      "$LOOM" generate qa "$WORK/evol-chunks.jsonl" -o "$WORK/evol-seed" --backend builtin --model "$GGUF" \
-        --concurrency "${BUILTIN_CONCURRENCY:-8}" --questions 1 --max-tokens 200 --temperature 0 --seed 1 --no-cache -q --force
-      "${TIME[@]}" "$LOOM" generate evolve "$WORK/evol-seed" -o "$WORK/evolve" --backend builtin --model "$GGUF" \
-        --concurrency "${BUILTIN_CONCURRENCY:-8}" --rounds 1 --max-tokens 200 --temperature 0.7 --seed 1 --no-cache -q --force
+      # 100 instructions: questions Gemma wrote in the llama run (one per chunk), else written now for 100 other chunks.
+      if [ -f "$WORK/qa-llama/part-00000.jsonl" ]; then
+        python3 - "$WORK" <<'PY'
+import json, sys
+work, seen, out = sys.argv[1], set(), []
+for l in open(work + "/qa-llama/part-00000.jsonl"):
+    r = json.loads(l)
+    chunk = r["meta"]["provenance"]["ids"][0]
+    if chunk not in seen and len(out) < 100:
+        seen.add(chunk)
+        out.append({"id": r["id"], "messages": r["messages"]})
+open(work + "/evol-seed.jsonl", "w").write("".join(json.dumps(r) + "\n" for r in out))
+PY
+        SEED="$WORK/evol-seed.jsonl"
+      else
+        "$LOOM" generate qa "$WORK/evol-chunks.jsonl" -o "$WORK/evol-seed" --backend builtin --model "$GGUF" --endpoint completions \
+          --concurrency "${BUILTIN_CONCURRENCY:-8}" --questions 1 --max-tokens 200 --temperature 0 --seed 1 --no-cache -q --force
+        SEED="$WORK/evol-seed"
+      fi
+      "${TIME[@]}" "$LOOM" generate evolve "$SEED" -o "$WORK/evolve" --backend builtin --model "$GGUF" \
+        --concurrency "${BUILTIN_CONCURRENCY:-8}" --rounds 1 --max-tokens 120 --temperature 0.7 --seed 1 --no-cache -q --force
       python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print('  evolve:', {k: v for k, v in m['counts'].items()})" \
         "$WORK/evolve/manifest.json" ;;
     *) echo "unknown run '$run' (llama builtin fewshot evolve)"; exit 2 ;;

@@ -99,6 +99,8 @@ public struct EvolveStage: Stage {
     let templateHash: String
     /// evol/verdict.schema.json: the judge's reply, {"verdict": "Equal" | "Not Equal"}.
     let verdictSchema: ReplySchema
+    /// The few-shot prompts for base models (`endpoint: completions`).
+    let fewShot: EvolFewShot?
 
     public init(config: EvolveConfig, input: String, templates: String? = nil) throws {
         guard config.rounds >= 1 else { throw LoomError("generate evolve: rounds must be at least 1") }
@@ -128,7 +130,8 @@ public struct EvolveStage: Stage {
         }
         methods = m
         verdictSchema = try ReplySchema.load(dir, "evol/verdict.schema.json", name: "verdict")
-        templateHash = SHA256.hex([dt, bt, et, methodsText].joined(separator: "\u{0}"))
+        fewShot = config.qa.openai.endpoint == "completions" ? try EvolFewShot(directory: dir) : nil
+        templateHash = SHA256.hex(([dt, bt, et, methodsText] + (fewShot.map { [$0.fingerprint] } ?? [])).joined(separator: "\u{0}"))
     }
 
     public var name: String { "generate-evolve" }
@@ -142,6 +145,7 @@ public struct EvolveStage: Stage {
         o.append("seed", .int(settings.seed))
         o.append("judge", .string(settings.judge))
         if settings.judge == "backend" { o.append("structured", .string(settings.qa.openai.structured)) }
+        if settings.qa.openai.endpoint != "chat" { o.append("endpoint", .string(settings.qa.openai.endpoint)) }
         o.append("templates", .string(templateHash))
         return .object(o)
     }
@@ -240,17 +244,32 @@ public struct EvolveStage: Stage {
             ? breadth.render(["instruction": item.instruction])
             : depth.render(["instruction": item.instruction, "method": methods[op.rawValue] ?? ""])
         do {
-            let evolved = try backend.complete([(role: "user", content: prompt)]).trimmingCharacters(in: .whitespacesAndNewlines)
+            let evolved: String
+            let response: String
+            if let fewShot {
+                evolved = try backend.complete(prompt: fewShot.rewrite(item.instruction, op), stop: EvolFewShot.stop)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                evolved = try backend.complete([(role: "user", content: prompt)]).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
             if EvolRules.copiesPromptWords(evolved) { return .eliminated(.copiedPromptWords, operation: op) }
-            let response = try backend.complete([(role: "user", content: evolved)])
+            if let fewShot {
+                response = try backend.complete(prompt: fewShot.answer(evolved), stop: EvolFewShot.stop)
+                    .trimmingCharacters(in: .whitespaces)
+            } else {
+                response = try backend.complete([(role: "user", content: evolved)])
+            }
             if EvolRules.isSorry(response) { return .eliminated(.sorry, operation: op) }
             if EvolRules.isEmpty(response) { return .eliminated(.emptyResponse, operation: op) }
             let same: Bool
             if settings.judge == "rules" {
                 same = EvolRules.noGainByTokens(parent: item.instruction, child: evolved)
             } else {
-                let reply = try backend.complete(
-                    [(role: "user", content: equal.render(["first": item.instruction, "second": evolved]))], schema: verdictSchema)
+                let question = equal.render(["first": item.instruction, "second": evolved])
+                let reply =
+                    fewShot == nil
+                    ? try backend.complete([(role: "user", content: question)], schema: verdictSchema)
+                    : try backend.complete(prompt: question + " ", schema: verdictSchema, stop: ["\n"])
                 same = EvolRules.judgedEqual(reply)
             }
             if same { return .eliminated(.noInformationGain, operation: op) }
@@ -261,5 +280,61 @@ public struct EvolveStage: Stage {
         } catch {
             return .failed("\(error)")
         }
+    }
+}
+
+/// The few-shot prompts of Evol-Instruct for base models: evol/fewshot.yaml's worked rewrites before the instruction
+/// to evolve (evol/fewshot-rewrite.mustache), its worked answers before the evolved one (evol/fewshot-answer.mustache).
+struct EvolFewShot: Sendable {
+    let rewriteTemplate: MustacheTemplate
+    let answerTemplate: MustacheTemplate
+    let instruction: String
+    let methods: [String: String]
+    let rewrites: [[String: String]]
+    let answers: [[String: String]]
+    let fingerprint: String
+    /// Where a base model's rewrite or answer ends: the examples' separator, the next example, a blank line.
+    static let stop = ["\n###", "\nInstruction:", "\nQuestion:", "\n\n"]
+
+    init(directory: String) throws {
+        let r = try TemplateDirectory.load(directory, "evol/fewshot-rewrite.mustache")
+        let a = try TemplateDirectory.load(directory, "evol/fewshot-answer.mustache")
+        let path = FS.join(directory, "evol/fewshot.yaml")
+        let yaml = try FS.readText(path)
+        guard let root = try Yams.load(yaml: yaml) as? [String: Any], let instruction = root["instruction"] as? String,
+            let methods = root["methods"] as? [String: String], let rewrites = root["rewrites"] as? [[String: String]],
+            let answers = root["answers"] as? [[String: String]], !rewrites.isEmpty
+        else {
+            throw LoomError("\(path): expected 'instruction', 'methods' (operation: text), 'rewrites' (given, method, rewritten) and 'answers' (question, answer)")
+        }
+        for op in EvolOperation.allCases where methods[op.rawValue] == nil {
+            throw LoomError("\(path): no method text for '\(op.rawValue)'")
+        }
+        for (i, e) in rewrites.enumerated() {
+            guard e["given"] != nil, e["rewritten"] != nil, let m = e["method"], methods[m] != nil else {
+                throw LoomError("\(path): rewrite \(i + 1) needs 'given', 'rewritten' and a 'method' named in 'methods'")
+            }
+        }
+        rewriteTemplate = r.template
+        answerTemplate = a.template
+        self.instruction = instruction
+        self.methods = methods
+        // The examples' method names become their plain-words text.
+        self.rewrites = rewrites.map { e in
+            var e = e
+            e["method"] = methods[e["method"] ?? ""] ?? ""
+            return e
+        }
+        self.answers = answers
+        fingerprint = SHA256.hex(r.text + "\u{0}" + a.text + "\u{0}" + yaml)
+    }
+
+    func rewrite(_ given: String, _ op: EvolOperation) -> String {
+        rewriteTemplate.render(
+            ["instruction": instruction, "rewrites": rewrites, "given": given, "method": methods[op.rawValue] ?? ""] as [String: Any])
+    }
+
+    func answer(_ question: String) -> String {
+        answerTemplate.render(["answers": answers, "question": question] as [String: Any])
     }
 }

@@ -248,6 +248,8 @@ public final class OpenAIBackend: @unchecked Sendable {
             throw BackendError(
                 message: "the response has no " + (chat ? "choices[0].message.content" : "choices[0].text"), retryable: true)
         }
+        // A server that ignores `stop` (or returns the stop string) is cut here as one that honours it would be.
+        if let cut = stop.compactMap({ content.range(of: $0)?.lowerBound }).min() { return String(content[..<cut]) }
         return content
     }
 }

@@ -90,6 +90,47 @@ final class EvolveStageTests: XCTestCase {
         XCTAssertTrue(second.hasPrefix("How does insulin act on muscle? Answer in three numbered steps"), second)
     }
 
+    /// Base models (`endpoint: completions`): the rewrite and the answer are few-shot prompts on /v1/completions
+    /// (evol/fewshot.yaml's worked examples, then the instruction) cut at stop strings; the judge too, with the schema.
+    func testBaseModelsGetFewShotPromptsOnTheCompletionsEndpoint() throws {
+        let server = ChatTestServer(answer: { prompt in
+            if prompt.hasPrefix("Here are two instructions") { return #"{"verdict":"Not Equal"}"# }
+            if prompt.hasPrefix("Instructions for an AI assistant") {
+                let given = prompt.components(separatedBy: "\nInstruction: ").last?.components(separatedBy: "\n").first ?? ""
+                return " " + given + " Answer in three numbered steps.\n###\n"
+            }
+            return " Step 1: insulin binds its receptor. Step 2: signalling follows. Step 3: glucose uptake rises.\n###"
+        })
+        try server.start()
+        defer { server.stop() }
+        let records: [JSONValue] = [["id": "s0", "messages": [["role": "user", "content": "How does insulin act on muscle?"]]]]
+        _ = try StageRunner.run(RecordsStage(records: records), directory: dir + "/in", options: RunOptions(quiet: true))
+        var c = EvolveConfig()
+        c.qa.openai.baseURL = server.baseURL
+        c.qa.openai.retries = 1
+        c.qa.openai.endpoint = "completions"
+        c.qa.noCache = true
+        let m = try StageRunner.run(
+            EvolveStage(config: c, input: dir + "/in", templates: templatesDirectory), directory: dir + "/evol",
+            options: RunOptions(quiet: true)
+        ).manifest
+        XCTAssertEqual(m.counts["evolved"]?.intValue, 1, "\(m.counts)")
+        let r = server.received
+        XCTAssertEqual(r.count, 3)
+        XCTAssertEqual(Set(r.map(\.path)), ["/v1/completions"])
+        let rewrite = try XCTUnwrap(r[0].body["prompt"]?.stringValue)
+        XCTAssertTrue(rewrite.contains("Rewritten: What does the kidney filter out of the blood? Name three substances"), rewrite)
+        XCTAssertTrue(rewrite.hasSuffix("Instruction: How does insulin act on muscle?\nMethod: " + rewrite.components(separatedBy: "\nMethod: ").last!), rewrite)
+        XCTAssertTrue(rewrite.hasSuffix("\nRewritten:"), rewrite)
+        XCTAssertEqual(r[0].body["stop"]?.arrayValue?.first?.stringValue, "\n###")
+        let answer = try XCTUnwrap(r[1].body["prompt"]?.stringValue)
+        XCTAssertTrue(answer.hasSuffix("Question: How does insulin act on muscle? Answer in three numbered steps.\nAnswer:"), answer)
+        XCTAssertEqual(r[2].body["response_format"]?["type"]?.stringValue, "json_schema")
+        let out = try JSONValue.parse(String(try String(contentsOfFile: dir + "/evol/part-00000.jsonl", encoding: .utf8).split(separator: "\n")[0]))
+        XCTAssertEqual(out["messages"]?.arrayValue?[0]["content"]?.stringValue, "How does insulin act on muscle? Answer in three numbered steps.")
+        XCTAssertEqual(out["messages"]?.arrayValue?[1]["content"]?.stringValue, "Step 1: insulin binds its receptor. Step 2: signalling follows. Step 3: glucose uptake rises.")
+    }
+
     /// The judge's request carries evol/verdict.schema.json as response_format; a JSON verdict is read by its field.
     func testTheJudgeIsHeldToTheVerdictSchema() throws {
         let server = ChatTestServer(answer: { prompt in
