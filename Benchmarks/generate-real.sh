@@ -67,10 +67,14 @@ PY
           --concurrency "${BUILTIN_CONCURRENCY:-8}" --questions 1 --max-tokens 200 --temperature 0 --seed 1 --no-cache -q --force
         SEED="$WORK/evol-seed"
       fi
-      "${TIME[@]}" "$LOOM" generate evolve "$SEED" -o "$WORK/evolve" --backend builtin --model "$GGUF" \
-        --concurrency "${BUILTIN_CONCURRENCY:-8}" --rounds 1 --max-tokens 120 --temperature 0.7 --seed 1 --no-cache -q --force
-      python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print('  evolve:', {k: v for k, v in m['counts'].items()})" \
-        "$WORK/evolve/manifest.json" ;;
+      # Through the model's chat turns, then with the few-shot prompts of templates/evol/ (a base model).
+      for endpoint in chat completions; do
+        "${TIME[@]}" "$LOOM" generate evolve "$SEED" -o "$WORK/evolve-$endpoint" --backend builtin --model "$GGUF" \
+          --endpoint $endpoint --concurrency "${BUILTIN_CONCURRENCY:-8}" --rounds 1 --max-tokens 120 --temperature 0.7 --seed 1 \
+          --no-cache -q --force
+        python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print('  evolve (' + sys.argv[2] + '):', m['counts'])" \
+          "$WORK/evolve-$endpoint/manifest.json" $endpoint
+      done ;;
     *) echo "unknown run '$run' (llama builtin fewshot evolve)"; exit 2 ;;
   esac
 done
