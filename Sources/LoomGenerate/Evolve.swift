@@ -202,11 +202,14 @@ public struct EvolveStage: Stage {
                         evol.append("parent", .string(parent.id))
                         evol.append("root", .string(parent.root))
                         var meta = JSONObject()
+                        let templates =
+                            fewShot != nil
+                            ? ["evol/fewshot-rewrite", "evol/fewshot-answer"] : [op == .breadth ? "evol/in-breadth" : "evol/in-depth"]
                         meta.append(
                             "provenance",
                             provenance(
-                                ids: [parent.root, parent.id], generator: "evol-instruct",
-                                templates: [op == .breadth ? "evol/in-breadth" : "evol/in-depth"], backend: settings.qa.openai.backend,
+                                ids: [parent.root, parent.id], generator: "evol-instruct", templates: templates,
+                                backend: settings.qa.openai.backend,
                                 model: settings.qa.openai.model, seed: settings.seed))
                         meta.append("evol", .object(evol))
                         var o = JSONObject()

@@ -128,6 +128,7 @@ final class EvolveStageTests: XCTestCase {
         XCTAssertEqual(r[2].body["response_format"]?["type"]?.stringValue, "json_schema")
         let out = try JSONValue.parse(String(try String(contentsOfFile: dir + "/evol/part-00000.jsonl", encoding: .utf8).split(separator: "\n")[0]))
         XCTAssertEqual(out["messages"]?.arrayValue?[0]["content"]?.stringValue, "How does insulin act on muscle? Answer in three numbered steps.")
+        XCTAssertEqual(out["meta"]?["provenance"]?["templates"], ["evol/fewshot-rewrite", "evol/fewshot-answer"])
         XCTAssertEqual(out["messages"]?.arrayValue?[1]["content"]?.stringValue, "Step 1: insulin binds its receptor. Step 2: signalling follows. Step 3: glucose uptake rises.")
     }
 
