@@ -360,18 +360,7 @@ public final class DecodeBatcher: @unchecked Sendable {
         /// UTF-8 character goes to onText.
         func flush(final: Bool) -> Bool {
             guard let onText else { return true }
-            var ready = text.count
-            if !final {
-                if text.hasSuffix("\u{FFFD}") { ready -= 1 }
-                for s in options.stop {
-                    var k = min(s.count - 1, text.count)
-                    while k > 0 {
-                        if text.hasSuffix(String(s.prefix(k))) { break }
-                        k -= 1
-                    }
-                    ready = min(ready, text.count - k)
-                }
-            }
+            let ready = streamableLength(text, stop: options.stop, final: final)
             guard ready > emitted else { return true }
             let start = text.index(text.startIndex, offsetBy: emitted)
             let end = text.index(text.startIndex, offsetBy: ready)

@@ -524,6 +524,23 @@ public func applyConstraint(
     return any
 }
 
+/// How many characters of generated `text` may be streamed: all when `final`, else all but an unfinished UTF-8
+/// sequence (decoded as U+FFFD at the end) and any tail that could still grow into a stop string.
+func streamableLength(_ text: String, stop: [String], final: Bool) -> Int {
+    var ready = text.count
+    guard !final else { return ready }
+    if text.hasSuffix("\u{FFFD}") { ready -= 1 }
+    for s in stop {
+        var k = min(s.count - 1, text.count)
+        while k > 0 {
+            if text.hasSuffix(String(s.prefix(k))) { break }
+            k -= 1
+        }
+        ready = min(ready, text.count - k)
+    }
+    return ready
+}
+
 /// What a generation produced.
 public struct GenerationResult: Sendable, Equatable {
     /// The generated ids (a stop token included when one ended it; tokens after a stop string included).
@@ -563,20 +580,7 @@ extension InferenceSession {
         var textIds: [Int32] = []
         func flush(final: Bool) -> Bool {
             guard let onText else { return true }
-            var ready = text.count
-            if !final {
-                // Hold back an unfinished UTF-8 sequence (decoded as U+FFFD at the end) and any tail that could
-                // still grow into a stop string.
-                if text.hasSuffix("\u{FFFD}") { ready -= 1 }
-                for s in options.stop {
-                    var k = min(s.count - 1, text.count)
-                    while k > 0 {
-                        if text.hasSuffix(String(s.prefix(k))) { break }
-                        k -= 1
-                    }
-                    ready = min(ready, text.count - k)
-                }
-            }
+            let ready = streamableLength(text, stop: options.stop, final: final)
             guard ready > emitted else { return true }
             let start = text.index(text.startIndex, offsetBy: emitted)
             let end = text.index(text.startIndex, offsetBy: ready)
