@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "LoomMerge", targets: ["LoomMerge"]),
         .library(name: "LoomVerilog", targets: ["LoomVerilog"]),
         .library(name: "LoomReport", targets: ["LoomReport"]),
+        .library(name: "LoomEval", targets: ["LoomEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,7 +54,7 @@ let package = Package(
             name: "loom",
             dependencies: [
                 "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack", "LoomTensor", "LoomTokenizer",
-                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe", "LoomReport",
+                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe", "LoomReport", "LoomEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
@@ -83,6 +84,8 @@ let package = Package(
             ]),
         // `loom report`: the HTML page about a run, read from the stage directories alone.
         .target(name: "LoomReport", dependencies: ["LoomCore"]),
+        // Splits by document, task builders and evaluation (perplexity, multiple choice, generation) of LoomTrain models.
+        .target(name: "LoomEval", dependencies: ["LoomCore", "LoomTrain", "LoomTokenizer", "LoomTensor"]),
         .executableTarget(
             name: "loom-bench",
             dependencies: [
@@ -111,6 +114,7 @@ let package = Package(
         .testTarget(name: "LoomVerilogTests", dependencies: ["LoomVerilog", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomReportTests", dependencies: ["LoomReport", "LoomCore"]),
+        .testTarget(name: "LoomEvalTests", dependencies: ["LoomEval", "LoomTrain", "LoomTensor", "LoomCore"]),
         .testTarget(
             name: "LoomServeTests", dependencies: ["LoomServe", "LoomTrain", "LoomGenerate", "LoomTensor", "LoomCore"]),
     ]

@@ -93,8 +93,16 @@ public struct StepContext: Sendable {
 
     /// A path option that may name an earlier step's output instead of a file: `@NAME` is the latest earlier step
     /// of that name (`@generate`, `@train`), `@N` step N (1-based); anything else is a path relative to the file.
+    /// `@NAME/SUB` is the folder SUB inside that step's output (a split's `@split/test`).
     public func resolveStep(_ p: String) throws -> String {
         guard p.hasPrefix("@") else { return resolve(p) }
+        if let slash = p.firstIndex(of: "/") {
+            let sub = String(p[p.index(after: slash)...])
+            guard !sub.isEmpty, !sub.split(separator: "/").contains("..") else {
+                throw LoomError("\(location): '\(p)': the folder after '/' must be inside the step's output")
+            }
+            return FS.join(try resolveStep(String(p[..<slash])), sub)
+        }
         // Absolute, so a path resolved once stays the same when a step resolves it again.
         func absolute(_ d: String) -> String {
             (FS.join(FileManager.default.currentDirectoryPath, d) as NSString).standardizingPath

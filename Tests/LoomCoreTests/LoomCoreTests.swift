@@ -272,6 +272,17 @@ final class PipelineTests: XCTestCase {
     }
 }
 
+extension PipelineTests {
+    func testStepReferenceWithASubfolder() throws {
+        let p = try load("steps:\n  - split: {}\n  - count: {input: \"@split/test\"}\n")
+        let ctx = StepContext(pipeline: p, step: p.steps[1], input: nil, index: 1, output: "/tmp/o")
+        XCTAssertEqual(try ctx.resolveStep("@split/test"), "/tmp/o/01-split/test")
+        XCTAssertEqual(try ctx.resolveStep("@1/train"), "/tmp/o/01-split/train")
+        XCTAssertThrowsError(try ctx.resolveStep("@split/../x")) { XCTAssertTrue("\($0)".contains("inside the step's output"), "\($0)") }
+        XCTAssertThrowsError(try ctx.resolveStep("@nope/test")) { XCTAssertTrue("\($0)".contains("no earlier step is named 'nope'"), "\($0)") }
+    }
+}
+
 final class JSONScanTests: XCTestCase {
     func scan(_ s: String, _ keys: [String]) throws -> (JSONMembers, [UInt8]) {
         let bytes = Array(s.utf8)
