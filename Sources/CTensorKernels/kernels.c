@@ -197,6 +197,29 @@ void tk_target_logprobs(float *out, const float *logits, const int32_t *targets,
     }
 }
 
+void tk_target_logprobs_greedy(float *out, uint8_t *greedy, const float *logits, const int32_t *targets, size_t N, size_t V) {
+    for (size_t n = 0; n < N; n++) {
+        const float *row = logits + n * V;
+        int32_t y = targets[n];
+        if (y < 0) {
+            out[n] = 0;
+            greedy[n] = 1;
+            continue;
+        }
+        float mx = -INFINITY;
+        size_t arg = 0;
+        for (size_t i = 0; i < V; i++)
+            if (row[i] > mx) {
+                mx = row[i];
+                arg = i;
+            }
+        double sum = 0;
+        for (size_t i = 0; i < V; i++) sum += exp((double)row[i] - mx);
+        out[n] = (float)((double)row[y] - mx - log(sum));
+        greedy[n] = arg == (size_t)y;
+    }
+}
+
 void tk_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
               float eps, float weightDecay, float bias1, float bias2) {
     // torch.optim.AdamW (foreach=False): p *= 1 - lr*wd; m, v moments; p -= lr * mhat / (sqrt(vhat) + eps),

@@ -158,7 +158,10 @@ public struct DatasetBuilder {
             return .failure(LoomError("record has no 'text' (continued pre-training reads text records)"))
         case .sft:
             guard let m = DatasetBuilder.messages(r) else {
-                return .failure(LoomError("record has no 'messages' or 'instruction'/'output' (SFT reads conversations)"))
+                // Plain text mixed into SFT data (domain text beside the tasks mined from it, as AdaptLLM mixes them)
+                // is learned on every token, as continued pre-training learns it.
+                if let t = r["text"]?.stringValue { return .success([textSegment(t)]) }
+                return .failure(LoomError("record has no 'messages', 'instruction'/'output' or 'text' (SFT reads conversations, and text as in continued pre-training)"))
             }
             guard m.contains(where: { $0.role == "assistant" }) else {
                 return .failure(LoomError("conversation has no assistant message to learn from"))

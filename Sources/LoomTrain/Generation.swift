@@ -107,6 +107,56 @@ public final class InferenceSession: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: logitsBuffer, count: V))
     }
 
+    /// Appends tokens and scores them: `targets[j]` is the token expected after `new[j]` (< 0: none). Returns, per new
+    /// token, log p(target) and whether the target was the most likely token (the first index of the maximum, as
+    /// torch.argmax); 0 and true where there is no target. Only rows with a target go through the head, so scoring
+    /// a continuation after a cached context costs its own tokens only: what evaluation's log-likelihoods need.
+    public func appendScoring(_ new: [Int32], targets: [Int32]) throws -> (logprobs: [Float], greedy: [Bool]) {
+        precondition(targets.count == new.count)
+        guard !new.isEmpty else { return ([], []) }
+        let V = model.config.vocabSize
+        for t in new + targets where Int(t) >= V || t < -1 {
+            throw LoomError("scoring: token id \(t) is outside the model's vocabulary (\(V))")
+        }
+        guard length + new.count <= maxLength else {
+            throw LoomError("scoring: \(length + new.count) tokens exceed the context of \(maxLength)")
+        }
+        var logprobs = [Float](repeating: 0, count: new.count)
+        var greedy = [UInt8](repeating: 1, count: new.count)
+        var i = 0
+        while i < new.count {
+            let n = min(chunk, new.count - i)
+            let rows = (0..<n).filter { targets[i + $0] >= 0 }
+            step(Array(new[i..<(i + n)]), last: false)
+            if !rows.isEmpty {
+                let c = model.config, D = c.hiddenSize, m = rows.count
+                if scoringLogits == nil { scoringLogits = FloatBuffer(count: chunk * V) }
+                let lg = scoringLogits!.pointer
+                for (r, j) in rows.enumerated() {
+                    tk_rmsnorm_forward(xn + r * D, rstd, x + j * D, finalNorm, 1, D, Float(c.rmsNormEps))
+                }
+                Matmul.parallelGemm(xn, head, lg, m: m, n: V, k: D, transposeB: true)
+                if let cap = c.finalLogitSoftcap {
+                    Compute.parallel(m * V, grain: 1 << 16) { r in
+                        for k in r { lg[k] = Float(cap) * tanhf(lg[k] / Float(cap)) }
+                    }
+                }
+                var lp = [Float](repeating: 0, count: m)
+                var g = [UInt8](repeating: 1, count: m)
+                LlamaModel.scoreRows(lg, targets: rows.map { targets[i + $0] }, vocab: V, into: &lp, &g, at: 0)
+                for (r, j) in rows.enumerated() {
+                    logprobs[i + j] = lp[r]
+                    greedy[i + j] = g[r]
+                }
+            }
+            i += n
+        }
+        return (logprobs, greedy.map { $0 != 0 })
+    }
+
+    /// [chunk, vocab] logits of the rows `appendScoring` scores (allocated on first use).
+    private var scoringLogits: FloatBuffer?
+
     /// One incremental forward over n ≤ chunk tokens at positions length..<length+n.
     func step(_ new: [Int32], last: Bool) {
         let c = model.config

@@ -495,6 +495,34 @@ public final class LlamaModel: @unchecked Sendable {
         return out
     }
 
+    /// log p(target) at every position of the last forward, and whether the target was the most likely token there
+    /// (targets < 0: 0 and true); logits unchanged. What evaluation's log-likelihood requests read.
+    public func targetLogProbsAndGreedy(targets: [Int32]) -> (logprobs: [Float], greedy: [Bool]) {
+        var out = [Float](repeating: 0, count: targets.count)
+        var greedy = [UInt8](repeating: 1, count: targets.count)
+        forEachLogitRows(gradient: false) { rows, logits in
+            LlamaModel.scoreRows(logits, targets: Array(targets[rows]), vocab: config.vocabSize, into: &out, &greedy, at: rows.lowerBound)
+        }
+        return (out, greedy.map { $0 != 0 })
+    }
+
+    /// log p(target) and whether the target is the row's argmax for `targets.count` rows of logits, in parallel over
+    /// rows, written at `at...` of `logprobs` and `greedy`.
+    static func scoreRows(
+        _ logits: UnsafeMutablePointer<Float>, targets: [Int32], vocab V: Int, into logprobs: inout [Float], _ greedy: inout [UInt8], at: Int
+    ) {
+        targets.withUnsafeBufferPointer { tp in
+            logprobs.withUnsafeMutableBufferPointer { ob in
+                greedy.withUnsafeMutableBufferPointer { gb in
+                    let (t, o, g) = (tp.baseAddress!, ob.baseAddress! + at, gb.baseAddress! + at)
+                    Compute.parallel(targets.count, grain: 16) { r in
+                        tk_target_logprobs_greedy(o + r.lowerBound, g + r.lowerBound, logits + r.lowerBound * V, t + r.lowerBound, r.count, V)
+                    }
+                }
+            }
+        }
+    }
+
     /// Logits pointer of the last forward (for objectives that write their own gradient into it). With a chunked
     /// head (a large vocabulary) it holds one chunk only: use the loss functions above.
     public var logits: UnsafeMutablePointer<Float> { work!.logits }

@@ -129,6 +129,7 @@ enum Steps {
             },
             "merge": { ctx in try Steps.merge(ctx) },
             "report": ReportSteps.step,
+            "eval": EvalSteps.eval,
             "train": Steps.train,
             "sample": { ctx in
                 var c = try ctx.step.options.decode(SampleConfig.self, allowedKeys: SampleConfig.keys + ["jobs"], context: ctx.location)

@@ -130,6 +130,12 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(codec.decode(a[0].tokens), "<|im_start|>user\nAdd.\n\n1+1<|im_end|>\n<|im_start|>assistant\n2<|im_end|>\n")
         let batch = b.batch(b.rows([(r, false)]))
         XCTAssertEqual(codec.decode(batch.targets.filter { $0 >= 0 }), "Hello.<|im_end|>")
+        // Plain text mixed into SFT data is learned on every token, as in continued pre-training.
+        guard case .success(let t) = b.segments(of: ["text": "Domain text."]) else { return XCTFail("text not usable") }
+        XCTAssertEqual(codec.decode(t[0].tokens), "Domain text.<|endoftext|>")
+        XCTAssertTrue(t[0].loss.allSatisfy { $0 })
+        guard case .failure(let e) = b.segments(of: ["id": "x"]) else { return XCTFail("a record with nothing to learn was accepted") }
+        XCTAssertTrue(e.message.contains("'text'"), e.message)
     }
 
     func testPackedWindowsBecomeRowsWithDocumentBoundaries() throws {

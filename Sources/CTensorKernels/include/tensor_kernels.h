@@ -48,6 +48,9 @@ double tk_cross_entropy_forward_backward(float *logits, const int32_t *targets, 
 double tk_cross_entropy_weighted(float *logits, const int32_t *targets, const float *weights, size_t N, size_t V);
 /// Log-softmax probability of each row's target (0 where the target is < 0); logits are left unchanged.
 void tk_target_logprobs(float *out, const float *logits, const int32_t *targets, size_t N, size_t V);
+/// As tk_target_logprobs, and greedy[n] = 1 where the target is the row's argmax (the first index of the maximum, as
+/// torch.argmax), else 0 (targets < 0: out 0, greedy 1).
+void tk_target_logprobs_greedy(float *out, uint8_t *greedy, const float *logits, const int32_t *targets, size_t N, size_t V);
 
 /// x[r][c] += bias[c] over rows of cols.
 void tk_add_bias(float *x, const float *bias, size_t rows, size_t cols);
