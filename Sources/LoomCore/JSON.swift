@@ -58,10 +58,23 @@ public enum JSONValue: Equatable, Sendable {
 /// A JSON object that keeps its keys in insertion order (a later set of an existing key replaces it in place).
 /// Objects with more than `indexAbove` keys also keep a key -> position index, so building and reading large ones
 /// (a tokenizer's 128K-entry vocabulary) costs O(1) a key instead of a scan of the keys before it.
+/// A string as a dictionary key compared and hashed by its Unicode scalars (its UTF-8 bytes), not by Swift's canonical
+/// equivalence: for keys that formats define byte for byte (JSON object keys, tokenizer vocabularies).
+public struct ExactString: Hashable, Sendable {
+    public let text: String
+    public init(_ text: String) { self.text = text }
+    public static func == (a: ExactString, b: ExactString) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+    public func hash(into h: inout Hasher) {
+        var s = text
+        s.withUTF8 { h.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
 public struct JSONObject: Equatable, Sendable, Sequence {
     public private(set) var pairs: [(key: String, value: JSONValue)] = []
-    /// Position of each key's first occurrence; nil while the object is small.
-    private var index: [String: Int]?
+    /// Position of each key's first occurrence; nil while the object is small. Keys compare as Unicode scalar
+    /// sequences, as JSON's do: "\u00e9" and "e\u0301" are two keys though Swift's String calls them equal.
+    private var index: [ExactString: Int]?
     static let indexAbove = 16
 
     public init() {}
@@ -73,8 +86,8 @@ public struct JSONObject: Equatable, Sendable, Sequence {
     public var count: Int { pairs.count }
 
     func position(_ key: String) -> Int? {
-        if let index { return index[key] }
-        return pairs.firstIndex { $0.key == key }
+        if let index { return index[ExactString(key)] }
+        return pairs.firstIndex { $0.key.utf8.elementsEqual(key.utf8) }
     }
 
     public subscript(key: String) -> JSONValue? {
@@ -99,7 +112,7 @@ public struct JSONObject: Equatable, Sendable, Sequence {
     public mutating func append(_ key: String, _ value: JSONValue) {
         pairs.append((key, value))
         if index != nil {
-            if index![key] == nil { index![key] = pairs.count - 1 }
+            if index![ExactString(key)] == nil { index![ExactString(key)] = pairs.count - 1 }
         } else {
             buildIndexIfLarge()
         }
@@ -107,8 +120,8 @@ public struct JSONObject: Equatable, Sendable, Sequence {
 
     private mutating func buildIndexIfLarge() {
         guard index == nil, pairs.count > Self.indexAbove else { return }
-        var d = [String: Int](minimumCapacity: pairs.count * 2)
-        for (i, p) in pairs.enumerated() where d[p.key] == nil { d[p.key] = i }
+        var d = [ExactString: Int](minimumCapacity: pairs.count * 2)
+        for (i, p) in pairs.enumerated() where d[ExactString(p.key)] == nil { d[ExactString(p.key)] = i }
         index = d
     }
 

@@ -59,7 +59,7 @@ final class MergeTable: @unchecked Sendable {
 
 public struct BPEModel: Sendable {
     /// Token string -> id.
-    public let vocab: [String: Int32]
+    public let vocab: Vocabulary
     /// Id -> token string ("" for an id the vocabulary skips).
     public let tokens: [String]
     /// The merges in rank order, as ids (left, right, merged).
@@ -75,7 +75,7 @@ public struct BPEModel: Sendable {
     let fallbackIds: [Int32]
 
     public init(
-        vocab: [String: Int32], merges: [(String, String)], unkToken: String? = nil, byteFallback: Bool = false,
+        vocab: Vocabulary, merges: [(String, String)], unkToken: String? = nil, byteFallback: Bool = false,
         fuseUnk: Bool = false, ignoreMerges: Bool = false
     ) throws {
         self.vocab = vocab
@@ -271,7 +271,7 @@ extension BPEModel {
             guard let vobj = json["vocab"]?.objectValue else { throw LoomError("model without a vocab object") }
             entries = vobj.map { ($0.key, $0.value.intValue) }
         }
-        var vocab: [String: Int32] = [:]
+        var vocab = Vocabulary()
         vocab.reserveCapacity(entries.count)
         for (k, v) in entries {
             guard let i = v, i >= 0, i <= Int(Int32.max) else { throw LoomError("vocab: \(k) has no valid id") }
@@ -281,8 +281,10 @@ extension BPEModel {
         for (n, m) in (json["merges"]?.arrayValue ?? []).enumerated() {
             if let s = m.stringValue {
                 // "a b": the parts are split at the first space (byte-level tokens never contain one).
-                guard let sp = s.firstIndex(of: " ") else { throw LoomError("merge \(n + 1) \"\(s)\" has no space") }
-                merges.append((String(s[..<sp]), String(s[s.index(after: sp)...])))
+                // Split by scalars: a space followed by a combining mark is one Character, not a " ".
+                let scalars = s.unicodeScalars
+                guard let sp = scalars.firstIndex(of: " ") else { throw LoomError("merge \(n + 1) \"\(s)\" has no space") }
+                merges.append((String(scalars[..<sp]), String(scalars[scalars.index(after: sp)...])))
             } else if let a = m.arrayValue, a.count == 2, let x = a[0].stringValue, let y = a[1].stringValue {
                 merges.append((x, y))
             } else {

@@ -247,7 +247,7 @@ public final class BPETrainer {
         let mergeStrings = ordered.map { p in
             (id2w[Int(Int32(truncatingIfNeeded: p >> 32))], id2w[Int(Int32(truncatingIfNeeded: p & 0xFFFF_FFFF))])
         }
-        let model = try BPEModel(vocab: w2id, merges: mergeStrings)
+        let model = try BPEModel(vocab: Vocabulary(w2id), merges: mergeStrings)
         let added = config.specialTokens.map { AddedToken(id: w2id[$0]!, content: $0) }
         return Tokenizer(
             model: model, normalizer: nil, preTokenizer: preTokenizer, postProcessor: byteLevel ? .byteLevel : nil,

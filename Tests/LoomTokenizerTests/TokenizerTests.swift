@@ -217,7 +217,7 @@ final class TrainerTests: XCTestCase {
             "-": 0, "2": 1, "B": 2, "E": 3, "G": 4, "P": 5, "R": 6, "T": 7, "a": 8, "b": 9, "d": 10, "e": 11, "g": 12,
             "i": 13, "l": 14, "n": 15, "o": 16, "r": 17, "s": 18, "t": 19, "u": 20, "v": 21, "re": 22, "are": 23, "is": 24,
         ]
-        XCTAssertEqual(tok.model.vocab, expected)
+        XCTAssertEqual(tok.model.vocab, Vocabulary(expected))
         XCTAssertEqual(tok.model.merged.map { $0.0 + " " + $0.1 }, ["r e", "a re", "i s"])
     }
 
@@ -303,6 +303,29 @@ final class TokenizerJSONErrorTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data("{\"model\": ".utf8).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try Tokenizer.load(path)) { XCTAssertTrue("\($0)".contains(path), "\($0)") }
+    }
+
+    /// Tokens that Swift's String calls equal (canonical equivalence) are different tokens, as in tokenizers: Gemma's
+    /// vocabulary has ";" (U+003B) and U+037E (GREEK QUESTION MARK), "é" precomposed and "e" + U+0301 combining.
+    func testCanonicallyEquivalentTokensStayApart() throws {
+        let text = #"{"version": "1.0", "added_tokens": [], "model": {"type": "BPE", "dropout": null, "vocab": {";": 0, "\u037e": 1, "\u00e9": 2, "e": 3, "\u0301": 4, "e\u0301": 5}, "merges": ["e \u0301"]}, "decoder": null}"#
+        for load in [{ try Tokenizer(json: try JSONValue.parse(text)) }, {
+            let path = NSTemporaryDirectory() + "loom-tok-canon-\(getpid()).json"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            return try Tokenizer.load(path)
+        }] as [() throws -> Tokenizer] {
+            let t = try load()
+            XCTAssertEqual(t.model.vocab.count, 6)
+            XCTAssertEqual(t.model.vocab[";"], 0)
+            XCTAssertEqual(t.model.vocab["\u{037E}"], 1)
+            XCTAssertEqual(t.model.vocab["\u{E9}"], 2)
+            XCTAssertEqual(t.model.vocab["e\u{301}"], 5)
+            XCTAssertEqual(t.encode(";"), [0])
+            XCTAssertEqual(t.encode("\u{037E}"), [1])
+            XCTAssertEqual(t.encode("\u{E9}"), [2])
+            XCTAssertEqual(t.encode("e\u{301}"), [5])
+        }
     }
 
     /// Tokenizer.load reads model.vocab apart from the JSON parser (escapes, surrogate pairs, a large vocabulary).
