@@ -85,7 +85,13 @@ let package = Package(
         // `loom report`: the HTML page about a run, read from the stage directories alone.
         .target(name: "LoomReport", dependencies: ["LoomCore"]),
         // Splits by document, task builders and evaluation (perplexity, multiple choice, generation) of LoomTrain models.
-        .target(name: "LoomEval", dependencies: ["LoomCore", "LoomTrain", "LoomTokenizer", "LoomTensor"]),
+        .target(
+            name: "LoomEval",
+            dependencies: [
+                "LoomCore", "LoomTrain", "LoomTokenizer", "LoomTensor",
+                // The task builders' phrasings (templates/tasks/*.yaml, Mustache).
+                .product(name: "Mustache", package: "swift-mustache"), .product(name: "Yams", package: "Yams"),
+            ]),
         .executableTarget(
             name: "loom-bench",
             dependencies: [
@@ -114,7 +120,13 @@ let package = Package(
         .testTarget(name: "LoomVerilogTests", dependencies: ["LoomVerilog", "LoomCore"]),
         .testTarget(name: "LoomCLITests", dependencies: ["LoomCore"]),
         .testTarget(name: "LoomReportTests", dependencies: ["LoomReport", "LoomCore"]),
-        .testTarget(name: "LoomEvalTests", dependencies: ["LoomEval", "LoomTrain", "LoomTensor", "LoomCore"]),
+        .testTarget(
+            name: "LoomEvalTests",
+            dependencies: [
+                "LoomEval", "LoomTrain", "LoomTensor", "LoomCore",
+                // Real inputs for the split and task tests: PubMed ingest, chunks, reading-comprehension samples, dedup.
+                "LoomIngest", "LoomGenerate", "LoomDedup",
+            ]),
         .testTarget(
             name: "LoomServeTests", dependencies: ["LoomServe", "LoomTrain", "LoomGenerate", "LoomTensor", "LoomCore"]),
     ]

@@ -22,12 +22,18 @@ public protocol Stage: Sendable {
     /// Files besides the shards that the stage writes into its directory (e.g. dedup's `duplicates.jsonl`). The
     /// stage writes each as `NAME.tmp` (see `StageContext.sideFilePath`); the runner renames them when the stage
     /// has finished, removes them when the stage starts over, and re-runs the stage if one is missing.
+    /// A side file may be a directory (merge's `model`).
     var sideFiles: [String] { get }
+    /// Those of `sideFiles` that are stage directories of their own (a split's `train`, written through
+    /// `StageContext.sideStage`): such a side also counts as missing unless its manifest is complete, carries the
+    /// fingerprint derived from this stage's, and its shards have their recorded sizes.
+    var sideStages: [String] { get }
     func run(_ context: StageContext) throws
 }
 
 extension Stage {
     public var sideFiles: [String] { [] }
+    public var sideStages: [String] { [] }
 }
 
 /// What a running stage writes to.
@@ -60,6 +66,19 @@ public final class StageContext: @unchecked Sendable {
     /// Where to write the side file `name` (one of the stage's `sideFiles`) while the stage runs.
     public func sideFilePath(_ name: String) -> String { FS.join(directory, name + ".tmp") }
 
+    /// A side directory that is a complete stage directory of its own (shards and manifest), written at
+    /// `sideFilePath(name)` and renamed to `name` with the other side files. `stage` and `config` go into its
+    /// manifest; its fingerprint is `StageRunner.sideFingerprint(parent: fingerprint, name)`, so stages that
+    /// read it re-run exactly when this stage does.
+    public func sideStage(_ name: String, stage: String, config: JSONValue) throws -> SideStageWriter {
+        let dir = sideFilePath(name)
+        FS.remove(dir)
+        try FS.makeDirectory(dir)
+        return SideStageWriter(
+            directory: dir, stage: stage, config: config,
+            fingerprint: StageRunner.sideFingerprint(parent: fingerprint, name), shardRecords: options.shardRecords)
+    }
+
     /// Records a stage-specific count in the manifest (e.g. "replaced", "deleted").
     public func setCount(_ key: String, _ value: Int) { lock.withLock { _counts[key] = .int(value) } }
 
@@ -81,6 +100,35 @@ public final class StageContext: @unchecked Sendable {
 
     var counts: JSONObject { lock.withLock { _counts } }
     var errors: [String] { lock.withLock { _errors } }
+}
+
+/// Writes a side directory that is a stage directory of its own (see `StageContext.sideStage`).
+public final class SideStageWriter {
+    public let directory: String
+    public let output: ShardWriter
+    let stage: String
+    let config: JSONValue
+    let fingerprint: String
+
+    init(directory: String, stage: String, config: JSONValue, fingerprint: String, shardRecords: Int) {
+        self.directory = directory
+        self.stage = stage
+        self.config = config
+        self.fingerprint = fingerprint
+        output = ShardWriter(directory: directory, maxRecords: shardRecords)
+    }
+
+    /// Closes the shards and writes the manifest (with `counts`); call once, after the last record.
+    public func finish(counts: JSONObject = JSONObject()) throws {
+        var configText: [UInt8] = []
+        config.write(to: &configText)
+        var m = Manifest(
+            stage: stage, config: config, configHash: SHA256.hex(String(decoding: configText, as: UTF8.self)),
+            inputs: [], fingerprint: fingerprint, status: "complete")
+        m.shards = try output.finish()
+        m.counts = counts
+        try m.write(directory: directory)
+    }
 }
 
 public struct RunOptions: Sendable {
@@ -128,11 +176,27 @@ public enum StageRunner {
         return name.hasPrefix("part-") && name.hasSuffix(".jsonl")
     }
 
-    static func isUpToDate(directory: String, fingerprint: String, sideFiles: [String] = []) -> Manifest? {
+    /// The fingerprint of the side stage directory `name` of a stage whose fingerprint is `parent`.
+    public static func sideFingerprint(parent: String, _ name: String) -> String {
+        SHA256.hex(parent + "\0side\0" + name)
+    }
+
+    static func isUpToDate(directory: String, fingerprint: String, sideFiles: [String] = [], sideStages: [String] = [])
+        -> Manifest?
+    {
         guard let m = try? Manifest.read(directory: directory), m.status == "complete",
             m.fingerprint == fingerprint
         else { return nil }
-        for f in sideFiles where !FS.exists(FS.join(directory, f)) { return nil }
+        for f in sideFiles {
+            let path = FS.join(directory, f)
+            guard FS.exists(path) else { return nil }
+            if sideStages.contains(f) {
+                guard let sm = try? Manifest.read(directory: path), sm.status == "complete",
+                    sm.fingerprint == sideFingerprint(parent: fingerprint, f)
+                else { return nil }
+                for s in sm.shards where FS.size(FS.join(path, s.file)) != s.bytes { return nil }
+            }
+        }
         for s in m.shards where FS.size(FS.join(directory, s.file)) != s.bytes { return nil }
         return m
     }
@@ -147,7 +211,9 @@ public enum StageRunner {
         let fp = SHA256.hex(
             ([stage.name, loomVersion, configHash] + inputs.map(\.fingerprint)).joined(separator: "\0"))
 
-        if !options.force, let m = isUpToDate(directory: directory, fingerprint: fp, sideFiles: stage.sideFiles) {
+        if !options.force, let m = isUpToDate(
+            directory: directory, fingerprint: fp, sideFiles: stage.sideFiles, sideStages: stage.sideStages)
+        {
             Log.info("\(stage.name): up to date in \(directory) (\(m.records) records); skipped")
             return StageResult(manifest: m, skipped: true, directory: directory)
         }

@@ -3,6 +3,7 @@
 
 import LoomCore
 import LoomDedup
+import LoomEval
 import LoomGenerate
 import LoomIngest
 import LoomPack
@@ -156,6 +157,22 @@ enum Steps {
                     throw LoomError("\(ctx.location): combine needs 'inputs: [\"@1\", \"@ingest\", ...]'")
                 }
                 return try CombineStage(directories: refs.map { try ctx.resolveStep($0) })
+            },
+            "split": { ctx in
+                var c = try ctx.step.options.decode(SplitConfig.self, allowedKeys: SplitConfig.keys, context: ctx.location)
+                c.duplicates = try c.duplicates.map { try ctx.resolveStep($0) }
+                guard let input = ctx.input else { throw LoomError("\(ctx.location): split needs a step before it") }
+                do { return try SplitStage(config: c, input: input) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
+            },
+            "tasks": { ctx in
+                let c = try ctx.step.options.decode(TasksConfig.self, allowedKeys: TasksConfig.keys, context: ctx.location)
+                guard let input = ctx.input else { throw LoomError("\(ctx.location): tasks needs a step before it") }
+                let templates = ctx.step.options["templates"]?.stringValue.map(ctx.resolve)
+                do { return try TasksStage(config: c, input: input, templates: templates) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
             },
             "dedup": { ctx in
                 let c = try ctx.step.options.decode(
