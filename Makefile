@@ -13,7 +13,7 @@ test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
-.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env gemma
+.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env gemma domain-adaptation
 
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
@@ -84,6 +84,11 @@ $(GEMMA_GGUF):
 
 gemma: release $(GEMMA_GGUF)
 	.build/release/loom run examples/gemma-lora.yaml
+
+# Issue 23's experiment: Gemma 3 270M evaluated on held-out PubMed articles before and after LoRA on raw text,
+# reading-comprehension conversations and both (docs/evaluation.md; about an hour on 2 cores).
+domain-adaptation: release $(GEMMA_GGUF)
+	.build/release/loom run examples/domain-adaptation.yaml
 
 # XCTest only (the suite has no Swift Testing tests): the whole suite, then the numeric tests under each other
 # OpenBLAS core type this CPU runs (Tests/run-suite.sh); the last line is the plain "N passed, N failed" count.

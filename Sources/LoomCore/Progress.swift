@@ -33,6 +33,8 @@ public final class Progress: @unchecked Sendable {
     private var items = 0
     private var bytes = 0
     private var totalBytes: Int?
+    /// Counted in items instead of bytes (`begin(totalItems:)`): the ETA comes from the item count.
+    private var totalItems: Int?
     private var unit = "items"
     private let start = Date()
     private var stopped = false
@@ -45,6 +47,12 @@ public final class Progress: @unchecked Sendable {
         self.label = label
         self.quiet = quiet
         tty = isatty(2) != 0
+    }
+
+    /// Sets the number of items to do (enables the ETA; no byte counts are shown), and starts reporting.
+    public func begin(totalItems: Int, unit: String = "items") {
+        lock.withLock { self.totalItems = totalItems }
+        begin(totalBytes: nil, unit: unit)
     }
 
     /// Sets the total input size in bytes (enables the ETA) and what the items are, and starts reporting.
@@ -83,6 +91,11 @@ public final class Progress: @unchecked Sendable {
     public var line: String {
         let (i, b, total, what) = lock.withLock { (self.items, self.bytes, self.totalBytes, self.unit) }
         let dt = max(Date().timeIntervalSince(start), 1e-3)
+        if let n = lock.withLock({ totalItems }), n > 0 {
+            var s = "[\(label)] \(Progress.count(i)) of \(Progress.count(n)) \(what) (\(i * 100 / n)%)  \(String(format: "%.1f", Double(i) / dt))/s"
+            if i > 0, i < n { s += "  ETA \(Progress.duration(Double(n - i) / (Double(i) / dt)))" }
+            return s
+        }
         var s = "[\(label)] \(Progress.count(i)) \(what)  \(Progress.size(b))"
         if let total, total > 0 {
             s += " of \(Progress.size(total)) (\(Int(Double(b) * 100 / Double(total)))%)"

@@ -188,14 +188,14 @@ public struct EvalStage: Stage {
         let evaluator = Evaluator(chat: chat, settings: settings)
         let total = items.choice.count + items.generation.count + items.text.count
         guard total > 0 else { throw LoomError("eval: no evaluation records in \(settings.data.joined(separator: ", "))") }
-        ctx.progress.begin(totalBytes: total, unit: "items")
+        ctx.progress.begin(totalItems: total, unit: "items")
         let started = Date()
 
         var scored: [ScoredItem] = []
-        scored += try evaluator.multipleChoice(items.choice, fewshotPool: fewshotPool) { ctx.progress.add(items: $0, bytes: $0) }
+        scored += try evaluator.multipleChoice(items.choice, fewshotPool: fewshotPool) { ctx.progress.add(items: $0) }
         let mcSeconds = Date().timeIntervalSince(started)
-        scored += evaluator.perplexity(items.text) { ctx.progress.add(items: $0, bytes: $0) }
-        scored += try evaluator.generation(items.generation) { ctx.progress.add(items: $0, bytes: $0) }
+        scored += evaluator.perplexity(items.text) { ctx.progress.add(items: $0) }
+        scored += try evaluator.generation(items.generation) { ctx.progress.add(items: $0) }
 
         let metrics = Evaluator.metrics(scored, resamples: settings.resamples, seed: UInt64(settings.seed))
         var out = JSONObject()

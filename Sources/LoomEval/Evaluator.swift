@@ -219,13 +219,22 @@ final class Evaluator {
         let options = SamplingOptions(temperature: 0, maxTokens: settings.maxTokens)
         let lock = NSLock()
         let chat = self.chat
+        // A prompt too long for the model loses its first tokens, leaving room for the answer (the harness cuts
+        // generation contexts the same way).
+        let room = max(1, min(chat.model.config.maxPositions, settings.maxLength ?? Int.max) - settings.maxTokens)
+        var o = options
+        o.stopTokens.formUnion(chat.stopTokens)
         return try parallelMap(items, jobs: settings.concurrency) { item in
-            let r = try chat.reply(item.prompt, options: options)
+            var ids = chat.promptTokens(item.prompt)
+            let cut = ids.count > room
+            if cut { ids = Array(ids.suffix(room)) }
+            let r = try chat.continuation(ids: ids, options: o)
             let answer = r.text.trimmingCharacters(in: .whitespacesAndNewlines)
             var s = ScoredItem(id: item.id, task: item.task, kind: "generation")
             s.scores = [("exact_match", AnswerMetrics.exactMatch(answer, item.reference)), ("f1", AnswerMetrics.f1(answer, item.reference))]
             s.extra["prediction"] = .string(answer)
             s.extra["reference"] = .string(item.reference)
+            if cut { s.extra["prompt_cut_to"] = .int(room) }
             lock.withLock { progress(1) }
             return s
         }

@@ -55,7 +55,7 @@ public enum Report {
     public static let sections: [(id: String, title: String)] = [
         ("stages", "Stages"), ("rejects", "Rejects"), ("datasets", "Dataset statistics"), ("tasks", "Task types"),
         ("languages", "Languages"), ("dedup", "Deduplication"), ("packing", "Packing"), ("training", "Training"),
-        ("merge", "Merge"), ("provenance", "Provenance"),
+        ("evaluation", "Evaluation"), ("merge", "Merge"), ("provenance", "Provenance"),
     ]
 }
 
@@ -123,6 +123,7 @@ struct Builder {
         body += section("dedup", try dedupSection())
         body += section("packing", try packingSection())
         body += section("training", try trainingSection())
+        body += section("evaluation", try evaluationSection())
         body += section("merge", try mergeSection())
         body += section("provenance", try provenanceSection())
         return """
@@ -559,6 +560,71 @@ struct Builder {
         return s
     }
 
+    // MARK: Evaluation
+
+    /// The headline figure of each kind of task, and whether higher is better.
+    static let evalFigures: [String: [(name: String, higherIsBetter: Bool)]] = [
+        "multiple_choice": [("acc", true)], "generation": [("exact_match", true), ("f1", true)],
+        "perplexity": [("bits_per_byte", false)],
+    ]
+
+    /// One row per `eval` stage (the model, and the train step its adapter came from), one column per task and
+    /// figure: value and 95% interval, then the difference to the first row (the base model), marked better or worse
+    /// where the row's interval excludes the base value.
+    func evaluationSection() throws -> String {
+        let stages = data.stages.filter { $0.stage == "eval" }
+        guard !stages.isEmpty else { return HTML.absent("No eval step in this run: no model was evaluated.") }
+        var runs: [(StageDir, JSONValue)] = []
+        for st in stages {
+            guard let text = try? FS.readText(st.file("metrics.json")), let m = try? JSONValue.parse(text) else { continue }
+            runs.append((st, m))
+        }
+        guard let base = runs.first else { return HTML.absent("The eval steps wrote no metrics.json.") }
+        var columns: [(task: String, figure: String, higher: Bool)] = []
+        for (_, m) in runs {
+            for (task, v) in m["tasks"]?.objectValue ?? JSONObject() {
+                for f in Self.evalFigures[v["kind"]?.stringValue ?? ""] ?? [] where !columns.contains(where: { $0.task == task && $0.figure == f.name }) {
+                    columns.append((task, f.name, f.higherIsBetter))
+                }
+            }
+        }
+        func estimate(_ m: JSONValue, _ c: (task: String, figure: String, higher: Bool)) -> (Double, Double, Double)? {
+            guard let e = m["tasks"]?[c.task]?[c.figure], let v = e["value"]?.doubleValue, let ci = e["ci95"]?.arrayValue, ci.count == 2,
+                let lo = ci[0].doubleValue, let hi = ci[1].doubleValue
+            else { return nil }
+            return (v, lo, hi)
+        }
+        var rows: [[String]] = []
+        for (i, (st, m)) in runs.enumerated() {
+            let cfg = st.manifest.config
+            var label = dirLabel(st) + "<br><span class=\"small\">" + HTML.esc((cfg["model"]?.stringValue).map { ($0 as NSString).lastPathComponent } ?? "?")
+            if let a = cfg["adapter"]?.stringValue { label += " + " + HTML.esc(modelLabel(a)) }
+            label += "</span>"
+            var row = [label]
+            for c in columns {
+                guard let (v, lo, hi) = estimate(m, c) else {
+                    row.append("–")
+                    continue
+                }
+                var cell = Num.fixed(v, 3) + " <span class=\"dim small\">[" + Num.fixed(lo, 3) + ", " + Num.fixed(hi, 3) + "]</span>"
+                if i > 0, let (b, _, _) = estimate(base.1, c) {
+                    let d = v - b
+                    let better = c.higher ? lo > b : hi < b
+                    let worse = c.higher ? hi < b : lo > b
+                    let cls = better ? "better" : worse ? "worse" : "dim"
+                    cell += "<br><span class=\"\(cls) small\">" + (d >= 0 ? "+" : "−") + Num.fixed(abs(d), 3) + "</span>"
+                }
+                row.append(cell)
+            }
+            rows.append(row)
+        }
+        let header = ["model"] + columns.map { "\($0.task)<br><span class=\"small\">\($0.figure)\($0.higher ? "" : " (lower is better)")</span>" }
+        var s = "<p>Each figure with its 95% bootstrap interval over the items (metrics.json of each eval step); under it the "
+        s += "difference to the first row, <span class=\"better\">green</span> or <span class=\"worse\">red</span> where the row's interval excludes the first row's value.</p>\n"
+        s += HTML.table(header, rows, numeric: Set(1...max(1, columns.count)))
+        return s
+    }
+
     // MARK: Merge
 
     func mergeSection() throws -> String {
@@ -830,7 +896,7 @@ struct Builder {
         table.stages td:first-child{white-space:nowrap}
         code{font:12.5px ui-monospace,"DejaVu Sans Mono",Menlo,monospace;background:var(--soft);padding:0 3px;border-radius:3px;word-break:break-all}
         pre{font:12.5px/1.45 ui-monospace,"DejaVu Sans Mono",Menlo,monospace;white-space:pre-wrap;word-break:break-word;background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:8px 10px;margin:4px 0;max-height:320px;overflow:auto}
-        .dim{color:var(--dim)} .small{font-size:12px} .bad{color:var(--bad)}
+        .dim{color:var(--dim)} .small{font-size:12px} .bad{color:var(--bad)} .better{color:#15803d;font-weight:600} .worse{color:var(--bad);font-weight:600}
         .absent{color:var(--dim);font-style:italic;background:var(--soft);border-left:3px solid #cbd5e1;padding:8px 12px}
         .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px;align-items:start}
         svg.chart{max-width:100%;height:auto;display:block;margin:6px 0}

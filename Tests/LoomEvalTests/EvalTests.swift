@@ -222,6 +222,24 @@ final class EvalStageTests: XCTestCase {
         XCTAssertEqual(g["exact_match"]?.doubleValue, AnswerMetrics.exactMatch(g["prediction"]!.stringValue!, "hi"))
     }
 
+    /// A conversation longer than the model's context is answered from its last tokens, not dropped or fatal.
+    func testLongPromptsLoseTheirStart() throws {
+        let dir = tempDir("long")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try randomModel(seed: 3, maxPositions: 64).save(directory: dir + "/model")
+        let long = String(repeating: "word ", count: 40)
+        try #"{"id": "g", "messages": [{"role": "user", "content": "\#(long)"}, {"role": "assistant", "content": "x"}]}"#
+            .write(toFile: dir + "/g.jsonl", atomically: true, encoding: .utf8)
+        var c = EvalConfig()
+        c.model = dir + "/model"
+        c.data = [dir + "/g.jsonl"]
+        c.maxTokens = 8
+        let r = try StageRunner.run(try EvalStage(config: c, threads: 1), directory: dir + "/out", options: RunOptions(quiet: true))
+        XCTAssertEqual(r.manifest.rejects, 0)
+        let item = try JSONValue.parse(try FS.readText(dir + "/out/items.jsonl").trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertEqual(item["prompt_cut_to"]?.intValue, 64 - 8)
+    }
+
     func testConfigErrorsAreClear() {
         var c = EvalConfig()
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("give the model")) }

@@ -152,6 +152,8 @@ final class ReportTests: XCTestCase {
           - sample: { model: "@merge", prompts: ["When does the occlusion alarm sound?"], max_tokens: 8 }
           - ingest: { kind: verilog, paths: [counter.v] }
           - verilog: { tasks: [describe, complete], seed: 1 }
+          - eval: { model: out/09-train, data: [out/07-generate, out/05-chunk], limit: 3, max_tokens: 4, resamples: 20 }
+          - eval: { model: out/10-train, data: [out/07-generate, out/05-chunk], limit: 3, max_tokens: 4, resamples: 20 }
           - report: { seed: 1, samples: 3 }
 
         """
@@ -213,7 +215,7 @@ final class ReportTests: XCTestCase {
     func report() throws -> (dir: String, html: String) {
         let r = try pipelineRun()
         XCTAssertEqual(r.status, 0, r.log)
-        let path = r.dir + "/out/17-report/report.html"
+        let path = r.dir + "/out/19-report/report.html"
         return (r.dir, try FS.readText(path))
     }
 
@@ -229,7 +231,7 @@ final class ReportTests: XCTestCase {
     func testPipelineStepWritesAReportWithEverySectionFilled() throws {
         let (dir, html) = try report()
         let r = try pipelineRun()
-        XCTAssertTrue(r.log.contains("report: out/17-report/report.html"), r.log)
+        XCTAssertTrue(r.log.contains("report: out/19-report/report.html"), r.log)
         for (id, title) in Report.sections {
             guard let s = section(html, id) else {
                 XCTFail("section \(id) missing")
@@ -243,7 +245,7 @@ final class ReportTests: XCTestCase {
         for d in ["01-ingest", "02-chunk", "03-generate", "06-dedup", "08-pack", "09-train", "13-merge"] {
             XCTAssertTrue(section(html, "stages")!.contains("<b>\(d)</b>"), d)
         }
-        XCTAssertFalse(html.contains("<b>17-report</b>"))
+        XCTAssertFalse(html.contains("<b>19-report</b>"))
         // Rejects: the ingester's broken PMID and the packer's overlong samples, grouped, with file:line.
         let rejects = section(html, "rejects")!
         XCTAssertTrue(rejects.contains("PMID is not a number"), rejects)
@@ -284,6 +286,14 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(merge.contains("<b>14-sample</b>"), merge)
         XCTAssertTrue(merge.contains("generations from <code>13-merge (merge)</code>"), merge)
         XCTAssertTrue(merge.contains("When does the occlusion alarm sound?"), merge)
+        // Evaluation: one row per eval step, the reading-comprehension answers and the chunks' perplexity, each with
+        // its interval, the second row's difference to the first.
+        let evaluation = section(html, "evaluation")!
+        XCTAssertTrue(evaluation.contains("<b>17-eval</b>") && evaluation.contains("<b>18-eval</b>"), evaluation)
+        XCTAssertTrue(evaluation.contains("exact_match") && evaluation.contains("bits_per_byte"), evaluation)
+        XCTAssertTrue(evaluation.contains("10-train (train-sft)") || evaluation.contains("09-train"), evaluation)
+        let second = evaluation.components(separatedBy: "<b>18-eval</b>")[1]
+        XCTAssertTrue(second.contains("class=\"better small\"") || second.contains("class=\"worse small\"") || second.contains("class=\"dim small\">+") || second.contains("class=\"dim small\">−"), second)
         // Provenance: three records, one from each generating step, each traced to its source.
         let prov = section(html, "provenance")!
         XCTAssertEqual(prov.components(separatedBy: "<div class=\"prov\">").count - 1, 3)
@@ -414,7 +424,7 @@ final class ReportTests: XCTestCase {
             throw XCTSkip("chromium is not installed (apt-get install -y chromium): the headless-browser check is skipped")
         }
         let (dir, _) = try report()
-        let page = "file://" + dir + "/out/17-report/report.html"
+        let page = "file://" + dir + "/out/19-report/report.html"
         let home = dir + "/chromium"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let png = dir + "/report.png"
