@@ -12,7 +12,7 @@ SWIFT=${SWIFT:-swift}
 # Models imported from .gguf files (the Gemma 3 270M checks) are cached in the build folder, not the home directory.
 export LOOM_CACHE=${LOOM_CACHE:-$PWD/.build/cache}
 LOG=${1:-.build/test.log}
-NUMERIC='LoomTrainTests\.|LoomTensorTests\.|LoomMergeTests\.|LoomPackTests\.'
+NUMERIC='LoomTrainTests\.|LoomTensorTests\.|LoomMergeTests\.|LoomPackTests\.|LoomEvalTests\.ScorerTests'
 
 passed=0 failed=0 skipped=0 status=0
 # Adds a run's "Executed N tests, with S tests skipped and F failures" to the totals.

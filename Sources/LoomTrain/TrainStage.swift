@@ -265,7 +265,7 @@ public struct TrainStage: Stage {
         var pairs: [PreferencePair] = []
         // A preference pair in an SFT input, or a conversation in a DPO/ORPO input, is a valid record for the other
         // objective (a Verilog step writes both kinds): counted and skipped, not rejected.
-        var otherKind = 0
+        var otherKind = 0, textInSFT = 0
         try StageReader(directory: input).forEachRecord(
             { r, path, line in
                 let isPair = r["chosen"] != nil && r["rejected"] != nil
@@ -284,6 +284,7 @@ public struct TrainStage: Stage {
                     try ctx.reject(Reject(source: path, reason: e.message, line: line, id: r["id"]?.stringValue))
                     return
                 }
+                if objective == .sft, DatasetBuilder.messages(r) == nil, r["members"] == nil { textInSFT += 1 }
                 records.append((r, r["members"] != nil))
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
         let rows = objective.isPreference ? builder.preferenceRows(pairs) : builder.rows(records)
@@ -339,6 +340,10 @@ public struct TrainStage: Stage {
         ctx.setCount("eval_rows", eval.count)
         ctx.setCount("steps", trainer.step)
         ctx.setCount("parameters", params)
+        if textInSFT > 0 {
+            ctx.setCount("text_records", textInSFT)
+            Log.info("train: \(textInSFT) records are plain text, not conversations: learned on every token, as continued pre-training does")
+        }
         if otherKind > 0 {
             ctx.setCount("other_objective_records", otherKind)
             Log.info("train: \(otherKind) records are for another objective (\(objective.isPreference ? "conversations" : "preference pairs")) and were skipped")

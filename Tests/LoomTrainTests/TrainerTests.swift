@@ -162,10 +162,17 @@ final class TrainerTests: XCTestCase {
         var c = config(steps: 2)
         c.objective = "sft"
         let r = try StageRunner.run(TrainStage(config: c, input: input, threads: 1), directory: dir + "/sft", options: RunOptions(quiet: true))
-        XCTAssertEqual(r.manifest.rejects, 2)
+        // The plain-text record (line 3) is learned as text and counted; the question without an answer is rejected.
+        XCTAssertEqual(r.manifest.rejects, 1)
+        XCTAssertEqual(r.manifest.counts["text_records"]?.intValue, 1)
         let rejects = try FS.readText(dir + "/sft/rejects.jsonl")
-        XCTAssertTrue(rejects.contains("\"line\":3"), rejects)
+        XCTAssertTrue(rejects.contains("\"line\":8"), rejects)
         XCTAssertTrue(rejects.contains("no assistant message"), rejects)
+        records[2] = ["id": "nothing"]
+        let bad = try recordsDirectory(records, in: dir + "/bad")
+        let r2 = try StageRunner.run(TrainStage(config: c, input: bad, threads: 1), directory: dir + "/sft2", options: RunOptions(quiet: true))
+        XCTAssertEqual(r2.manifest.rejects, 2)
+        XCTAssertTrue(try FS.readText(dir + "/sft2/rejects.jsonl").contains("\"line\":3"))
     }
 
     func testBadOptionsAreClearErrors() {
