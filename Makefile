@@ -40,12 +40,13 @@ demo: build
 	$(SWIFT) run --skip-build loom run examples/pipeline.yaml -o out/demo
 	@echo
 	@echo "Demo output: $(CURDIR)/out/demo (one directory a step; see examples/pipeline.yaml)"
-	@echo "  documents: out/demo/01-ingest (PDF, one page by OCR), 02-ingest (PubMed), 08-ingest (Verilog modules)"
-	@echo "  datasets: 05-dedup chunks, 06-generate RC conversations, 07-generate preference pairs, 09-verilog pairs, 13-pack windows"
-	@echo "  models (Hugging Face layout, loss.svg beside): 14-train CPT, 16-train SFT, 18-train DPO, 19-merge/model merged"
-	@echo "  sample generations: out/demo/20-sample/part-00000.jsonl"
+	@echo "  documents: out/demo/01-ingest (PDF, one page by OCR), 02-ingest (PubMed), 09-ingest (Verilog modules)"
+	@echo "  datasets: 05-filter chunks (rejects.jsonl: what the quality rules dropped), 06-dedup chunks,"
+	@echo "    07-generate RC conversations, 08-generate preference pairs, 10-verilog pairs, 14-pack windows"
+	@echo "  models (Hugging Face layout, loss.svg beside): 15-train CPT, 17-train SFT, 19-train DPO, 20-merge/model merged"
+	@echo "  sample generations: out/demo/21-sample/part-00000.jsonl"
 	@echo "  manifests: out/demo/*/manifest.json   rejects: out/demo/*/rejects.jsonl"
-	@echo "Report: $(CURDIR)/out/demo/21-report/report.html"
+	@echo "Report: $(CURDIR)/out/demo/22-report/report.html"
 
 # The reference environment for the interop checks (checkpoints in transformers and PEFT, tokenizers, greedy
 # generation against transformers, the openai client against `loom serve`, PyTorch checkpoints): a virtual

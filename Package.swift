@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "LoomVerilog", targets: ["LoomVerilog"]),
         .library(name: "LoomReport", targets: ["LoomReport"]),
         .library(name: "LoomEval", targets: ["LoomEval"]),
+        .library(name: "LoomFilter", targets: ["LoomFilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -54,7 +55,7 @@ let package = Package(
             name: "loom",
             dependencies: [
                 "LoomCore", "LoomIngest", "LoomDedup", "LoomGenerate", "LoomPack", "LoomTensor", "LoomTokenizer",
-                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe", "LoomReport", "LoomEval",
+                "LoomTrain", "LoomMerge", "LoomVerilog", "LoomServe", "LoomReport", "LoomEval", "LoomFilter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "LoomTestServer", dependencies: ["LoomCore"]),
@@ -92,6 +93,8 @@ let package = Package(
                 // The task builders' phrasings (templates/tasks/*.yaml, Mustache).
                 .product(name: "Mustache", package: "swift-mustache"), .product(name: "Yams", package: "Yams"),
             ]),
+        // Quality filters (Gopher, C4, FineWeb, OCR signs, domain similarity through LoomCore's TextEmbedder).
+        .target(name: "LoomFilter", dependencies: ["LoomCore"]),
         .executableTarget(
             name: "loom-bench",
             dependencies: [
@@ -127,6 +130,10 @@ let package = Package(
                 // Real inputs for the split and task tests: PubMed ingest, chunks, reading-comprehension samples, dedup.
                 "LoomIngest", "LoomGenerate", "LoomDedup",
             ]),
+        .testTarget(
+            name: "LoomFilterTests",
+            // Real inputs: PubMed and PDF ingest, chunks, Verilog descriptions, the embedders of LoomPack.
+            dependencies: ["LoomFilter", "LoomCore", "LoomIngest", "LoomPack", "LoomVerilog"]),
         .testTarget(
             name: "LoomServeTests", dependencies: ["LoomServe", "LoomTrain", "LoomGenerate", "LoomTensor", "LoomCore"]),
     ]

@@ -143,6 +143,8 @@ public struct Reject: Sendable {
     public var id: String?
     /// The raw input that could not be used (e.g. a model's unparseable answer), kept for inspection.
     public var raw: String?
+    /// Further fields a stage records (a filter's rule, value and threshold), written after the others.
+    public var fields = JSONObject()
 
     public init(
         source: String, reason: String, line: Int? = nil, column: Int? = nil, byte: Int? = nil, page: Int? = nil,
@@ -168,6 +170,7 @@ public struct Reject: Sendable {
         if let page { o.append("page", .int(page)) }
         if let id { o.append("id", .string(id)) }
         if let raw { o.append("raw", .string(raw)) }
+        for (k, v) in fields { o.append(k, v) }
         return .object(o)
     }
 

@@ -53,3 +53,36 @@ public struct TokenCounter: Sendable {
         (try? parallelMap(texts, jobs: jobs) { count($0) }) ?? texts.map(count)
     }
 }
+
+/// LoomPack's embedders behind LoomCore's TextEmbedder protocol (the filter stage's domain rule uses them).
+public struct PackTextEmbedder: TextEmbedder {
+    let kind: String
+    let hashing: HashingEmbedder
+    /// The hashing embedder's IDF weights, fitted on the texts the factory was given.
+    let idf: [Float]?
+    let minilm: MiniLMEmbedder?
+    public let dim: Int
+    public let identity: String
+
+    /// A factory for `embedder` ("hashing" or "minilm" with its model directory): the hashing embedder fits its
+    /// document frequencies on the texts the factory is given.
+    public static func factory(embedder: String, model: String?, dim: Int) throws -> TextEmbedderFactory {
+        try Embedders.validate(embedder: embedder, model: model, context: "filter: domain")
+        return { fit in
+            if embedder == "minilm" {
+                let m = try MiniLMEmbedder(directory: model ?? "")
+                return PackTextEmbedder(
+                    kind: embedder, hashing: HashingEmbedder(dim: dim), idf: nil, minilm: m, dim: m.dim,
+                    identity: "minilm:\(model ?? "")")
+            }
+            let h = HashingEmbedder(dim: dim)
+            return PackTextEmbedder(
+                kind: embedder, hashing: h, idf: h.fitIDF(fit), minilm: nil, dim: dim, identity: "hashing:\(dim)")
+        }
+    }
+
+    public func embed(_ texts: [String], jobs: Int) throws -> [Float] {
+        if let minilm { return try minilm.embed(texts, jobs: jobs) }
+        return hashing.embed(texts, idf: idf, jobs: jobs)
+    }
+}

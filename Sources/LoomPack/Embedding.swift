@@ -40,11 +40,25 @@ public struct HashingEmbedder: Sendable {
 
     /// Vectors for all texts (rows of `dim`), TF-IDF weighted with document frequencies over these texts.
     public func embed(_ texts: [String], jobs: Int = 1) -> [Float] {
-        let feats = (try? parallelMap(texts, jobs: jobs) { features($0) }) ?? []
+        embed(texts, idf: nil, jobs: jobs)
+    }
+
+    /// IDF weights from the document frequencies of `texts`.
+    public func fitIDF(_ texts: [String], jobs: Int = 1) -> [Float] {
+        idf((try? parallelMap(texts, jobs: jobs) { features($0) }) ?? [])
+    }
+
+    func idf(_ feats: [[Int: Float]]) -> [Float] {
         var df = [Int](repeating: 0, count: dim)
         for f in feats { for k in f.keys { df[k] += 1 } }
-        let n = Float(max(1, texts.count))
-        let idf = df.map { log((1 + n) / (1 + Float($0))) + 1 }
+        let n = Float(max(1, feats.count))
+        return df.map { log((1 + n) / (1 + Float($0))) + 1 }
+    }
+
+    /// Vectors with the given IDF weights (fitted on other texts), or with weights from these texts when nil.
+    public func embed(_ texts: [String], idf given: [Float]?, jobs: Int = 1) -> [Float] {
+        let feats = (try? parallelMap(texts, jobs: jobs) { features($0) }) ?? []
+        let idf = given ?? idf(feats)
         var out = [Float](repeating: 0, count: texts.count * dim)
         for (i, f) in feats.enumerated() {
             var norm: Float = 0

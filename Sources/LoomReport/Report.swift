@@ -54,7 +54,7 @@ public enum Report {
     /// The sections every report has, in order: (id, heading). A section whose stage is absent says so.
     public static let sections: [(id: String, title: String)] = [
         ("stages", "Stages"), ("rejects", "Rejects"), ("datasets", "Dataset statistics"), ("tasks", "Task types"),
-        ("languages", "Languages"), ("dedup", "Deduplication"), ("packing", "Packing"), ("training", "Training"),
+        ("languages", "Languages"), ("filter", "Quality filters"), ("dedup", "Deduplication"), ("packing", "Packing"), ("training", "Training"),
         ("evaluation", "Evaluation"), ("merge", "Merge"), ("provenance", "Provenance"),
     ]
 }
@@ -120,6 +120,7 @@ struct Builder {
         body += section("datasets", datasetsSection())
         body += section("tasks", tasksSection())
         body += section("languages", languagesSection())
+        body += section("filter", try filterSection())
         body += section("dedup", try dedupSection())
         body += section("packing", try packingSection())
         body += section("training", try trainingSection())
@@ -336,6 +337,63 @@ struct Builder {
     }
 
     // MARK: Dedup
+
+    /// Each filter step: what every rule set dropped (by check), with examples, and the distribution of every
+    /// measurement, so thresholds can be chosen by looking at the data.
+    func filterSection() throws -> String {
+        let stages = data.stages.filter { $0.stage == "filter" }
+        guard !stages.isEmpty else { return HTML.absent("No filter step in this run: no record was judged by quality rules.") }
+        var s = HTML.p("Records the quality rules dropped (<code>loom filter</code>, docs/filter.md): by rule set and check, with the first examples from the stage's <code>rejects.jsonl</code>; then each measurement's distribution over the records it was taken on.")
+        for st in stages {
+            let c = st.manifest.counts
+            let total = (c["kept"]?.intValue ?? 0) + (c["dropped"]?.intValue ?? 0)
+            let rules = st.manifest.config["rules"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            s += "<h3>\(dirLabel(st))</h3>\n"
+            s += HTML.p(
+                "Rule sets \(rules.map(HTML.code).joined(separator: ", ")), mode \(HTML.code(st.manifest.config["mode"]?.stringValue ?? "drop")): kept \(Num.int(c["kept"]?.intValue ?? 0)) of \(Num.int(total)) text records"
+                    + ((c["without_text"]?.intValue ?? 0) > 0 ? ", \(Num.int(c["without_text"]!.intValue!)) records without text passed through" : "")
+                    + ((c["rewritten"]?.intValue ?? 0) > 0 ? ", \(Num.int(c["rewritten"]!.intValue!)) kept with lines removed (c4)" : "") + ".")
+            // Examples per rule.check from the rejects.
+            var examples: [String: [JSONValue]] = [:]
+            let path = st.file("rejects.jsonl")
+            if FS.exists(path) {
+                let reader = try LineReader(path: path)
+                try reader.forEachLine { line in
+                    guard let v = try? JSONValue.parse(bytes: line), let r = v["rule"]?.stringValue, let k = v["check"]?.stringValue else { return }
+                    if examples["\(r).\(k)", default: []].count < 2 { examples["\(r).\(k)", default: []].append(v) }
+                }
+            }
+            var rows: [[String]] = []
+            for (rule, checks) in c["dropped_by"]?.objectValue ?? JSONObject() {
+                for (check, n) in checks.objectValue ?? JSONObject() {
+                    let count = n.intValue ?? 0
+                    let ex = (examples["\(rule).\(check)"] ?? []).map { e -> String in
+                        var line = "<div class=\"rej\">"
+                        if let id = e["id"]?.stringValue { line += "<code>\(HTML.esc(HTML.clip(id, 80)))</code> " }
+                        if let m = e["metric"]?.stringValue, let v = e["value"]?.doubleValue {
+                            line += "\(HTML.esc(m)) = \(Num.short(v))"
+                            if let t = e["threshold"]?.doubleValue { line += " <span class=\"dim\">(threshold \(Num.short(t)))</span>" }
+                        }
+                        if let raw = e["raw"]?.stringValue { line += "<pre class=\"raw\">\(HTML.esc(HTML.clip(raw, 300)))</pre>" }
+                        return line + "</div>"
+                    }.joined()
+                    rows.append([HTML.code(rule), HTML.code(check), Num.int(count), total > 0 ? Num.percent(Double(count) / Double(total)) : "–", ex])
+                }
+            }
+            s += rows.isEmpty
+                ? HTML.absent("Nothing dropped.")
+                : HTML.table(["rule set", "check", "dropped", "share", "examples"], rows, numeric: [2, 3], cls: "rejects")
+            var dist: [[String]] = []
+            for (k, v) in c["quality"]?.objectValue ?? JSONObject() {
+                dist.append([HTML.code(k), Num.int(v["n"]?.intValue ?? 0)] + ["mean", "p10", "p50", "p90"].map { v[$0]?.doubleValue.map(Num.short) ?? "–" })
+            }
+            if !dist.isEmpty {
+                s += "<details><summary>Measurements (\(dist.count))</summary>\n"
+                s += HTML.table(["measurement", "records", "mean", "p10", "median", "p90"], dist, numeric: [1, 2, 3, 4, 5]) + "</details>\n"
+            }
+        }
+        return s
+    }
 
     func dedupSection() throws -> String {
         let stages = data.stages.filter { $0.stage.hasPrefix("dedup") }

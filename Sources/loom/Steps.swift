@@ -4,6 +4,7 @@
 import LoomCore
 import LoomDedup
 import LoomEval
+import LoomFilter
 import LoomGenerate
 import LoomIngest
 import LoomPack
@@ -163,6 +164,23 @@ enum Steps {
                 c.duplicates = try c.duplicates.map { try ctx.resolveStep($0) }
                 guard let input = ctx.input else { throw LoomError("\(ctx.location): split needs a step before it") }
                 do { return try SplitStage(config: c, input: input) } catch let e as LoomError {
+                    throw LoomError("\(ctx.location): \(e.message)")
+                }
+            },
+            "filter": { ctx in
+                var o = ctx.step.options
+                if case .object(var obj) = o, var d = obj["domain"]?.objectValue {
+                    if let s = d["seeds"]?.stringValue { d["seeds"] = .string(try ctx.resolveStep(s)) }
+                    if let m = d["model"]?.stringValue { d["model"] = .string(ctx.resolve(m)) }
+                    obj["domain"] = .object(d)
+                    o = .object(obj)
+                }
+                let c = try FilterConfig.from(o, context: ctx.location)
+                guard let input = ctx.input else { throw LoomError("\(ctx.location): filter needs a step before it") }
+                let j = ctx.step.options["jobs"]?.intValue ?? jobs
+                do {
+                    return try FilterStage(config: c, input: input, embedder: try FilterCommand.embedder(c), jobs: j)
+                } catch let e as LoomError {
                     throw LoomError("\(ctx.location): \(e.message)")
                 }
             },
