@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "LoomFilterTests",
             // Real inputs: PubMed and PDF ingest, chunks, Verilog descriptions, the embedders of LoomPack.
-            dependencies: ["LoomFilter", "LoomCore", "LoomIngest", "LoomPack", "LoomVerilog"]),
+            dependencies: ["LoomFilter", "LoomCore", "LoomIngest", "LoomPack", "LoomVerilog", "LoomReport"]),
         .testTarget(
             name: "LoomServeTests", dependencies: ["LoomServe", "LoomTrain", "LoomGenerate", "LoomTensor", "LoomCore"]),
     ]

@@ -46,11 +46,11 @@ for set in pubmed pages; do
   n=$(wc -l < "$WORK/$set.jsonl")
   echo "== $set: $n records"
   for rule in gopher-repetition gopher-quality c4 fineweb; do
-    "$LOOM" filter "$WORK/$set.jsonl" -o "$WORK/$set-$rule" --rules "$rule" --set c4.remove_lines=false --jobs 1 -q --force
+    "$LOOM" filter "$WORK/$set.jsonl" -o "$WORK/$set-$rule" --rules "$rule" --set c4.remove_lines=false --set gopher-quality.language=en --jobs 1 -q --force
   done
   "$VENV/bin/python" Benchmarks/peers/datatrove_filter.py "$WORK/$set.jsonl" "$WORK/$set-datatrove.json"
   /usr/bin/time -f "%U %S" -o "$WORK/$set-loom-time.txt" \
-    "$LOOM" filter "$WORK/$set.jsonl" -o "$WORK/$set-all" --rules gopher-repetition,gopher-quality,c4,fineweb --jobs 1 -q --force
+    "$LOOM" filter "$WORK/$set.jsonl" -o "$WORK/$set-all" --rules gopher-repetition,gopher-quality,c4,fineweb --set gopher-quality.language=en --jobs 1 -q --force
   python3 - "$WORK" "$set" <<'PY'
 import json, sys
 work, name = sys.argv[1], sys.argv[2]

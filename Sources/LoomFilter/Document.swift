@@ -173,12 +173,12 @@ public enum Lines {
 
 /// Python's find_duplicates over pieces of a text: how many pieces repeat an earlier one, and their characters.
 func findDuplicates(_ t: Scalars, _ pieces: [Range<Int>]) -> (elements: Int, chars: Int) {
-    var seen = Set<ArraySlice<UInt32>>()
-    seen.reserveCapacity(pieces.count)
+    var seen = HashCounts(capacity: pieces.count)
     var elements = 0
     var chars = 0
     for p in pieces {
-        if !seen.insert(t[p]).inserted {
+        // The hash of the piece's characters and its length (Poly's hashes of different lengths may not collide).
+        if !seen.add(Poly.hash(t, p) ^ (UInt64(p.count) &* 0x9E37_79B9_7F4A_7C15), first: 0, length: 0) {
             elements += 1
             chars += p.count
         }

@@ -89,7 +89,7 @@ public struct GopherQuality: RuleSet {
     }
 
     /// datatrove's PUNCTUATION_SET: a word made only of these is a symbol, not a word.
-    static let punctuation: Set<UInt32> = {
+    static let punctuation: CharSet = {
         var s = Chars.set("!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»")
         for r in [0..<9, 11..<13, 13..<32, 127..<160] { for c in r { s.insert(UInt32(c)) } }
         return s.union(FineWebQuality.terminal)
@@ -221,8 +221,7 @@ public struct GopherRepetition: RuleSet {
         for (n, frac) in topNGrams {
             guard words.count >= n else { continue }
             // The most frequent n-gram (the first seen among equals, as Counter.most_common(1)) times its length.
-            var counts: [UInt64: (count: Int, first: Int, chars: Int)] = [:]
-            counts.reserveCapacity(words.count)
+            var counts = HashCounts(capacity: words.count)
             for i in 0...(words.count - n) {
                 var h = hashes[i]
                 var chars = lengths[i]
@@ -230,21 +229,14 @@ public struct GopherRepetition: RuleSet {
                     h = (h &* spaceStep &+ 0x20 &+ 1) &* powers[k] &+ hashes[k]
                     chars += 1 + lengths[k]
                 }
-                if let e = counts[h] {
-                    counts[h] = (e.count + 1, e.first, e.chars)
-                } else {
-                    counts[h] = (1, i, chars)
-                }
+                counts.add(h, first: i, length: chars)
             }
-            var best = (count: 0, first: Int.max, chars: 0)
-            for e in counts.values where e.count > best.count || (e.count == best.count && e.first < best.first) {
-                best = e
-            }
-            out.add(Measure("top_\(n)_gram_frac", "top_\(n)_gram_frac", Double(best.count * best.chars) / length, .max, frac))
+            let best = counts.mostFrequent()
+            out.add(Measure("top_\(n)_gram_frac", "top_\(n)_gram_frac", Double(best.count * best.length) / length, .max, frac))
         }
         for (n, frac) in dupNGrams {
             // datatrove joins these n-grams without a separator; a repeated one skips its n words.
-            var seen = Set<UInt64>()
+            var seen = HashCounts(capacity: words.count)
             var repeated = 0
             var i = 0
             while i < words.count - n + 1 {
@@ -254,7 +246,7 @@ public struct GopherRepetition: RuleSet {
                     h = h &* powers[k] &+ hashes[k]
                     chars += lengths[k]
                 }
-                if seen.insert(h).inserted {
+                if seen.add(h, first: i, length: 0) {
                     i += 1
                 } else {
                     repeated += chars

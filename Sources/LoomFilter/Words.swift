@@ -70,7 +70,7 @@ public enum Chars {
         c >= 0xA6 && category(c) == .otherSymbol
     }
 
-    static func set(_ s: String) -> Set<UInt32> { Set(s.unicodeScalars.map(\.value)) }
+    static func set(_ s: String) -> CharSet { CharSet(s) }
 
     /// spaCy's punctuation that is cut off as a prefix or suffix (one character each).
     static let punct = set("…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪")
@@ -185,9 +185,26 @@ enum SpecialCases {
     /// No special case is longer than this many characters.
     static let maxLength = 16
 
+    /// A bit per (length, first and last character) bucket that some special case falls in: most pieces of text
+    /// are ruled out without building a key.
+    static let buckets: [UInt64] = {
+        var b = [UInt64](repeating: 0, count: 128)
+        for k in table.keys {
+            let h = bucket(k.count, k.first!, k.last!)
+            b[h >> 6] |= 1 << UInt64(h & 63)
+        }
+        return b
+    }()
+
+    @inline(__always) static func bucket(_ n: Int, _ first: UInt32, _ last: UInt32) -> Int {
+        (n &* 0x9E37 &+ Int(first) &* 0x85EB &+ Int(last) &* 0xC2B2) & 8191
+    }
+
     /// Where a special case splits `s` (token ends relative to its start), or nil when `s` is not one.
     @inline(__always) static func split(_ s: ArraySlice<UInt32>) -> [Int]? {
-        guard s.count <= maxLength, !s.isEmpty else { return nil }
+        guard s.count <= maxLength, let f = s.first, let l = s.last else { return nil }
+        let h = bucket(s.count, f, l)
+        guard buckets[h >> 6] & (1 << UInt64(h & 63)) != 0 else { return nil }
         return table[Scalars(s)]
     }
 }
@@ -467,6 +484,8 @@ public enum WordSplitter {
     /// The length of an infix at `p` (0 when none); look-behind and look-ahead see the whole piece.
     static func infixLength(_ t: Scalars, _ lo: Int, _ p: Int, _ hi: Int) -> Int {
         let c = t[p]
+        // No infix is a letter or a digit.
+        if c < 0x80 && (Chars.isASCIILetter(c) || Chars.isDigit(c)) { return 0 }
         if c == 0x2E {
             var j = p
             while j < hi && t[j] == 0x2E { j += 1 }

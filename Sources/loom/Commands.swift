@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, ModelCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, ReportCommand.self, SplitCommand.self, TasksCommand.self, FilterCommand.self, EvalCommand.self, MergeManifestsCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, ModelCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, ReportCommand.self, SplitCommand.self, TasksCommand.self, FilterCommand.self, StatsCommand.self, EvalCommand.self, MergeManifestsCommand.self])
 }
 
 /// Options every command that runs stages takes.

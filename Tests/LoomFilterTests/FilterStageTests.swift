@@ -2,6 +2,7 @@ import Foundation
 import LoomCore
 import LoomIngest
 import LoomPack
+import LoomReport
 import LoomVerilog
 import XCTest
 
@@ -134,6 +135,23 @@ final class FilterStageTests: XCTestCase {
         c.mode = "score"
         let r = try run([("good", Texts.good)], config: c, "good-score")
         XCTAssertEqual(r.kept.first?["meta"]?["quality"]?["failed"]?.arrayValue?.count, 0)
+    }
+
+    /// report.html's Quality filters section: what each check dropped, with an example, and the distributions.
+    func testReportShowsWhatEachRuleDropped() throws {
+        var c = FilterConfig()
+        c.rules = ["gopher-quality", "gopher-repetition"]
+        let dir = tempDir("report")
+        try writeJSONL(
+            [("good", Texts.good), ("short", Texts.short), ("repeated", Texts.repeated)].map { ["id": .string($0.0), "text": .string($0.1)] },
+            dir + "/in.jsonl")
+        _ = try StageRunner.run(try FilterStage(config: c, input: dir + "/in.jsonl"), directory: dir + "/01-filter", options: RunOptions(quiet: true))
+        let html = try Report.render(directories: [dir + "/01-filter"], root: dir)
+        XCTAssertTrue(html.contains("Quality filters"))
+        XCTAssertTrue(html.contains("<code>min_doc_words</code>"), "the check that dropped the short text")
+        XCTAssertTrue(html.contains("<code>dup_line_frac</code>"))
+        XCTAssertTrue(html.contains("A note of seven words"), "an example's text")
+        XCTAssertTrue(html.contains("gopher-quality.avg_word_length"), "a measurement's distribution")
     }
 
     func testOCRGarbageFailsTheOCRRuleAlone() throws {
