@@ -280,4 +280,30 @@ extension CLITests {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("rejected \(dir)/notes.pdf: not a PDF (no %PDF- header)"), r.stderr)
     }
+
+    /// `loom filter` in score mode, then `loom stats` on its output; a bad --set names the rule's options.
+    func testFilterAndStatsCommands() throws {
+        let good = "The trial enrolled adults with asthma and followed them for a year, and the doctors recorded every exacerbation that needed a visit. Exacerbations were less frequent with the new inhaler than with the old one. Side effects were mild and of the same kind in both groups, and the authors conclude that the new inhaler is a good first choice for most of the patients that have the disease."
+        let lines = [
+            "{\"id\":\"a\",\"text\":\"\(good)\"}", "{\"id\":\"b\",\"text\":\"Too short to keep.\"}",
+            "{\"id\":\"c\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        ]
+        try lines.joined(separator: "\n").write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
+        let f = try loom(["filter", dir + "/in.jsonl", "-o", dir + "/scored", "--mode", "score", "--rules", "gopher-quality,fineweb", "-q"])
+        XCTAssertEqual(f.status, 0, f.stderr)
+        let s = try loom(["stats", dir + "/scored"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssertTrue(s.stdout.contains("3 records: 1 messages, 2 text"), s.stdout)
+        XCTAssertTrue(s.stdout.contains("quality.gopher-quality.words"), s.stdout)
+        XCTAssertTrue(s.stdout.contains("gopher-quality.min_doc_words: 1"), s.stdout)
+        let d = try loom(["filter", dir + "/in.jsonl", "-o", dir + "/dropped", "--rules", "gopher-quality", "--set", "gopher-quality.min_doc_words=20"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let rejects = try String(contentsOfFile: dir + "/dropped/rejects.jsonl", encoding: .utf8)
+        XCTAssertTrue(rejects.contains("\"check\":\"min_doc_words\"") && rejects.contains("\"id\":\"b\""), rejects)
+        let bad = try loom(["filter", dir + "/in.jsonl", "-o", dir + "/bad", "--set", "gopher-quality.min_words=3"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("unknown option 'min_words' for gopher-quality"), bad.stderr)
+        let help = try loom(["filter", "--help"])
+        XCTAssertTrue(help.stdout.contains("min_alpha_words_ratio = 0.8"), help.stdout)
+    }
 }

@@ -8,7 +8,8 @@ import XCTest
 @testable import LoomFilter
 
 /// The domain rule on real text (the shared corpora): seeded with 50 PubMed abstracts, it must drop at least 90% of
-/// 1,000 off-domain chunks (descriptions of real Verilog modules and chunks of the PDF corpus's manuals) and keep at
+/// 1,000 off-domain chunks (descriptions of real Verilog modules, the example insurance policies and chunks of the PDF
+/// corpus's manuals) and keep at
 /// least 95% of PubMed abstracts held apart from the seeds, with its default threshold (from the seeds).
 final class DomainTests: XCTestCase {
     /// 50 seed abstracts, 500 held-apart abstracts, 1,000 off-domain texts (the first `verilog` of them Verilog).
@@ -41,6 +42,13 @@ final class DomainTests: XCTestCase {
         }
         let verilogCount = off.count
         XCTAssertGreaterThan(verilogCount, 50)
+        // The project's example insurance policy PDFs (text layers), then the shared corpus's manuals.
+        var policy = PDFIngestConfig(paths: [projectRoot + "/examples/pdf"])
+        policy.ocr = "never"
+        _ = try StageRunner.run(try PDFIngestStage(config: policy, jobs: 2), directory: dir + "/policy", options: RunOptions(quiet: true))
+        for doc in try stageRecords(dir + "/policy") {
+            for c in Chunker(maxTokens: 60, overlap: 0).chunks(doc["text"]!.stringValue!) where c.tokens >= 30 { off.append(c.text) }
+        }
         var pdf = PDFIngestConfig(paths: [shared + "/corpora/pdf/dev"])
         pdf.ocr = "never"
         _ = try StageRunner.run(try PDFIngestStage(config: pdf, jobs: 2), directory: dir + "/pdf", options: RunOptions(quiet: true))
