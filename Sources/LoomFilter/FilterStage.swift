@@ -44,7 +44,7 @@ public struct FilterConfig: Sendable {
                 let name = k.replacingOccurrences(of: "_", with: "-")
                 guard ruleNames.contains(name) else {
                     throw LoomError(
-                        "\(context): unknown filter option '\(k)' (allowed: rules, mode, jobs, and a rule's name: \(ruleNames.joined(separator: ", ")))")
+                        "\(context): unknown filter option '\(k)' (allowed: rules, mode, jobs, input, and a rule's name: \(ruleNames.joined(separator: ", ")))")
                 }
                 c.options[name] = v
             }

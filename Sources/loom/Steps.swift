@@ -175,8 +175,17 @@ enum Steps {
                     obj["domain"] = .object(d)
                     o = .object(obj)
                 }
+                // `input: "@STEP"` filters an earlier step's records instead of the previous step's.
+                var given: String?
+                if case .object(var obj) = o, let i = obj["input"]?.stringValue {
+                    given = try ctx.resolveStep(i)
+                    obj["input"] = nil
+                    o = .object(obj)
+                }
                 let c = try FilterConfig.from(o, context: ctx.location)
-                guard let input = ctx.input else { throw LoomError("\(ctx.location): filter needs a step before it") }
+                guard let input = given ?? ctx.input else {
+                    throw LoomError("\(ctx.location): filter needs a step before it or 'input: @STEP'")
+                }
                 let j = ctx.step.options["jobs"]?.intValue ?? jobs
                 do {
                     return try FilterStage(config: c, input: input, embedder: try FilterCommand.embedder(c), jobs: j)

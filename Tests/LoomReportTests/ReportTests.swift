@@ -154,6 +154,7 @@ final class ReportTests: XCTestCase {
           - verilog: { tasks: [describe, complete], seed: 1 }
           - eval: { model: out/09-train, data: [out/07-generate, out/05-chunk], limit: 3, max_tokens: 4, resamples: 20 }
           - eval: { model: out/10-train, data: [out/07-generate, out/05-chunk], limit: 3, max_tokens: 4, resamples: 20 }
+          - filter: { input: "@5", rules: [gopher-repetition, gopher-quality] }
           - report: { seed: 1, samples: 3 }
 
         """
@@ -215,7 +216,7 @@ final class ReportTests: XCTestCase {
     func report() throws -> (dir: String, html: String) {
         let r = try pipelineRun()
         XCTAssertEqual(r.status, 0, r.log)
-        let path = r.dir + "/out/19-report/report.html"
+        let path = r.dir + "/out/20-report/report.html"
         return (r.dir, try FS.readText(path))
     }
 
@@ -231,7 +232,7 @@ final class ReportTests: XCTestCase {
     func testPipelineStepWritesAReportWithEverySectionFilled() throws {
         let (dir, html) = try report()
         let r = try pipelineRun()
-        XCTAssertTrue(r.log.contains("report: out/19-report/report.html"), r.log)
+        XCTAssertTrue(r.log.contains("report: out/20-report/report.html"), r.log)
         for (id, title) in Report.sections {
             guard let s = section(html, id) else {
                 XCTFail("section \(id) missing")
@@ -241,11 +242,14 @@ final class ReportTests: XCTestCase {
             XCTAssertTrue(s.contains("<svg") || s.contains("<table"), "section \(id) has no chart or table")
             XCTAssertFalse(s.contains("class=\"absent\""), "section \(id) says it has nothing: \(s.prefix(2000))")
         }
+        // Quality filters: what the filter step (gopher rules on the 40-word PubMed chunks) dropped, by check.
+        XCTAssertTrue(section(html, "filter")!.contains("<b>19-filter</b>"))
+        XCTAssertTrue(section(html, "filter")!.contains("<code>gopher-quality</code>"))
         // Stages: every step directory but the report's own, with its counts in and out.
         for d in ["01-ingest", "02-chunk", "03-generate", "06-dedup", "08-pack", "09-train", "13-merge"] {
             XCTAssertTrue(section(html, "stages")!.contains("<b>\(d)</b>"), d)
         }
-        XCTAssertFalse(html.contains("<b>19-report</b>"))
+        XCTAssertFalse(html.contains("<b>20-report</b>"))
         // Rejects: the ingester's broken PMID and the packer's overlong samples, grouped, with file:line.
         let rejects = section(html, "rejects")!
         XCTAssertTrue(rejects.contains("PMID is not a number"), rejects)
@@ -424,7 +428,7 @@ final class ReportTests: XCTestCase {
             throw XCTSkip("chromium is not installed (apt-get install -y chromium): the headless-browser check is skipped")
         }
         let (dir, _) = try report()
-        let page = "file://" + dir + "/out/19-report/report.html"
+        let page = "file://" + dir + "/out/20-report/report.html"
         let home = dir + "/chromium"
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let png = dir + "/report.png"
