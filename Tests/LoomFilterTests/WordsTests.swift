@@ -61,3 +61,56 @@ final class WordsTests: XCTestCase {
         XCTAssertEqual(Lines.splitNewline(t, 0..<t.count).count, 5)  // "a\r", "b\u{2028}c", "", "d", ""
     }
 }
+
+/// Untrusted text: random strings of awkward characters (every affix and infix character, quotes, digits, letters
+/// of several scripts, combining marks, control and private-use characters, emoji, long runs) must never crash a
+/// rule set, and the tokens must partition the text: in order, inside it, not overlapping, every non-space
+/// character in exactly one word.
+final class RandomTextTests: XCTestCase {
+    func testRandomTextNeverBreaksTheSplitterOrTheRules() {
+        let pool = Array(("abcXYZ019 .,:;!?'\"()[]{}<>/=-+*^#&%$€£…—–~_@|\\°²µ\n\n\t\r\u{00A0}\u{2028}\u{0301}\u{FFFD}\u{E000}\u{1F600}"
+            + "가나한글ーカナ漢字αβγабв").unicodeScalars.map(\.value))
+        var seed: UInt64 = 0x5EED
+        func next() -> UInt64 {
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let rules: [any RuleSet] = [GopherQuality(), GopherRepetition(), C4Quality(), FineWebQuality(), OCRQuality()]
+        for round in 0..<3000 {
+            let n = Int(next() % 120)
+            var t: Scalars = []
+            for _ in 0..<n {
+                let c = pool[Int(next() % UInt64(pool.count))]
+                // Sometimes a run of the same character, a special case, a URL or a contraction (seeded: the same strings each run).
+                switch next() % 40 {
+                case 0: t += Array(repeating: c, count: Int(next() % 20))
+                case 1: t += "e.g.".scalars
+                case 2: t += "http://a.bc/x".scalars
+                case 3: t += "don't".scalars
+                default: t.append(c)
+                }
+            }
+            var tokens: [Token] = []
+            WordSplitter.tokenize(t, 0..<t.count) { tokens.append($0) }
+            var pos = 0
+            var covered = [Bool](repeating: false, count: t.count)
+            for tok in tokens {
+                XCTAssertLessThan(tok.start, tok.end, "round \(round)")
+                XCTAssertGreaterThanOrEqual(tok.start, pos, "round \(round): tokens out of order")
+                XCTAssertLessThanOrEqual(tok.end, t.count)
+                for i in tok.start..<min(tok.end, t.count) where !tok.isSpace { covered[i] = true }
+                pos = tok.end
+            }
+            for i in 0..<t.count where !Chars.isSpace(t[i]) {
+                XCTAssertTrue(covered[i], "round \(round): character \(i) in no word")
+            }
+            let s = String(String.UnicodeScalarView(t.compactMap(Unicode.Scalar.init)))
+            let doc = FilterDocument(s)
+            for r in rules { _ = r.evaluate(doc) }
+            _ = WordSplitter.sentenceCount(t, 0..<t.count)
+        }
+    }
+}
