@@ -306,4 +306,57 @@ extension CLITests {
         let help = try loom(["filter", "--help"])
         XCTAssertTrue(help.stdout.contains("min_alpha_words_ratio = 0.8"), help.stdout)
     }
+
+    /// A full disk and a read-only output (issue 24): on a 256 KB tmpfs the stage stops with one error line naming
+    /// the file and ENOSPC, leaves no manifest and nothing under a final shard name; after the space is freed
+    /// (remounted larger) the re-run writes the same bytes as a run on an ordinary disk. A read-only mount stops
+    /// with the path and EROFS. Needs root to mount (skipped otherwise); root is not refused by mode bits, so the
+    /// unwritable case is a read-only file system rather than EACCES.
+    func testFullDiskAndReadOnlyOutput() throws {
+        guard getuid() == 0 else { throw XCTSkip("needs root to mount a small tmpfs") }
+        let mnt = dir + "/small"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        func run(_ argv: [String]) -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/" + argv[0])
+            p.arguments = Array(argv.dropFirst())
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { return -1 }
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        guard run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]) == 0 else {
+            throw XCTSkip("cannot mount a tmpfs here (no privilege in this container)")
+        }
+        defer { _ = run(["umount", mnt]) }
+        // About 1.3 MB of records, every one kept by fineweb.
+        let text = (0..<8).map { "Sentence \($0) of a record that fineweb keeps, long enough to be counted as a line." }.joined(separator: " ")
+        let lines = (0..<2000).map { "{\"id\":\"r\($0)\",\"text\":\"\(text) Record \($0).\"}" }
+        try lines.joined(separator: "\n").write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
+        let args = ["filter", dir + "/in.jsonl", "--rules", "fineweb", "--jobs", "1", "-q"]
+        let ref = try loom(args + ["-o", dir + "/ref"])
+        XCTAssertEqual(ref.status, 0, ref.stderr)
+
+        let full = try loom(args + ["-o", mnt + "/out"])
+        XCTAssertNotEqual(full.status, 0)
+        XCTAssertTrue(full.stderr.contains(mnt + "/out/part-00000.jsonl"), full.stderr)
+        XCTAssertTrue(full.stderr.contains("No space left on device"), full.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: mnt + "/out/manifest.json"))
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: mnt + "/out")) ?? []
+        XCTAssertFalse(left.contains { $0.hasPrefix("part-") && $0.hasSuffix(".jsonl") }, "\(left)")
+
+        XCTAssertEqual(run(["mount", "-o", "remount,size=64m", mnt]), 0)
+        let again = try loom(args + ["-o", mnt + "/out"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        for f in ["part-00000.jsonl", "rejects.jsonl"] {
+            XCTAssertEqual(FileManager.default.contents(atPath: mnt + "/out/" + f), FileManager.default.contents(atPath: dir + "/ref/" + f), f)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mnt + "/out/manifest.json"))
+
+        XCTAssertEqual(run(["mount", "-o", "remount,ro", mnt]), 0)
+        let ro = try loom(args + ["-o", mnt + "/out2"])
+        XCTAssertNotEqual(ro.status, 0)
+        XCTAssertTrue(ro.stderr.contains(mnt + "/out2"), ro.stderr)
+        XCTAssertTrue(ro.stderr.lowercased().contains("read only") || ro.stderr.contains("Read-only file system"), ro.stderr)
+    }
 }
