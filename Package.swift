@@ -147,4 +147,8 @@ if ProcessInfo.processInfo.environment["LOOM_FUZZ"] != nil {
         .executableTarget(name: "loom-fuzz-verilog", dependencies: ["LoomVerilog"], path: "Fuzz/verilog"))
     package.targets.append(
         .executableTarget(name: "loom-fuzz-gguf", dependencies: ["LoomTensor"], path: "Fuzz/gguf"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-json", dependencies: ["LoomCore"], path: "Fuzz/json"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-filter", dependencies: ["LoomFilter"], path: "Fuzz/filter"))
 }
