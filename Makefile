@@ -13,7 +13,7 @@ test: APT_PACKAGES += chromium
 LOOM_SHARED ?= $(abspath $(CURDIR)/../shared)
 export LOOM_SHARED
 
-.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env gemma domain-adaptation
+.PHONY: setup build release demo test test-spark bench clean examples-pdf reference-env gemma domain-adaptation fuzz
 
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: swift not found: install Swift 6 (https://www.swift.org/install/linux/) and put it on PATH"; exit 1; }
@@ -96,6 +96,32 @@ domain-adaptation: release $(GEMMA_GGUF)
 test: setup reference-env
 	$(SWIFT) build --build-tests
 	PATH="$(REFERENCE_VENV)/bin:$$PATH" SWIFT=$(SWIFT) Tests/run-suite.sh .build/test.log
+
+# The libFuzzer targets (Fuzz/README.md), each for FUZZ_SECONDS on seeds from the project's own files, one after
+# another, built with the fuzzer sanitizer in .build-fuzz/; stops at the first target that finds a crash (its
+# crash-* file is in .build-fuzz/findings/TARGET/, the run's log beside it).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= pubmed verilog gguf json filter
+fuzz: setup
+	$(SWIFT) build --product loom
+	@rm -rf .build-fuzz/seeds && mkdir -p $(addprefix .build-fuzz/seeds/,$(FUZZ_TARGETS))
+	@cp examples/pubmed/*.xml .build-fuzz/seeds/pubmed/ 2>/dev/null || true
+	@cp examples/verilog/*.v .build-fuzz/seeds/verilog/ 2>/dev/null || true
+	@if [ -x $(REFERENCE_VENV)/bin/python ]; then $(REFERENCE_VENV)/bin/python Fuzz/gguf/seeds.py .build-fuzz/seeds/gguf >/dev/null; fi
+	@.build/debug/loom ingest pubmed examples/pubmed/*.xml -o .build-fuzz/seeds/records -q --force
+	@head -n 20 .build-fuzz/seeds/records/part-00000.jsonl | split -l 1 - .build-fuzz/seeds/json/r-
+	@head -n 20 .build-fuzz/seeds/records/part-00000.jsonl | python3 -c 'import json, sys; [open(".build-fuzz/seeds/filter/t%d.txt" % i, "w").write(json.loads(l)["text"]) for i, l in enumerate(sys.stdin)]'
+	@for t in $(FUZZ_TARGETS); do \
+	  if [ -z "$$(ls .build-fuzz/seeds/$$t)" ]; then echo "== loom-fuzz-$$t: no seeds (make reference-env for the GGUF seeds), skipped"; continue; fi; \
+	  LOOM_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --sanitize fuzzer --product loom-fuzz-$$t >/dev/null || { echo "error: could not build loom-fuzz-$$t"; exit 1; }; \
+	  case $$t in pubmed) len=20000;; verilog) len=8192;; *) len=4096;; esac; \
+	  mkdir -p .build-fuzz/findings/$$t; \
+	  echo "== loom-fuzz-$$t for $(FUZZ_SECONDS) s"; \
+	  ( cd .build-fuzz/findings/$$t && SWIFT_BACKTRACE=enable=no ../../debug/loom-fuzz-$$t ../../seeds/$$t \
+	      -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -timeout=10 > run.log 2>&1 ) \
+	    || { tail -n 20 .build-fuzz/findings/$$t/run.log; echo "error: loom-fuzz-$$t found a crash: .build-fuzz/findings/$$t"; exit 1; }; \
+	  grep -E "^Done" .build-fuzz/findings/$$t/run.log; \
+	done
 
 # The Spark driver (integrations/spark) in local mode: Java 17 from apt and pyspark from PyPI when missing, then
 # the opt-in SparkTests (the near-duplicate corpus in 8 files, one task killed and retried, same kept set as one
