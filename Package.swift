@@ -29,7 +29,6 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         // `loom serve`'s HTTP server: no SwiftNIO, builds in seconds (../shared/NATIVE.md).
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
@@ -75,7 +74,7 @@ let package = Package(
         // The OpenAI-compatible server over a LoomTrain model (its own target keeps HTTP out of the trainer).
         .target(
             name: "LoomServe",
-            dependencies: ["LoomCore", "LoomTrain", .product(name: "FlyingFox", package: "FlyingFox")]),
+            dependencies: ["LoomCore", "LoomTrain"]),
         // Merging needs tensors only, not the model: its own target (DESIGN.md puts it in LoomTrain).
         .target(name: "LoomMerge", dependencies: ["LoomCore", "LoomTensor", .product(name: "Yams", package: "Yams")]),
         .target(

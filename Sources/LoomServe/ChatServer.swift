@@ -5,84 +5,128 @@
 //                               max_tokens / max_completion_tokens, temperature, top_p, top_k, seed, stop, n = 1;
 //                               stream: true sends server-sent events in OpenAI's chunk format (role, content
 //                               deltas, finish_reason, then usage when stream_options.include_usage, then [DONE])
-// Errors are OpenAI's JSON shape ({"error": {message, type, param, code}}) with 400/404/405/500. The HTTP layer is
-// FlyingFox (no SwiftNIO: it builds in seconds). Each generation runs on a thread of its own and concurrent ones
-// decode together (ChatModel's DecodeBatcher: one forward pass per step for up to `maxBatch` requests, each with its
-// own KV cache; more wait their turn); the async HTTP side never blocks on the model.
+//                               response_format (json_schema, or json_object with or without a schema) constrains the
+//                               reply to the schema's JSON (LoomGrammar, as the builtin backend does)
+// Errors are OpenAI's JSON shape ({"error": {message, type, param, code}}) with 400/401/404/405/413/500; request
+// fields OpenAI does not have are a 400, not silently ignored. The HTTP layer is HTTP.swift: a thread per
+// connection with limits and timeouts (ServerLimits). Concurrent generations decode together (ChatModel's
+// DecodeBatcher: one forward pass per step for up to `maxBatch` requests, each with its own KV cache; more wait
+// their turn).
 
-import FlyingFox
-import FlyingSocks
 import Foundation
 import LoomCore
 import LoomTrain
 
-// FlyingFox has a JSONValue of its own.
-typealias JSONValue = LoomCore.JSONValue
-
 public final class ChatServer: @unchecked Sendable {
     public let model: ChatModel
     public let host: String
-    public let requestedPort: UInt16
-    let server: HTTPServer
-    /// A queue per request: serial queues get threads of their own (the global concurrent queue runs about one block
-    /// per core, which would keep all but two requests out of the batch on this machine).
-    func requestQueue() -> DispatchQueue { DispatchQueue(label: "loom.serve.request") }
+    public let limits: ServerLimits
+    /// Requests must carry `Authorization: Bearer <apiKey>` when set (401 otherwise).
+    let apiKey: String?
+    let http: HTTPListener
     let created = Int(Date().timeIntervalSince1970)
+    /// Grammars for `response_format` schemas, each compiled once.
+    let constraints: SchemaConstraintCache
     private let lock = NSLock()
     private var counter = 0
+    private var stopped: CheckedContinuation<Void, Never>?
+    private var isStopped = false
 
-    /// Binds to `host` (127.0.0.1 unless told otherwise); port 0 picks a free one (see `port` once listening).
-    public init(model: ChatModel, host: String = "127.0.0.1", port: UInt16 = 8000) throws {
+    /// Binds to `host` (127.0.0.1 unless told otherwise) at once; port 0 picks a free one (see `port`).
+    public init(model: ChatModel, host: String = "127.0.0.1", port: UInt16 = 8000, limits: ServerLimits = ServerLimits(), apiKey: String? = nil) throws {
         self.model = model
         self.host = host
-        requestedPort = port
-        let address: any SocketAddress
-        do {
-            address = host.contains(":") ? try sockaddr_in6.inet6(ip6: host, port: port) : try sockaddr_in.inet(ip4: host, port: port)
-        } catch {
-            throw LoomError("serve: '\(host)' is not an IPv4 or IPv6 address (use 127.0.0.1, 0.0.0.0 or ::1)")
-        }
-        server = HTTPServer(config: .init(address: address, timeout: 600, logger: .disabled))
+        self.limits = limits
+        self.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
+        constraints = SchemaConstraintCache { SchemaConstraint.trie(for: model.codec, vocabSize: model.model.config.vocabSize) }
+        var handle: HTTPListener.Handler = { _, _ in }
+        http = try HTTPListener(host: host, port: port, limits: limits) { req, r in handle(req, r) }
+        handle = { [unowned self] req, r in self.handle(req, r) }
     }
 
-    /// Serves until the task is cancelled or `stop` is called.
+    /// Whether `host` is a loopback address (anything else is reachable from other machines).
+    public static func isLoopback(_ host: String) -> Bool {
+        host.hasPrefix("127.") || host == "::1" || host == "localhost"
+    }
+
+    /// Serves until `stop` is called (the connections run on threads of their own; this only waits).
     public func run() async throws {
-        await server.appendRoute("GET /v1/models") { [self] _ in models() }
-        await server.appendRoute("POST /v1/chat/completions") { [self] req in await chatCompletions(req) }
-        await server.appendRoute("/v1/models") { _ in Self.error(405, "use GET for /v1/models", type: "invalid_request_error") }
-        await server.appendRoute("/v1/chat/completions") { _ in
-            Self.error(405, "use POST for /v1/chat/completions", type: "invalid_request_error")
+        http.start()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow: Bool = lock.withLock {
+                if isStopped { return true }
+                stopped = c
+                return false
+            }
+            if resumeNow { c.resume() }
         }
-        await server.appendRoute("*") { req in
-            Self.error(404, "no route \(req.method.rawValue) \(req.path) (this server has /v1/models and /v1/chat/completions)",
-                type: "invalid_request_error", code: "not_found")
-        }
-        try await server.run()
     }
 
-    /// Waits until the socket listens (for tests and the start-up line).
-    public func waitUntilListening() async throws { try await server.waitUntilListening(timeout: 10) }
+    /// The socket listens from `init` on; kept for callers that wait for it.
+    public func waitUntilListening() async throws {}
 
     /// The port actually bound.
-    public var port: Int {
-        get async {
-            switch await server.listeningAddress {
-            case .ip4(_, let p)?, .ip6(_, let p)?: return Int(p)
-            default: return Int(requestedPort)
-            }
+    public var port: Int { get async { http.port } }
+
+    /// Stops accepting, closes open connections and ends `run`.
+    public func stop() async {
+        let c: CheckedContinuation<Void, Never>? = lock.withLock {
+            if isStopped { return nil }
+            isStopped = true
+            defer { stopped = nil }
+            return stopped
         }
+        http.stop()
+        c?.resume()
     }
 
-    public func stop() async { await server.stop(timeout: 1) }
+    /// Connections refused because `limits.maxConnections` were open.
+    public var refusedConnections: Int { http.refused }
 
     // MARK: - Routes
 
-    func models() -> HTTPResponse {
+    func handle(_ req: HTTPRequest, _ r: HTTPResponder) {
+        func reply(_ status: Int, _ v: JSONValue) { r.send(status, body: Array((v.jsonString + "\n").utf8)) }
+        if let apiKey {
+            let given = req.header("authorization").flatMap { h -> String? in
+                let p = h.split(separator: " ", maxSplits: 1)
+                return p.count == 2 && p[0].lowercased() == "bearer" ? String(p[1]).trimmingCharacters(in: .whitespaces) : nil
+            }
+            guard let given, Self.sameBytes(given, apiKey) else {
+                let m = given == nil
+                    ? "this server needs an API key: send it as 'Authorization: Bearer KEY'"
+                    : "the API key given is not this server's"
+                r.send(401, body: Array(Self.errorBody(m, type: "invalid_request_error", code: "invalid_api_key").utf8),
+                    extra: [("WWW-Authenticate", "Bearer")])
+                return
+            }
+        }
+        switch (req.method, req.path) {
+        case ("GET", "/v1/models"): reply(200, models())
+        case (_, "/v1/models"): reply(405, Self.errorJSON("use GET for /v1/models", type: "invalid_request_error"))
+        case ("POST", "/v1/chat/completions"): chatCompletions(req.body, r)
+        case (_, "/v1/chat/completions"): reply(405, Self.errorJSON("use POST for /v1/chat/completions", type: "invalid_request_error"))
+        default:
+            reply(404, Self.errorJSON(
+                "no route \(req.method) \(req.path) (this server has /v1/models and /v1/chat/completions)",
+                type: "invalid_request_error", code: "not_found"))
+        }
+    }
+
+    /// Compares in time independent of where the strings differ.
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var d = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { d |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return d == 0
+    }
+
+    func models() -> JSONValue {
         let m: JSONValue = [
             "id": .string(model.name), "object": "model", "created": .int(created), "owned_by": "loom",
             "max_model_len": .int(model.model.config.maxPositions),
         ]
-        return Self.json(200, ["object": "list", "data": [m]])
+        return ["object": "list", "data": [m]]
     }
 
     /// A parsed and checked chat request.
@@ -91,107 +135,132 @@ public final class ChatServer: @unchecked Sendable {
         var options: SamplingOptions
         var stream: Bool
         var includeUsage: Bool
+        /// The JSON schema of `response_format` (nil: free text).
+        var schema: JSONValue?
     }
 
-    func chatCompletions(_ req: HTTPRequest) async -> HTTPResponse {
-        let body: Data
-        do { body = try await req.bodyData } catch {
-            return Self.error(400, "could not read the request body: \(error)", type: "invalid_request_error")
-        }
-        let parsed: ChatRequest
-        switch parse(body) {
-        case .failure(let e): return e.response
-        case .success(let r): parsed = r
+    func chatCompletions(_ body: [UInt8], _ r: HTTPResponder) {
+        func fail(_ status: Int, _ v: JSONValue) { r.send(status, body: Array((v.jsonString + "\n").utf8)) }
+        var parsed: ChatRequest
+        switch parse(Data(body)) {
+        case .failure(let e):
+            fail(e.status, e.body)
+            return
+        case .success(let p): parsed = p
         }
         let prompt = model.promptTokens(parsed.messages)
-        if prompt.count >= model.model.config.maxPositions {
-            return Self.error(
-                400,
-                "the conversation has \(prompt.count) tokens; this model's context length is \(model.model.config.maxPositions)",
-                type: "invalid_request_error", param: "messages", code: "context_length_exceeded")
+        let context = model.model.config.maxPositions
+        if prompt.count >= context {
+            fail(400, Self.errorJSON(
+                "the conversation has \(prompt.count) tokens; this model's context length is \(context)",
+                type: "invalid_request_error", param: "messages", code: "context_length_exceeded"))
+            return
+        }
+        // max_tokens is capped by what the context leaves (the reply then ends with finish_reason "length").
+        parsed.options.maxTokens = min(parsed.options.maxTokens, context - prompt.count)
+        let constraint: SchemaConstraint?
+        do { constraint = try parsed.schema.map { try constraints.constraint(for: $0) } } catch {
+            fail(400, Self.errorJSON("response_format: the schema cannot be used: \(error)", type: "invalid_request_error", param: "response_format"))
+            return
         }
         let id = nextID()
-        return parsed.stream ? stream(parsed, id: id) : await complete(parsed, id: id)
+        if parsed.stream { stream(parsed, constraint, id: id, r) } else { complete(parsed, constraint, id: id, r) }
     }
 
-    func complete(_ r: ChatRequest, id: String) async -> HTTPResponse {
-        let model = self.model
-        let result: Result<GenerationResult, Error> = await withCheckedContinuation { cont in
-            requestQueue().async { cont.resume(returning: Result { try model.reply(r.messages, options: r.options) }) }
+    func complete(_ q: ChatRequest, _ constraint: SchemaConstraint?, id: String, _ r: HTTPResponder) {
+        let conn = r.connection
+        let result = Result {
+            // A client that hung up stops its generation at the next token.
+            try model.reply(q.messages, options: q.options, constraint: constraint) { _ in !conn.clientGone }
         }
         switch result {
         case .failure(let e):
-            return Self.error(500, "generation failed: \(e)", type: "server_error")
+            r.send(500, body: Array((Self.errorJSON("generation failed: \(e)", type: "server_error").jsonString + "\n").utf8))
         case .success(let g):
             Log.info("serve: \(id) \(g.promptTokens) prompt + \(g.completionTokens) completion tokens (\(g.finishReason))")
             let choice: JSONValue = [
                 "index": 0, "message": ["role": "assistant", "content": .string(g.text)],
                 "logprobs": .null, "finish_reason": .string(g.finishReason),
             ]
-            return Self.json(200, [
+            let v: JSONValue = [
                 "id": .string(id), "object": "chat.completion", "created": .int(Int(Date().timeIntervalSince1970)),
                 "model": .string(model.name), "choices": [choice], "usage": Self.usage(g),
-            ])
+            ]
+            r.send(200, body: Array((v.jsonString + "\n").utf8))
         }
     }
 
-    func stream(_ r: ChatRequest, id: String) -> HTTPResponse {
-        let (events, cont) = AsyncStream<Data>.makeStream(bufferingPolicy: .unbounded)
-        let gone = Flag()
-        cont.onTermination = { _ in gone.set() }
-        let model = self.model, name = model.name
+    func stream(_ q: ChatRequest, _ constraint: SchemaConstraint?, id: String, _ r: HTTPResponder) {
+        let name = model.name
         let created = Int(Date().timeIntervalSince1970)
-        @Sendable func chunk(_ delta: JSONValue, finish: JSONValue = .null) -> Data {
+        func chunk(_ delta: JSONValue, finish: JSONValue = .null) -> [UInt8] {
             let c: JSONValue = ["index": 0, "delta": delta, "logprobs": .null, "finish_reason": finish]
             var o = JSONObject([
                 ("id", .string(id)), ("object", "chat.completion.chunk"), ("created", .int(created)),
                 ("model", .string(name)), ("choices", [c]),
             ])
-            if r.includeUsage { o.append("usage", .null) }
+            if q.includeUsage { o.append("usage", .null) }
             return Self.event(.object(o))
         }
-        requestQueue().async {
-            cont.yield(chunk(["role": "assistant", "content": ""]))
-            do {
-                let g = try model.reply(r.messages, options: r.options) { piece in
-                    cont.yield(chunk(["content": .string(piece)]))
-                    return !gone.isSet
-                }
-                cont.yield(chunk([:], finish: .string(g.finishReason)))
-                if r.includeUsage {
-                    cont.yield(Self.event([
-                        "id": .string(id), "object": "chat.completion.chunk", "created": .int(created),
-                        "model": .string(name), "choices": [], "usage": Self.usage(g),
-                    ]))
-                }
-                Log.info("serve: \(id) streamed \(g.promptTokens) prompt + \(g.completionTokens) completion tokens (\(g.finishReason))")
-            } catch {
-                cont.yield(Self.event(["error": ["message": .string("generation failed: \(error)"), "type": "server_error"]]))
+        let out = r.stream(200, contentType: "text/event-stream")
+        out.write(chunk(["role": "assistant", "content": ""]))
+        do {
+            let g = try model.reply(q.messages, options: q.options, constraint: constraint) { piece in
+                out.write(chunk(["content": .string(piece)]))
             }
-            cont.yield(Data("data: [DONE]\n\n".utf8))
-            cont.finish()
+            out.write(chunk([:], finish: .string(g.finishReason)))
+            if q.includeUsage {
+                out.write(Self.event([
+                    "id": .string(id), "object": "chat.completion.chunk", "created": .int(created),
+                    "model": .string(name), "choices": [], "usage": Self.usage(g),
+                ]))
+            }
+            Log.info("serve: \(id) streamed \(g.promptTokens) prompt + \(g.completionTokens) completion tokens (\(g.finishReason))\(out.failed ? " (client gone)" : "")")
+        } catch {
+            out.write(Self.event(["error": ["message": .string("generation failed: \(error)"), "type": "server_error"]]))
         }
-        return HTTPResponse(
-            statusCode: .ok,
-            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "keep-alive"],
-            body: HTTPBodySequence(from: DataStreamBytes(events)))
+        out.write(Array("data: [DONE]\n\n".utf8))
+        out.end()
+        if out.failed { r.streamFailed() }
     }
 
     // MARK: - Request parsing
 
     struct APIError: Error {
-        let response: HTTPResponse
+        let status: Int
+        let body: JSONValue
     }
+
+    /// The request fields of OpenAI's chat completions API this server takes. Others known to OpenAI are accepted
+    /// when they ask for the default behaviour (`ignoredAtDefault`); anything else is a 400, as OpenAI answers
+    /// "Unrecognized request argument", so a misspelt option is never silently ignored.
+    static let knownFields: Set<String> = [
+        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
+        "stream", "stream_options", "n", "response_format",
+    ]
+    static let ignoredAtDefault: [String: JSONValue] = [
+        "frequency_penalty": 0, "presence_penalty": 0, "logprobs": false, "user": .null, "metadata": .null,
+        "store": false, "parallel_tool_calls": .null, "service_tier": .null, "logit_bias": .null, "top_logprobs": .null,
+    ]
 
     func parse(_ body: Data) -> Result<ChatRequest, APIError> {
         func bad(_ m: String, _ param: String? = nil, status: Int = 400, code: String? = nil) -> Result<ChatRequest, APIError> {
-            .failure(APIError(response: Self.error(status, m, type: "invalid_request_error", param: param, code: code)))
+            .failure(APIError(status: status, body: Self.errorJSON(m, type: "invalid_request_error", param: param, code: code)))
         }
         let j: JSONValue
         do { j = try JSONValue.parse(String(decoding: body, as: UTF8.self)) } catch {
             return bad("the request body is not JSON: \(error)")
         }
         guard let o = j.objectValue else { return bad("the request body must be a JSON object") }
+        for (k, v) in o where !Self.knownFields.contains(k) {
+            guard let d = Self.ignoredAtDefault[k] else {
+                return bad("unrecognized request argument supplied: '\(k)'", k, code: "unknown_parameter")
+            }
+            // user, metadata and the like carry any value; the penalties and logprobs only their default.
+            if d != .null, v != .null, v != d, !(d.doubleValue != nil && v.doubleValue == d.doubleValue) {
+                return bad("'\(k)' is not supported by this server (only its default \(d.jsonString))", k, code: "unsupported_parameter")
+            }
+        }
         if let m = o["model"], m.stringValue != model.name {
             return bad(
                 "the model '\(m.stringValue ?? m.jsonString)' does not exist; this server serves '\(model.name)'", "model",
@@ -254,7 +323,26 @@ public final class ChatServer: @unchecked Sendable {
         do { try opt.validate() } catch let e as LoomError { return bad(e.message) } catch { return bad("\(error)") }
         let stream = o["stream"]?.boolValue ?? false
         let usage = o["stream_options"]?["include_usage"]?.boolValue ?? false
-        return .success(ChatRequest(messages: messages, options: opt, stream: stream, includeUsage: usage))
+        var schema: JSONValue?
+        switch o["response_format"] {
+        case nil, .null?: break
+        case .object(let f)?:
+            switch f["type"]?.stringValue {
+            case "text": break
+            case "json_schema":
+                guard let s = f["json_schema"]?["schema"], s.objectValue != nil else {
+                    return bad("response_format: json_schema needs {\"json_schema\": {\"schema\": {...}}}", "response_format")
+                }
+                schema = s
+            case "json_object":
+                // llama-cpp-python's form carries the schema beside the type; without one, any JSON object.
+                schema = f["schema"] ?? ["type": "object"]
+            default: return bad("response_format.type must be text, json_schema or json_object", "response_format")
+            }
+            if schema != nil { opt.stop = [] }  // the document's end is the stop (as the builtin backend does)
+        default: return bad("response_format must be an object", "response_format")
+        }
+        return .success(ChatRequest(messages: messages, options: opt, stream: stream, includeUsage: usage, schema: schema))
     }
 
     func nextID() -> String {
@@ -273,69 +361,26 @@ public final class ChatServer: @unchecked Sendable {
         ]
     }
 
-    static func json(_ status: Int, _ v: JSONValue) -> HTTPResponse {
-        HTTPResponse(
-            statusCode: HTTPStatusCode(status, phrase: phrase(status)), headers: [.contentType: "application/json"],
-            body: Data((v.jsonString + "\n").utf8))
-    }
+    static func event(_ v: JSONValue) -> [UInt8] { Array(("data: " + v.jsonString + "\n\n").utf8) }
 
-    static func event(_ v: JSONValue) -> Data { Data(("data: " + v.jsonString + "\n\n").utf8) }
-
-    static func error(_ status: Int, _ message: String, type: String, param: String? = nil, code: String? = nil) -> HTTPResponse {
-        json(status, [
+    static func errorJSON(_ message: String, type: String, param: String? = nil, code: String? = nil) -> JSONValue {
+        [
             "error": [
                 "message": .string(message), "type": .string(type), "param": param.map { .string($0) } ?? .null,
                 "code": code.map { .string($0) } ?? .null,
             ]
-        ])
+        ]
+    }
+
+    static func errorBody(_ message: String, type: String, param: String? = nil, code: String? = nil) -> String {
+        errorJSON(message, type: type, param: param, code: code).jsonString + "\n"
     }
 
     static func phrase(_ s: Int) -> String {
-        [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"][s] ?? "Error"
-    }
-}
-
-/// A flag set from one thread and read from another.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
-}
-
-/// The bytes of a stream of Data pieces, one piece per buffer (so each server-sent event is written as soon as it
-/// is produced: FlyingFox sends every buffer as one HTTP chunk).
-struct DataStreamBytes: AsyncBufferedSequence, Sendable {
-    typealias Element = UInt8
-    let stream: AsyncStream<Data>
-    init(_ stream: AsyncStream<Data>) { self.stream = stream }
-    func makeAsyncIterator() -> Iterator { Iterator(base: stream.makeAsyncIterator()) }
-
-    struct Iterator: AsyncBufferedIteratorProtocol {
-        var base: AsyncStream<Data>.Iterator
-        var pending: [UInt8] = []
-        var at = 0
-
-        mutating func fill() async -> Bool {
-            while at >= pending.count {
-                guard let d = await base.next() else { return false }
-                pending = Array(d)
-                at = 0
-            }
-            return true
-        }
-
-        mutating func next() async throws -> UInt8? {
-            guard await fill() else { return nil }
-            at += 1
-            return pending[at - 1]
-        }
-
-        mutating func nextBuffer(suggested count: Int) async throws -> ArraySlice<UInt8>? {
-            guard await fill() else { return nil }
-            let n = Swift.min(Swift.max(1, count), pending.count - at)
-            defer { at += n }
-            return pending[at..<(at + n)]
-        }
+        [
+            100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+        ][s] ?? "Error"
     }
 }

@@ -32,12 +32,23 @@ struct ServeCommand: ParsableCommand {
             one forward pass per step for all of them (continuous batching,
             each request with its own KV cache, sampling options and stop
             strings), up to --max-batch at once; further requests wait their
-            turn and join as others finish. The server listens on 127.0.0.1
-            unless --host says otherwise.
+            turn and join as others finish. response_format (json_schema, or
+            json_object with a schema) constrains the reply to the schema.
+
+            Safe to leave running: it listens on 127.0.0.1 unless --host says
+            otherwise (and warns when it listens anywhere else); with
+            --api-key-env NAME every request needs 'Authorization: Bearer KEY'
+            where KEY is that environment variable's value (401 otherwise).
+            Bodies over --max-body get 413, request fields OpenAI does not
+            have get 400, headers must arrive within --header-timeout seconds
+            (408), an idle kept-alive connection closes after --idle-timeout,
+            more than --max-connections connections at once get 503, and
+            max_tokens is capped by what the context leaves.
 
             Examples:
               loom serve out/train/model
               loom serve out/train/model --port 8011 --name tiny-sft
+              LOOM_KEY=$(openssl rand -hex 16) loom serve out/sft/model --host 0.0.0.0 --api-key-env LOOM_KEY
               curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
                 -d '{"model": "model", "messages": [{"role": "user", "content": "Hi"}]}'
             """)
@@ -60,40 +71,80 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Most requests decoding together in one batch; more wait their turn (1: one at a time).", valueName: "n"))
     var maxBatch = 8
 
+    @Option(help: ArgumentHelp("Require 'Authorization: Bearer KEY' on every request, KEY being this environment variable's value.", valueName: "NAME"))
+    var apiKeyEnv: String?
+
+    @Option(help: ArgumentHelp("Largest request body (bytes, or with K/M: 8M); larger ones get 413.", valueName: "size"))
+    var maxBody = "8M"
+
+    @Option(help: ArgumentHelp("Seconds for a request's headers to arrive (408 after).", valueName: "s"))
+    var headerTimeout = 10.0
+
+    @Option(help: ArgumentHelp("Seconds an idle kept-alive connection stays open.", valueName: "s"))
+    var idleTimeout = 30.0
+
+    @Option(help: ArgumentHelp("Most connections open at once (503 beyond).", valueName: "n"))
+    var maxConnections = 256
+
     @Flag(name: .shortAndLong, help: "Print only warnings and errors.")
     var quiet = false
 
-    func run() throws {
-        Log.quiet = quiet
+    func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxBatch >= 1 else { throw ValidationError("--max-batch must be at least 1") }
+        guard headerTimeout > 0, idleTimeout > 0 else { throw ValidationError("--header-timeout and --idle-timeout must be > 0") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard Self.bytes(maxBody) != nil else { throw ValidationError("--max-body: '\(maxBody)' is not a size (e.g. 65536, 512K, 8M)") }
+    }
+
+    /// "65536", "512K", "8M" as bytes.
+    static func bytes(_ s: String) -> Int? {
+        let t = s.uppercased().trimmingCharacters(in: .whitespaces)
+        let scale = t.hasSuffix("K") ? 1 << 10 : t.hasSuffix("M") ? 1 << 20 : t.hasSuffix("G") ? 1 << 30 : 1
+        guard let n = Int(scale == 1 ? t : String(t.dropLast())), n >= 1, n <= (1 << 40) / scale else { return nil }
+        return n * scale
+    }
+
+    func run() throws {
+        Log.quiet = quiet
         Compute.configure(threads: jobCount(jobs))
+        var key: String?
+        if let apiKeyEnv {
+            guard let k = ProcessInfo.processInfo.environment[apiKeyEnv], !k.isEmpty else {
+                Log.error("serve: --api-key-env \(apiKeyEnv): that environment variable is not set or empty")
+                throw ExitCode(1)
+            }
+            key = k
+        }
+        var limits = ServerLimits()
+        limits.maxBodyBytes = Self.bytes(maxBody)!
+        limits.headerTimeout = headerTimeout
+        limits.idleTimeout = idleTimeout
+        limits.maxConnections = maxConnections
         let server: ChatServer
         do {
             let m = try ChatModel.load(directory: model, name: name)
             m.maxBatch = maxBatch
-            server = try ChatServer(model: m, host: host, port: UInt16(port))
+            server = try ChatServer(model: m, host: host, port: UInt16(port), limits: limits, apiKey: key)
         } catch let e as LoomError {
             Log.error(e.message)
             throw ExitCode(1)
         }
+        if !ChatServer.isLoopback(host) {
+            Log.warn(
+                "serve: listening on \(host), reachable from other machines\(key == nil ? " and without an API key (--api-key-env NAME requires one)" : ""); the traffic is plain HTTP (put a TLS proxy in front for untrusted networks)")
+        }
         let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var failure: Error?
         Task {
-            do { try await server.run() } catch { failure = error }
+            try? await server.run()
             done.signal()
         }
         Task {
-            try? await server.waitUntilListening()
             let p = await server.port
             let line = "loom serve: '\(server.model.name)' at http://\(host.contains(":") ? "[\(host)]" : host):\(p)/v1\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         }
         done.wait()
-        if let failure {
-            Log.error("serve: cannot listen on \(host):\(port): \(failure)")
-            throw ExitCode(1)
-        }
     }
 }
 

@@ -104,4 +104,43 @@ final class ServeCLITests: XCTestCase {
             #"{"model":"sft","messages":[{"role":"user","content":"Say the colour number 1."}],"max_tokens":12,"temperature":0}"#)
         XCTAssertEqual(r["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue, text, r.jsonString)
     }
+
+    /// The safety options as a user meets them: a missing key variable is an error before anything listens; a
+    /// non-loopback address is a warning that says there is no key; with a key, a request without it gets 401.
+    func testAPIKeyAndNonLoopbackWarning() throws {
+        guard let shared = sharedDirectory() else { throw XCTSkip("LOOM_SHARED not present: serve CLI safety test skipped") }
+        let model = shared + "/fixtures/llama-tiny"
+        guard FileManager.default.fileExists(atPath: model + "/model.safetensors") else { throw XCTSkip("\(model) not present") }
+        let missing = try run(["serve", model, "--port", "0", "--api-key-env", "LOOM_TEST_NO_SUCH_VARIABLE"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("LOOM_TEST_NO_SUCH_VARIABLE"), missing.stderr)
+        XCTAssertNotEqual(try run(["serve", model, "--max-body", "lots"]).status, 0)
+
+        setenv("LOOM_TEST_SERVE_KEY", "s3cret", 1)
+        defer { unsetenv("LOOM_TEST_SERVE_KEY") }
+        let (server, out, err) = try start(["serve", model, "--host", "0.0.0.0", "--port", "0", "--name", "tiny", "--api-key-env", "LOOM_TEST_SERVE_KEY"])
+        defer { server.terminate() }
+        var base: String?
+        for _ in 0..<200 where base == nil {
+            Thread.sleep(forTimeInterval: 0.05)
+            if let line = (try? FS.readText(out))?.split(separator: "\n").first, let r = line.range(of: ":", options: .backwards) {
+                base = "http://127.0.0.1" + line[r.lowerBound...]
+            }
+        }
+        let url = try XCTUnwrap(base, "loom serve printed no address")
+        let warning = try FS.readText(err)
+        XCTAssertTrue(warning.contains("warning: serve: listening on 0.0.0.0"), warning)
+        XCTAssertFalse(warning.contains("without an API key"), warning)
+        let denied = try post(url + "/chat/completions", #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#)
+        XCTAssertEqual(denied["error"]?["code"]?.stringValue, "invalid_api_key", denied.jsonString)
+
+        let (open, _, openErr) = try start(["serve", model, "--host", "0.0.0.0", "--port", "0"])
+        defer { open.terminate() }
+        var said = ""
+        for _ in 0..<200 where !said.contains("without an API key") {
+            Thread.sleep(forTimeInterval: 0.05)
+            said = (try? FS.readText(openErr)) ?? ""
+        }
+        XCTAssertTrue(said.contains("without an API key"), said)
+    }
 }

@@ -45,25 +45,15 @@ final class ServeConcurrencyTests: XCTestCase {
         try await server.waitUntilListening()
         let base = "http://127.0.0.1:\(await server.port)/v1"
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: py)
-        p.arguments = (py.hasSuffix("env") ? ["python3"] : []) + [
-            packageRoot + "/Benchmarks/peers/serve_concurrent_check.py", "--base-url", base, "--model", "tiny", "--clients", "16",
-            "--max-tokens", "8",
-        ]
-        let outFile = NSTemporaryDirectory() + "serve-concurrent-\(UUID().uuidString).json"
-        FileManager.default.createFile(atPath: outFile, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
-        p.standardOutput = h
-        try p.run()
-        // The server answers on this process's threads: wait without blocking them.
-        while p.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
-        try h.close()
+        let (status, out) = try await runPython(
+            py,
+            (py.hasSuffix("env") ? ["python3"] : []) + [
+                packageRoot + "/Benchmarks/peers/serve_concurrent_check.py", "--base-url", base, "--model", "tiny", "--clients", "16",
+                "--max-tokens", "8",
+            ])
         await server.stop()
         task.cancel()
-        let out = try FS.readText(outFile)
-        try? FileManager.default.removeItem(atPath: outFile)
-        XCTAssertEqual(p.terminationStatus, 0, out)
+        XCTAssertEqual(status, 0, out)
         let results = try XCTUnwrap(try JSONValue.parse(out.trimmingCharacters(in: .whitespacesAndNewlines))["results"]?.arrayValue)
         XCTAssertEqual(results.count, 16)
         var streamed = 0

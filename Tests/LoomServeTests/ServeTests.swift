@@ -55,6 +55,25 @@ func http(_ method: String, _ url: String, body: String? = nil) throws -> HTTPRe
         contentType: h.value(forHTTPHeaderField: "Content-Type"))
 }
 
+/// Runs a Python script (through `python`, e.g. /usr/bin/env with "python3" first in `arguments`) and returns its
+/// exit status and standard output, waiting without blocking this process's threads (the server under test answers
+/// on them).
+func runPython(_ python: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: python)
+    p.arguments = arguments
+    let outFile = NSTemporaryDirectory() + "serve-python-\(UUID().uuidString).json"
+    FileManager.default.createFile(atPath: outFile, contents: nil)
+    let h = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
+    p.standardOutput = h
+    try p.run()
+    while p.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
+    try h.close()
+    let out = try FS.readText(outFile)
+    try? FileManager.default.removeItem(atPath: outFile)
+    return (p.terminationStatus, out)
+}
+
 final class ServeTests: XCTestCase {
     var dir = ""
     var model: ChatModel!
@@ -227,20 +246,9 @@ final class ServeTests: XCTestCase {
         guard probe.terminationStatus == 0 else {
             throw XCTSkip("python3 with the openai client not installed (pip install openai): client check skipped (make test makes .build/reference-venv and puts its bin/ first on PATH)")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", packageRoot + "/Benchmarks/peers/serve_check.py", "--base-url", base, "--model", "tiny", "--max-tokens", "16"]
-        let outFile = NSTemporaryDirectory() + "serve-check-\(UUID().uuidString).json"
-        FileManager.default.createFile(atPath: outFile, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
-        p.standardOutput = h
-        try p.run()
-        // The server answers on this process's threads: wait without blocking them.
-        while p.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
-        try h.close()
-        let out = try FS.readText(outFile)
-        try? FileManager.default.removeItem(atPath: outFile)
-        XCTAssertEqual(p.terminationStatus, 0, out)
+        let (status, out) = try await runPython(
+            "/usr/bin/env", ["python3", packageRoot + "/Benchmarks/peers/serve_check.py", "--base-url", base, "--model", "tiny", "--max-tokens", "16"])
+        XCTAssertEqual(status, 0, out)
         let j = try JSONValue.parse(out.trimmingCharacters(in: .whitespacesAndNewlines))
         let want = try direct(16)
         XCTAssertEqual(j["models"]?.arrayValue?.first?.stringValue, "tiny")
