@@ -36,6 +36,16 @@ public final class ShardWriter {
     private var current: BufferedFile?
     private var currentRecords = 0
     private var line: [UInt8] = []
+    /// Records written so far.
+    public private(set) var written = 0
+    /// The kill campaign's seam (`TestKill`): the process kills itself with SIGKILL once this many records are
+    /// written.
+    public var killAfterRecords: Int?
+
+    private func counted(_ n: Int) {
+        written += n
+        if let k = killAfterRecords, written >= k { TestKill.now("after \(written) records written to \(directory)") }
+    }
 
     public init(directory: String, prefix: String = "part", maxRecords: Int = 100_000, maxBytes: Int = 512 << 20) {
         self.directory = directory
@@ -72,6 +82,7 @@ public final class ShardWriter {
         try f.write(byte: 0x0A)
         currentRecords += 1
         if currentRecords >= maxRecords || f.bytesWritten >= maxBytes { try closeShard() }
+        counted(1)
     }
 
     /// Writes a block of `records` complete lines, each ending in a newline (e.g. a run of input lines copied as
@@ -82,6 +93,7 @@ public final class ShardWriter {
         if currentRecords + records < maxRecords && f.bytesWritten + block.count < maxBytes {
             try f.write(block)
             currentRecords += records
+            counted(records)
             return
         }
         var start = 0
@@ -102,12 +114,14 @@ public final class ShardWriter {
             try FS.rename(path, tmp)
             current = try BufferedFile(appendingTo: tmp)
             currentRecords = records
+            counted(records)
             return
         }
         let f = try open()
         if currentRecords + records < maxRecords && f.bytesWritten + size < maxBytes {
             try f.append(contentsOfFile: path)
             currentRecords += records
+            counted(records)
             return
         }
         try LineReader(path: path).forEachLine { try writeLine($0) }

@@ -224,7 +224,10 @@ public enum StageRunner {
 
         let started = Date()
         let progress = Progress(label: stage.name, quiet: options.quiet)
+        let kill = TestKill.point(for: directory)
+        if case .start? = kill { TestKill.now("at the start of \(directory)") }
         let ctx = try StageContext(directory: directory, options: options, progress: progress, fingerprint: fp)
+        if case .records(let n)? = kill { ctx.output.killAfterRecords = n }
         do {
             try stage.run(ctx)
         } catch {
@@ -238,6 +241,7 @@ public enum StageRunner {
             try FS.rename(ctx.sideFilePath(f), FS.join(directory, f))
         }
         FS.remove(ctx.workDirectory)
+        if case .commit? = kill { TestKill.now("with \(directory) written but no manifest") }
 
         var m = Manifest(
             stage: stage.name, config: stage.config, configHash: configHash, inputs: inputs, fingerprint: fp,
@@ -258,6 +262,37 @@ public enum StageRunner {
             "\(stage.name): \(m.records) records, \(m.rejects) rejects in \(String(format: "%.1f", m.seconds)) s -> \(directory)"
         )
         return StageResult(manifest: m, skipped: false, directory: directory)
+    }
+}
+
+/// The kill campaign's seam (Benchmarks/kill-campaign.py, `KillCampaignTests`): `LOOM_TEST_KILL=DIR:POINT` makes
+/// the process kill itself with SIGKILL — the same signal, delivered at the same instant, as `kill -9` from outside —
+/// at a chosen point of the stage whose output directory is named DIR (e.g. `04-chunk`): `start` (after the
+/// directory is cleaned, before the stage runs), `records:N` (once N records are written to its shards), `commit`
+/// (every file written and renamed, the manifest not yet). Most of the demo's stages finish in milliseconds, too fast
+/// to hit from outside at a chosen place; the trainer's steps are killed from outside at random times as well.
+public enum TestKill: Equatable {
+    case start, commit
+    case records(Int)
+
+    /// The point set for the stage writing `directory`, if any.
+    public static func point(for directory: String) -> TestKill? {
+        guard let spec = ProcessInfo.processInfo.environment["LOOM_TEST_KILL"] else { return nil }
+        let parts = spec.split(separator: ":").map(String.init)
+        guard parts.count >= 2, parts[0] == (directory as NSString).lastPathComponent else { return nil }
+        switch parts[1] {
+        case "start": return .start
+        case "commit": return .commit
+        case "records": return parts.count == 3 ? Int(parts[2]).map { .records(max(1, $0)) } : nil
+        default: return nil
+        }
+    }
+
+    /// Kills this process with SIGKILL (no cleanup, no flush: what a power cut or the OOM killer does).
+    public static func now(_ why: String) -> Never {
+        FileHandle.standardError.write(Data("loom: LOOM_TEST_KILL: killing myself \(why)\n".utf8))
+        kill(getpid(), SIGKILL)
+        while true { pause() }
     }
 }
 

@@ -70,12 +70,13 @@ public final class ChatServer: @unchecked Sendable {
 
     /// Stops accepting, closes open connections and ends `run`.
     public func stop() async {
-        let c: CheckedContinuation<Void, Never>? = lock.withLock {
-            if isStopped { return nil }
+        let (first, c): (Bool, CheckedContinuation<Void, Never>?) = lock.withLock {
+            if isStopped { return (false, nil) }
             isStopped = true
             defer { stopped = nil }
-            return stopped
+            return (true, stopped)
         }
+        guard first else { return }
         http.stop()
         c?.resume()
     }
