@@ -64,6 +64,10 @@ struct PDFPageResult: Sendable {
     var ocr = false
     var confidence: Int?
     var error: String?
+    /// How the worker process reading this page died (the file is rejected).
+    var crash: String?
+    /// Not read: an earlier page of the file killed its worker.
+    var skipped = false
 }
 
 public struct PDFIngestStage: Stage {
@@ -106,9 +110,28 @@ public struct PDFIngestStage: Stage {
     public var inputs: [StageInput] { files.map { .file($0) } }
 
     public func run(_ ctx: StageContext) throws {
+        // Worker processes when the `loom` executable is known (a crash in poppler or tesseract then costs one file),
+        // else threads of this process.
+        let processes = try PDFWorkers.executable.map { try PDFProcessPool(executable: $0, settings: settings) }
+        defer { processes?.finish() }
         // Open every file once here: page counts and metadata, and whole-file problems become rejects.
         var opened: [(path: String, pages: Int, meta: JSONObject)] = []
+        var crashedFiles = 0
         for path in shard.map({ $0.slice(files) }) ?? files {
+            if let processes {
+                do {
+                    let r = try processes.request(["op": "open", "path": .string(path)])
+                    if let e = r["error"]?.stringValue {
+                        try ctx.reject(Reject(source: path, reason: e))
+                    } else {
+                        opened.append((path, r["pages"]?.intValue ?? 0, r["meta"]?.objectValue ?? JSONObject()))
+                    }
+                } catch let e as PDFWorkerDied {
+                    crashedFiles += 1
+                    try ctx.reject(Reject(source: path, reason: "\(e.reason) while opening the file; the file is skipped"))
+                }
+                continue
+            }
             do {
                 let f = try PDFFile(path: path)
                 opened.append((path, f.pageCount, f.metadata))
@@ -119,17 +142,41 @@ public struct PDFIngestStage: Stage {
         let items = opened.indices.flatMap { d in (0..<opened[d].pages).map { (doc: d, page: $0) } }
         ctx.progress.begin(totalBytes: nil, unit: "pages")
         let pool = PDFWorkerPool(settings: settings)
+        let dead = LockedSet<Int>()
         var pages: [PDFPageResult] = []
         var counts = (documents: 0, pages: 0, ocrPages: 0, failedPages: 0, empty: 0)
+        func read(_ item: (doc: Int, page: Int)) throws -> PDFPageResult {
+            let path = opened[item.doc].path
+            guard let processes else { return try pool.process(path: path, page: item.page) }
+            if dead.contains(item.doc) { return PDFPageResult(skipped: true) }
+            do {
+                let r = try processes.request(["op": "page", "path": .string(path), "page": .int(item.page)])
+                return PDFPageResult(
+                    text: r["text"]?.stringValue ?? "", ocr: r["ocr"]?.boolValue ?? false, confidence: r["confidence"]?.intValue,
+                    error: r["error"]?.stringValue)
+            } catch let e as PDFWorkerDied {
+                dead.insert(item.doc)
+                return PDFPageResult(crash: e.reason)
+            }
+        }
         try orderedParallelForEach(
             items, jobs: jobs, window: jobs * 8,
-            produce: { item in try pool.process(path: opened[item.doc].path, page: item.page) },
+            produce: { item in try read(item) },
             consume: { k, result in
                 let item = items[k]
                 pages.append(result)
                 ctx.progress.add(items: 1)
                 guard item.page == opened[item.doc].pages - 1 else { return }
                 let doc = opened[item.doc]
+                defer { pages = [] }
+                if let first = pages.indices.first(where: { pages[$0].crash != nil }) {
+                    // One line for the file, at the first page whose worker died; none of its pages are kept.
+                    crashedFiles += 1
+                    try ctx.reject(Reject(
+                        source: doc.path, reason: "\(pages[first].crash!) while reading page \(first + 1); the file is skipped",
+                        page: first + 1))
+                    return
+                }
                 counts.pages += pages.count
                 counts.ocrPages += pages.filter(\.ocr).count
                 for (i, p) in pages.enumerated() where p.error != nil {
@@ -137,8 +184,9 @@ public struct PDFIngestStage: Stage {
                     try ctx.reject(Reject(source: doc.path, reason: p.error!, page: i + 1))
                 }
                 if try writeDocument(doc, pages, ctx: ctx) { counts.documents += 1 } else { counts.empty += 1 }
-                pages = []
             })
+        ctx.setCount("crashed_files", crashedFiles)
+        if let processes { ctx.setCount("worker_restarts", processes.restarts) }
         // Documents with no pages at all never reach `consume`.
         for doc in opened where doc.pages == 0 {
             try ctx.reject(Reject(source: doc.path, reason: "the PDF has no pages"))

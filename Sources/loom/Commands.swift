@@ -20,7 +20,7 @@ struct Loom: ParsableCommand {
               loom run examples/pipeline.yaml
             """,
         version: loomVersion,
-        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, ModelCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, ReportCommand.self, SplitCommand.self, TasksCommand.self, FilterCommand.self, StatsCommand.self, EvalCommand.self, MergeManifestsCommand.self])
+        subcommands: [Ingest.self, ChunkCommand.self, Generate.self, Dedup.self, EmbedCommand.self, ClusterCommand.self, PackCommand.self, Train.self, LoRACommand.self, MergeCommand.self, ModelCommand.self, TokenizerCommand.self, VerilogCommand.self, ServeCommand.self, RunCommand.self, ReportCommand.self, SplitCommand.self, TasksCommand.self, FilterCommand.self, StatsCommand.self, EvalCommand.self, MergeManifestsCommand.self, PDFWorkerCommand.self])
 }
 
 /// Options every command that runs stages takes.
@@ -59,6 +59,21 @@ func runStage(_ make: () throws -> any Stage, options: StageOptions) throws {
     } catch let e as LoomError {
         Log.error(e.message)
         throw ExitCode(1)
+    }
+}
+
+/// A PDF worker process (`loom ingest pdf` starts them; not for users): requests on standard input, answers on
+/// standard output (Sources/LoomIngest/PDFWorkerProcess.swift).
+struct PDFWorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: PDFWorkers.command, shouldDisplay: false)
+
+    @Argument var settings: String
+
+    func run() throws {
+        do { try PDFWorkers.serve(settingsJSON: settings) } catch let e as LoomError {
+            Log.error("pdf worker: \(e.message)")
+            throw ExitCode(1)
+        }
     }
 }
 

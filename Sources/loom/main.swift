@@ -1,4 +1,5 @@
 import Foundation
+import LoomIngest
 
 // Tesseract's OpenMP threads nearly double OCR's CPU cost when pages already run in parallel
 // (../shared/NATIVE.md), and libgomp reads OMP_THREAD_LIMIT only when it loads, before main. So a command that can
@@ -13,4 +14,10 @@ if mayOCR, ProcessInfo.processInfo.environment["OMP_THREAD_LIMIT"] == nil {
 }
 
 registerTextBackends()
+// PDF pages are read in worker processes of this same executable (a crash in poppler or tesseract costs one file,
+// not the run): Sources/LoomIngest/PDFWorkerProcess.swift. LOOM_PDF_WORKERS=threads reads them on threads of this
+// process instead (a little faster on text PDFs; a crash in the C libraries then ends the run).
+if ProcessInfo.processInfo.environment["LOOM_PDF_WORKERS"] != "threads" {
+    PDFWorkers.executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+}
 Loom.main()
