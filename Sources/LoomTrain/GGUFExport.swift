@@ -106,7 +106,19 @@ public enum GGUFExport {
         for s in specs { types[s.type.name, default: 0] += 1 }
 
         let tokenizer = try tokenizerMetadata(directory)
-        let meta = metadata(c, name: name ?? URL(fileURLWithPath: directory).lastPathComponent, type: type, tokenizer: tokenizer)
+        var meta = metadata(c, name: name ?? URL(fileURLWithPath: directory).lastPathComponent, type: type, tokenizer: tokenizer)
+        if c.family == .gemma3 {
+            // Gemma's norms go in as fl(w + 1), which loses w's bits below 2^-23 of 1: where it does, the exact
+            // values ride along as metadata (`loom.norm_exact.NAME`, which llama.cpp ignores) so that import gives
+            // the model back bit for bit.
+            for p in plan where p.gguf.hasSuffix("norm.weight") {
+                guard let f = files[p.hf], f.entry(p.hf) != nil else { continue }
+                let v = try f.floats(p.hf)
+                if v.contains(where: { (($0 + 1) - 1).bitPattern != $0.bitPattern }) {
+                    meta.append((GGUFImport.exactNormKey + p.gguf, .array(.float32(v))))
+                }
+            }
+        }
         let w = try GGUFWriter(path: path, metadata: meta, tensors: specs)
         do {
             let hfOf = Dictionary(uniqueKeysWithValues: plan.map { ($0.gguf, $0.hf) })

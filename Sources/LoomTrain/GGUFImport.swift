@@ -139,6 +139,9 @@ public enum GGUFImport {
         return table
     }
 
+    /// The metadata key prefix of a Gemma norm's exact values (GGUFExport writes it where fl(w + 1) − 1 ≠ w).
+    public static let exactNormKey = "loom.norm_exact."
+
     /// How a tensor's float32 values change between GGUF and Hugging Face.
     enum Transform: Equatable {
         case none
@@ -207,7 +210,16 @@ public enum GGUFImport {
         var v = try g.floats(e.gguf.name, threads: threads)
         switch e.transform {
         case .none: break
-        case .normMinusOne: for i in v.indices { v[i] -= 1 }
+        case .normMinusOne:
+            let stored = v
+            for i in v.indices { v[i] -= 1 }
+            // A file Loom exported carries the exact values where fl(w + 1) lost bits; they are used only if they
+            // still give the file's tensor (a file changed since, e.g. re-quantized, keeps the subtraction).
+            if case .array(.float32(let exact))? = g[exactNormKey + e.gguf.name], exact.count == stored.count,
+                zip(exact, stored).allSatisfy({ ($0 + 1).bitPattern == $1.bitPattern })
+            {
+                v = exact
+            }
         case .unpermute(let heads): v = permuteRows(v, rows: e.gguf.rows, heads: heads, inverse: true)
         }
         return v
