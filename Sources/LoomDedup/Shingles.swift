@@ -31,9 +31,19 @@ public struct Normalizer {
     /// it becomes (lower-cased when case folding). `keep` is the same without whitespace (collapsing off).
     private var map = [UInt8](repeating: 0, count: 128)
     private var keep = [UInt8](repeating: 0, count: 128)
+    /// For each ASCII scalar: 1 if the Unicode path counts it as whitespace, 2 if as punctuation to strip (its
+    /// properties, looked up once here instead of once per character).
+    private var kind = [UInt8](repeating: 0, count: 128)
+    /// Non-ASCII scalars met so far (one Normalizer serves one thread).
+    private let cache = ScalarCache()
 
     public init(_ options: Normalization) {
         self.options = options
+        for c in 0..<128 {
+            let u = Unicode.Scalar(UInt8(c))
+            if u.properties.isWhitespace || (c >= 0x1C && c <= 0x1F) { kind[c] = 1 }
+            if options.stripPunctuation && u.properties.generalCategory.isPunctuation { kind[c] |= 2 }
+        }
         for c in 0..<128 {
             let out = options.casefold && c >= 0x41 && c <= 0x5A ? UInt8(c + 32) : UInt8(c)
             let white = c == 0x20 || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0
@@ -49,7 +59,167 @@ public struct Normalizer {
         if isASCII(text) {
             normalizeASCII(text, into: &out)
         } else {
-            normalizeUnicode(String(decoding: text, as: UTF8.self), into: &out)
+            var folded: [UInt8] = []
+            if !foldFast(text, into: &folded) {
+                // Not valid UTF-8: the whole text through Foundation (invalid bytes become U+FFFD there).
+                folded = Array(fold(String(decoding: text, as: UTF8.self)).utf8)
+            }
+            folded.withUnsafeBufferPointer { separate($0, into: &out) }
+        }
+    }
+
+    /// The reference: the old path, the whole text through Foundation, then the scalar loop on properties (tests
+    /// compare the fast path with it).
+    public func normalizeReference(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        if isASCII(text) {
+            normalizeASCII(text, into: &out)
+        } else {
+            normalizeUnicode(fold(String(decoding: text, as: UTF8.self)), into: &out)
+        }
+    }
+
+    /// NFKC then case folding (lower case, ß -> ss, ς -> σ) of a whole string, through Foundation. The two
+    /// replacements are made scalar by scalar (String's replacingOccurrences works on grapheme clusters and left
+    /// a ß alone when a combining character followed it).
+    func fold(_ text: String) -> String {
+        var s = options.nfkc ? text.precomposedStringWithCompatibilityMapping : text
+        if options.casefold {
+            s = s.lowercased()
+            if s.unicodeScalars.contains(where: { $0 == "ß" || $0 == "ς" }) {
+                var v = String.UnicodeScalarView()
+                for u in s.unicodeScalars {
+                    switch u {
+                    case "ß": v.append(contentsOf: "ss".unicodeScalars)
+                    case "ς": v.append("σ")
+                    default: v.append(u)
+                    }
+                }
+                s = String(v)
+            }
+        }
+        return s
+    }
+
+    /// `fold` without sending the whole text through Foundation: equal to it on every input (tests: every record
+    /// of the shared corpora, random strings of awkward characters). NFKC may be applied piecewise wherever the
+    /// text has a normalization boundary, and there is one before every character that has canonical combining
+    /// class 0, is no mark (so nothing before it can compose with it), no conjoining Hangul jamo, and is its own
+    /// NFKC. ASCII characters are such; so are most others (é precomposed, µ, ’, Greek, CJK), whose folded form is
+    /// looked up once per Normalizer. A run of other characters (combining marks, compatibility characters, jamo)
+    /// goes through Foundation together with the character before it. Lower-casing is per character in the root
+    /// locale but for final sigma, which case folding maps to σ anyway. False when the bytes are not valid UTF-8.
+    func foldFast(_ t: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
+        let n = t.count
+        out.reserveCapacity(n + n / 8)
+        var i = 0
+        var prevIn = -1, prevOut = -1  // where the previous (boundary) character starts, in the input and the output
+        while i < n {
+            let b = t[i]
+            if b < 0x80 {
+                prevIn = i
+                prevOut = out.count
+                out.append(options.casefold && b >= 0x41 && b <= 0x5A ? b + 32 : b)
+                i += 1
+                continue
+            }
+            guard let (u, len) = decodeScalar(t, i) else { return false }
+            let e = cache.entry(u, self)
+            if e.boundary {
+                prevIn = i
+                prevOut = out.count
+                out.append(contentsOf: e.folded)
+                i += len
+                continue
+            }
+            // A run of characters without a boundary before them, with the character before the run.
+            var j = i + len
+            while j < n, t[j] >= 0x80 {
+                guard let (v, l) = decodeScalar(t, j) else { return false }
+                if cache.entry(v, self).boundary { break }
+                j += l
+            }
+            let from = prevIn >= 0 ? prevIn : i
+            if prevOut >= 0 { out.removeLast(out.count - prevOut) }
+            out.append(contentsOf: fold(String(decoding: UnsafeBufferPointer(rebasing: t[from..<j]), as: UTF8.self)).utf8)
+            prevIn = -1
+            prevOut = -1
+            i = j
+        }
+        return true
+    }
+
+    /// The scalar at `i` of valid UTF-8 (shortest form, no surrogates), and its length; nil otherwise.
+    func decodeScalar(_ t: UnsafeBufferPointer<UInt8>, _ i: Int) -> (Unicode.Scalar, Int)? {
+        let b0 = UInt32(t[i])
+        func cont(_ k: Int) -> UInt32? {
+            guard i + k < t.count, t[i + k] & 0xC0 == 0x80 else { return nil }
+            return UInt32(t[i + k] & 0x3F)
+        }
+        var v: UInt32, len: Int
+        switch b0 {
+        case 0xC2...0xDF:
+            guard let c1 = cont(1) else { return nil }
+            v = (b0 & 0x1F) << 6 | c1
+            len = 2
+        case 0xE0...0xEF:
+            guard let c1 = cont(1), let c2 = cont(2) else { return nil }
+            v = (b0 & 0x0F) << 12 | c1 << 6 | c2
+            guard v >= 0x800 else { return nil }
+            len = 3
+        case 0xF0...0xF4:
+            guard let c1 = cont(1), let c2 = cont(2), let c3 = cont(3) else { return nil }
+            v = (b0 & 0x07) << 18 | c1 << 12 | c2 << 6 | c3
+            guard v >= 0x10000 else { return nil }
+            len = 4
+        default: return nil
+        }
+        guard let u = Unicode.Scalar(v) else { return nil }
+        return (u, len)
+    }
+
+    /// The scalar loop over folded text: whitespace and stripped punctuation become single spaces (or, without
+    /// collapsing, spaces one for one), as `normalizeUnicode` does, with ASCII classified by table.
+    private func separate(_ s: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        var pendingSpace = false
+        var i = 0
+        while i < s.count {
+            let b = s[i]
+            var white: Bool, punct: Bool, len = 1
+            var isSpaceChar = b == 0x20
+            if b < 0x80 {
+                white = kind[Int(b)] & 1 != 0
+                punct = kind[Int(b)] & 2 != 0
+            } else {
+                guard let (u, l) = decodeScalar(s, i) else {
+                    // (cannot happen: the folded text is valid UTF-8) keep the byte.
+                    out.append(b)
+                    i += 1
+                    continue
+                }
+                len = l
+                let e = cache.entry(u, self)
+                white = e.white
+                punct = e.punct
+                isSpaceChar = false
+            }
+            if options.collapseWhitespace {
+                if white || punct {
+                    pendingSpace = true
+                    i += len
+                    continue
+                }
+                if pendingSpace {
+                    if !out.isEmpty { out.append(0x20) }
+                    pendingSpace = false
+                }
+            } else if punct || (white && isSpaceChar) {
+                out.append(0x20)
+                i += len
+                continue
+            }
+            for k in i..<(i + len) { out.append(s[k]) }
+            i += len
         }
     }
 
@@ -89,14 +259,7 @@ public struct Normalizer {
         out.removeLast(n - written)
     }
 
-    private func normalizeUnicode(_ text: String, into out: inout [UInt8]) {
-        var s = options.nfkc ? text.precomposedStringWithCompatibilityMapping : text
-        if options.casefold {
-            s = s.lowercased()
-            if s.unicodeScalars.contains(where: { $0 == "ß" || $0 == "ς" }) {
-                s = s.replacingOccurrences(of: "ß", with: "ss").replacingOccurrences(of: "ς", with: "σ")
-            }
-        }
+    private func normalizeUnicode(_ s: String, into out: inout [UInt8]) {
         var pendingSpace = false
         var scalarBytes: [UInt8] = []
         for u in s.unicodeScalars {
@@ -119,6 +282,43 @@ public struct Normalizer {
             scalarBytes.append(contentsOf: String(u).utf8)
             out.append(contentsOf: scalarBytes)
         }
+    }
+}
+
+/// What a Normalizer knows about a non-ASCII scalar: whether the text has a normalization boundary before it (and
+/// then its folded form alone), and how the scalar loop classifies it.
+final class ScalarCache {
+    struct Entry {
+        var boundary: Bool
+        var folded: [UInt8]
+        var white: Bool
+        var punct: Bool
+    }
+
+    private var entries: [UInt32: Entry] = [:]
+
+    func entry(_ u: Unicode.Scalar, _ n: Normalizer) -> Entry {
+        if let e = entries[u.value] { return e }
+        let p = u.properties
+        let c = String(u)
+        var boundary = p.canonicalCombiningClass == .notReordered
+        switch p.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: boundary = false
+        default: break
+        }
+        // Conjoining jamo (and their extensions) compose with the syllable or jamo before them.
+        if (0x1100...0x11FF).contains(u.value) || (0xA960...0xA97F).contains(u.value) || (0xD7B0...0xD7FF).contains(u.value) {
+            boundary = false
+        }
+        if boundary && n.options.nfkc && c.precomposedStringWithCompatibilityMapping.unicodeScalars.elementsEqual(c.unicodeScalars) == false {
+            boundary = false
+        }
+        let e = Entry(
+            boundary: boundary, folded: boundary ? Array(n.fold(c).utf8) : [],
+            white: p.isWhitespace || (u.value >= 0x1C && u.value <= 0x1F),
+            punct: n.options.stripPunctuation && p.generalCategory.isPunctuation)
+        entries[u.value] = e
+        return e
     }
 }
 

@@ -77,7 +77,9 @@ final class MinHashTests: XCTestCase {
         let keys = (0..<1000).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
         for perms in [1, 7, 64, 100, 128, 200] {
             let h = MinHasher(numPerm: perms, seed: 42)
-            var slow = [UInt32](repeating: .max, count: perms)
+            // Running minima already set (a signature updated key batch by key batch), some below the keys' values.
+            let start = (0..<perms).map { _ in UInt32(truncatingIfNeeded: rng.next()) | 0x0100_0000 }
+            var slow = start
             keys.withUnsafeBufferPointer { k in
                 h.a.withUnsafeBufferPointer { a in
                     h.b.withUnsafeBufferPointer { b in
@@ -88,7 +90,7 @@ final class MinHashTests: XCTestCase {
             // Integer arithmetic: every path equals the reference exactly.
             for path in 0...loom_cpu_path() {
                 _ = loom_set_kernel_path(path)
-                var fast = [UInt32](repeating: .max, count: perms)
+                var fast = start
                 keys.withUnsafeBufferPointer { k in
                     h.a.withUnsafeBufferPointer { a in
                         h.b.withUnsafeBufferPointer { b in
