@@ -150,4 +150,6 @@ if ProcessInfo.processInfo.environment["LOOM_FUZZ"] != nil {
         .executableTarget(name: "loom-fuzz-json", dependencies: ["LoomCore"], path: "Fuzz/json"))
     package.targets.append(
         .executableTarget(name: "loom-fuzz-filter", dependencies: ["LoomFilter"], path: "Fuzz/filter"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-http", dependencies: ["LoomServe"], path: "Fuzz/http"))
 }

@@ -117,6 +117,14 @@ final class HTTPConnection {
         var end: Int?
         var searched = 0
         while true {
+            // RFC 9112 §2.2: empty lines before the request line are ignored.
+            if let first = buffer.firstIndex(where: { $0 != 13 && $0 != 10 }), first > 0 {
+                buffer.removeFirst(first)
+                searched = 0
+            } else if buffer.allSatisfy({ $0 == 13 || $0 == 10 }) {
+                buffer.removeAll()
+                searched = 0
+            }
             if let e = Self.headEnd(buffer, from: max(0, searched - 3)) {
                 end = e
                 break
@@ -149,7 +157,7 @@ final class HTTPConnection {
             try continueIfExpected(request)
             request.body = try readChunked(until: bodyDeadline)
         } else if !cls.isEmpty {
-            guard Set(cls).count == 1, let n = Int(cls[0]), n >= 0, cls[0].allSatisfy(\.isASCII) else {
+            guard Set(cls).count == 1, !cls[0].isEmpty, cls[0].allSatisfy({ $0 >= "0" && $0 <= "9" }), let n = Int(cls[0]) else {
                 throw HTTPReadError(status: 400, message: "bad Content-Length '\(cls.joined(separator: ", "))'")
             }
             if n > limits.maxBodyBytes {
@@ -195,7 +203,8 @@ final class HTTPConnection {
         while true {
             let l = try line()
             let hex = String(decoding: l.prefix { $0 != 59 }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            guard !hex.isEmpty, hex.count <= 8, let size = Int(hex, radix: 16) else {
+            // Hex digits only (Int(_:radix:) would also take a sign: "-4" was the fuzzer's first finding).
+            guard !hex.isEmpty, hex.count <= 8, hex.allSatisfy(\.isHexDigit), let size = Int(hex, radix: 16) else {
                 throw HTTPReadError(status: 400, message: "bad chunk size '\(hex.prefix(20))'")
             }
             if size == 0 { break }
@@ -512,4 +521,34 @@ final class HTTPListener: @unchecked Sendable {
     }
 
     var openConnections: Int { lock.withLock { open.count } }
+}
+
+/// Parses `bytes` as what a client sent on one connection (through a socket pair, as the server reads it): the
+/// requests read before the bytes ran out, and the status of the error that ended the connection, if any. For the
+/// libFuzzer target (Fuzz/http) and tests.
+public func parseHTTPStream(_ bytes: [UInt8], limits: ServerLimits = ServerLimits()) -> (requests: Int, errorStatus: Int?) {
+    var fds: [Int32] = [0, 0]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { return (0, nil) }
+    defer { close(fds[0]) }
+    var tv = timeval(tv_sec: 1, tv_usec: 0)
+    setsockopt(fds[1], SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var at = 0
+    while at < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fds[1], $0.baseAddress! + at, bytes.count - at, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { break }
+        at += n
+    }
+    close(fds[1])
+    let conn = HTTPConnection(fd: fds[0], limits: limits)
+    var count = 0
+    while true {
+        do {
+            guard try conn.readRequest() != nil else { return (count, nil) }
+            count += 1
+        } catch let e as HTTPReadError {
+            return (count, e.status)
+        } catch {
+            return (count, nil)
+        }
+    }
 }

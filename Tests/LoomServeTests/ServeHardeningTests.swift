@@ -307,4 +307,25 @@ final class ServeHardeningTests: XCTestCase {
         XCTAssertTrue(ChatServer.isLoopback("127.0.0.1") && ChatServer.isLoopback("::1"))
         XCTAssertFalse(ChatServer.isLoopback("0.0.0.0") || ChatServer.isLoopback("192.168.1.4"))
     }
+
+    /// The request reader alone (what the fuzz target drives): pipelined requests, a chunked body with an
+    /// extension and a trailer, and where each malformed stream stops.
+    func testRequestReaderOnByteStreams() {
+        func parse(_ s: String) -> (Int, Int?) {
+            let r = parseHTTPStream(Array(s.utf8))
+            return (r.requests, r.errorStatus)
+        }
+        XCTAssertTrue(parse("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /c HTTP/1.0\r\n\r\n") == (3, nil))
+        XCTAssertTrue(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nX-T: 1\r\n\r\n") == (1, nil))
+        XCTAssertTrue(parse("\r\n\r\nGET / HTTP/1.1\n\n") == (1, nil))  // leading empty lines, bare LF line ends
+        XCTAssertTrue(parse("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nContent-Length: x\r\n\r\n") == (1, 400))
+        XCTAssertTrue(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFF\r\n") == (0, 400))
+        XCTAssertTrue(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdXY") == (0, 400))
+        XCTAssertTrue(parse("GET / HTTP/1.1\r\n Folded: no\r\n\r\n") == (0, 400))
+        // The fuzzer's findings: a signed chunk size (it indexed before the buffer), and a signed Content-Length.
+        XCTAssertTrue(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-4\r\nabcd\r\n0\r\n\r\n") == (0, 400))
+        XCTAssertTrue(parse("POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}") == (0, 400))
+        XCTAssertTrue(parse("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc") == (0, nil))  // the client went away
+        XCTAssertTrue(parse("") == (0, nil))
+    }
 }
