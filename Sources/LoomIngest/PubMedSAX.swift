@@ -233,7 +233,11 @@ final class PubMedUnitParser {
             guard let local = attrs[i * 5], let vs = attrs[i * 5 + 3], let ve = attrs[i * 5 + 4] else { continue }
             let len = name.utf8CodeUnitCount
             if memcmp(local, name.utf8Start, len) == 0 && local[len] == 0 {
-                return String(decoding: UnsafeBufferPointer(start: vs, count: ve - vs), as: UTF8.self)
+                let value = String(decoding: UnsafeBufferPointer(start: vs, count: ve - vs), as: UTF8.self)
+                // Without entity substitution (which would also expand entities a hostile file declares), libxml2
+                // hands an attribute's '&' (written &amp; or &#38;) over as the text "&#38;", and only that
+                // character so; a literal "&#38;" in the value arrives as "&#38;#38;". So this undoes it exactly.
+                return value.contains("&#38;") ? value.replacingOccurrences(of: "&#38;", with: "&") : value
             }
         }
         return nil

