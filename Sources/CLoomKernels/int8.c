@@ -161,12 +161,54 @@ i8_products_vnni(const uint8_t *a, size_t na, const int8_t *packed, size_t nb, s
     }
 }
 
+// AVX2: 2 rows x 32 columns of int32 accumulators (8 registers). AVX2 has no u8 x s8 -> s32 dot product, and
+// vpmaddubsw (u8 x s8, pairs summed to s16 with saturation) would saturate on (q + 128) x q_b. So the signed rows
+// are used: q_a = a - 128 (a XOR 0x80), and |q_a| x (q_b with q_a's sign) is the same product with an unsigned
+// left side at most 127 (128 for q_a = -128), whose pair sums stay within 2 x 128 x 127 = 32,512: no saturation.
+// vpmaddwd with ones then sums pairs of those to int32. That sum is sum(q_a q_b) itself, which is what the other
+// variants get as sum((q_a + 128) q_b) - 128 sum(q_b), so every variant gives the same integers and floats.
+// (The quantiser keeps |q_b| <= 127, so negating q_b never overflows.)
+__attribute__((target("avx2,fma"))) static void i8_products_avx2(const uint8_t *a, size_t na, const int8_t *packed,
+                                                                  size_t nb, size_t dp, const float *ascale,
+                                                                  const float *bscale, float *out) {
+    size_t k4n = dp / 4;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t cb = 0; cb * 32 < nb; cb++) {
+        const int8_t *pb = packed + cb * k4n * 128;
+        size_t c0 = cb * 32, width = nb - c0 < 32 ? nb - c0 : 32;
+        for (size_t r0 = 0; r0 < na; r0 += 2) {
+            const uint8_t *ar0 = a + r0 * dp, *ar1 = a + (r0 + 1 < na ? r0 + 1 : r0) * dp;
+            __m256i acc0[4], acc1[4];
+            for (int g = 0; g < 4; g++) acc0[g] = acc1[g] = _mm256_setzero_si256();
+            for (size_t k4 = 0; k4 < k4n; k4++) {
+                int32_t w0, w1;
+                memcpy(&w0, ar0 + k4 * 4, 4);
+                memcpy(&w1, ar1 + k4 * 4, 4);
+                __m256i q0 = _mm256_set1_epi32(w0 ^ (int32_t)0x80808080), q1 = _mm256_set1_epi32(w1 ^ (int32_t)0x80808080);
+                __m256i m0 = _mm256_abs_epi8(q0), m1 = _mm256_abs_epi8(q1);
+                for (int g = 0; g < 4; g++) {
+                    __m256i b = _mm256_loadu_si256((const __m256i *)(pb + k4 * 128 + g * 32));
+                    acc0[g] = _mm256_add_epi32(acc0[g], _mm256_madd_epi16(_mm256_maddubs_epi16(m0, _mm256_sign_epi8(b, q0)), ones));
+                    acc1[g] = _mm256_add_epi32(acc1[g], _mm256_madd_epi16(_mm256_maddubs_epi16(m1, _mm256_sign_epi8(b, q1)), ones));
+                }
+            }
+            for (int r = 0; r < 2 && r0 + (size_t)r < na; r++) {
+                int32_t sum[32];
+                for (int g = 0; g < 4; g++) _mm256_storeu_si256((__m256i *)(sum + 8 * g), r == 0 ? acc0[g] : acc1[g]);
+                float *o = out + (r0 + r) * nb + c0;
+                float sa = ascale[r0 + r];
+                for (size_t c = 0; c < width; c++) o[c] = (float)sum[c] * (sa * bscale[c0 + c]);
+            }
+        }
+    }
+}
+
 #endif
 
-// Only a VNNI variant so far: below that path the products run the baseline loop.
 const char *loom_i8_variant(void) {
 #if defined(__x86_64__)
     if (loom_kernel_path() >= LOOM_PATH_VNNI) return "avx512-vnni";
+    if (loom_kernel_path() >= LOOM_PATH_AVX2) return "avx2";
 #endif
     return "baseline x86-64";
 }
@@ -176,6 +218,10 @@ void loom_i8_products(const uint8_t *a, size_t na, const int8_t *packed, size_t 
 #if defined(__x86_64__)
     if (!portable && loom_kernel_path() >= LOOM_PATH_VNNI) {
         i8_products_vnni(a, na, packed, nb, dp, sums, ascale, bscale, out);
+        return;
+    }
+    if (!portable && loom_kernel_path() >= LOOM_PATH_AVX2) {
+        i8_products_avx2(a, na, packed, nb, dp, ascale, bscale, out);
         return;
     }
 #endif

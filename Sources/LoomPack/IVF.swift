@@ -29,10 +29,10 @@ public struct IVFConfig: Codable, Equatable, Sendable {
     /// Each computed similarity is offered to both documents of the pair (a pair is found when either one probes
     /// the other's list).
     public var symmetric = true
-    /// Similarities in int8 (each vector quantised with its own scale, AVX-512 VNNI). Each document keeps k +
-    /// `rescoreMargin` candidates, re-scored in float32: the similarities returned are exact, only the choice of
-    /// candidates is approximate. On by default where the CPU has VNNI; elsewhere the portable int8 loop would be
-    /// slower than OpenBLAS's float32 products, so the default is float32 there.
+    /// Similarities in int8 (each vector quantised with its own scale; AVX-512 VNNI or AVX2 kernels). Each document
+    /// keeps k + `rescoreMargin` candidates, re-scored in float32: the similarities returned are exact, only the
+    /// choice of candidates is approximate. On by default where the CPU has AVX2 or VNNI; on the portable path the
+    /// int8 loop would be slower than OpenBLAS's float32 products, so the default is float32 there.
     public var int8 = Int8Rows.fast
     public var rescoreMargin = 8
 
@@ -280,8 +280,8 @@ struct ListScan {
 /// Vectors quantised to int8 for the IVF search's products (CLoomKernels' loom_i8_*): signed rows for the lists'
 /// members, the same + 128 as unsigned rows for the visitors, and each row's scale.
 struct Int8Rows {
-    /// Whether this CPU runs the VNNI kernel.
-    static let fast = String(cString: loom_i8_variant()) == "avx512-vnni"
+    /// Whether this CPU runs a vector int8 kernel (AVX-512 VNNI, or AVX2's vpmaddubsw), not the portable loop.
+    static let fast = String(cString: loom_i8_variant()) != "baseline x86-64"
 
     /// Bytes a row: dim rounded up to 4 (the padding is zero).
     let padded: Int
