@@ -81,6 +81,11 @@ public final class ChatServer: @unchecked Sendable {
         c?.resume()
     }
 
+    /// A server dropped without `stop` stops here (its connections' handler refers to it unowned).
+    deinit {
+        if !lock.withLock({ isStopped }) { http.stop() }
+    }
+
     /// Connections refused because `limits.maxConnections` were open.
     public var refusedConnections: Int { http.refused }
 
