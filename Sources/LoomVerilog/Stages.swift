@@ -31,7 +31,8 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public var tools: [String] = ["yosys", "iverilog"]
     /// Seconds one tool run may take.
     public var timeout = 20.0
-    /// Mutate output: all, sft, preference.
+    /// Mutate output: all (conversations here, preference pairs in the side stage `preference/`, so each dataset
+    /// holds one record kind), sft, preference (only that kind, in the stage's own shards).
     public var records = "all"
     /// Logic mutants (both tools accept them): keep (labelled) or drop.
     public var logicMutants = "keep"
@@ -332,6 +333,11 @@ public struct VerilogTaskStage: Stage {
     }
 
     public var name: String { "verilog-" + settings.tasks.joined(separator: "-") }
+    /// With `records: all`, the repair preference pairs go to the side stage `preference/` (`@STEP/preference` in a
+    /// pipeline): TRL's SFT and DPO trainers, and `datasets.load_dataset`, each take one record kind.
+    var splitsPreference: Bool { settings.records == "all" && settings.tasks.contains("mutate") }
+    public var sideFiles: [String] { splitsPreference ? ["preference"] : [] }
+    public var sideStages: [String] { sideFiles }
     public var config: JSONValue {
         guard case .object(var o) = (try? JSONValue(encoding: settings)) ?? .null else { return .null }
         let t = (try? DescriptionTemplates(directory: templateDirectory).sha256) ?? ""
@@ -381,6 +387,8 @@ public struct VerilogTaskStage: Stage {
         ctx.progress.begin(totalBytes: nil, unit: "modules")
         var totals: [String: Int] = [:]
         var moduleCount = 0
+        let preference = splitsPreference ? try ctx.sideStage("preference", stage: name + "-preference", config: config) : nil
+        var preferenceCount = 0
         try orderedParallelForEach(
             items, jobs: settings.tasks.contains("mutate") ? jobs : 1, window: 4 * jobs,
             produce: { item -> Output in
@@ -408,12 +416,23 @@ public struct VerilogTaskStage: Stage {
             },
             consume: { _, out in
                 for r in out.rejects { try ctx.reject(r) }
-                for r in out.records { try ctx.output.write(r) }
+                for r in out.records {
+                    if let preference, r["chosen"] != nil {
+                        try preference.output.write(r)
+                        preferenceCount += 1
+                    } else {
+                        try ctx.output.write(r)
+                    }
+                }
                 for (k, v) in out.counts where k != "_modules" { totals[k, default: 0] += v }
                 moduleCount += out.counts["_modules"] ?? 0
                 ctx.progress.add(items: 1)
             })
         ctx.setCount("modules", moduleCount)
+        if let preference {
+            try preference.finish(counts: JSONObject([("pairs", .int(preferenceCount))]))
+            ctx.setCount("preference_records", preferenceCount)
+        }
         for (k, v) in totals.sorted(by: { $0.key < $1.key }) { ctx.setCount(k, v) }
         if let s = totals["syntax_mutants"], s > 0 {
             let rate = Double(totals["syntax_rejected"] ?? 0) / Double(s)

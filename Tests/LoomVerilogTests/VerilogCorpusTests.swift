@@ -107,7 +107,7 @@ final class VerilogCorpusTests: XCTestCase {
         let eda = try EDARunner(scratch: dir + "-check", tools: [.yosys])
         defer { try? FileManager.default.removeItem(atPath: dir + "-check") }
         var outputs = Set<String>()
-        try StageReader(directory: dir).forEachRecord({ rec, _, _ in
+        try StageReader(directory: dir + "/preference").forEachRecord({ rec, _, _ in
             if let s = rec["chosen"]?.stringValue { outputs.insert(s) }
         }, bad: { e, _, _ in throw e })
         for o in outputs { XCTAssertTrue(eda.yosys(o).accepted, o) }

@@ -214,7 +214,13 @@ final class VerilogStageTests: XCTestCase {
         c.logicFraction = 0.3
         let st = try VerilogTaskStage(config: c, templates: templatesDir, grammars: grammarsDir, jobs: 2)
         let res = try StageRunner.run(st, directory: dir + "/out", options: RunOptions(quiet: true))
-        let recs = try records(dir + "/out")
+        // One record kind a dataset: conversations in the stage's shards, preference pairs in its side stage.
+        let conversations = try records(dir + "/out"), pairs = try records(dir + "/out/preference")
+        XCTAssertTrue(conversations.allSatisfy { $0["messages"] != nil && $0["chosen"] == nil })
+        XCTAssertTrue(!pairs.isEmpty && pairs.allSatisfy { $0["chosen"] != nil && $0["messages"] == nil })
+        XCTAssertEqual(res.manifest.counts["preference_records"]?.intValue, pairs.count)
+        XCTAssertEqual(try Manifest.read(directory: dir + "/out/preference").records, pairs.count)
+        let recs = conversations + pairs
         XCTAssertFalse(recs.isEmpty)
         let syntax = res.manifest.counts["syntax_mutants"]?.intValue ?? 0
         XCTAssertGreaterThan(syntax, 0)
