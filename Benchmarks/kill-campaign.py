@@ -175,22 +175,26 @@ def main():
     for i, kind, arg in plan:
         step = steps[i]
         stype = re.sub(r"^\d+-", "", step)
+        # A backstop: should the kill not land in this step (its records fewer than planned, or an outside kill
+        # later than the step's end), the run stops at the start of the next step, so no later step is done
+        # before its own kills.
+        backstop = f",{steps[i + 1]}:start" if i + 1 < len(steps) else ""
         if kind == "seam":
-            p = run(loom, pipeline, out, {"LOOM_TEST_KILL": f"{step}:{arg}"})
+            p = run(loom, pipeline, out, {"LOOM_TEST_KILL": f"{step}:{arg}{backstop}"})
             _, err = p.communicate()
         else:
-            p = run(loom, pipeline, out)
+            p = run(loom, pipeline, out, {"LOOM_TEST_KILL": backstop[1:]} if backstop else None)
             # Wait until the steps before this one are complete (a resumed run skips them at once), then give the
             # step a random share of its reference time (shrinking with each kill it has taken: a resumed trainer
-            # has less left to do) before the kill; if the step finishes first, kill at once (the kill then lands
-            # at the start of a later step, and is counted there).
+            # has less left to do) before the kill; if the step finishes first, the backstop kills the run at the
+            # next step's start (counted there).
             delay = arg * 0.6 ** by_step.get(step, 0)
             done = lambda s: os.path.exists(os.path.join(out, s, "manifest.json"))
             started = None
             while p.poll() is None:
                 if started is None and all(done(s) for s in steps[:i]):
                     started = time.monotonic()
-                if started is not None and (time.monotonic() - started >= delay or done(step)):
+                if started is not None and time.monotonic() - started >= delay:
                     os.kill(p.pid, signal.SIGKILL)
                     break
                 time.sleep(0.005)
@@ -199,7 +203,10 @@ def main():
         # The step the kill landed in: the first one without a manifest.
         actual = next((s for s in steps if not os.path.exists(os.path.join(out, s, "manifest.json"))), None)
         what = f"{actual} {kind} {arg if kind == 'seam' else f'{arg:.2f} s'}"
-        if p.returncode == -signal.SIGKILL and actual is not None:
+        if p.returncode == -signal.SIGKILL and actual is None:
+            # Every manifest was written and the process was on its way out: a kill, but in no step.
+            landed.append(f"after the last step {kind}")
+        elif p.returncode == -signal.SIGKILL:
             landed.append(what)
             atype = re.sub(r"^\d+-", "", actual)
             by_type[atype] = by_type.get(atype, 0) + 1

@@ -265,7 +265,7 @@ public enum StageRunner {
     }
 }
 
-/// The kill campaign's seam (Benchmarks/kill-campaign.py, `KillCampaignTests`): `LOOM_TEST_KILL=DIR:POINT` makes
+/// The kill campaign's seam (Benchmarks/kill-campaign.py, `KillCampaignTests`): `LOOM_TEST_KILL=DIR:POINT[,...]` makes
 /// the process kill itself with SIGKILL — the same signal, delivered at the same instant, as `kill -9` from outside —
 /// at a chosen point of the stage whose output directory is named DIR (e.g. `04-chunk`): `start` (after the
 /// directory is cleaned, before the stage runs), `records:N` (once N records are written to its shards), `commit`
@@ -275,17 +275,22 @@ public enum TestKill: Equatable {
     case start, commit
     case records(Int)
 
-    /// The point set for the stage writing `directory`, if any.
+    /// The point set for the stage writing `directory`, if any (the variable may list several, comma-separated:
+    /// `05-filter:records:3,06-dedup:start` also stops a run that got past the first one at the next stage).
     public static func point(for directory: String) -> TestKill? {
         guard let spec = ProcessInfo.processInfo.environment["LOOM_TEST_KILL"] else { return nil }
-        let parts = spec.split(separator: ":").map(String.init)
-        guard parts.count >= 2, parts[0] == (directory as NSString).lastPathComponent else { return nil }
-        switch parts[1] {
-        case "start": return .start
-        case "commit": return .commit
-        case "records": return parts.count == 3 ? Int(parts[2]).map { .records(max(1, $0)) } : nil
-        default: return nil
+        let name = (directory as NSString).lastPathComponent
+        for item in spec.split(separator: ",") {
+            let parts = item.split(separator: ":").map(String.init)
+            guard parts.count >= 2, parts[0] == name else { continue }
+            switch parts[1] {
+            case "start": return .start
+            case "commit": return .commit
+            case "records": return parts.count == 3 ? Int(parts[2]).map { .records(max(1, $0)) } : nil
+            default: return nil
+            }
         }
+        return nil
     }
 
     /// Kills this process with SIGKILL (no cleanup, no flush: what a power cut or the OOM killer does).
