@@ -7,8 +7,9 @@ enum PDFDraw {
     static let height = 842.0
 
     /// One page per entry: each page's body lines, with `header` at the top and "- N -" at the bottom.
-    static func textPDF(_ path: String, pages: [[String]], header: String?, fontSize: Double = 11) {
+    static func textPDF(_ path: String, pages: [[String]], header: String?, fontSize: Double = 11, title: String? = nil) {
         let surface = cairo_pdf_surface_create(path, width, height)
+        if let title { cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, title) }
         let cr = cairo_create(surface)
         cairo_select_font_face(cr, "DejaVu Serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
         for (n, lines) in pages.enumerated() {

@@ -114,6 +114,17 @@ final class PDFIngestTests: XCTestCase {
         XCTAssertEqual(recs[0]["source"]?.stringValue, dir + "/terms.pdf")
     }
 
+    /// Metadata text comes out as the PDF holds it: no entity escaping on the way (issue 25 asked where else text is
+    /// escaped twice; PDF Info strings are plain strings, and poppler-glib gives them as UTF-8).
+    func testMetadataWithMarkupCharactersIsNotEscaped() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let title = "R&D <Policy> \"Terms\" & Conditions &amp; 보험 ©"
+        PDFDraw.textPDF(dir + "/t.pdf", pages: [Self.body[0]], header: nil, title: title)
+        let (_, recs) = try run(PDFIngestConfig(paths: [dir]), dir + "/out")
+        XCTAssertEqual(recs.first?["meta"]?["title"]?.stringValue, title)
+    }
+
     func testImageOnlyPageGoesThroughOCRAndPoliciesChangeThat() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
