@@ -235,6 +235,11 @@ public indirect enum ModuleItem: Equatable, Sendable {
     case genCase(expr: Expr, items: [GenCaseItem])
     case genBlock(GenerateBlock)
     case directive(String)
+    /// `specify ... endspecify` (path delays, timing checks, specparams), kept as its tokens' text: timing that
+    /// synthesis and these datasets do not interpret, printed back token for token.
+    case specify([String])
+    /// A module-level `specparam` declaration, its tokens up to and including the ';'.
+    case specparam([String])
 
     public static func == (a: ModuleItem, b: ModuleItem) -> Bool {
         switch (a, b) {
@@ -256,6 +261,8 @@ public indirect enum ModuleItem: Equatable, Sendable {
         case (.genCase(let e1, let i1), .genCase(let e2, let i2)): return e1 == e2 && i1 == i2
         case (.genBlock(let x), .genBlock(let y)): return x == y
         case (.directive(let x), .directive(let y)): return x == y
+        case (.specify(let x), .specify(let y)): return x == y
+        case (.specparam(let x), .specparam(let y)): return x == y
         default: return false
         }
     }

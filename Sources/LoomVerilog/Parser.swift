@@ -107,6 +107,20 @@ struct Parser {
 
     mutating func text() -> String { sm.text(toks[i]) }
 
+    /// Appends the current token's text to `tokens`: to the last entry when the two were written with nothing
+    /// between them (`=>`, `*>`, `(A` stay as written), else as a new entry. Opaque items print entries one space
+    /// apart, so printing and parsing again gives the same entries.
+    mutating func collect(_ tokens: inout [String]) {
+        let t = toks[i]
+        if i > 0, !tokens.isEmpty, toks[i - 1].buffer == t.buffer, toks[i - 1].start + toks[i - 1].length == t.start,
+            toks[i - 1].kind != .escIdent
+        {
+            tokens[tokens.count - 1] += text()
+        } else {
+            tokens.append(text())
+        }
+    }
+
     mutating func identifier(_ what: String = "an identifier") throws -> String {
         let k = kind
         guard k == .ident || k == .escIdent else { throw fail(what) }
@@ -432,7 +446,25 @@ struct Parser {
         case .kwBegin:
             return .genBlock(try generateBlock()!)
         case .kwSpecify:
-            throw fail("a module item (specify blocks are not supported)")
+            advance()
+            var tokens: [String] = []
+            while kind != .kwEndspecify {
+                guard kind != .eof, kind != .kwEndmodule else { throw fail("'endspecify' to close the specify block") }
+                collect(&tokens)
+                advance()
+            }
+            advance()
+            return .specify(tokens)
+        case .kwSpecparam:
+            var tokens: [String] = []
+            var ended = false
+            repeat {
+                guard kind != .eof, kind != .kwEndmodule else { throw fail("';' to end the specparam declaration") }
+                ended = kind == .semicolon
+                collect(&tokens)
+                advance()
+            } while !ended
+            return .specparam(tokens)
         case _ where Parser.gateKinds.contains(kind):
             return .instantiation(try instantiation(attrs, l, gate: true))
         case .ident, .escIdent:

@@ -47,6 +47,10 @@ public struct Printer {
     mutating func pad() { for _ in 0..<indent { out += "  " } }
     var offset: Int { out.utf8.count }
 
+    /// An opaque item's entries (tokens, or runs of tokens written together), one space apart (which also ends an
+    /// escaped identifier).
+    mutating func tokenLine(_ tokens: [String]) { w(tokens.joined(separator: " ")) }
+
     /// An identifier; an escaped one ends at white space, so one follows it.
     mutating func id(_ s: String) {
         out += s
@@ -263,6 +267,34 @@ public struct Printer {
         switch it {
         case .directive(let t):
             w(t)
+            nl()
+        case .specify(let tokens):
+            pad()
+            w("specify")
+            nl()
+            indent += 1
+            var line: [String] = []
+            for t in tokens {
+                line.append(t)
+                if t.hasSuffix(";") {
+                    pad()
+                    tokenLine(line)
+                    nl()
+                    line = []
+                }
+            }
+            if !line.isEmpty {
+                pad()
+                tokenLine(line)
+                nl()
+            }
+            indent -= 1
+            pad()
+            w("endspecify")
+            nl()
+        case .specparam(let tokens):
+            pad()
+            tokenLine(tokens)
             nl()
         case .port(let d):
             simpleItem { p in
