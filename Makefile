@@ -102,7 +102,7 @@ test: setup reference-env
 # another, built with the fuzzer sanitizer in .build-fuzz/; stops at the first target that finds a crash (its
 # crash-* file is in .build-fuzz/findings/TARGET/, the run's log beside it).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= pubmed verilog gguf json filter
+FUZZ_TARGETS ?= pubmed verilog gguf json filter pipeline merge tokenizer safetensors torch templates mutations http
 fuzz: setup
 	$(SWIFT) build --product loom
 	@rm -rf .build-fuzz/seeds && mkdir -p $(addprefix .build-fuzz/seeds/,$(FUZZ_TARGETS))
@@ -112,14 +112,23 @@ fuzz: setup
 	@.build/debug/loom ingest pubmed examples/pubmed/*.xml -o .build-fuzz/seeds/records -q --force
 	@head -n 20 .build-fuzz/seeds/records/part-00000.jsonl | split -l 1 - .build-fuzz/seeds/json/r-
 	@head -n 20 .build-fuzz/seeds/records/part-00000.jsonl | python3 -c 'import json, sys; [open(".build-fuzz/seeds/filter/t%d.txt" % i, "w").write(json.loads(l)["text"]) for i, l in enumerate(sys.stdin)]'
+	@mkdir -p .build-fuzz/seeds/pipeline .build-fuzz/seeds/templates .build-fuzz/seeds/mutations
+	@printf 'GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n' > .build-fuzz/seeds/http/get
+	@printf 'POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 14\r\nConnection: keep-alive\r\n\r\n{"messages":1}GET / HTTP/1.0\r\n\r\n' > .build-fuzz/seeds/http/pipelined
+	@printf 'POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n4\r\nabcd\r\n0\r\nX-T: 1\r\n\r\n' > .build-fuzz/seeds/http/chunked
+	@printf 'POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc' > .build-fuzz/seeds/http/repeated
+	@cp examples/*.yaml .build-fuzz/seeds/pipeline/
+	@cp templates/chat/*.json templates/rc/*.yaml templates/*/*.mustache .build-fuzz/seeds/templates/
+	@cp grammars/verilog-mutations.yaml .build-fuzz/seeds/mutations/
+	@python3 Fuzz/seeds.py .build-fuzz/seeds
 	@for t in $(FUZZ_TARGETS); do \
 	  if [ -z "$$(ls .build-fuzz/seeds/$$t)" ]; then echo "== loom-fuzz-$$t: no seeds (make reference-env for the GGUF seeds), skipped"; continue; fi; \
 	  LOOM_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --sanitize fuzzer --product loom-fuzz-$$t >/dev/null || { echo "error: could not build loom-fuzz-$$t"; exit 1; }; \
-	  case $$t in pubmed) len=20000;; verilog) len=8192;; *) len=4096;; esac; \
+	  case $$t in pubmed) len=20000;; http) len=16384;; verilog|pipeline|tokenizer) len=8192;; *) len=4096;; esac; \
 	  mkdir -p .build-fuzz/findings/$$t; \
 	  echo "== loom-fuzz-$$t for $(FUZZ_SECONDS) s"; \
 	  ( cd .build-fuzz/findings/$$t && SWIFT_BACKTRACE=enable=no ../../debug/loom-fuzz-$$t ../../seeds/$$t \
-	      -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -timeout=10 > run.log 2>&1 ) \
+	      -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -timeout=10 -rss_limit_mb=2048 > run.log 2>&1 ) \
 	    || { tail -n 20 .build-fuzz/findings/$$t/run.log; echo "error: loom-fuzz-$$t found a crash: .build-fuzz/findings/$$t"; exit 1; }; \
 	  grep -E "^Done" .build-fuzz/findings/$$t/run.log; \
 	done

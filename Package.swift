@@ -151,5 +151,22 @@ if ProcessInfo.processInfo.environment["LOOM_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(name: "loom-fuzz-filter", dependencies: ["LoomFilter"], path: "Fuzz/filter"))
     package.targets.append(
+        .executableTarget(name: "loom-fuzz-pipeline", dependencies: ["LoomCore"], path: "Fuzz/pipeline"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-merge", dependencies: ["LoomMerge", "LoomTrain", "LoomCore"], path: "Fuzz/merge"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-tokenizer", dependencies: ["LoomTokenizer", "LoomCore"], path: "Fuzz/tokenizer"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-safetensors", dependencies: ["LoomTensor"], path: "Fuzz/safetensors"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-torch", dependencies: ["LoomPack", "LoomTensor"], path: "Fuzz/torch"))
+    package.targets.append(
+        .executableTarget(
+            name: "loom-fuzz-templates",
+            dependencies: ["LoomGenerate", "LoomTokenizer", "LoomCore", .product(name: "Mustache", package: "swift-mustache")],
+            path: "Fuzz/templates"))
+    package.targets.append(
+        .executableTarget(name: "loom-fuzz-mutations", dependencies: ["LoomVerilog"], path: "Fuzz/mutations"))
+    package.targets.append(
         .executableTarget(name: "loom-fuzz-http", dependencies: ["LoomServe"], path: "Fuzz/http"))
 }

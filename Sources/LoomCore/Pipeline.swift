@@ -22,7 +22,11 @@ public struct Pipeline: Sendable {
     public var file: String
 
     public static func load(path: String) throws -> Pipeline {
-        let text = try FS.readText(path)
+        try parse(yaml: try FS.readText(path), path: path)
+    }
+
+    /// A pipeline from the text of its YAML file; `path` names the file in errors and sets the base directory.
+    public static func parse(yaml text: String, path: String) throws -> Pipeline {
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -86,6 +90,14 @@ public struct StepContext: Sendable {
     /// The step's 0-based index and the pipeline's output directory.
     public var index = 0
     public var output = ""
+
+    public init(pipeline: Pipeline, step: PipelineStep, input: String?, index: Int = 0, output: String = "") {
+        self.pipeline = pipeline
+        self.step = step
+        self.input = input
+        self.index = index
+        self.output = output
+    }
     /// "FILE:LINE step NAME", for error messages.
     public var location: String { "\(pipeline.file):\(step.line) step '\(step.name)'" }
 
@@ -169,7 +181,8 @@ public struct PipelineRunner {
 }
 
 extension PipelineRunner {
-    static func resolveReferences(_ v: JSONValue, _ ctx: StepContext) throws -> JSONValue {
+    /// `v` with every string `@NAME` / `@N` (at any depth) replaced by that earlier step's directory.
+    public static func resolveReferences(_ v: JSONValue, _ ctx: StepContext) throws -> JSONValue {
         switch v {
         case .string(let s) where s.hasPrefix("@") && s.count > 1:
             return .string(try ctx.resolveStep(s))

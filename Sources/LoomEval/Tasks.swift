@@ -9,7 +9,6 @@
 import Foundation
 import LoomCore
 import Mustache
-import Yams
 
 public struct TasksConfig: Codable, Equatable, Sendable {
     /// "rct" or "cloze".
@@ -74,7 +73,7 @@ struct TaskTemplates {
         let text = try FS.readText(path)
         let root: [String: Any]
         do {
-            guard let r = try Yams.load(yaml: text) as? [String: Any] else {
+            guard let r = try YAMLFile.load(text, file: path) as? [String: Any] else {
                 throw LoomError("\(path): expected a mapping with 'context'")
             }
             root = r

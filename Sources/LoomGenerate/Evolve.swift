@@ -6,7 +6,6 @@
 import Foundation
 import LoomCore
 import Mustache
-import Yams
 
 public enum EvolOperation: String, CaseIterable, Sendable {
     case addConstraints = "add_constraints"
@@ -122,7 +121,7 @@ public struct EvolveStage: Stage {
         equal = e
         let methodsPath = FS.join(dir, "evol/methods.yaml")
         let methodsText = try FS.readText(methodsPath)
-        guard let m = try Yams.load(yaml: methodsText) as? [String: String] else {
+        guard let m = try YAMLFile.load(methodsText, file: methodsPath) as? [String: String] else {
             throw LoomError("\(methodsPath): expected operation: method text")
         }
         for op in EvolOperation.allCases where op != .breadth && m[op.rawValue] == nil {
@@ -304,7 +303,7 @@ struct EvolFewShot: Sendable {
         let a = try TemplateDirectory.load(directory, "evol/fewshot-answer.mustache")
         let path = FS.join(directory, "evol/fewshot.yaml")
         let yaml = try FS.readText(path)
-        guard let root = try Yams.load(yaml: yaml) as? [String: Any], let instruction = root["instruction"] as? String,
+        guard let root = try YAMLFile.load(yaml, file: path) as? [String: Any], let instruction = root["instruction"] as? String,
             let methods = root["methods"] as? [String: String], let rewrites = root["rewrites"] as? [[String: String]],
             let answers = root["answers"] as? [[String: String]], !rewrites.isEmpty
         else {

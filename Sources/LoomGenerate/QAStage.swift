@@ -8,7 +8,6 @@
 import Foundation
 import LoomCore
 import Mustache
-import Yams
 
 public struct QAConfig: Codable, Equatable, Sendable {
     public var openai = OpenAIConfig()
@@ -392,7 +391,7 @@ struct FewShotPrompt: Sendable {
         let t = try TemplateDirectory.load(directory, "qa/fewshot.mustache")
         let path = FS.join(directory, "qa/fewshot.yaml")
         let yaml = try FS.readText(path)
-        guard let root = try Yams.load(yaml: yaml) as? [String: Any], let instruction = root["instruction"] as? String,
+        guard let root = try YAMLFile.load(yaml, file: path) as? [String: Any], let instruction = root["instruction"] as? String,
             let list = root["examples"] as? [[String: Any]], !list.isEmpty
         else { throw LoomError("\(path): expected 'instruction' and a list of 'examples' (text, pairs)") }
         examples = try list.enumerated().map { i, e in

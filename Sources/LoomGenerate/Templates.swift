@@ -3,7 +3,6 @@
 import Foundation
 import LoomCore
 import Mustache
-import Yams
 
 // TemplateDirectory.locate() is in LoomCore (the trainer's chat templates use it too).
 
@@ -15,8 +14,12 @@ public struct RCTemplates: Sendable {
 
     public init(directory: String, language: String) throws {
         let path = FS.join(FS.join(directory, "rc"), language + ".yaml")
-        let text = try FS.readText(path)
-        guard let root = try Yams.load(yaml: text) as? [String: Any] else {
+        try self.init(yaml: try FS.readText(path), path: path, language: language)
+    }
+
+    /// The phrasings of a `rc/LANGUAGE.yaml` file's text; `path` names the file in errors.
+    public init(yaml text: String, path: String, language: String) throws {
+        guard let root = try YAMLFile.load(text, file: path) as? [String: Any] else {
             throw LoomError("\(path): expected a mapping of task types to lists of templates")
         }
         var phrasings: [String: [(String, MustacheTemplate)]] = [:]
@@ -59,7 +62,12 @@ extension TemplateDirectory {
     /// from `{{question}}` + newline is the question, not the question and a line break.
     public static func load(_ directory: String, _ relative: String) throws -> (template: MustacheTemplate, text: String) {
         let path = FS.join(directory, relative)
-        var text = try FS.readText(path)
+        return try parse(try FS.readText(path), path: path)
+    }
+
+    /// The Mustache template of a template file's text; `path` names the file in errors.
+    public static func parse(_ fileText: String, path: String) throws -> (template: MustacheTemplate, text: String) {
+        var text = fileText
         if let last = text.last, last == "\n" || last == "\r\n" { text.removeLast() }
         do { return (try MustacheTemplate(plainText: text), text) } catch {
             throw LoomError("\(path): not valid Mustache: \(error)")

@@ -17,6 +17,11 @@ public enum TorchCheckpoint {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw LoomError("cannot read \(path): \(error.localizedDescription)")
         }
+        return try read(data: data, path: path)
+    }
+
+    /// The tensors of a torch.save archive's bytes; `path` names the file in errors.
+    public static func read(data: Data, path: String) throws -> [(name: String, tensor: Tensor)] {
         let zip = try ZipDirectory(data, path: path)
         guard let pkl = zip.entries.keys.sorted().first(where: { $0 == "data.pkl" || $0.hasSuffix("/data.pkl") }) else {
             if data.count >= 2 && data[0] == 0x80 {
@@ -59,14 +64,25 @@ public enum TorchCheckpoint {
     /// The elements of a strided view copied out in row-major order.
     static func strided(_ storage: [UInt8], dtype: DType, offset: Int, size: [Int], stride: [Int], name: String, path: String) throws -> Tensor {
         let es = dtype.size
-        let count = size.reduce(1, *)
-        guard size.count == stride.count, offset >= 0, size.allSatisfy({ $0 >= 0 }), stride.allSatisfy({ $0 >= 0 }) else {
+        guard size.count == stride.count, offset >= 0, size.allSatisfy({ $0 >= 0 }), stride.allSatisfy({ $0 >= 0 }),
+            let count = size.checkedProduct
+        else {
             throw LoomError("\(path): tensor '\(name)' has an invalid size \(size) / stride \(stride)")
         }
         if count == 0 { return Tensor(shape: size, dtype: dtype, bytes: []) }
-        let last = offset + zip(size, stride).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
-        guard (last + 1) * es <= storage.count else {
+        // The last element's index, in elements: each term is at most storage.count, or the tensor is refused.
+        let elements = storage.count / es
+        var last = offset < elements ? offset : elements
+        for (n, s) in zip(size, stride) where n > 1 && s > 0 && last < elements {
+            guard s <= elements, n - 1 <= elements / s else { last = elements; break }
+            last += (n - 1) * s
+        }
+        guard last < elements else {
             throw LoomError("\(path): tensor '\(name)' reaches past its storage (\(storage.count) bytes)")
+        }
+        // A view can hold more elements than its storage only by repeating them (a stride of 0: `expand`).
+        guard count <= elements else {
+            throw LoomError("\(path): tensor '\(name)' has \(count) elements over a storage of \(elements) (an expanded view: save it with .contiguous())")
         }
         // Contiguous: one slice.
         var expect = 1
@@ -114,17 +130,19 @@ struct ZipDirectory {
             p -= 1
         }
         guard eocd >= 0 else { throw bad("no end-of-central-directory record") }
+        // Every offset and size read from the file is checked against the file's size by subtraction, so a value
+        // near Int.max cannot overflow; 64-bit fields above Int.max read as negative and are refused.
         var total = Int(u16(eocd + 10))
         var cdOffset = Int(u32(eocd + 16))
         if (total == 0xFFFF || cdOffset == 0xFFFF_FFFF), eocd >= 20, u32(eocd - 20) == 0x0706_4b50 {
-            let z = Int(u64(eocd - 20 + 8))
-            guard z >= 0, z + 56 <= n, u32(z) == 0x0606_4b50 else { throw bad("broken zip64 end record") }
-            total = Int(u64(z + 32))
-            cdOffset = Int(u64(z + 48))
+            let z = int64(eocd - 20 + 8)
+            guard z >= 0, z <= n - 56, u32(z) == 0x0606_4b50 else { throw bad("broken zip64 end record") }
+            total = int64(z + 32)
+            cdOffset = int64(z + 48)
         }
         var q = cdOffset
-        for i in 0..<total {
-            guard q >= 0, q + 46 <= n, u32(q) == 0x0201_4b50 else { throw bad("central directory entry \(i) at byte \(q) is broken") }
+        for i in 0..<max(0, total) {
+            guard q >= 0, q <= n - 46, u32(q) == 0x0201_4b50 else { throw bad("central directory entry \(i) at byte \(q) is broken") }
             let method = Int(u16(q + 10))
             var csize = Int(u32(q + 20))
             var usize = Int(u32(q + 24))
@@ -139,15 +157,19 @@ struct ZipDirectory {
                 let id = u16(e), len = Int(u16(e + 2))
                 if id == 1 {
                     var f = e + 4
-                    if usize == 0xFFFF_FFFF, f + 8 <= e + 4 + len { usize = Int(u64(f)); f += 8 }
-                    if csize == 0xFFFF_FFFF, f + 8 <= e + 4 + len { csize = Int(u64(f)); f += 8 }
-                    if local == 0xFFFF_FFFF, f + 8 <= e + 4 + len { local = Int(u64(f)) }
+                    if usize == 0xFFFF_FFFF, f + 8 <= min(e + 4 + len, end) { usize = int64(f); f += 8 }
+                    if csize == 0xFFFF_FFFF, f + 8 <= min(e + 4 + len, end) { csize = int64(f); f += 8 }
+                    if local == 0xFFFF_FFFF, f + 8 <= min(e + 4 + len, end) { local = int64(f) }
                 }
                 e += 4 + len
             }
-            guard local >= 0, local + 30 <= n, u32(local) == 0x0403_4b50 else { throw bad("entry '\(name)' has no local header at byte \(local)") }
+            guard local >= 0, local <= n - 30, u32(local) == 0x0403_4b50 else { throw bad("entry '\(name)' has no local header at byte \(local)") }
             let start = local + 30 + Int(u16(local + 26)) + Int(u16(local + 28))
-            guard start + csize <= n else { throw bad("entry '\(name)' runs past the end of the file") }
+            guard csize >= 0, usize >= 0, start <= n, csize <= n - start else { throw bad("entry '\(name)' runs past the end of the file") }
+            // A stored entry's bytes are its data: both sizes must agree, or the reader would run past the entry.
+            guard method != 0 || usize == csize else {
+                throw bad("stored entry '\(name)' has \(csize) bytes but says it holds \(usize)")
+            }
             entries[name] = Entry(offset: start, size: method == 0 ? usize : csize, method: method, name: name)
             q += 46 + nameLen + extraLen + commentLen
         }
@@ -163,6 +185,8 @@ struct ZipDirectory {
     func u16(_ p: Int) -> UInt16 { UInt16(data[p]) | UInt16(data[p + 1]) << 8 }
     func u32(_ p: Int) -> UInt32 { UInt32(u16(p)) | UInt32(u16(p + 2)) << 16 }
     func u64(_ p: Int) -> UInt64 { UInt64(u32(p)) | UInt64(u32(p + 4)) << 32 }
+    /// A 64-bit field as an Int; one above Int.max reads as negative (refused where it is used).
+    func int64(_ p: Int) -> Int { Int(truncatingIfNeeded: u64(p)) }
 }
 
 /// A reference to a tensor in the archive.
@@ -222,7 +246,7 @@ struct Unpickler {
     func bad(_ why: String) -> LoomError { LoomError("\(source): byte \(pos): \(why)") }
 
     mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, pos + n <= bytes.count else { throw bad("the pickle ends early") }
+        guard n >= 0, n <= bytes.count - pos else { throw bad("the pickle ends early") }
         defer { pos += n }
         return bytes[pos..<(pos + n)]
     }

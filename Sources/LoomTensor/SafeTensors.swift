@@ -81,40 +81,66 @@ public enum SafeTensors {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw LoomError("cannot read \(path): \(error.localizedDescription)")
         }
-        func bad(_ why: String) -> LoomError { LoomError("\(path): not a valid safetensors file: \(why)") }
-        guard data.count >= 8 else { throw bad("shorter than its 8-byte header length") }
-        let n = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard n >= 2, n <= 100_000_000, 8 + n <= data.count else { throw bad("header length \(n) does not fit the file") }
+        return try read(bytes: data, source: path)
+    }
+
+    /// Every tensor of a safetensors file's bytes, and its metadata; `source` names the file in errors.
+    public static func read(bytes data: Data, source: String) throws
+        -> (tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)])
+    {
+        let n = try headerLength(data.prefix(8), fileSize: data.count, source: source)
+        let body = 8 + n
+        let (entries, metadata) = try parseHeader(data[8..<body], dataSize: data.count - body, source: source)
+        let tensors = entries.map {
+            (name: $0.name, tensor: Tensor(shape: $0.shape, dtype: $0.dtype, bytes: Array(data[(body + $0.start)..<(body + $0.end)])))
+        }
+        return (tensors, metadata)
+    }
+
+    /// The header's length from a file's first 8 bytes, checked against the file's size.
+    public static func headerLength(_ first: some Collection<UInt8>, fileSize: Int, source: String) throws -> Int {
+        guard first.count >= 8, fileSize >= 8 else { throw bad(source, "shorter than its 8-byte header length") }
+        let n = first.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard n >= 2, n <= 100_000_000, 8 + Int(n) <= fileSize else { throw bad(source, "header length \(n) does not fit the file") }
+        return Int(n)
+    }
+
+    /// The tensors (in the header's order) and `__metadata__` of a header's JSON bytes; `dataSize` is the number of
+    /// bytes after the header, which every tensor must lie inside.
+    public static func parseHeader(_ bytes: some Collection<UInt8>, dataSize: Int, source: String) throws
+        -> (entries: [SafeTensorsEntry], metadata: [(String, String)])
+    {
         let header: JSONValue
         do {
-            header = try data.withUnsafeBytes { try JSONValue.parse(String(decoding: $0[8..<(8 + n)], as: UTF8.self).trimmingCharacters(in: .whitespaces)) }
-        } catch { throw bad("header is not JSON (\(error))") }
-        guard let entries = header.objectValue else { throw bad("header is not an object") }
-        let body = 8 + n
+            header = try JSONValue.parse(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces))
+        } catch { throw bad(source, "header is not JSON (\(error))") }
+        guard let object = header.objectValue else { throw bad(source, "header is not an object") }
         var metadata: [(String, String)] = []
-        var out: [(String, Tensor)] = []
-        for (name, v) in entries {
+        var entries: [SafeTensorsEntry] = []
+        for (name, v) in object {
             if name == "__metadata__" {
                 for (k, m) in v.objectValue ?? JSONObject() { metadata.append((k, m.stringValue ?? m.jsonString)) }
                 continue
             }
             guard let d = v["dtype"]?.stringValue, let dtype = DType(rawValue: d) else {
-                throw bad("tensor '\(name)' has an unknown dtype \(v["dtype"]?.jsonString ?? "none")")
+                throw bad(source, "tensor '\(name)' has an unknown dtype \(v["dtype"]?.jsonString ?? "none")")
             }
             guard let shape = v["shape"]?.arrayValue?.compactMap(\.intValue), shape.allSatisfy({ $0 >= 0 }),
                 let offs = v["data_offsets"]?.arrayValue?.compactMap(\.intValue), offs.count == 2
-            else { throw bad("tensor '\(name)' has no valid shape or data_offsets") }
+            else { throw bad(source, "tensor '\(name)' has no valid shape or data_offsets") }
             let (start, end) = (offs[0], offs[1])
-            guard start >= 0, start <= end, body + end <= data.count else {
-                throw bad("tensor '\(name)' points outside the file (bytes \(start)..<\(end))")
+            guard start >= 0, start <= end, end <= dataSize else {
+                throw bad(source, "tensor '\(name)' points outside the file (bytes \(start)..<\(end))")
             }
-            guard end - start == shape.reduce(1, *) * dtype.size else {
-                throw bad("tensor '\(name)' has \(end - start) bytes for shape \(shape) of \(d)")
+            guard let bytes = (shape + [dtype.size]).checkedProduct, end - start == bytes else {
+                throw bad(source, "tensor '\(name)' has \(end - start) bytes for shape \(shape) of \(d)")
             }
-            out.append((name, Tensor(shape: shape, dtype: dtype, bytes: Array(data[(body + start)..<(body + end)]))))
+            entries.append(SafeTensorsEntry(name: name, dtype: dtype, shape: shape, start: start, end: end))
         }
-        return (out, metadata)
+        return (entries, metadata)
     }
+
+    static func bad(_ source: String, _ why: String) -> LoomError { LoomError("\(source): not a valid safetensors file: \(why)") }
 
     /// Writes tensors (sorted by name, as safetensors does) with optional metadata.
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [], to path: String) throws {
@@ -138,5 +164,18 @@ public enum SafeTensors {
         for (_, t) in sorted { try t.bytes.withUnsafeBufferPointer { try f.write($0) } }
         try f.close()
         try FS.rename(path + ".tmp", path)
+    }
+}
+
+extension Array where Element == Int {
+    /// The product of the elements (a shape's element count), nil when it does not fit an Int.
+    public var checkedProduct: Int? {
+        var p = 1
+        for x in self {
+            let (r, o) = p.multipliedReportingOverflow(by: x)
+            if o { return nil }
+            p = r
+        }
+        return p
     }
 }

@@ -40,50 +40,22 @@ public final class SafeTensorsFile: @unchecked Sendable {
         self.path = path
         fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw LoomError("cannot open \(path): \(errnoText())") }
-        func bad(_ why: String) -> LoomError { LoomError("\(path): not a valid safetensors file: \(why)") }
-        var failure: LoomError?
+        var failure: Error?
         var parsedEntries: [SafeTensorsEntry] = []
         var parsedMeta: [(String, String)] = []
         var body = 0
-        repeat {
-            guard let fileSize = FS.size(path), fileSize >= 8 else { failure = bad("shorter than its 8-byte header length"); break }
+        do {
+            let fileSize = FS.size(path) ?? 0
             var lenBytes = [UInt8](repeating: 0, count: 8)
-            guard Self.preadAll(fd, &lenBytes, offset: 0) else { failure = bad("cannot read the header length"); break }
-            let n = lenBytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-            guard n >= 2, n <= 100_000_000, 8 + n <= fileSize else { failure = bad("header length \(n) does not fit the file"); break }
+            if fileSize >= 8 && !Self.preadAll(fd, &lenBytes, offset: 0) { throw SafeTensors.bad(path, "cannot read the header length") }
+            let n = try SafeTensors.headerLength(lenBytes, fileSize: fileSize, source: path)
             var headerBytes = [UInt8](repeating: 0, count: n)
-            guard Self.preadAll(fd, &headerBytes, offset: 8) else { failure = bad("cannot read the header"); break }
-            let header: JSONValue
-            do {
-                header = try JSONValue.parse(String(decoding: headerBytes, as: UTF8.self).trimmingCharacters(in: .whitespaces))
-            } catch { failure = bad("header is not JSON (\(error))"); break }
-            guard let object = header.objectValue else { failure = bad("header is not an object"); break }
+            guard Self.preadAll(fd, &headerBytes, offset: 8) else { throw SafeTensors.bad(path, "cannot read the header") }
             body = 8 + n
-            let dataSize = fileSize - body
-            for (name, v) in object {
-                if name == "__metadata__" {
-                    for (k, m) in v.objectValue ?? JSONObject() { parsedMeta.append((k, m.stringValue ?? m.jsonString)) }
-                    continue
-                }
-                guard let d = v["dtype"]?.stringValue, let dtype = DType(rawValue: d) else {
-                    failure = bad("tensor '\(name)' has an unknown dtype \(v["dtype"]?.jsonString ?? "none")")
-                    break
-                }
-                guard let shape = v["shape"]?.arrayValue?.compactMap(\.intValue), shape.allSatisfy({ $0 >= 0 }),
-                    let offs = v["data_offsets"]?.arrayValue?.compactMap(\.intValue), offs.count == 2
-                else { failure = bad("tensor '\(name)' has no valid shape or data_offsets"); break }
-                let (start, end) = (offs[0], offs[1])
-                guard start >= 0, start <= end, end <= dataSize else {
-                    failure = bad("tensor '\(name)' points outside the file (bytes \(start)..<\(end))")
-                    break
-                }
-                guard end - start == shape.reduce(1, *) * dtype.size else {
-                    failure = bad("tensor '\(name)' has \(end - start) bytes for shape \(shape) of \(d)")
-                    break
-                }
-                parsedEntries.append(SafeTensorsEntry(name: name, dtype: dtype, shape: shape, start: start, end: end))
-            }
-        } while false
+            (parsedEntries, parsedMeta) = try SafeTensors.parseHeader(headerBytes, dataSize: fileSize - body, source: path)
+        } catch {
+            failure = error
+        }
         if let failure {
             _ = Glibc.close(fd)
             fd = -1
@@ -231,7 +203,8 @@ public final class SafeTensorsWriter {
         8 + header(specs.sorted { $0.name < $1.name }, metadata: metadata).count + specs.reduce(0) { $0 + $1.byteCount }
     }
 
-    private static func header(_ sorted: [Spec], metadata: [(String, String)]) -> [UInt8] {
+    /// The header (JSON padded with spaces to a multiple of 8 bytes) of a file with these tensors, sorted by name.
+    public static func header(_ sorted: [Spec], metadata: [(String, String)]) -> [UInt8] {
         var header = JSONObject()
         if !metadata.isEmpty { header.append("__metadata__", .object(JSONObject(metadata.map { ($0.0, .string($0.1)) }))) }
         var offset = 0

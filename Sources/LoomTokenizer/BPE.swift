@@ -80,9 +80,17 @@ public struct BPEModel: Sendable {
     ) throws {
         self.vocab = vocab
         let size = Int(vocab.values.max() ?? -1) + 1
+        // Ids may skip a few numbers, not leave billions unused (the table below has a slot for each).
+        guard size - vocab.count <= BPEModel.maxUnusedIds else {
+            throw LoomError("vocabulary: the largest id, \(size - 1), leaves \(size - vocab.count) ids unused (at most \(BPEModel.maxUnusedIds))")
+        }
         var tokens = [String](repeating: "", count: size)
+        var taken = [Bool](repeating: false, count: size)
         for (t, i) in vocab {
             guard i >= 0 else { throw LoomError("vocabulary: token \(t) has a negative id \(i)") }
+            // Two tokens with one id would decode as one of them, and a written tokenizer.json would lose the other.
+            guard !taken[Int(i)] else { throw LoomError("vocabulary: tokens \(tokens[Int(i)].debugDescription) and \(t.debugDescription) both have id \(i)") }
+            taken[Int(i)] = true
             tokens[Int(i)] = t
         }
         self.tokens = tokens
@@ -104,6 +112,8 @@ public struct BPEModel: Sendable {
         byteIds = (0..<256).map { vocab[ByteLevel.alphabet[$0]] ?? -1 }
         fallbackIds = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] ?? -1 }
     }
+
+    public static let maxUnusedIds = 1 << 20
 
     public var merged: [(String, String)] { merges.map { (tokens[Int($0.0)], tokens[Int($0.1)]) } }
 

@@ -95,10 +95,15 @@ public struct ChatTemplate: Equatable, Sendable {
     /// Reads a template file.
     public static func load(_ path: String) throws -> ChatTemplate {
         guard let d = FileManager.default.contents(atPath: path) else { throw LoomError("cannot read \(path)") }
+        return try ChatTemplate(text: String(decoding: d, as: UTF8.self), source: path)
+    }
+
+    /// A template from the text of its JSON file; `source` names the file in errors.
+    public init(text: String, source: String) throws {
         do {
-            return try ChatTemplate(json: try JSONValue.parse(String(decoding: d, as: UTF8.self)), source: path)
+            try self.init(json: try JSONValue.parse(text), source: source)
         } catch let e as JSONParseError {
-            throw LoomError("\(path): \(e)")
+            throw LoomError("\(source): \(e)")
         }
     }
 

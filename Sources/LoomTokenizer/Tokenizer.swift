@@ -106,20 +106,6 @@ public final class Tokenizer: @unchecked Sendable {
     public static func load(_ given: String) throws -> Tokenizer {
         let path = FS.isDirectory(given) ? FS.join(given, "tokenizer.json") : given
         guard let data = FileManager.default.contents(atPath: path) else { throw LoomError("cannot read \(path)") }
-        let json: JSONValue
-        var vocab: [(String, Int)]? = nil
-        do {
-            json = try data.withUnsafeBytes { raw in
-                let b = raw.bindMemory(to: UInt8.self)
-                guard let (rest, v) = try VocabScan.split(b) else { return try JSONValue.parse(bytes: b) }
-                vocab = v
-                return try rest.withUnsafeBufferPointer { try JSONValue.parse(bytes: $0) }
-            }
-        } catch let e as JSONParseError {
-            throw LoomError("\(path): \(e)")
-        } catch let e as VocabScan.Failure {
-            throw LoomError("\(path): invalid JSON at byte \(e.offset): \(e.message)")
-        }
         var bos: String? = nil
         var eos: String? = nil
         let config = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tokenizer_config.json").path
@@ -130,10 +116,33 @@ public final class Tokenizer: @unchecked Sendable {
             bos = name(c["bos_token"])
             eos = name(c["eos_token"])
         }
+        return try data.withUnsafeBytes {
+            try load(bytes: $0.bindMemory(to: UInt8.self), source: path, bosToken: bos, eosToken: eos)
+        }
+    }
+
+    /// A tokenizer from the bytes of a tokenizer.json; `source` names the file in errors.
+    public static func load(
+        bytes b: UnsafeBufferPointer<UInt8>, source: String, bosToken: String? = nil, eosToken: String? = nil
+    ) throws -> Tokenizer {
+        let json: JSONValue
+        var vocab: [(String, Int)]? = nil
         do {
-            return try Tokenizer(json: json, vocabEntries: vocab, bosToken: bos, eosToken: eos)
+            if let (rest, v) = try VocabScan.split(b) {
+                vocab = v
+                json = try rest.withUnsafeBufferPointer { try JSONValue.parse(bytes: $0) }
+            } else {
+                json = try JSONValue.parse(bytes: b)
+            }
+        } catch let e as JSONParseError {
+            throw LoomError("\(source): \(e)")
+        } catch let e as VocabScan.Failure {
+            throw LoomError("\(source): invalid JSON at byte \(e.offset): \(e.message)")
+        }
+        do {
+            return try Tokenizer(json: json, vocabEntries: vocab, bosToken: bosToken, eosToken: eosToken)
         } catch let e as LoomError {
-            throw LoomError("\(path): \(e.message)")
+            throw LoomError("\(source): \(e.message)")
         }
     }
 

@@ -37,6 +37,26 @@ public struct LoRAConfig: Equatable, Sendable {
         self.seed = seed
     }
     public var scale: Float { Float(alpha / Double(rank)) }
+
+    /// The settings of a PEFT `adapter_config.json` (its text); `source` names the file in errors.
+    public init(adapterConfig text: String, source: String) throws {
+        let j: JSONValue
+        do { j = try JSONValue.parse(text) } catch let e as JSONParseError { throw LoomError("\(source): \(e)") }
+        guard j["peft_type"]?.stringValue == "LORA" else { throw LoomError("\(source): not a LoRA adapter (peft_type)") }
+        if j["use_dora"]?.boolValue == true || j["use_rslora"]?.boolValue == true {
+            throw LoomError("\(source): DoRA and rsLoRA adapters are not supported")
+        }
+        var targets: [Projection] = []
+        for t in j["target_modules"]?.arrayValue ?? [] {
+            guard let s = t.stringValue, let p = Projection(name: s) else {
+                throw LoomError("\(source): unsupported target module \(t.jsonString)")
+            }
+            targets.append(p)
+        }
+        self.init(
+            rank: j["r"]?.intValue ?? 8, alpha: j["lora_alpha"]?.doubleValue ?? 8, dropout: j["lora_dropout"]?.doubleValue ?? 0,
+            targets: Projection.allCases.filter { targets.contains($0) })
+    }
 }
 
 public final class LoRA: @unchecked Sendable {
@@ -202,21 +222,7 @@ public final class LoRA: @unchecked Sendable {
     /// Reads a PEFT LoRA adapter directory for a model of config `c`.
     public static func load(directory: String, model c: LlamaConfig) throws -> LoRA {
         let cfgPath = FS.join(directory, "adapter_config.json")
-        let j = try JSONValue.parse(try FS.readText(cfgPath))
-        guard j["peft_type"]?.stringValue == "LORA" else { throw LoomError("\(cfgPath): not a LoRA adapter (peft_type)") }
-        if j["use_dora"]?.boolValue == true || j["use_rslora"]?.boolValue == true {
-            throw LoomError("\(cfgPath): DoRA and rsLoRA adapters are not supported")
-        }
-        var targets: [Projection] = []
-        for t in j["target_modules"]?.arrayValue ?? [] {
-            guard let s = t.stringValue, let p = Projection(name: s) else {
-                throw LoomError("\(cfgPath): unsupported target module \(t.jsonString)")
-            }
-            targets.append(p)
-        }
-        let cfg = LoRAConfig(
-            rank: j["r"]?.intValue ?? 8, alpha: j["lora_alpha"]?.doubleValue ?? 8, dropout: j["lora_dropout"]?.doubleValue ?? 0,
-            targets: Projection.allCases.filter { targets.contains($0) })
+        let cfg = try LoRAConfig(adapterConfig: try FS.readText(cfgPath), source: cfgPath)
         let lora = try LoRA(config: cfg, model: c)
         let file = FS.join(directory, "adapter_model.safetensors")
         let tensors = try SafeTensors.read(file).tensors.map { t -> (name: String, tensor: Tensor) in

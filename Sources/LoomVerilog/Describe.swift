@@ -6,7 +6,6 @@
 import Foundation
 import LoomCore
 import Mustache
-import Yams
 
 /// Constant folding over parameters, for widths: `[WIDTH-1:0]` with WIDTH = 8 is 8 bits.
 struct ConstEval {
@@ -93,7 +92,7 @@ public struct DescriptionTemplates: Sendable {
     public init(directory: String) throws {
         let path = FS.join(directory, "verilog/description.yaml")
         let text = try FS.readText(path)
-        guard let root = try? Yams.load(yaml: text) as? [String: Any] else {
+        guard let root = try YAMLFile.load(text, file: path) as? [String: Any] else {
             throw LoomError("\(path): expected a mapping of fact types to lists of templates")
         }
         var p: [String: [(String, MustacheTemplate)]] = [:]

@@ -5,7 +5,6 @@
 
 import Foundation
 import LoomCore
-import Yams
 
 public enum MutationKind: String, Sendable, Codable {
     case syntax, semantic, logic
@@ -24,8 +23,12 @@ public struct MutationRules: Sendable {
     public var sha256: String
 
     public static func load(path: String) throws -> MutationRules {
-        let text = try FS.readText(path)
-        guard let root = try? Yams.load(yaml: text) as? [String: Any], let rules = root["rules"] as? [String: Any] else {
+        try parse(yaml: try FS.readText(path), path: path)
+    }
+
+    /// The rules of a rule file's text; `path` names the file in errors.
+    public static func parse(yaml text: String, path: String) throws -> MutationRules {
+        guard let root = try YAMLFile.load(text, file: path) as? [String: Any], let rules = root["rules"] as? [String: Any] else {
             throw LoomError("\(path): expected a mapping 'rules' of rule names to their settings")
         }
         var out: [MutationRule] = []

@@ -5,7 +5,6 @@
 import Foundation
 import LoomCore
 import Mustache
-import Yams
 
 public struct VerilogConfig: Codable, Equatable, Sendable {
     /// Verilog files, or folders searched recursively for *.v.
@@ -277,7 +276,7 @@ struct TaskTemplates: Sendable {
     init(directory: String) throws {
         let path = FS.join(directory, "verilog/tasks.yaml")
         let text = try FS.readText(path)
-        guard let root = try? Yams.load(yaml: text) as? [String: Any] else { throw LoomError("\(path): expected a mapping") }
+        guard let root = try YAMLFile.load(text, file: path) as? [String: Any] else { throw LoomError("\(path): expected a mapping") }
         var d: [String: String] = [:]
         for k in ["describe", "repair", "complete_module", "complete_statement", "complete_token", "user", "feedback"] {
             guard let s = root[k] as? String else { throw LoomError("\(path): missing '\(k)'") }

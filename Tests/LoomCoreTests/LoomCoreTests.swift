@@ -318,3 +318,28 @@ final class JSONScanTests: XCTestCase {
         XCTAssertFalse(try scan("[1]", ["text"]).0.isObject)
     }
 }
+
+// YAMLFile.load, the reader of every YAML file Loom takes as Swift values (templates, rule files), refuses what
+// trapped or exhausted memory in Yams.load (loom-fuzz-templates, Fuzz/templates).
+final class YAMLFileTests: XCTestCase {
+    func testNonScalarKeysAreErrorsWithTheLine() {
+        XCTAssertThrowsError(try YAMLFile.load("a: 1\n{{question}}: 2\n", file: "t.yaml")) {
+            XCTAssertTrue("\($0)".contains("t.yaml:2: a mapping key must be a plain value, not a mapping"), "\($0)")
+        }
+        XCTAssertThrowsError(try YAMLFile.load("? [a, b]\n: c\n", file: "t.yaml")) {
+            XCTAssertTrue("\($0)".contains("not a list"), "\($0)")
+        }
+        let v = try? YAMLFile.load("a: [1, x]\n", file: "t.yaml") as? [String: Any]
+        XCTAssertEqual((v?["a"] as? [Any])?.count, 2)
+        XCTAssertEqual((v?["a"] as? [Any])?.last as? String, "x")
+        XCTAssertNil(try YAMLFile.load("", file: "t.yaml"))
+    }
+
+    func testAliasBombIsRefused() {
+        var text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...7 { text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        XCTAssertThrowsError(try YAMLFile.load(text, file: "bomb.yaml")) {
+            XCTAssertTrue("\($0)".contains("bomb.yaml: more than 1000000 values once its aliases are expanded"), "\($0)")
+        }
+    }
+}

@@ -285,6 +285,22 @@ final class TrainerTests: XCTestCase {
 final class TokenizerJSONErrorTests: XCTestCase {
     func json(_ s: String) throws -> JSONValue { try JSONValue.parse(s) }
 
+    // loom-fuzz-tokenizer's finding (Fuzz/tokenizer): a vocabulary giving two tokens one id loaded, decoded the id as
+    // one of them and wrote a tokenizer.json without the other (which then encoded differently); and one id near
+    // Int32.max made a table of two billion slots.
+    func testVocabularyIdsMustBeDistinctAndDense() throws {
+        func load(_ text: String) throws -> Tokenizer {
+            try Array(text.utf8).withUnsafeBufferPointer { try Tokenizer.load(bytes: $0, source: "fuzz/tokenizer.json") }
+        }
+        XCTAssertThrowsError(try load(#"{"model": {"type": "BPE", "vocab": {"<": 13, "E": 37, "F": 37, "x": 0}, "merges": []}}"#)) {
+            XCTAssertTrue("\($0)".contains("fuzz/tokenizer.json: vocabulary: tokens ") && "\($0)".contains(" both have id 37"), "\($0)")
+        }
+        XCTAssertThrowsError(try load(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 2000000000}, "merges": []}}"#)) {
+            XCTAssertTrue("\($0)".contains("the largest id, 2000000000, leaves 1999999999 ids unused"), "\($0)")
+        }
+        XCTAssertEqual(try load(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 5}, "merges": []}}"#).encode("ab"), [0, 5])
+    }
+
     func testErrorsNameTheProblem() throws {
         let base = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}"#
         XCTAssertEqual(try Tokenizer(json: json(base + "}")).encode("abab"), [2, 2])
