@@ -90,6 +90,12 @@ public final class LoRA: @unchecked Sendable {
             case .down: return (i, d)
             }
         }
+        // A rank above a projection's smaller side adds nothing a full update would not, and an adapter config
+        // from elsewhere could name any number (it would be allocated as rank x (in + out) floats per projection).
+        let widest = Projection.allCases.filter { config.targets.contains($0) }.map { min(dims($0).0, dims($0).1) }.min() ?? 0
+        guard config.rank <= widest else {
+            throw LoomError("lora: rank \(config.rank) is above the smallest target projection's size (\(widest)); use at most \(widest)")
+        }
         var specs: [(String, [Int])] = []
         for l in 0..<c.numLayers {
             for p in Projection.allCases where config.targets.contains(p) {

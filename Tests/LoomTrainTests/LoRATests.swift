@@ -39,6 +39,17 @@ func loraReference(_ m: LlamaModel, _ lora: LoRA, merged: Bool) -> ReferenceLlam
 final class LoRATests: XCTestCase {
     override func setUp() { Compute.configure(threads: 2) }
 
+    /// An adapter config from elsewhere may name any rank: above the smallest target's size it is an error, not an
+    /// allocation of rank x (in + out) floats per projection (the fuzzing of adapter_config.json noticed it).
+    func testRankAboveTheProjectionsIsAnError() throws {
+        let c = try tinyModel(seed: 1).config
+        XCTAssertThrowsError(try LoRA(config: LoRAConfig(rank: 1 << 40), model: c)) { e in
+            XCTAssertTrue("\(e)".contains("smallest target projection"), "\(e)")
+        }
+        let widest = min(c.hiddenSize, c.numKVHeads * c.headDim)
+        XCTAssertNoThrow(try LoRA(config: LoRAConfig(rank: widest), model: c))
+    }
+
     func adapted(dropout: Double = 0, seed: UInt64 = 5) throws -> LlamaModel {
         let m = try tinyModel(seed: seed)
         let lora = try LoRA(config: LoRAConfig(rank: 4, alpha: 8, dropout: dropout, seed: 3), model: m.config)
