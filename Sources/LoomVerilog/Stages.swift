@@ -15,6 +15,8 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public var libraryDirs: [String] = []
     /// Macros: NAME or NAME=VALUE.
     public var defines: [String] = []
+    /// Read the sources as yosys does: `SYNTHESIS` defined, `// synthesis translate_off` regions dropped.
+    public var synthesis = false
     /// describe, mutate, complete.
     public var tasks: [String] = ["describe"]
     public var seed = 1
@@ -42,12 +44,12 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public static let keys = [
-        "paths", "include_paths", "library_dirs", "defines", "tasks", "seed", "samples", "max_edits", "rules",
+        "paths", "include_paths", "library_dirs", "defines", "synthesis", "tasks", "seed", "samples", "max_edits", "rules",
         "logic_fraction", "tools", "timeout", "records", "logic_mutants", "statement_samples", "token_samples",
     ]
 
     enum CodingKeys: String, CodingKey {
-        case paths, includePaths, libraryDirs, defines, tasks, seed, samples, maxEdits, rules, logicFraction, tools
+        case paths, includePaths, libraryDirs, defines, synthesis, tasks, seed, samples, maxEdits, rules, logicFraction, tools
         case timeout, records, logicMutants, statementSamples, tokenSamples
     }
 
@@ -58,6 +60,7 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
         includePaths = try c.decodeIfPresent([String].self, forKey: .includePaths) ?? d.includePaths
         libraryDirs = try c.decodeIfPresent([String].self, forKey: .libraryDirs) ?? d.libraryDirs
         defines = try c.decodeIfPresent([String].self, forKey: .defines) ?? d.defines
+        synthesis = try c.decodeIfPresent(Bool.self, forKey: .synthesis) ?? d.synthesis
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? d.samples
@@ -72,8 +75,8 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
         tokenSamples = try c.decodeIfPresent(Int.self, forKey: .tokenSamples) ?? d.tokenSamples
     }
 
-    var preprocessor: PreprocessorOptions {
-        var o = PreprocessorOptions(includePaths: includePaths)
+    public var preprocessor: PreprocessorOptions {
+        var o = PreprocessorOptions(includePaths: includePaths, synthesis: synthesis)
         for d in defines {
             if let eq = d.firstIndex(of: "=") {
                 o.defines[String(d[..<eq])] = String(d[d.index(after: eq)...])
@@ -217,6 +220,7 @@ public struct VerilogIngestStage: Stage {
         o.append("include_paths", .array(settings.includePaths.map { .string($0) }))
         o.append("library_dirs", .array(settings.libraryDirs.map { .string($0) }))
         o.append("defines", .array(settings.defines.map { .string($0) }))
+        if settings.synthesis { o.append("synthesis", .bool(true)) }
         return withShard(.object(o), shard)
     }
     public var inputs: [StageInput] { files.map { .file($0) } }
