@@ -192,8 +192,14 @@ struct IngestPDF: ParsableCommand {
     @Option(help: "Pages read at once (default: the number of cores).")
     var jobs: Int?
 
-    @Option(help: "Also write every page read by OCR to this directory as a PGM image (what tesseract saw).")
+    @Option(help: "Also write every page read by OCR to this directory as a PGM image (the page as rendered).")
     var ocrImages: String?
+
+    @Option(help: """
+        Preprocessed OCR readings (Sauvola binarisation with deskew and border removal; 1.5x upscaling), the one \
+        tesseract is surest of kept: auto (pages first read with confidence below 90), always, never.
+        """)
+    var ocrPreprocess = "auto"
 
     @Flag(help: "Keep lines that repeat at the top or bottom of pages (running headers and footers).")
     var keepRunningLines = false
@@ -216,6 +222,7 @@ struct IngestPDF: ParsableCommand {
         c.languages = list(languages.replacingOccurrences(of: "+", with: ","))
         c.dpi = dpi
         c.ocrImages = ocrImages
+        c.ocrPreprocess = ocrPreprocess
         c.removeRunningLines = !keepRunningLines
         c.removePageNumbers = !keepPageNumbers
         c.joinHyphens = !keepHyphens
