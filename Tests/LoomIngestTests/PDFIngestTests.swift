@@ -297,7 +297,7 @@ final class PDFCorpusTests: XCTestCase {
             let method = try XCTUnwrap(ocr["method"]?.arrayValue?.first?.stringValue, name)
             let candidates = try XCTUnwrap(ocr["candidates"]?.arrayValue?.first?.objectValue, name)
             print("\(name) (\(langs.joined(separator: "+"))): Loom CER \(loomCER) (\(method) of \(candidates)), tesseract command CER \(cliCER)")
-            XCTAssertEqual(candidates.first?.key, OCRMethod.original.rawValue, name)
+            XCTAssertEqual(candidates.keys.first, OCRMethod.original.rawValue, name)
             XCTAssertNotNil(candidates[method], name)
             // Every candidate's reading, for the record (the engine's own API on the same image).
             let engine = try OCREngine(languages: langs.joined(separator: "+"))
