@@ -32,6 +32,21 @@ public struct SourceText: Equatable, Sendable {
 public enum Description: Equatable, Sendable {
     case module(Module)
     case directive(String)
+    case primitive(UDP)
+    /// `config NAME; design ...; default liblist ...; instance ... use ...; endconfig`: each statement its tokens.
+    case config(name: String, statements: [[String]])
+}
+
+/// A user-defined primitive (IEEE 1364-2005 section 8), kept as written: the header's port list, the declarations
+/// (and `initial`) as token statements, and the table's rows (`0 1 : ? : 1 ;`). Tokens written together (`(01)`,
+/// `0?`) stay together, so printing and parsing again gives the same tokens.
+public struct UDP: Equatable, Sendable {
+    public var attributes: [Attribute] = []
+    public var name: String
+    public var ports: [String]
+    public var declarations: [[String]]
+    public var table: [[String]]
+    public var loc = Loc()
 }
 
 public struct Module: Equatable, Sendable {
@@ -52,6 +67,28 @@ public struct Module: Equatable, Sendable {
     public var isANSI: Bool {
         if let p = ports, let f = p.first, case .ansi = f { return true }
         return false
+    }
+}
+
+extension Module {
+    /// The names of the modules this one instantiates, in generate blocks too (gates excluded).
+    public var instantiatedModules: Set<String> {
+        var out = Set<String>()
+        func walk(_ items: [ModuleItem], _ depth: Int) {
+            guard depth < 64 else { return }
+            for it in items {
+                switch it {
+                case .instantiation(let i): out.insert(i.module)
+                case .generateRegion(let xs): walk(xs, depth + 1)
+                case .genFor(_, _, _, let b), .genBlock(let b): walk(b.items, depth + 1)
+                case .genIf(_, let t, let e): walk((t?.items ?? []) + (e?.items ?? []), depth + 1)
+                case .genCase(_, let cs): walk(cs.flatMap { $0.body?.items ?? [] }, depth + 1)
+                default: break
+                }
+            }
+        }
+        walk(items, 0)
+        return out
     }
 }
 

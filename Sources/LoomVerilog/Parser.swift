@@ -105,7 +105,7 @@ struct Parser {
         throw fail(what ?? Spelling.describe(k))
     }
 
-    mutating func text() -> String { sm.text(toks[i]) }
+    func text() -> String { sm.text(toks[i]) }
 
     /// Appends the current token's text to `tokens`: to the last entry when the two were written with nothing
     /// between them (`=>`, `*>`, `(A` stay as written), else as a new entry. Opaque items print entries one space
@@ -157,7 +157,11 @@ struct Parser {
                 if kind == .kwModule || kind == .kwMacromodule {
                     items.append(.module(try module(attrs)))
                 } else if kind == .kwPrimitive {
-                    throw fail("'module' (user-defined primitives are not supported)")
+                    var u = try primitive()
+                    u.attributes = attrs
+                    items.append(.primitive(u))
+                } else if kind == .ident, text() == "config", peek(1) == .ident || peek(1) == .escIdent, attrs.isEmpty {
+                    items.append(try config())
                 } else {
                     throw fail("'module'")
                 }
@@ -174,6 +178,67 @@ struct Parser {
             }
         }
         return SourceText(items: items)
+    }
+
+    /// Tokens up to and including the next `;` (stopping before `stop`), grouped as `collect` groups them.
+    mutating func tokenStatement(stop: (Parser) -> Bool, what: String) throws -> [String] {
+        var tokens: [String] = []
+        var ended = false
+        repeat {
+            guard kind != .eof, !stop(self) else { throw fail("';' to end the \(what)") }
+            ended = kind == .semicolon
+            collect(&tokens)
+            advance()
+        } while !ended
+        return tokens
+    }
+
+    /// `primitive NAME ( ports ) ; declarations table rows endtable endprimitive`.
+    mutating func primitive() throws -> UDP {
+        let l = loc
+        advance()
+        var u = UDP(name: try identifier("a primitive name"), ports: [], declarations: [], table: [], loc: l)
+        try expect(.lparen, "'(' and the primitive's ports")
+        var depth = 1
+        while true {
+            guard kind != .eof, kind != .kwEndprimitive else { throw fail("')' closing the primitive's ports") }
+            if kind == .lparen { depth += 1 }
+            if kind == .rparen {
+                depth -= 1
+                if depth == 0 { break }
+            }
+            collect(&u.ports)
+            advance()
+        }
+        advance()
+        try expect(.semicolon, "';' after the primitive header")
+        let end: (Parser) -> Bool = { $0.kind == .kwEndprimitive || $0.kind == .kwTable || $0.kind == .kwEndtable }
+        while kind != .kwTable {
+            guard kind != .eof, kind != .kwEndprimitive else { throw fail("'table' (a primitive needs its table)") }
+            u.declarations.append(try tokenStatement(stop: end, what: "declaration"))
+        }
+        advance()
+        while kind != .kwEndtable {
+            u.table.append(try tokenStatement(stop: end, what: "table row"))
+        }
+        advance()
+        try expect(.kwEndprimitive, "'endprimitive'")
+        return u
+    }
+
+    /// `config NAME ; { statement ; } endconfig` (IEEE 1364-2005 section 13), each statement kept as its tokens.
+    mutating func config() throws -> Description {
+        advance()
+        let name = try identifier("a config name")
+        try expect(.semicolon, "';' after the config name")
+        var statements: [[String]] = []
+        let isEnd: (Parser) -> Bool = { $0.kind == .ident && $0.text() == "endconfig" }
+        while !isEnd(self) {
+            guard kind != .eof, kind != .kwModule else { throw fail("'endconfig'") }
+            statements.append(try tokenStatement(stop: { isEnd($0) || $0.kind == .kwModule }, what: "config statement"))
+        }
+        advance()
+        return .config(name: name, statements: statements)
     }
 
     mutating func directiveText() -> String {

@@ -51,6 +51,17 @@ public struct Printer {
     /// escaped identifier).
     mutating func tokenLine(_ tokens: [String]) { w(tokens.joined(separator: " ")) }
 
+    /// Each statement on its own line, one level deeper.
+    mutating func tokenLines(_ statements: [[String]]) {
+        indent += 1
+        for st in statements {
+            pad()
+            tokenLine(st)
+            nl()
+        }
+        indent -= 1
+    }
+
     /// An identifier; an escaped one ends at white space, so one follows it.
     mutating func id(_ s: String) {
         out += s
@@ -64,10 +75,46 @@ public struct Printer {
                 w(t)
                 nl()
             case .module(let m):
-                if n > 0, case .module = s.items[n - 1] { nl() }
+                if n > 0, case .directive = s.items[n - 1] {} else if n > 0 { nl() }
                 module(m)
+            case .primitive(let u):
+                if n > 0, case .directive = s.items[n - 1] {} else if n > 0 { nl() }
+                primitive(u)
+            case .config(let name, let statements):
+                if n > 0, case .directive = s.items[n - 1] {} else if n > 0 { nl() }
+                w("config ")
+                id(name)
+                w(";")
+                nl()
+                tokenLines(statements)
+                w("endconfig")
+                nl()
             }
         }
+    }
+
+    mutating func primitive(_ u: UDP) {
+        pad()
+        attrs(u.attributes)
+        w("primitive ")
+        id(u.name)
+        w(" (")
+        tokenLine(u.ports)
+        w(");")
+        nl()
+        tokenLines(u.declarations)
+        indent += 1
+        pad()
+        w("table")
+        nl()
+        tokenLines(u.table)
+        pad()
+        w("endtable")
+        nl()
+        indent -= 1
+        pad()
+        w("endprimitive")
+        nl()
     }
 
     mutating func attrs(_ a: [Attribute]) {

@@ -116,6 +116,31 @@ public struct VerilogUnit: Sendable {
     public var text: String
     public var includeDirs: [String]
     public var libraryDirs: [String]
+    /// The printed modules of the same file this one instantiates (directly or through each other): what iverilog,
+    /// which elaborates, needs beside the module to accept it (`-y` finds only modules named like their file).
+    public var context = ""
+
+    /// Sets each unit's `context` from the other units of its source file.
+    static func withContext(_ units: [VerilogUnit]) -> [VerilogUnit] {
+        var byFile: [String: [String: VerilogUnit]] = [:]
+        for u in units { byFile[u.source, default: [:]][u.module.name] = byFile[u.source]?[u.module.name] ?? u }
+        return units.map { u in
+            var v = u
+            let siblings = byFile[u.source] ?? [:]
+            var seen: Set<String> = [u.module.name]
+            var queue = Array(u.module.instantiatedModules.sorted())
+            var parts: [String] = []
+            while let n = queue.first {
+                queue.removeFirst()
+                guard !seen.contains(n), let s = siblings[n] else { continue }
+                seen.insert(n)
+                parts.append(s.text)
+                queue += s.module.instantiatedModules.sorted()
+            }
+            v.context = parts.joined(separator: "\n")
+            return v
+        }
+    }
 }
 
 public enum VerilogFiles {
@@ -153,7 +178,7 @@ public enum VerilogFiles {
                 id: "\(f)#\(m.name)", source: f, module: m, text: Printer.print(m),
                 includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs)
         }
-        return (units, nil)
+        return (VerilogUnit.withContext(units), nil)
     }
 
     /// Parses each file; a file with syntax errors is one reject with its first diagnostics.
@@ -195,7 +220,7 @@ public enum VerilogFiles {
                         id: id, source: r["source"]?.stringValue ?? path, module: m, text: Printer.print(m),
                         includeDirs: strings("include_dirs"), libraryDirs: strings("library_dirs")))
             }, bad: { e, path, line in try reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
-        return out
+        return VerilogUnit.withContext(out)
     }
 }
 
@@ -438,7 +463,23 @@ public struct VerilogTaskStage: Stage {
             try preference.finish(counts: JSONObject([("pairs", .int(preferenceCount))]))
             ctx.setCount("preference_records", preferenceCount)
         }
-        for (k, v) in totals.sorted(by: { $0.key < $1.key }) { ctx.setCount(k, v) }
+        // Per-rule counts go into one object: mutants_by_rule.RULE.{kept, dropped_tools_accept, dropped_unparsable,
+        // dropped_setting}.
+        var byRule: [String: [String: Int]] = [:]
+        for (k, v) in totals.sorted(by: { $0.key < $1.key }) {
+            if let (rule, what) = VerilogTaskStage.splitRuleKey(k) {
+                byRule[rule, default: [:]][what] = v
+            } else {
+                ctx.setCount(k, v)
+            }
+        }
+        if !byRule.isEmpty {
+            ctx.setValue(
+                "mutants_by_rule",
+                .object(JSONObject(byRule.sorted { $0.key < $1.key }.map { rule, c in
+                    (rule, JSONValue.object(JSONObject(c.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int($0.value)) })))
+                })))
+        }
         if let s = totals["syntax_mutants"], s > 0 {
             let rate = Double(totals["syntax_rejected"] ?? 0) / Double(s)
             ctx.setValue("syntax_rejection_rate", .double((rate * 1e4).rounded() / 1e4))
@@ -458,17 +499,32 @@ public struct VerilogTaskStage: Stage {
     }
 
     /// The configured tools' verdicts on the unmutated module.
+    /// iverilog on a module's text (the target or a mutant of it) with the modules of its file it instantiates
+    /// after it, so messages about the module keep their line numbers.
+    func iverilog(_ text: String, _ u: VerilogUnit, _ eda: EDARunner) -> ToolVerdict {
+        eda.iverilog(
+            u.context.isEmpty ? text : text + "\n" + u.context, name: "design.v", includeDirs: u.includeDirs,
+            libraryDirs: u.libraryDirs)
+    }
+
     func targetVerdicts(_ u: VerilogUnit, _ eda: EDARunner) -> [ToolVerdict] {
         var out: [ToolVerdict] = []
         if settings.tools.contains("yosys") { out.append(eda.yosys(u.text, name: "design.v", includeDirs: u.includeDirs)) }
         if settings.tools.contains("iverilog") {
-            out.append(eda.iverilog(u.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs))
+            out.append(iverilog(u.text, u, eda))
         }
         return out
     }
 
     /// `meta.scores` of a record whose target is the module (or completes it): whether each tool accepts the module.
     /// Empty when the stage runs no tools (no `mutate` task).
+    static func ruleKey(_ rule: String, _ what: String) -> String { "_rule\u{1}" + rule + "\u{1}" + what }
+    static func splitRuleKey(_ k: String) -> (String, String)? {
+        let p = k.split(separator: "\u{1}", omittingEmptySubsequences: false)
+        guard p.count == 3, p[0] == "_rule" else { return nil }
+        return (String(p[1]), String(p[2]))
+    }
+
     func targetScores(_ verdicts: [ToolVerdict]) -> JSONObject {
         JSONObject(verdicts.map { ($0.tool + "_accepts", JSONValue.bool($0.accepted)) })
     }
@@ -573,42 +629,62 @@ public struct VerilogTaskStage: Stage {
         _ u: VerilogUnit, _ mutator: Mutator, _ eda: EDARunner, _ tasks: TaskTemplates, _ verdicts: [ToolVerdict],
         _ out: inout Output
     ) {
-        // A tool counts for this module only if it accepts the module as it is.
-        let tools = verdicts.filter(\.accepted).map(\.tool)
+        // The repair target is the module as it is: every tool of the stage must accept it, so each pair's target
+        // is valid for both yosys and iverilog (a module one of them rejects makes no pairs, with a reject line).
+        let tools = verdicts.map(\.tool)
         let target = targetScores(verdicts)
-        guard !tools.isEmpty else {
+        let refusing = verdicts.filter { !$0.accepted }
+        guard !tools.isEmpty, refusing.isEmpty else {
+            let why = refusing.map { "\($0.tool): \($0.message.split(separator: "\n").first ?? "rejected")" }.joined(separator: "; ")
             out.rejects.append(
                 Reject(
-                    source: u.source, reason: "no EDA tool (\(settings.tools.joined(separator: ", "))) accepts the unmutated module \(u.module.name); it cannot be used for repair pairs",
+                    source: u.source, reason: "the unmutated module \(u.module.name) is not accepted by every EDA tool (\(settings.tools.joined(separator: ", "))), so it cannot be a repair target: \(why)",
                     line: u.module.loc.line, id: u.id))
             out.counts["modules_without_tool", default: 0] += 1
             return
         }
         let (mutants, discarded) = mutator.mutantsCounting(
             of: u.text, samples: settings.samples, seed: verilogSeed(settings.seed, u.id + "#mutate"))
-        out.counts["candidates_discarded", default: 0] += discarded
+        for (r, k) in discarded {
+            out.counts["candidates_discarded", default: 0] += k
+            out.counts[VerilogTaskStage.ruleKey(r, "dropped_unparsable"), default: 0] += k
+        }
         for (n, m) in mutants.enumerated() {
             var verdicts: [ToolVerdict] = []
             if tools.contains("yosys") { verdicts.append(eda.yosys(m.text, name: "design.v", includeDirs: u.includeDirs)) }
             if tools.contains("iverilog") {
-                verdicts.append(eda.iverilog(m.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs))
+                verdicts.append(iverilog(m.text, u, eda))
             }
             let rejecting = verdicts.filter { !$0.accepted }
             let rejected = !rejecting.isEmpty
+            let ruleNames = Set(m.rules)
             if m.family == .syntax {
                 out.counts["syntax_mutants", default: 0] += 1
-                if rejected { out.counts["syntax_rejected", default: 0] += 1 }
+                if m.parses { out.counts["syntax_parser_accepted", default: 0] += 1 }
+                // Kept when a tool rejects it, whatever Loom's parser said; one every tool accepts is dropped.
+                guard rejected else {
+                    out.counts["syntax_dropped_tools_accept", default: 0] += 1
+                    for r in ruleNames { out.counts[VerilogTaskStage.ruleKey(r, "dropped_tools_accept"), default: 0] += 1 }
+                    continue
+                }
+                out.counts["syntax_rejected", default: 0] += 1
+                if m.parses { out.counts["syntax_kept_parser_accepted", default: 0] += 1 }
             } else {
                 out.counts["logic_family_mutants", default: 0] += 1
             }
             let label = rejected ? (m.family == .syntax ? "syntax_error" : "semantic_error") : "logic_mutant"
             out.counts[label, default: 0] += 1
-            if !rejected && settings.logicMutants == "drop" { continue }
+            if !rejected && settings.logicMutants == "drop" {
+                for r in ruleNames { out.counts[VerilogTaskStage.ruleKey(r, "dropped_setting"), default: 0] += 1 }
+                continue
+            }
+            for r in ruleNames { out.counts[VerilogTaskStage.ruleKey(r, "kept"), default: 0] += 1 }
             var meta = JSONObject()
             meta.append("module", .string(u.module.name))
             meta.append("label", .string(label))
             meta.append("family", .string(m.family.rawValue))
             meta.append("rules", .array(m.rules.map { .string($0) }))
+            meta.append("parser_accepts", .bool(m.parses))
             meta.append("edits", .array(m.edits.map(\.json)))
             var tv = JSONObject()
             for v in verdicts {

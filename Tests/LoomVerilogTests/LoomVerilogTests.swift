@@ -379,6 +379,82 @@ final class VerilogParserTests: XCTestCase {
         XCTAssertEqual(bad.diagnostics.first?.location.line, 12, "\(bad.diagnostics)")
     }
 
+    /// User-defined primitives (a sequential one with an initial value and edge rows, a combinational one, in the
+    /// shape of cell-library UDPs) and a config block (IEEE 1364-2005 13.3.1's example): kept as their tokens,
+    /// printed back, re-parsed to the same tree; Icarus compiles the printed UDPs to the same program.
+    func testPrimitivesAndConfigBlocks() throws {
+        let src = #"""
+            `timescale 1ns/1ps
+            primitive udp_dff (q, d, clk);
+              output q;
+              reg q;
+              input d, clk;
+              initial q = 1'b0;
+              table
+              // d  clk  : q : q+
+                 0 (01)  : ? : 0 ;
+                 1 (01)  : ? : 1 ;
+                 ? (1?)  : ? : - ;
+                 ? (?0)  : ? : - ;
+                 * ?     : ? : - ;
+              endtable
+            endprimitive
+            (* cell *) primitive mux2 (y, s, a, b);
+              output y;
+              input s, a, b;
+              table
+                0 0? : 0;
+                0 1? : 1;
+                1 ?0 : 0;
+                1 ?1 : 1;
+                x 00 : 0;
+                x 11 : 1;
+              endtable
+            endprimitive
+            module top (input clk, input s, input a, input b, output q, output y);
+              udp_dff u0 (q, a, clk);
+              mux2 u1 (y, s, a, b);
+            endmodule
+            config cfg1;
+              design rtlLib.top;
+              default liblist rtlLib gateLib;
+              instance top.u1 liblist gateLib;
+            endconfig
+            """#
+        let r = VerilogParser.parse(src, name: "cells.v")
+        XCTAssertEqual(r.diagnostics.map(\.description), [])
+        let udps = r.source.items.compactMap { if case .primitive(let u) = $0 { return u } else { return nil } }
+        XCTAssertEqual(udps.map(\.name), ["udp_dff", "mux2"])
+        XCTAssertEqual(udps[0].ports, ["q,", "d,", "clk"])
+        XCTAssertEqual(udps[0].table.first, ["0", "(01)", ":", "?", ":", "0", ";"])
+        XCTAssertEqual(udps[1].table.first, ["0", "0?", ":", "0;"])
+        XCTAssertEqual(udps[1].attributes.map(\.name), ["cell"])
+        guard case .config(let name, let statements)? = r.source.items.last else { return XCTFail("no config block") }
+        XCTAssertEqual(name, "cfg1")
+        XCTAssertEqual(statements.first, ["design", "rtlLib.top;"])
+        XCTAssertEqual(r.source.modules.map(\.name), ["top"])
+        let printed = Printer.print(r.source)
+        XCTAssertTrue(printed.contains("primitive udp_dff (q, d, clk);\n  output q;\n"), printed)
+        XCTAssertTrue(printed.contains("  table\n    0 (01) : ? : 0 ;\n"), printed)
+        XCTAssertTrue(printed.contains("config cfg1;\n  design rtlLib.top;\n"), printed)
+        let again = VerilogParser.parse(printed, name: "printed.v")
+        XCTAssertEqual(again.diagnostics.map(\.description), [], printed)
+        XCTAssertEqual(again.source, r.source)
+        XCTAssertEqual(Printer.print(again.source), printed)
+        // Icarus reads UDPs (not config blocks, nor attributes on a primitive): the printed primitives and module
+        // compile to the same program.
+        do { _ = try EDATool.iverilog.locate() } catch { throw XCTSkip("iverilog is not installed (make setup installs it)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vudp-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let eda = try EDARunner(scratch: dir, tools: [.iverilog])
+        let cut: (String) -> String = {
+            String($0[..<$0.range(of: "config cfg1;")!.lowerBound]).replacingOccurrences(of: "(* cell *) ", with: "")
+        }
+        let a = eda.iverilogProgram(cut(src)), b = eda.iverilogProgram(cut(printed))
+        XCTAssertNotNil(a, eda.iverilog(cut(src)).message)
+        XCTAssertEqual(a, b, printed)
+    }
+
     func testPrintedKitchenSinkIsAcceptedByIcarus() throws {
         do { _ = try EDATool.iverilog.locate() } catch { throw XCTSkip("iverilog is not installed (make setup installs it)") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vsink-\(UUID().uuidString)").path

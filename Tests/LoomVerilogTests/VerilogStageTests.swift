@@ -86,8 +86,10 @@ final class VerilogMutatorTests: XCTestCase {
                 XCTAssertTrue(x.edits.count >= 1 && x.edits.count <= 5)
                 XCTAssertEqual(Set(x.rules), [r.name])
                 XCTAssertNotEqual(x.text, text)
+                // Logic samples must parse; syntax samples carry what the parser said, for the tools to judge.
                 let parses = VerilogParser.parse(x.text).ok
-                XCTAssertEqual(parses, r.kind != .syntax, "\(r.name) \(x.edits)\n\(x.text)")
+                XCTAssertEqual(x.parses, parses, "\(r.name) \(x.edits)\n\(x.text)")
+                if r.kind != .syntax { XCTAssertTrue(parses, "\(r.name) \(x.edits)\n\(x.text)") }
             }
             _ = tokens
         }
@@ -253,6 +255,56 @@ final class VerilogStageTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(feedback, 0)
+    }
+
+    /// A syntax mutant is kept when yosys or iverilog rejects it, whatever Loom's parser says, and dropped when
+    /// both accept it (dropping `wire` from `input wire a` leaves valid Verilog); the manifest counts both by rule.
+    func testSyntaxMutantsAreJudgedByTheTools() throws {
+        for t in EDATool.allCases {
+            do { _ = try t.locate() } catch { throw XCTSkip("\(t.rawValue) is not installed (make setup installs it)") }
+        }
+        let dir = try tempDir("vjudge")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rtl", withIntermediateDirectories: true)
+        try "module m (input wire a, input wire b, output wire y);\n  assign y = a & b;\nendmodule\n"
+            .write(toFile: dir + "/rtl/m.v", atomically: true, encoding: .utf8)
+        var c = VerilogConfig()
+        c.tasks = ["mutate"]
+        c.paths = [dir + "/rtl/m.v"]
+        c.rules = ["drop_keyword"]
+        c.samples = 12
+        c.maxEdits = 1
+        c.logicFraction = 0
+        let st = try VerilogTaskStage(config: c, templates: templatesDir, grammars: grammarsDir, jobs: 1)
+        let res = try StageRunner.run(st, directory: dir + "/out", options: RunOptions(quiet: true))
+        let counts = res.manifest.counts
+        let n = counts["syntax_mutants"]?.intValue ?? 0
+        let kept = counts["syntax_rejected"]?.intValue ?? 0
+        let dropped = counts["syntax_dropped_tools_accept"]?.intValue ?? 0
+        XCTAssertEqual(n, kept + dropped, "\(counts)")
+        XCTAssertGreaterThan(kept, 0, "\(counts)")
+        XCTAssertGreaterThan(dropped, 0, "dropping one of the three `wire`s is valid Verilog: \(counts)")
+        let byRule = counts["mutants_by_rule"]?["drop_keyword"]
+        XCTAssertEqual(byRule?["kept"]?.intValue, kept, "\(counts)")
+        XCTAssertEqual(byRule?["dropped_tools_accept"]?.intValue, dropped, "\(counts)")
+        // Every kept mutant is rejected by a tool (meta.tools says which), and the count of those the parser
+        // accepted matches the records.
+        let recs = try records(dir + "/out") + records(dir + "/out/preference")
+        XCTAssertFalse(recs.isEmpty)
+        var parserAccepted = Set<String>()
+        for r in recs {
+            let meta = r["meta"]!
+            XCTAssertEqual(meta["label"]?.stringValue, "syntax_error")
+            XCTAssertTrue(meta["tools"]!.objectValue!.contains { $0.value["accepted"]?.boolValue == false }, "\(meta)")
+            let text = r["rejected"]?.stringValue ?? content(r, 0)
+            if meta["parser_accepts"]?.boolValue == true, let id = r["id"]?.stringValue,
+                let m = id.range(of: "#mutant-[0-9]+", options: .regularExpression)
+            {
+                parserAccepted.insert(String(id[m]))
+            }
+            XCTAssertFalse(text.isEmpty)
+        }
+        XCTAssertEqual(parserAccepted.count, counts["syntax_kept_parser_accepted"]?.intValue ?? 0, "\(counts)")
     }
 
     /// With the tools run (mutate), every record carries meta.scores: whether yosys and iverilog accept its target
