@@ -49,3 +49,12 @@ for e in $embedders; do
 done
 "$LOOM" cluster "$WORK/chunks" -o "$WORK/cluster-default" -q --force
 row "$WORK/cluster-default" "no options (from chunks)"
+# Issue 25's bar for the defaults: at least 30% of chunks in clusters of two or more, within-cluster MeSH Jaccard at
+# least 3x that of random pairs.
+python3 - "$WORK/cluster-default" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1] + "/manifest.json"))["counts"]
+ok = c["share_in_clusters"] >= 0.3 and (c["coherence"]["ratio"] or 0) >= 3
+print("issue 25 bar (share >= 0.30, ratio >= 3):", "met" if ok else "NOT met")
+sys.exit(0 if ok else 1)
+PY

@@ -75,7 +75,7 @@ struct ClusterCommand: ParsableCommand {
             one. Then, in input order, an unassigned document
             starts a cluster and takes its most similar unassigned neighbours
             while the cosine similarity is at least --similarity (default:
-            the embedder's, minilm SIM_M, hashing SIM_H), the cluster
+            the embedder's, minilm 0.63, hashing 0.365), the cluster
             stays within --max-tokens and has at most --max-docs documents
             (arXiv 2401.07284). Each cluster is one text sample: its documents
             joined by blank lines; meta lists members and similarities. The
