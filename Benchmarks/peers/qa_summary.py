@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarise `loom generate qa` runs on real models (issue 22): for each run directory, the share of input chunks
-with at least one schema-valid QA pair, the share of grounded answers (meta.grounding.score >= 0.5), the parse
+with at least one schema-valid QA pair, the share of grounded answers (meta.scores.grounding >= 0.5), the parse
 rate (chunks whose reply parsed), request failures, and N example pairs.
 
     python3 Benchmarks/peers/qa_summary.py CHUNKS.jsonl templates/qa/schema.json RUN_DIR [RUN_DIR ...] [--examples 5]
@@ -45,9 +45,9 @@ def main():
             if valid(pair, schema):
                 with_valid.add(chunk)
             answers += 1
-            if r["meta"]["grounding"]["score"] >= 0.5:
+            if r["meta"]["scores"]["grounding"] >= 0.5:
                 grounded += 1
-            examples.append((chunk, q, ans, r["meta"]["grounding"]))
+            examples.append((chunk, q, ans, r["meta"]["scores"]))
         c = m["counts"]
         n = len(ids)
         print(f"== {run}")
@@ -59,7 +59,7 @@ def main():
               f" failed requests {failed}; wrong language {c.get('wrong_language', 0)}; unsupported {c.get('unsupported_answers', 0)}")
         random.Random(22).shuffle(examples)
         for chunk, q, ans, g in examples[: a.examples]:
-            print(f"  - [{chunk}] Q: {q}\n    A: {ans}  (grounding {g['score']}, span {g['longest_span']})")
+            print(f"  - [{chunk}] Q: {q}\n    A: {ans}  (grounding {g['grounding']}, span {g['longest_span']})")
 
 
 if __name__ == "__main__":

@@ -292,18 +292,7 @@ struct Tally {
     /// For every measurement: how many records had it, its mean and its 10th, 50th and 90th percentiles.
     func summary() -> JSONObject {
         var out = JSONObject()
-        for k in values.keys.sorted() {
-            let v = values[k]!.sorted()
-            guard !v.isEmpty else { continue }
-            func q(_ p: Double) -> JSONValue {
-                let x = v[min(v.count - 1, Int((p * Double(v.count - 1)).rounded()))]
-                return .double((x * 1e4).rounded() / 1e4)
-            }
-            out[k] = [
-                "n": .int(v.count), "mean": .double((v.reduce(0, +) / Double(v.count) * 1e4).rounded() / 1e4),
-                "p10": q(0.1), "p50": q(0.5), "p90": q(0.9),
-            ]
-        }
+        for k in values.keys.sorted() where !values[k]!.isEmpty { out[k] = .object(Distribution.summary(values[k]!)) }
         return out
     }
 }

@@ -1,7 +1,7 @@
 // How much of a generated answer comes from its source chunk: the share of the answer's content words found in
 // the chunk, and the longest run of the answer's words that appears word for word in the chunk. A model that answers
-// from the text scores near 1 with long spans; one that makes things up scores low. Written to `meta.grounding` of
-// every generated QA record; `min_grounding` drops what falls below.
+// from the text scores near 1 with long spans; one that makes things up scores low. Written to `meta.scores` of
+// every generated QA record (`grounding`, `longest_span`); `min_grounding` drops what falls below.
 
 import Foundation
 import LoomCore
@@ -13,9 +13,10 @@ public struct Grounding: Equatable, Sendable {
     /// The longest run of consecutive answer words found consecutively in the chunk (case-insensitive).
     public var longestSpan: Int
 
+    /// The record's `meta.scores`.
     public var json: JSONValue {
         var o = JSONObject()
-        o.append("score", .double((score * 1000).rounded() / 1000))
+        o.append("grounding", .double((score * 1000).rounded() / 1000))
         o.append("longest_span", .int(longestSpan))
         return .object(o)
     }

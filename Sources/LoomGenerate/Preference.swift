@@ -1,7 +1,8 @@
 // `loom generate preference`: preference pairs for DPO/ORPO from SFT samples. `chosen` is the sample's reference
 // answer; `rejected` is a distractor (another answer of the same task type, or another label; no model needed) or
 // a model's answer to the question alone, without the text it was asked about (SFT sampling). A pair whose
-// rejected answer equals the chosen one is dropped.
+// rejected answer equals the chosen one is dropped. Every pair carries meta.scores: the chosen/rejected length ratio
+// and their similarity (LoomCore's PairScores).
 
 import Foundation
 import LoomCore
@@ -91,6 +92,7 @@ public struct PreferenceStage: Stage {
         var dropped = 0
         var written = 0
         var failed = 0
+        var chosenLonger = 0
         let backend: OpenAIBackend? =
             settings.rejected == "sample"
             ? try OpenAIBackend(
@@ -139,6 +141,9 @@ public struct PreferenceStage: Stage {
                     meta.append("rejected_from", .string(settings.rejected))
                     meta.append("task", .string(t.type))
                     if let l = t.language { meta.append("language", .string(l)) }
+                    let scores = PairScores.measure(chosen: t.answer, rejected: rejected)
+                    meta.append("scores", .object(scores))
+                    if (scores["length_ratio"]?.doubleValue ?? 1) > 1 { chosenLonger += 1 }
                     var o = JSONObject()
                     o.append("id", .string("\(t.sample)#pref\(t.index)"))
                     o.append("prompt", .array(t.prompt))
@@ -152,5 +157,7 @@ public struct PreferenceStage: Stage {
         ctx.setCount("pairs", written)
         ctx.setCount("dropped_equal", dropped)
         ctx.setCount("failed_requests", failed)
+        // DPO learns length when chosen answers are systematically longer: 0.5 is no bias.
+        if written > 0 { ctx.setValue("chosen_longer_share", .double((Double(chosenLonger) / Double(written) * 1e4).rounded() / 1e4)) }
     }
 }

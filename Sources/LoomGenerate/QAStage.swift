@@ -3,7 +3,7 @@
 // prompt of worked examples for base models (`endpoint: completions`). The reply is held to the JSON schema in
 // qa/schema.json (its item count set to `questions`) through the server's structured output or, in process, by
 // constrained decoding; it is parsed strictly (repaired only where unambiguous), each answer's grounding in its
-// chunk measured (`meta.grounding`, `min_grounding`), and cached so a re-run asks nothing twice.
+// chunk measured (`meta.scores.grounding`, `min_grounding`), and cached so a re-run asks nothing twice.
 
 import Foundation
 import LoomCore
@@ -316,7 +316,7 @@ public struct QAStage: Stage {
                                     ids: ids, generator: "qa", templates: fewShot == nil ? ["qa/system", "qa/user"] : ["qa/fewshot"],
                                     backend: settings.openai.backend, model: settings.openai.model, seed: settings.openai.seed))
                             meta.append("supported", .bool(ok))
-                            meta.append("grounding", grounding.json)
+                            meta.append("scores", grounding.json)
                             meta.append("language", .string(language))
                             var o = JSONObject()
                             o.append("id", .string("\(item.id)#qa\(n)"))

@@ -77,6 +77,8 @@ public struct RCStage: Stage {
         var counts: [String: Int] = [:]
         var samples = 0
         var without = 0
+        var spanAnswers = 0
+        var verbatimAnswers = 0
         try reader.forEachRecord(
             shard: shard, progress: ctx.progress,
             { r, path, line in
@@ -109,9 +111,27 @@ public struct RCStage: Stage {
                         ids: ids, generator: "reading-comprehension", templates: examples.map(\.template),
                         backend: "rules", model: nil, seed: settings.seed))
                 meta.append("language", .string(RCMiner.language(text)))
+                // Whether each answer is a span of the chunk (labels such as "Yes" are not spans: no flag).
+                let found = RCMiner.normalized(text)
+                var spans = 0
+                var verbatim = 0
                 meta.append(
                     "tasks",
-                    .array(examples.map { ["type": .string($0.task.rawValue), "template": .string($0.template)] }))
+                    .array(
+                        examples.map { e in
+                            var t = JSONObject([("type", .string(e.task.rawValue)), ("template", .string(e.template))])
+                            if let v = RCMiner.verbatim(e, in: found) {
+                                t.append("verbatim", .bool(v))
+                                spans += 1
+                                if v { verbatim += 1 }
+                            }
+                            return .object(t)
+                        }))
+                if spans > 0 {
+                    meta.append("scores", ["verbatim": .double((Double(verbatim) / Double(spans) * 1e4).rounded() / 1e4)])
+                }
+                verbatimAnswers += verbatim
+                spanAnswers += spans
                 var o = JSONObject()
                 o.append("id", .string(id + "#rc"))
                 o.append("messages", .array(messages))
@@ -122,6 +142,8 @@ public struct RCStage: Stage {
             bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
         ctx.setCount("samples", samples)
         ctx.setCount("chunks_without_tasks", without)
+        ctx.setCount("span_answers", spanAnswers)
+        ctx.setCount("span_answers_verbatim", verbatimAnswers)
         for (k, v) in counts.sorted(by: { $0.key < $1.key }) { ctx.setCount("task_" + k, v) }
     }
 }

@@ -243,6 +243,23 @@ public struct RCMiner: Sendable {
         return (shown, examples)
     }
 
+    /// Text as `verbatim` compares it: lower-cased, runs of whitespace made one space.
+    public static func normalized(_ s: String) -> String {
+        s.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+    }
+
+    /// Whether the answer is found word for word in the chunk (`chunk` given `normalized`), ignoring case and
+    /// differences in whitespace; a keyword list when every keyword is. nil for answers that are labels, not spans
+    /// of the text (nli, paraphrase).
+    public static func verbatim(_ e: RCExample, in chunk: String) -> Bool? {
+        switch e.task {
+        case .nli, .paraphrase: return nil
+        case .keywords:
+            return e.answer.components(separatedBy: ", ").allSatisfy { chunk.contains(normalized($0)) }
+        default: return chunk.contains(normalized(e.answer))
+        }
+    }
+
     func trimEnd(_ s: String) -> String {
         var x = s.trimmingCharacters(in: .whitespaces)
         while let l = x.last, l == "." || l == "!" || l == "?" || l == ";" || l == "," { x.removeLast() }

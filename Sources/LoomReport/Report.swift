@@ -54,7 +54,7 @@ public enum Report {
     /// The sections every report has, in order: (id, heading). A section whose stage is absent says so.
     public static let sections: [(id: String, title: String)] = [
         ("stages", "Stages"), ("rejects", "Rejects"), ("datasets", "Dataset statistics"), ("tasks", "Task types"),
-        ("languages", "Languages"), ("filter", "Quality filters"), ("dedup", "Deduplication"), ("packing", "Packing"), ("training", "Training"),
+        ("scores", "Generator scores"), ("languages", "Languages"), ("filter", "Quality filters"), ("dedup", "Deduplication"), ("packing", "Packing"), ("training", "Training"),
         ("evaluation", "Evaluation"), ("merge", "Merge"), ("provenance", "Provenance"),
     ]
 }
@@ -72,6 +72,8 @@ struct DataStats {
     var scripts = Tally()
     var formats = Tally()
     var generated = 0
+    /// meta.scores and per-task scores (LoomCore's RecordStats, scores only).
+    var scores = RecordStats()
 }
 
 struct Builder {
@@ -103,11 +105,27 @@ struct Builder {
                 if langs.isEmpty { st.languages.add("(not declared)") }
                 for l in langs { st.languages.add(l) }
                 st.scripts.add(Records.script(text))
+                st.scores.addScores(r)
                 return true
             }
             if st.scanned > 0 { stats.append(st) }
+            // Side stages (a Verilog step's preference/ pairs) hold their own records and scores.
+            for name in FS.list(s.path).sorted() where FS.exists(FS.join(FS.join(s.path, name), Manifest.fileName)) {
+                let dir = FS.join(s.path, name)
+                guard let m = try? Manifest.read(directory: dir), m.records > 0 else { continue }
+                var side = DataStats(stage: StageDir(name: s.name + "/" + name, path: dir, manifest: m))
+                try data.forEachRecord(side.stage, limit: options.maxRecords) { r, _, _ in
+                    side.scanned += 1
+                    side.scores.addScores(r)
+                    return true
+                }
+                if !side.scores.values.isEmpty { sideStats.append(side) }
+            }
         }
     }
+
+    /// Side stages' records, read for their scores only.
+    var sideStats: [DataStats] = []
 
     // MARK: Page
 
@@ -119,6 +137,7 @@ struct Builder {
         body += section("rejects", try rejectsSection())
         body += section("datasets", datasetsSection())
         body += section("tasks", tasksSection())
+        body += section("scores", scoresSection())
         body += section("languages", languagesSection())
         body += section("filter", try filterSection())
         body += section("dedup", try dedupSection())
@@ -302,6 +321,41 @@ struct Builder {
             s += "<h3>\(dirLabel(st.stage)): \(Num.int(st.generated)) generated records</h3>\n"
             s += "<div class=\"grid2\"><div>" + HTML.table(["task type", "generator", "SFT", "preference", "total"], rows, numeric: [2, 3, 4])
                 + "</div><div>" + Chart.bars(items, title: "Task mix", width: 520, color: Chart.color(2)) + "</div></div>\n"
+        }
+        return s
+    }
+
+    func scoresSection() -> String {
+        let scored = (stats + sideStats).filter { !$0.scores.values.isEmpty && $0.stage.stage != "combine" }
+            .sorted { $0.stage.name < $1.stage.name }
+        guard !scored.isEmpty else {
+            return HTML.absent("No record in this run carries meta.scores: no generation step (generate rc, qa, preference, verilog) wrote records.")
+        }
+        var s = HTML.p("How good the generated records are, from the scores each generator writes in <code>meta.scores</code> (<code>loom stats DIR</code> prints the same): <i>verbatim</i>, the share of a reading-comprehension sample's span answers found word for word in its chunk (per task type under <code>tasks.TYPE.verbatim</code>); <i>grounding</i> and <i>longest_span</i>, the share of a QA answer's content words found in its chunk and the longest run of its words found there; <i>yosys_accepts</i> and <i>iverilog_accepts</i>, whether the tools accept a Verilog record's target module; <i>length_ratio</i> and <i>similarity</i>, a preference pair's chosen/rejected length in characters and the overlap of their tokens (DPO learns length when chosen answers are systematically longer). Yes/no scores show the share of yes as their mean.")
+        for st in scored {
+            let sc = st.scores
+            var rows: [[String]] = []
+            for k in sc.measures() {
+                let d = Distribution.summary(sc.values[k]!)
+                let yesNo = sc.booleans.contains(k)
+                let cells = ["mean", "p10", "p50", "p90"].map { key -> String in
+                    guard let x = d[key]?.doubleValue else { return "–" }
+                    return yesNo && key == "mean" ? Num.percent(x) : yesNo ? "" : Num.short(x)
+                }
+                rows.append([HTML.code(k) + (yesNo ? " <span class=\"dim\">yes/no</span>" : ""), Num.int(sc.values[k]!.count)] + cells)
+            }
+            s += "<h3>\(dirLabel(st.stage))</h3>\n"
+            s += HTML.table(["score", "values", "mean (share yes)", "p10", "median", "p90"], rows, numeric: [1, 2, 3, 4, 5])
+            let charts = sc.measures(prefix: "scores.").filter { !sc.booleans.contains($0) }
+            if !charts.isEmpty {
+                s += "<div class=\"grid2\">"
+                for (i, k) in charts.enumerated() {
+                    s += "<div>" + Chart.histogram(
+                        sc.values[k]!, title: "\(st.stage.name): \(k)", xLabel: String(k.dropFirst("scores.".count)),
+                        width: 520, height: 210, color: Chart.color(i + 3)) + "</div>"
+                }
+                s += "</div>\n"
+            }
         }
         return s
     }

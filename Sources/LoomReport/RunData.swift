@@ -193,41 +193,13 @@ enum Records {
         !(provenance(r)?["ids"]?.arrayValue ?? []).isEmpty
     }
 
-    /// The task types of a generated record: reading-comprehension conversations hold several (meta.tasks),
-    /// Verilog and preference records one (meta.task), evolved instructions their operation.
-    static func tasks(_ r: JSONValue) -> [String] {
-        let meta = r["meta"]
-        if let ts = meta?["tasks"]?.arrayValue {
-            let types = ts.compactMap { $0["type"]?.stringValue ?? $0.stringValue }
-            if !types.isEmpty { return types }
-        }
-        if let t = meta?["task"]?.stringValue { return [t] }
-        if let op = meta?["evol"]?["operation"]?.stringValue { return ["evol " + op] }
-        if let g = provenance(r)?["generator"]?.stringValue { return [g] }
-        return []
-    }
+    /// The task types of a generated record (LoomCore's RecordMeta).
+    static func tasks(_ r: JSONValue) -> [String] { RecordMeta.tasks(r) }
 
     static func generator(_ r: JSONValue) -> String { provenance(r)?["generator"]?.stringValue ?? "–" }
 
-    /// The language a record declares: meta.language, PubMed's meta.languages, the OCR languages of a scanned PDF;
-    /// Verilog sources count as "verilog".
-    static func declaredLanguages(_ r: JSONValue) -> [String] {
-        let meta = r["meta"]
-        if let l = meta?["language"]?.stringValue { return [code(l)] }
-        if let ls = meta?["languages"]?.arrayValue?.compactMap(\.stringValue), !ls.isEmpty { return ls.map(code) }
-        if meta?["format"]?.stringValue == "verilog" || generator(r).hasPrefix("verilog") { return ["verilog"] }
-        if let l = meta?["ocr"]?["languages"]?.stringValue, meta?["ocr"]?["pages"]?.arrayValue?.isEmpty == false {
-            return l.split(separator: "+").map { code(String($0)) }
-        }
-        return []
-    }
-
-    /// ISO 639-2 codes as PubMed and Tesseract write them, shown as the ISO 639-1 codes the miners write.
-    static func code(_ l: String) -> String {
-        let map = ["eng": "en", "kor": "ko", "fre": "fr", "fra": "fr", "ger": "de", "deu": "de", "spa": "es", "ita": "it",
-                   "jpn": "ja", "chi": "zh", "zho": "zh", "rus": "ru", "por": "pt"]
-        return map[l.lowercased()] ?? l
-    }
+    /// The languages a record declares (LoomCore's RecordMeta).
+    static func declaredLanguages(_ r: JSONValue) -> [String] { RecordMeta.declaredLanguages(r) }
 
     /// A record as a person reads it: a document's text, a conversation's turns with their roles, a preference
     /// pair's prompt, chosen and rejected answers.

@@ -42,6 +42,8 @@ public struct Module: Equatable, Sendable {
     public var parameterPorts: [ParamDecl]?
     /// The port list: nil for `module m;`, empty for `module m();`.
     public var ports: [Port]?
+    /// `module m (...);` (yosys): the ports are the port declarations of the body; `ports` is nil.
+    public var impliedPorts = false
     public var items: [ModuleItem]
     public var loc = Loc()
     /// The 1-based line of `endmodule` (not part of identity).
@@ -240,6 +242,8 @@ public indirect enum ModuleItem: Equatable, Sendable {
     case specify([String])
     /// A module-level `specparam` declaration, its tokens up to and including the ';'.
     case specparam([String])
+    /// `$error("...");`, `$warning`, `$info`, `$fatal` as a module or generate item (yosys's reader takes them).
+    case elaborationTask(String, [Expr?])
 
     public static func == (a: ModuleItem, b: ModuleItem) -> Bool {
         switch (a, b) {
@@ -263,6 +267,7 @@ public indirect enum ModuleItem: Equatable, Sendable {
         case (.directive(let x), .directive(let y)): return x == y
         case (.specify(let x), .specify(let y)): return x == y
         case (.specparam(let x), .specparam(let y)): return x == y
+        case (.elaborationTask(let n1, let a1), .elaborationTask(let n2, let a2)): return n1 == n2 && a1 == a2
         default: return false
         }
     }
@@ -361,6 +366,7 @@ public indirect enum Expr: Equatable, Sendable {
     case system(String, [Expr?]?)  // $signed(x), $time (nil: no parentheses)
     case minTypMax(Expr, Expr, Expr)
     case paren(Expr)
+    case sized(Expr, String)  // WIDTH'd0, (2**i)'b0: an unsized based literal sized by a name or (expression)
 }
 
 extension Expr {

@@ -80,6 +80,9 @@ struct Lexer {
     let buffer: UInt16
     let file: UInt16
     var lastError: LexError = .none
+    /// Read as synthesis tools do: text between `// synthesis translate_off` and `// synthesis translate_on`
+    /// (also `synopsys` or `pragma` for `synthesis`, and in /* */ comments) is skipped, as yosys skips it.
+    var synthesis = false
 
     init(base: UnsafePointer<UInt8>, start: Int, end: Int, buffer: Int, file: Int, line: Int = 1, lineStart: Int = 0) {
         self.base = base
@@ -114,10 +117,14 @@ struct Lexer {
             } else if c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0C || c == 0x0B {
                 pos += 1
             } else if c == 0x2F && pos + 1 < end && base[pos + 1] == 0x2F {
+                let from = pos + 2
                 pos += 2
                 while pos < end && base[pos] != 0x0A { pos += 1 }
+                if synthesis && translatePragma(from, pos) == .off { skipTranslateOff() }
             } else if c == 0x2F && pos + 1 < end && base[pos + 1] == 0x2A {
+                let from = pos + 2
                 pos += 2
+                defer { if synthesis && translatePragma(from, pos) == .off { skipTranslateOff() } }
                 var closed = false
                 while pos < end {
                     let d = base[pos]
@@ -144,6 +151,61 @@ struct Lexer {
             }
         }
         return true
+    }
+
+    enum Translate { case none, off, on }
+
+    /// Whether the comment text in [from, to) is `[ws] (synthesis|synopsys|pragma) [ws] translate_off|translate_on`.
+    func translatePragma(_ from: Int, _ to: Int) -> Translate {
+        var p = from
+        func spaces() { while p < to && (base[p] == 0x20 || base[p] == 0x09) { p += 1 } }
+        func word(_ w: String) -> Bool {
+            let u = Array(w.utf8)
+            guard p + u.count <= to else { return false }
+            for k in 0..<u.count where base[p + k] != u[k] { return false }
+            p += u.count
+            return true
+        }
+        spaces()
+        guard word("synthesis") || word("synopsys") || word("pragma") else { return .none }
+        guard p < to, base[p] == 0x20 || base[p] == 0x09 else { return .none }
+        spaces()
+        if word("translate_off") { return .off }
+        if word("translate_on") { return .on }
+        return .none
+    }
+
+    /// After a translate_off comment: skips everything up to and including the next translate_on comment (or to the
+    /// end of the buffer), counting lines.
+    mutating func skipTranslateOff() {
+        while pos < end {
+            let c = base[pos]
+            if c == 0x0A {
+                pos += 1
+                line += 1
+                lineStart = pos
+            } else if c == 0x2F && pos + 1 < end && base[pos + 1] == 0x2F {
+                let from = pos + 2
+                pos += 2
+                while pos < end && base[pos] != 0x0A { pos += 1 }
+                if translatePragma(from, pos) == .on { return }
+            } else if c == 0x2F && pos + 1 < end && base[pos + 1] == 0x2A {
+                let from = pos + 2
+                pos += 2
+                while pos < end && !(base[pos] == 0x2A && pos + 1 < end && base[pos + 1] == 0x2F) {
+                    if base[pos] == 0x0A {
+                        line += 1
+                        lineStart = pos + 1
+                    }
+                    pos += 1
+                }
+                let to = pos
+                pos = min(pos + 2, end)
+                if translatePragma(from, to) == .on { return }
+            } else {
+                pos += 1
+            }
+        }
     }
 
     /// The next token.

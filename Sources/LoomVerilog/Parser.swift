@@ -201,7 +201,9 @@ struct Parser {
         let l = loc
         let kw = kind == .kwMacromodule ? "macromodule" : "module"
         advance()
-        let name = try identifier("a module name")
+        // `$__ICE40_RAM4K_`: yosys's reader takes `$` names for cell and techmap modules.
+        let name = kind == .sysIdent ? text() : try identifier("a module name")
+        if kind == .sysIdent { advance() }
         var params: [ParamDecl]? = nil
         if accept(.hash) {
             try expect(.lparen, "'(' after '#'")
@@ -222,12 +224,20 @@ struct Parser {
             params = list
         }
         var ports: [Port]? = nil
+        var implied = false
         if accept(.lparen) {
-            ports = try portList()
+            if kind == .dot && peek(1) == .dot && peek(2) == .dot && peek(3) == .rparen {
+                // `module ACC54 (...);`: yosys's reader takes the ports from the declarations in the body.
+                advance(); advance(); advance()
+                implied = true
+            } else {
+                ports = try portList()
+            }
             try expect(.rparen, "',' or ')' in the port list")
         }
         try expect(.semicolon, "';' after the module header")
         var m = Module(attributes: attrs, keyword: kw, name: name, parameterPorts: params, ports: ports, items: [], loc: l)
+        m.impliedPorts = implied
         m.items = moduleItems(until: .kwEndmodule)
         m.endLoc = loc
         try expect(.kwEndmodule, "'endmodule'")
@@ -242,7 +252,7 @@ struct Parser {
         let ansi = kind == .kwInput || kind == .kwOutput || kind == .kwInout
         i = save
         if ansi {
-            repeat { ports.append(.ansi(try ansiPort())) } while accept(.comma)
+            repeat { ports.append(.ansi(try ansiPort())) } while accept(.comma) && kind != .rparen  // yosys: `input EN,\n);`
             return ports
         }
         repeat {
@@ -469,6 +479,13 @@ struct Parser {
             return .instantiation(try instantiation(attrs, l, gate: true))
         case .ident, .escIdent:
             return .instantiation(try instantiation(attrs, l, gate: false))
+        case .sysIdent where peek(1) == .ident || peek(1) == .escIdent || peek(1) == .hash:
+            // `$_XOR_ g (...)`: an instance of a yosys internal cell.
+            return .instantiation(try instantiation(attrs, l, gate: false))
+        case .sysIdent where Parser.elaborationTasks.contains(text()):
+            // `$error("...");` in a generate branch: an elaboration-time check (SystemVerilog; yosys takes it).
+            let (n, args) = try systemTaskCall()
+            return .elaborationTask(n, args)
         default:
             throw fail("a module item")
         }
@@ -567,6 +584,8 @@ struct Parser {
                     } else {
                         list.append(.positional(try mintypmax()))
                     }
+                    // yosys takes a comma after the last named value: `#(.INIT(4'b1000),)`.
+                    if case .named = list.last!, kind == .comma, peek(1) == .rparen { advance() }
                 } while accept(.comma)
             }
             try expect(.rparen, "',' or ')' after the parameter values")
@@ -623,7 +642,7 @@ struct Parser {
                 let e: Expr? = kind == .rparen ? nil : try expr()
                 try expect(.rparen)
                 list.append((n, e))
-            } while accept(.comma)
+            } while accept(.comma) && kind != .rparen  // yosys takes a comma after the last one
             return .named(list)
         }
         var list: [Expr?] = []
@@ -691,9 +710,18 @@ struct Parser {
         }
         try expect(.semicolon, "';' after the function header")
         f.items = try tfItems()
-        f.body = try statement()
+        f.body = try tfBody(first: try statement(), end: .kwEndfunction)
         try expect(.kwEndfunction, "'endfunction' (a function body is one statement: use begin ... end)")
         return f
+    }
+
+    /// yosys's reader (like SystemVerilog) takes several statements as a function or task body: they become one
+    /// begin ... end block, which means the same.
+    mutating func tfBody(first: Stmt, end: Tok) throws -> Stmt {
+        guard kind != end, kind != .eof, kind != .kwEndmodule else { return first }
+        var body = [first]
+        while kind != end && kind != .eof && kind != .kwEndmodule { body.append(try statement()) }
+        return .block(name: nil, items: [], body: body)
     }
 
     mutating func task(_ l: Loc) throws -> Task {
@@ -707,7 +735,7 @@ struct Parser {
         }
         try expect(.semicolon, "';' after the task header")
         t.items = try tfItems()
-        t.body = kind == .kwEndtask ? .null : try statement()
+        t.body = kind == .kwEndtask ? .null : try tfBody(first: try statement(), end: .kwEndtask)
         try expect(.kwEndtask, "'endtask' (a task body is one statement: use begin ... end)")
         return t
     }
@@ -732,9 +760,30 @@ struct Parser {
 
     mutating func genvarAssign() throws -> (String, Expr) {
         let n = try identifier("a genvar name")
+        if let rhs = try compoundAssign(.ident(n)) { return (n, rhs) }
         try expect(.assign)
         return (n, try expr())
     }
+
+    /// `x++`, `x--` (which yosys's reader takes) and `x += e`, `x <<= e`, ... (which Icarus takes) after the lvalue:
+    /// the right-hand side of the plain assignment they mean (`x + 1`, `x + (e)`), or nil when none follows.
+    mutating func compoundAssign(_ lhs: Expr) throws -> Expr? {
+        if (kind == .plus || kind == .minus) && peek(1) == kind {
+            let op: BinaryOp = kind == .plus ? .add : .sub
+            advance()
+            advance()
+            return .binary(op, lhs, .number("1"))
+        }
+        guard peek(1) == .assign, let op = Parser.binaryOp(kind), Parser.compoundOps.contains(op) else { return nil }
+        advance()
+        advance()
+        let e = try expr()
+        return .binary(op, lhs, Printer.precedence(e) < 100 ? .paren(e) : e)
+    }
+
+    static let elaborationTasks: Set<String> = ["$error", "$warning", "$info", "$fatal"]
+
+    static let compoundOps: Set<BinaryOp> = [.add, .sub, .mul, .div, .mod, .bitAnd, .bitOr, .bitXor, .shl, .shr, .ashl, .ashr]
 
     mutating func genFor() throws -> ModuleItem {
         advance()
@@ -916,14 +965,7 @@ struct Parser {
             try expect(.semicolon)
             return .procAssign(keyword: k, lhs: lhs, rhs: nil)
         case .sysIdent:
-            let n = text()
-            advance()
-            var args: [Expr?] = []
-            if accept(.lparen) {
-                args = try callArgs()
-                try expect(.rparen, "',' or ')' in the arguments")
-            }
-            try expect(.semicolon, "';' after the system task call")
+            let (n, args) = try systemTaskCall()
             return .call(name: .ident(n), args: args)
         case .ident, .escIdent, .lbrace:
             let s = try assignmentOrCall()
@@ -931,6 +973,19 @@ struct Parser {
         default:
             throw fail("a statement")
         }
+    }
+
+    /// `$name [ ( args ) ] ;`
+    mutating func systemTaskCall() throws -> (String, [Expr?]) {
+        let n = text()
+        advance()
+        var args: [Expr?] = []
+        if accept(.lparen) {
+            args = try callArgs()
+            try expect(.rparen, "',' or ')' in the arguments")
+        }
+        try expect(.semicolon, "';' after the system task call")
+        return (n, args)
     }
 
     mutating func blockItems() throws -> [ModuleItem] {
@@ -957,6 +1012,7 @@ struct Parser {
     /// `lhs = rhs` or `lhs <= rhs` (with an optional intra-assignment delay or event), as in a for loop header.
     mutating func assignment() throws -> Stmt {
         let lhs = try lvalue()
+        if let rhs = try compoundAssign(lhs) { return .blocking(lhs: lhs, control: nil, rhs: rhs) }
         if accept(.assign) {
             let c = try intraControl()
             return .blocking(lhs: lhs, control: c, rhs: try expr())
@@ -998,6 +1054,10 @@ struct Parser {
             return .call(name: name, args: args)
         }
         let lhs = try postfixSelects(name)
+        if let rhs = try compoundAssign(lhs) {
+            try expect(.semicolon, "';' after the assignment")
+            return .blocking(lhs: lhs, control: nil, rhs: rhs)
+        }
         if accept(.assign) {
             let c = try intraControl()
             let r = try expr()
@@ -1202,11 +1262,25 @@ struct Parser {
         return sm.text(t)
     }
 
+    /// `WIDTH'd0`, `(2**i)'b0`: an unsized based literal right after a name or a parenthesised expression takes
+    /// its size from it (yosys's reader takes this SystemVerilog size cast).
+    mutating func sizeCast(_ e: Expr) -> Expr {
+        guard kind == .number, sm.bytes(toks[i]).first == 0x27 else { return e }
+        let s = numberText()
+        advance()
+        return .sized(e, s)
+    }
+
     mutating func primary() throws -> Expr {
         switch kind {
         case .number:
-            let s = numberText()
+            var s = numberText()
             advance()
+            // `OR1K_WIDTH'd0: a size that came from a macro, then the based digits (`8 'hFF` with the two apart).
+            if kind == .number, sm.bytes(toks[i]).first == 0x27, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 || $0 == 0x5F }) {
+                s += numberText()
+                advance()
+            }
             return .number(s)
         case .realNumber:
             let s = text()
@@ -1235,7 +1309,7 @@ struct Parser {
                     try expect(.rparen, "',' or ')' in the function call")
                     e = .call(e, args)
                 } else {
-                    return e
+                    return sizeCast(e)
                 }
             }
         case .sysIdent:
@@ -1258,7 +1332,7 @@ struct Parser {
             advance()
             let e = try mintypmax()
             try expect(.rparen, "')'")
-            return .paren(e)
+            return sizeCast(.paren(e))
         case .lbrace:
             advance()
             try enter()

@@ -16,12 +16,16 @@ public struct PreprocessorOptions: Sendable {
     public var includePaths: [String] = []
     /// Macros defined before the first file (`-D NAME=VALUE`; an empty value for `-D NAME`).
     public var defines: [String: String] = [:]
+    /// Read as a synthesis tool does (yosys's `read_verilog`): `SYNTHESIS` is defined and text between
+    /// `// synthesis translate_off` and `// synthesis translate_on` (or `synopsys`, `pragma`) is skipped.
+    public var synthesis = false
     /// How included files are read; nil reads none (every `include is an error), which is what the fuzzer uses.
     public var loader: IncludeLoader? = PreprocessorOptions.fileLoader
 
-    public init(includePaths: [String] = [], defines: [String: String] = [:]) {
+    public init(includePaths: [String] = [], defines: [String: String] = [:], synthesis: Bool = false) {
         self.includePaths = includePaths
         self.defines = defines
+        self.synthesis = synthesis
     }
 
     /// Reads includes from the file system: the including file's directory first, then the search paths.
@@ -89,9 +93,12 @@ struct Preprocessor {
         self.sm = sm
         self.options = options
         cur = Lexer(base: sm.base(buffer), start: 0, end: sm.count(buffer), buffer: buffer, file: buffer)
+        cur.synthesis = options.synthesis
         curDir = directory
         out.reserveCapacity(sm.count(buffer) / 4)
-        for (name, value) in options.defines.sorted(by: { $0.key < $1.key }) {
+        var defines = options.defines
+        if options.synthesis && defines["SYNTHESIS"] == nil { defines["SYNTHESIS"] = "" }
+        for (name, value) in defines.sorted(by: { $0.key < $1.key }) {
             let b = sm.add(name: "<define \(name)>", bytes: Array(value.utf8))
             var lx = Lexer(base: sm.base(b), start: 0, end: sm.count(b), buffer: b, file: b)
             var body: [Token] = []
@@ -345,6 +352,7 @@ struct Preprocessor {
         let b = sm.add(name: path, bytes: bytes)
         stack.append((cur, curDir))
         cur = Lexer(base: sm.base(b), start: 0, end: sm.count(b), buffer: b, file: b)
+        cur.synthesis = options.synthesis
         curDir = (path as NSString).deletingLastPathComponent
     }
 

@@ -131,6 +131,8 @@ public struct Printer {
                 }
                 w(")")
             }
+        } else if m.impliedPorts {
+            w(" (...)")
         }
         w(";")
         headerEnds.append(offset)
@@ -296,6 +298,9 @@ public struct Printer {
             pad()
             tokenLine(tokens)
             nl()
+        case .elaborationTask(let n, let args):
+            pad()
+            stmtInline(.call(name: .ident(n), args: args))
         case .port(let d):
             simpleItem { p in
                 p.attrs(d.attributes)
@@ -935,6 +940,9 @@ public struct Printer {
             w("(")
             expr(x)
             w(")")
+        case .sized(let size, let value):
+            expr(size)
+            w(value)
         }
     }
 

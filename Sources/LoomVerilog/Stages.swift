@@ -15,6 +15,8 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public var libraryDirs: [String] = []
     /// Macros: NAME or NAME=VALUE.
     public var defines: [String] = []
+    /// Read the sources as yosys does: `SYNTHESIS` defined, `// synthesis translate_off` regions dropped.
+    public var synthesis = false
     /// describe, mutate, complete.
     public var tasks: [String] = ["describe"]
     public var seed = 1
@@ -42,12 +44,12 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public static let keys = [
-        "paths", "include_paths", "library_dirs", "defines", "tasks", "seed", "samples", "max_edits", "rules",
+        "paths", "include_paths", "library_dirs", "defines", "synthesis", "tasks", "seed", "samples", "max_edits", "rules",
         "logic_fraction", "tools", "timeout", "records", "logic_mutants", "statement_samples", "token_samples",
     ]
 
     enum CodingKeys: String, CodingKey {
-        case paths, includePaths, libraryDirs, defines, tasks, seed, samples, maxEdits, rules, logicFraction, tools
+        case paths, includePaths, libraryDirs, defines, synthesis, tasks, seed, samples, maxEdits, rules, logicFraction, tools
         case timeout, records, logicMutants, statementSamples, tokenSamples
     }
 
@@ -58,6 +60,7 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
         includePaths = try c.decodeIfPresent([String].self, forKey: .includePaths) ?? d.includePaths
         libraryDirs = try c.decodeIfPresent([String].self, forKey: .libraryDirs) ?? d.libraryDirs
         defines = try c.decodeIfPresent([String].self, forKey: .defines) ?? d.defines
+        synthesis = try c.decodeIfPresent(Bool.self, forKey: .synthesis) ?? d.synthesis
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? d.samples
@@ -72,8 +75,8 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
         tokenSamples = try c.decodeIfPresent(Int.self, forKey: .tokenSamples) ?? d.tokenSamples
     }
 
-    var preprocessor: PreprocessorOptions {
-        var o = PreprocessorOptions(includePaths: includePaths)
+    public var preprocessor: PreprocessorOptions {
+        var o = PreprocessorOptions(includePaths: includePaths, synthesis: synthesis)
         for d in defines {
             if let eq = d.firstIndex(of: "=") {
                 o.defines[String(d[..<eq])] = String(d[d.index(after: eq)...])
@@ -217,6 +220,7 @@ public struct VerilogIngestStage: Stage {
         o.append("include_paths", .array(settings.includePaths.map { .string($0) }))
         o.append("library_dirs", .array(settings.libraryDirs.map { .string($0) }))
         o.append("defines", .array(settings.defines.map { .string($0) }))
+        if settings.synthesis { o.append("synthesis", .bool(true)) }
         return withShard(.object(o), shard)
     }
     public var inputs: [StageInput] { files.map { .file($0) } }
@@ -402,14 +406,16 @@ public struct VerilogTaskStage: Stage {
                 }
                 out.counts["_modules", default: 0] += units.count
                 for u in units {
-                for t in settings.tasks {
-                    switch t {
-                    case "describe": describe(u, desc, tasks, &out)
-                    case "complete": complete(u, tasks, &out)
-                    case "mutate": mutate(u, mutator!, eda!, tasks, &out)
-                    default: break
+                    // The tools run once on the module (the target of its records) when the stage uses them.
+                    let verdicts = eda.map { targetVerdicts(u, $0) } ?? []
+                    for t in settings.tasks {
+                        switch t {
+                        case "describe": describe(u, desc, tasks, verdicts, &out)
+                        case "complete": complete(u, tasks, verdicts, &out)
+                        case "mutate": mutate(u, mutator!, eda!, tasks, verdicts, &out)
+                        default: break
+                        }
                     }
-                }
                 }
                 return out
             },
@@ -451,6 +457,22 @@ public struct VerilogTaskStage: Stage {
         return .object(p)
     }
 
+    /// The configured tools' verdicts on the unmutated module.
+    func targetVerdicts(_ u: VerilogUnit, _ eda: EDARunner) -> [ToolVerdict] {
+        var out: [ToolVerdict] = []
+        if settings.tools.contains("yosys") { out.append(eda.yosys(u.text, name: "design.v", includeDirs: u.includeDirs)) }
+        if settings.tools.contains("iverilog") {
+            out.append(eda.iverilog(u.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs))
+        }
+        return out
+    }
+
+    /// `meta.scores` of a record whose target is the module (or completes it): whether each tool accepts the module.
+    /// Empty when the stage runs no tools (no `mutate` task).
+    func targetScores(_ verdicts: [ToolVerdict]) -> JSONObject {
+        JSONObject(verdicts.map { ($0.tool + "_accepts", JSONValue.bool($0.accepted)) })
+    }
+
     func sft(_ id: String, _ user: String, _ assistant: String, _ meta: JSONObject) -> JSONValue {
         var o = JSONObject()
         o.append("id", .string(id))
@@ -463,18 +485,19 @@ public struct VerilogTaskStage: Stage {
         return .object(o)
     }
 
-    func describe(_ u: VerilogUnit, _ t: DescriptionTemplates, _ tasks: TaskTemplates, _ out: inout Output) {
+    func describe(_ u: VerilogUnit, _ t: DescriptionTemplates, _ tasks: TaskTemplates, _ verdicts: [ToolVerdict], _ out: inout Output) {
         let d = Describer.describe(u.module, templates: t, seed: verilogSeed(settings.seed, u.id + "#describe"))
         var meta = JSONObject()
         meta.append("task", "describe")
         meta.append("module", .string(u.module.name))
         meta.append("description", .string(d.text))
         meta.append("provenance", provenance(u, "verilog-describe", ["verilog/tasks/describe"] + d.templates))
+        if !verdicts.isEmpty { meta.append("scores", .object(targetScores(verdicts))) }
         out.records.append(sft(u.id + "#describe", tasks.prompt("describe", d.text), u.text, meta))
         out.counts["describe", default: 0] += 1
     }
 
-    func complete(_ u: VerilogUnit, _ tasks: TaskTemplates, _ out: inout Output) {
+    func complete(_ u: VerilogUnit, _ tasks: TaskTemplates, _ verdicts: [ToolVerdict], _ out: inout Output) {
         var p = Printer()
         p.module(u.module)
         let text = p.out
@@ -487,6 +510,7 @@ public struct VerilogTaskStage: Stage {
             m.append("module", .string(u.module.name))
             for (k, v) in extra { m.append(k, v) }
             m.append("provenance", provenance(u, "verilog-complete", ["verilog/tasks/" + task]))
+            if !verdicts.isEmpty { m.append("scores", .object(targetScores(verdicts))) }
             return m
         }
         // Module level: the header, then the body.
@@ -545,19 +569,13 @@ public struct VerilogTaskStage: Stage {
         }
     }
 
-    func mutate(_ u: VerilogUnit, _ mutator: Mutator, _ eda: EDARunner, _ tasks: TaskTemplates, _ out: inout Output) {
-        let useYosys = settings.tools.contains("yosys")
-        let useIverilog = settings.tools.contains("iverilog")
+    func mutate(
+        _ u: VerilogUnit, _ mutator: Mutator, _ eda: EDARunner, _ tasks: TaskTemplates, _ verdicts: [ToolVerdict],
+        _ out: inout Output
+    ) {
         // A tool counts for this module only if it accepts the module as it is.
-        var tools: [String] = []
-        if useYosys {
-            let v = eda.yosys(u.text, name: "design.v", includeDirs: u.includeDirs)
-            if v.accepted { tools.append("yosys") }
-        }
-        if useIverilog {
-            let v = eda.iverilog(u.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs)
-            if v.accepted { tools.append("iverilog") }
-        }
+        let tools = verdicts.filter(\.accepted).map(\.tool)
+        let target = targetScores(verdicts)
         guard !tools.isEmpty else {
             out.rejects.append(
                 Reject(
@@ -615,7 +633,9 @@ public struct VerilogTaskStage: Stage {
                 let prompt = tasks.prompt("repair", input)
                 let suffix = k == 0 ? "" : "-plain"
                 if settings.records != "preference" {
-                    out.records.append(sft(id + suffix, prompt, u.text, mm))
+                    var ms = mm
+                    ms.append("scores", .object(target))
+                    out.records.append(sft(id + suffix, prompt, u.text, ms))
                     out.counts["sft_" + task, default: 0] += 1
                 }
                 if settings.records != "sft" {
@@ -624,7 +644,11 @@ public struct VerilogTaskStage: Stage {
                     o.append("prompt", .string(prompt))
                     o.append("chosen", .string(u.text))
                     o.append("rejected", .string(m.text))
-                    o.append("meta", .object(mm))
+                    var ms = mm
+                    var scores = target
+                    for (k, v) in PairScores.measure(chosen: u.text, rejected: m.text) { scores.append(k, v) }
+                    ms.append("scores", .object(scores))
+                    o.append("meta", .object(ms))
                     out.records.append(.object(o))
                     out.counts["preference_" + task, default: 0] += 1
                 }

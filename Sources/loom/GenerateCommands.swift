@@ -81,10 +81,10 @@ struct GenerateQA: ParsableCommand {
             llama-cpp-python; off), and with --backend builtin enforced token
             by token. A code fence, surrounding words and trailing commas are
             repaired, anything else goes to rejects.jsonl with the raw reply.
-            Every pair gets meta.grounding (score: share of the answer's content
-            words found in the chunk; longest_span: longest run of answer words
-            found in it) and meta.language; --min-grounding drops answers below
-            a score. Requests are retried with exponential backoff and jitter
+            Every pair gets meta.scores (grounding: share of the answer's
+            content words found in the chunk; longest_span: longest run of
+            answer words found in it) and meta.language; --min-grounding drops
+            answers below a grounding score. Requests are retried with exponential backoff and jitter
             on 429, 5xx, timeouts and broken responses (Retry-After honoured).
 
             Examples (a llama.cpp or vLLM server on port 8000; a GGUF file in

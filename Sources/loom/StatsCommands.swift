@@ -5,19 +5,26 @@ import LoomCore
 struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
-        abstract: "Distributions of a dataset: record kinds, text lengths, and every number under meta.quality.",
+        abstract: "Distributions of a dataset: kinds, lengths, languages, task types, meta.quality and meta.scores.",
         discussion: """
             Reads records (a stage directory, a folder of .jsonl files or one
-            file) and prints how many there are, the distribution (mean, p10,
-            median, p90) of their text length in characters and words, and of
+            file) and prints how many there are of each kind, the languages
+            they declare, their task types, and the distribution (mean, p10,
+            median, p90) of their text length in characters and words, of
             every number under meta.quality (what `loom filter --mode score`
-            writes), with how often each check failed. Use it to choose filter
-            thresholds by looking at data:
+            writes), with how often each check failed, and of every score
+            under meta.scores (what the generators write: RC answers found
+            verbatim in the chunk, QA grounding, whether yosys and iverilog
+            accept a Verilog target, a preference pair's length ratio and
+            similarity). Yes/no scores are marked `*`: their mean is the share
+            of yes. Use it to choose filter thresholds by looking at data:
 
               loom filter out/chunks -o out/scored --mode score
               loom stats out/scored
               loom filter out/chunks -o out/filtered --set gopher-quality.min_doc_words=40
 
+            A stage directory that holds no records (a training run, a
+            report) prints its stage name and manifest counts.
             --json prints the same as one JSON object.
             """)
 
@@ -29,69 +36,59 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let source = try RecordSource.resolve([input])
-            var records = 0
-            var kinds: [String: Int] = [:]
-            var values: [String: [Double]] = [:]
-            var failed: [String: Int] = [:]
-            try source.forEachRecord(
-                { r, _, _ in
-                    records += 1
-                    let kind = r["text"] != nil ? "text" : r["messages"] != nil ? "messages" : r["chosen"] != nil ? "preference" : "other"
-                    kinds[kind, default: 0] += 1
-                    if let t = RecordText.text(r) {
-                        values["text.chars", default: []].append(Double(t.unicodeScalars.count))
-                        values["text.words", default: []].append(Double(t.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).count))
-                    }
-                    guard let q = r["meta"]?["quality"]?.objectValue else { return }
-                    for (rule, v) in q {
-                        if rule == "failed" {
-                            for f in v.arrayValue ?? [] { if let s = f.stringValue { failed[s, default: 0] += 1 } }
-                            continue
-                        }
-                        for (k, x) in v.objectValue ?? JSONObject() {
-                            if let d = x.doubleValue { values["quality.\(rule).\(k)", default: []].append(d) }
-                        }
-                    }
-                }, bad: { _, _, _ in })
-            var out = JSONObject()
-            out["records"] = .int(records)
-            out["kinds"] = .object(JSONObject(kinds.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int($0.value)) }))
-            var dist = JSONObject()
-            for k in values.keys.sorted() {
-                let v = values[k]!.sorted()
-                func q(_ p: Double) -> Double { v[min(v.count - 1, Int((p * Double(v.count - 1)).rounded()))] }
-                dist[k] = [
-                    "n": .int(v.count), "mean": .double(v.reduce(0, +) / Double(v.count)), "p10": .double(q(0.1)),
-                    "p50": .double(q(0.5)), "p90": .double(q(0.9)),
-                ]
+            // A stage directory without records (train, merge, report): what its manifest counted.
+            if FS.isDirectory(input), FS.exists(FS.join(input, Manifest.fileName)) {
+                let m = try Manifest.read(directory: input)
+                if m.records == 0 { return printWithoutRecords(m) }
             }
-            out["distributions"] = .object(dist)
-            out["failed"] = .object(JSONObject(failed.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int($0.value)) }))
-            if json {
-                var bytes: [UInt8] = []
-                JSONValue.object(out).write(to: &bytes)
-                print(String(decoding: bytes, as: UTF8.self))
-                return
+            var stats = RecordStats()
+            try RecordSource.resolve([input]).forEachRecord({ r, _, _ in stats.add(r) }, bad: { _, _, _ in })
+            let out = stats.summary
+            if json { return printJSON(out) }
+            print("\(stats.records) records: " + stats.kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+            func list(_ v: JSONValue?) -> String {
+                (v?.objectValue ?? JSONObject()).map { "\($0.value.intValue ?? 0) \($0.key)" }.joined(separator: ", ")
             }
-            print("\(records) records: " + kinds.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+            if !stats.languages.isEmpty { print("languages: " + list(out["languages"])) }
+            if !stats.tasks.isEmpty { print("task types: " + list(out["tasks"])) }
+            guard let dist = out["distributions"]?.objectValue, dist.count > 0 else { return }
             func f(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e9 ? String(Int(x)) : String(format: "%.4g", x) }
-            let width = max(12, (dist.map { $0.key.count }.max() ?? 0) + 2)
+            let width = max(12, (dist.map { $0.key.count }.max() ?? 0) + 3)
             print("measure".padding(toLength: width, withPad: " ", startingAt: 0) + "       n       mean        p10     median        p90")
             for (k, v) in dist {
                 let cols = ["n", "mean", "p10", "p50", "p90"].map { key -> String in
                     let s = v[key]?.doubleValue.map(f) ?? "-"
                     return String(repeating: " ", count: max(0, 10 - s.count)) + s
                 }
-                print(k.padding(toLength: width, withPad: " ", startingAt: 0) + cols.joined(separator: " "))
+                let name = k + (stats.booleans.contains(k) ? " *" : "")
+                print(name.padding(toLength: width, withPad: " ", startingAt: 0) + cols.joined(separator: " "))
             }
-            if !failed.isEmpty {
+            if !stats.booleans.isEmpty { print("* yes/no: the mean is the share of yes") }
+            if !stats.failed.isEmpty {
                 print("failed checks (records):")
-                for (k, n) in failed.sorted(by: { $0.value > $1.value }) { print("  \(k): \(n)") }
+                for (k, n) in stats.failed.sorted(by: { $0.value > $1.value }) { print("  \(k): \(n)") }
             }
         } catch let e as LoomError {
             Log.error(e.message)
             throw ExitCode(1)
+        }
+    }
+
+    func printJSON(_ o: JSONObject) {
+        var bytes: [UInt8] = []
+        JSONValue.object(o).write(to: &bytes)
+        print(String(decoding: bytes, as: UTF8.self))
+    }
+
+    func printWithoutRecords(_ m: Manifest) {
+        if json {
+            printJSON(JSONObject([("stage", .string(m.stage)), ("records", .int(0)), ("counts", .object(m.counts))]))
+            return
+        }
+        print("0 records: stage \(m.stage) wrote no records")
+        let scalars = m.counts.filter { $0.value.doubleValue != nil || $0.value.stringValue != nil }
+        if !scalars.isEmpty {
+            print("manifest counts: " + scalars.map { "\($0.key) \($0.value.doubleValue.map { $0 == $0.rounded() && abs($0) < 1e15 ? String(Int($0)) : String(format: "%.4g", $0) } ?? $0.value.stringValue ?? "")" }.joined(separator: ", "))
         }
     }
 }

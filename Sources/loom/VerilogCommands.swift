@@ -17,10 +17,14 @@ struct VerilogSourceOptions: ParsableArguments {
     @Option(name: [.customShort("D"), .customLong("define")], help: "A macro, NAME or NAME=VALUE (repeatable).")
     var defines: [String] = []
 
+    @Flag(help: "Read the sources as yosys does: SYNTHESIS defined, '// synthesis translate_off' ... 'translate_on' regions (also synopsys, pragma) dropped.")
+    var synthesis = false
+
     func apply(to c: inout VerilogConfig) {
         c.includePaths = includePaths
         c.libraryDirs = libraryDirs
         c.defines = defines
+        c.synthesis = synthesis
     }
 }
 
@@ -84,6 +88,10 @@ struct VerilogPrint: ParsableCommand {
             Syntax errors are printed as FILE:LINE:COLUMN: expected ..., found
             ... and the exit status is 1.
 
+            --synthesis reads the file as yosys does (SYNTHESIS defined,
+            translate_off regions dropped), so the output is what yosys would
+            have seen; add -D YOSYS for code that tests that macro too.
+
             Example:
               loom verilog print rtl/alu.v -D SIMULATION > alu.formatted.v
             """)
@@ -96,13 +104,8 @@ struct VerilogPrint: ParsableCommand {
     func run() throws {
         var c = VerilogConfig()
         source.apply(to: &c)
-        var o = PreprocessorOptions(includePaths: c.includePaths)
-        for d in c.defines {
-            let parts = d.split(separator: "=", maxSplits: 1).map(String.init)
-            o.defines[parts[0]] = parts.count > 1 ? parts[1] : ""
-        }
         let r: ParseResult
-        do { r = try VerilogParser.parse(file: file, options: o) } catch let e as LoomError {
+        do { r = try VerilogParser.parse(file: file, options: c.preprocessor) } catch let e as LoomError {
             Log.error(e.message)
             throw ExitCode(1)
         }

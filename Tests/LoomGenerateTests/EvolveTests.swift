@@ -202,6 +202,13 @@ final class PreferenceStageTests: XCTestCase {
         XCTAssertEqual(out[0]["rejected"]?.arrayValue?.first?["content"]?.stringValue, "No")  // the other label
         // Each pair declares its conversation's language.
         XCTAssertEqual(out.map { $0["meta"]?["language"]?.stringValue }, ["en", "en", "en", "en", "ko"])
+        // And its scores: chosen "Yes" (3 characters) against rejected "No" (2): ratio 1.5, no token in common.
+        XCTAssertEqual(out[0]["meta"]?["scores"]?["length_ratio"]?.doubleValue, 1.5)
+        XCTAssertEqual(out[0]["meta"]?["scores"]?["similarity"]?.doubleValue, 0)
+        for r in out { XCTAssertNotNil(r["meta"]?["scores"]?["similarity"]?.doubleValue, "\(r)") }
+        let share = try XCTUnwrap(m.counts["chosen_longer_share"]?.doubleValue)
+        let longer = out.filter { ($0["meta"]?["scores"]?["length_ratio"]?.doubleValue ?? 0) > 1 }.count
+        XCTAssertEqual(share, Double(longer) / Double(out.count), accuracy: 1e-4)
         // Sampled: the model sees the question alone; an answer equal to the reference is dropped.
         let server = ChatTestServer(answer: { $0.contains("the cell") ? "divides quickly." : "I do not know." })
         try server.start()
@@ -217,5 +224,20 @@ final class PreferenceStageTests: XCTestCase {
         XCTAssertEqual(s.counts["pairs"]?.intValue, 4)
         XCTAssertEqual(s.counts["dropped_equal"]?.intValue, 1)
         XCTAssertTrue(server.answered.keys.allSatisfy { !$0.contains("Text A") }, "\(server.answered.keys)")
+    }
+}
+
+final class PairScoresTests: XCTestCase {
+    /// Length ratio in characters and the weighted Jaccard of token bags, on pairs whose values are counted by hand.
+    func testLengthRatioAndSimilarity() {
+        // Tokens: "assign y = a & b ;" (7) against "assign y = a | b" (6): 5 shared, union 8.
+        let s = PairScores.measure(chosen: "assign y = a & b;", rejected: "assign y = a | b")
+        XCTAssertEqual(s["length_ratio"]?.doubleValue, 1.0625)
+        XCTAssertEqual(s["similarity"]?.doubleValue, 0.625)
+        XCTAssertEqual(PairScores.similarity("The cell divides.", "The cell divides."), 1)
+        // Counts matter: "a a b" against "a b" shares 2 of 3.
+        XCTAssertEqual(PairScores.similarity("a a b", "a b"), 2.0 / 3.0, accuracy: 1e-12)
+        XCTAssertEqual(PairScores.measure(chosen: "보험료", rejected: "")["length_ratio"]?.doubleValue, 3)
+        XCTAssertEqual(PairScores.similarity("", ""), 1)
     }
 }

@@ -331,7 +331,7 @@ final class QAStructuredTests: XCTestCase {
         XCTAssertTrue(out.contains("qa/fewshot"), out)
     }
 
-    /// Every record carries meta.grounding and meta.language; min_grounding drops answers not taken from the chunk.
+    /// Every record carries meta.scores (grounding, longest_span) and meta.language; min_grounding drops answers not taken from the chunk.
     func testGroundingIsMeasuredAndMinGroundingRejects() throws {
         let server = ChatTestServer(answer: { prompt in
             let text = Self.chunk(of: prompt)
@@ -355,8 +355,8 @@ final class QAStructuredTests: XCTestCase {
         XCTAssertTrue(rejects.contains("below min_grounding 0.5") && rejects.contains("Paris remains"), rejects)
         let first = try JSONValue.parse(
             String(try String(contentsOfFile: dir + "/qa/part-00000.jsonl", encoding: .utf8).split(separator: "\n")[0]))
-        XCTAssertEqual(first["meta"]?["grounding"]?["score"]?.doubleValue, 1)
-        XCTAssertEqual(first["meta"]?["grounding"]?["longest_span"]?.intValue, 8)
+        XCTAssertEqual(first["meta"]?["scores"]?["grounding"]?.doubleValue, 1)
+        XCTAssertEqual(first["meta"]?["scores"]?["longest_span"]?.intValue, 8)
         XCTAssertEqual(first["meta"]?["language"]?.stringValue, "en")
         c.minGrounding = 1.5
         XCTAssertThrowsError(try QAStage(config: c, input: input, templates: templatesDirectory))

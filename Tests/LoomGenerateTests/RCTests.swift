@@ -81,6 +81,48 @@ final class RCMinerTests: XCTestCase {
         XCTAssertNotEqual((1...5).map { m.mine(text, title: nil, seed: $0).examples }.count { $0 == examples }, 5)
     }
 
+    /// `generate rc` writes whether each span answer is found verbatim in its chunk (meta.tasks[].verbatim, labels
+    /// have none) and the record's share (meta.scores.verbatim); an answer that is not in the chunk is not verbatim.
+    func testStageScoresVerbatimAnswers() throws {
+        let dir = NSTemporaryDirectory() + "loom-rc-scores-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The chunk with its line breaks as PDF text has them: verbatim ignores whitespace and case.
+        let chunk = text.replacingOccurrences(of: "screening is recommended", with: "screening\nis  recommended")
+        let records: [JSONValue] = [
+            ["id": "c1", "text": .string(chunk)], ["id": "c2", "text": "Unrelated text about cardiology and arrhythmia."],
+        ]
+        _ = try StageRunner.run(RecordsStage(records: records), directory: dir + "/in", options: RunOptions(quiet: true))
+        let m = try StageRunner.run(
+            RCStage(config: RCConfig(), input: dir + "/in", templates: templatesDirectory), directory: dir + "/rc",
+            options: RunOptions(quiet: true)
+        ).manifest
+        let out = try String(contentsOfFile: dir + "/rc/part-00000.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        let r = out[0]
+        var spans = 0
+        for t in out.flatMap({ $0["meta"]?["tasks"]?.arrayValue ?? [] }) {
+            let type = t["type"]?.stringValue ?? ""
+            if ["nli", "paraphrase"].contains(type) {
+                XCTAssertNil(t["verbatim"], "\(t)")
+            } else {
+                XCTAssertEqual(t["verbatim"]?.boolValue, true, "\(t)")
+                spans += 1
+            }
+        }
+        XCTAssertGreaterThan(spans, 0)
+        for r in out { XCTAssertEqual(r["meta"]?["scores"]?["verbatim"]?.doubleValue, 1, "\(r)") }
+        XCTAssertEqual(r["id"]?.stringValue, "c1#rc")
+        XCTAssertEqual(m.counts["span_answers"]?.intValue, spans)
+        XCTAssertEqual(m.counts["span_answers_verbatim"]?.intValue, spans)
+        let normalized = RCMiner.normalized(chunk)
+        let made = RCExample(task: .completion, template: "t", question: "q", answer: "exercise cures diabetes")
+        XCTAssertEqual(RCMiner.verbatim(made, in: normalized), false)
+        let keywords = RCExample(task: .keywords, template: "t", question: "q", answer: "Insulin, glucose, cardiology")
+        XCTAssertEqual(RCMiner.verbatim(keywords, in: normalized), false)
+        XCTAssertEqual(RCMiner.verbatim(RCExample(task: .keywords, template: "t", question: "q", answer: "Insulin, glucose"), in: normalized), true)
+        XCTAssertNil(RCMiner.verbatim(RCExample(task: .nli, template: "t", question: "q", answer: "Yes"), in: normalized))
+    }
+
     func testTitleIsTakenOutOfTheText() throws {
         let title = "Exercise and insulin resistance in older adults."
         let chunk = title + "\n\n" + text
@@ -137,15 +179,27 @@ final class RCCorpusTests: XCTestCase {
         let m = try miner(chunks.map(\.text))
         var types: [RCTask: Int] = [:]
         var total = 0
+        var spans = 0
+        var verbatim = 0
         for (i, c) in chunks.enumerated() {
             let (_, examples) = m.mine(c.text, title: c.title, seed: UInt64(i))
+            let normalized = RCMiner.normalized(c.text)
             for e in examples {
                 total += 1
                 types[e.task, default: 0] += 1
                 XCTAssertNil(unsupported(e, chunk: c.text, title: c.title), "chunk \(i): \(e)")
+                // The verbatim score (meta.tasks[].verbatim) agrees with the checker above: every span is found.
+                if let v = RCMiner.verbatim(e, in: normalized) {
+                    spans += 1
+                    if v { verbatim += 1 }
+                } else {
+                    XCTAssertTrue([.nli, .paraphrase].contains(e.task), "\(e)")
+                }
             }
         }
-        print("200 PubMed chunks: \(total) tasks; \(types.map { "\($0.key.rawValue) \($0.value)" }.sorted())")
+        print("200 PubMed chunks: \(total) tasks; \(types.map { "\($0.key.rawValue) \($0.value)" }.sorted()); \(verbatim) of \(spans) span answers verbatim")
+        XCTAssertEqual(verbatim, spans)
+        XCTAssertGreaterThan(spans, total / 2)
         XCTAssertGreaterThanOrEqual(types.count, 5)
     }
 }

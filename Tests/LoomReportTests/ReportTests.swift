@@ -151,7 +151,7 @@ final class ReportTests: XCTestCase {
                   parameters: { weight: 0.5 }
           - sample: { model: "@merge", prompts: ["When does the occlusion alarm sound?"], max_tokens: 8 }
           - ingest: { kind: verilog, paths: [counter.v] }
-          - verilog: { tasks: [describe, complete], seed: 1 }
+          - verilog: { tasks: [describe, complete, mutate], samples: 2, seed: 1 }
           - eval: { model: out/09-train, data: [out/07-generate, out/05-chunk], limit: 3, max_tokens: 4, resamples: 20 }
           - eval: { model: out/10-train, data: [out/07-generate, out/05-chunk], limit: 3, max_tokens: 4, resamples: 20 }
           - filter: { input: "@5", rules: [gopher-repetition, gopher-quality] }
@@ -261,6 +261,14 @@ final class ReportTests: XCTestCase {
         for t in ["completion", "keywords", "reading-comprehension", "preference", "verilog-describe", "complete_module"] {
             XCTAssertTrue(tasks.contains(t), t)
         }
+        // Generator scores: RC answers found verbatim (per record and per task type), preference pairs' length ratio
+        // and similarity, the EDA tools' verdicts on Verilog targets, with the side stage's pairs.
+        let scores = section(html, "scores")!
+        for k in ["<b>03-generate</b>", "scores.verbatim", "tasks.completion.verbatim", "<b>11-generate</b>", "scores.length_ratio",
+                  "scores.similarity", "<b>16-verilog</b>", "<b>16-verilog/preference</b>", "scores.yosys_accepts", "scores.iverilog_accepts"] {
+            XCTAssertTrue(scores.contains(k), "\(k): \(scores.prefix(3000))")
+        }
+        XCTAssertFalse(scores.contains("<b>12-train</b>"))
         XCTAssertTrue(section(html, "languages")!.contains("verilog"))
         XCTAssertTrue(section(html, "languages")!.contains("Latin"))
         XCTAssertTrue(section(html, "languages")!.contains("en "))
@@ -343,6 +351,44 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(log.contains("report: up to date"), log)
     }
 
+    /// `loom stats` on every stage directory of the run (and the Verilog step's side stage): records, or the
+    /// manifest of a stage that writes none; the generators' scores where they wrote them.
+    func testStatsRunsOnEveryStageDirectory() throws {
+        let r = try pipelineRun()
+        XCTAssertEqual(r.status, 0, r.log)
+        var dirs: [String] = []
+        for name in FS.list(r.dir + "/out").sorted() where FS.exists(r.dir + "/out/" + name + "/manifest.json") {
+            dirs.append("out/" + name)
+            for side in FS.list(r.dir + "/out/" + name).sorted() where FS.exists(r.dir + "/out/\(name)/\(side)/manifest.json") {
+                dirs.append("out/\(name)/\(side)")
+            }
+        }
+        XCTAssertGreaterThanOrEqual(dirs.count, 21)
+        var outputs: [String: String] = [:]
+        for d in dirs {
+            let (status, out, err) = try Self.loom(["stats", d], in: r.dir)
+            XCTAssertEqual(status, 0, "\(d): \(err)")
+            XCTAssertFalse(out.isEmpty, d)
+            outputs[d] = out
+            let (js, json, jerr) = try Self.loom(["stats", d, "--json"], in: r.dir)
+            XCTAssertEqual(js, 0, "\(d): \(jerr)")
+            XCTAssertNoThrow(try JSONValue.parse(json), d)
+        }
+        let rc = outputs["out/07-generate"] ?? ""
+        XCTAssertTrue(rc.contains("scores.verbatim") && rc.contains("tasks.completion.verbatim *"), rc)
+        XCTAssertTrue(rc.contains("languages: ") && rc.contains("task types: ") && rc.contains("text.chars"), rc)
+        let pref = outputs["out/11-generate"] ?? ""
+        XCTAssertTrue(pref.contains("scores.length_ratio") && pref.contains("scores.similarity") && pref.contains("chosen.chars"), pref)
+        XCTAssertTrue(outputs["out/16-verilog"]?.contains("scores.yosys_accepts *") == true, outputs["out/16-verilog"] ?? "")
+        XCTAssertTrue(outputs["out/16-verilog/preference"]?.contains("scores.length_ratio") == true)
+        XCTAssertTrue(outputs["out/09-train"]?.hasPrefix("0 records: stage train-cpt wrote no records") == true, outputs["out/09-train"] ?? "")
+        // The share printed is the records' own: every RC answer of the miner is a span of its chunk.
+        let (_, json, _) = try Self.loom(["stats", "out/07-generate", "--json"], in: r.dir)
+        let v = try JSONValue.parse(json)["distributions"]?["scores.verbatim"]
+        XCTAssertEqual(v?["mean"]?.doubleValue, 1)
+        XCTAssertEqual(v?["n"]?.intValue, try Manifest.read(directory: r.dir + "/out/07-generate").records)
+    }
+
     func testAbsentStagesAreSaidPlainly() throws {
         let dir = NSTemporaryDirectory() + "loom-report-small-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -364,6 +410,7 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(section(html, "merge")!.contains("No merge step in this run"))
         XCTAssertTrue(section(html, "provenance")!.contains("No generated records"))
         XCTAssertTrue(section(html, "tasks")!.contains("No generation step"))
+        XCTAssertTrue(section(html, "scores")!.contains("No record in this run carries meta.scores"))
         // What did run is still measured.
         XCTAssertTrue(section(html, "datasets")!.contains("<svg"))
         XCTAssertTrue(section(html, "rejects")!.contains("PMID is not a number"))

@@ -180,6 +180,7 @@ final class VerilogStageTests: XCTestCase {
             XCTAssertEqual(m.count, 2)
             XCTAssertEqual(m[0]["role"]?.stringValue, "user")
             XCTAssertNotNil(r["meta"]?["provenance"]?["ids"])
+            XCTAssertNil(r["meta"]?["scores"], "no tools run without the mutate task")
         }
         let d = byTask["describe"]![0]
         XCTAssertTrue(content(d, 0).hasPrefix("give me the Verilog module of this description.\n\n"))
@@ -252,6 +253,64 @@ final class VerilogStageTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(feedback, 0)
+    }
+
+    /// With the tools run (mutate), every record carries meta.scores: whether yosys and iverilog accept its target
+    /// module (the verdicts of the stage's own check of the module, equal to running the tools on the target here),
+    /// and preference pairs their chosen/rejected length ratio and similarity.
+    func testRecordsCarryTheToolVerdictsOnTheirTarget() throws {
+        for t in EDATool.allCases {
+            do { _ = try t.locate() } catch { throw XCTSkip("\(t.rawValue) is not installed (make setup installs it)") }
+        }
+        let dir = try tempDir("vscores")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeDesign(dir)
+        // yosys reads a module that instantiates one nobody defines; iverilog, which elaborates, does not accept it.
+        try "module top (input wire a, output wire b);\n  missing u_m (.a(a), .b(b));\nendmodule\n"
+            .write(toFile: dir + "/rtl/top.v", atomically: true, encoding: .utf8)
+        var c = VerilogConfig()
+        c.tasks = ["describe", "complete", "mutate"]
+        c.paths = [dir + "/rtl/counter.v", dir + "/rtl/pair.v", dir + "/rtl/top.v"]
+        c.samples = 2
+        let st = try VerilogTaskStage(config: c, templates: templatesDir, grammars: grammarsDir, jobs: 2)
+        _ = try StageRunner.run(st, directory: dir + "/out", options: RunOptions(quiet: true))
+        let conversations = try records(dir + "/out"), pairs = try records(dir + "/out/preference")
+        XCTAssertFalse(pairs.isEmpty)
+        let eda = try EDARunner(scratch: dir + "/check")
+        var expected: [String: (Bool, Bool)] = [:]
+        for name in ["counter", "pair", "top"] {
+            let text = try records(dir + "/out").first { $0["meta"]?["module"]?.stringValue == name && $0["meta"]?["task"]?.stringValue == "describe" }
+                .map { content($0, 1) } ?? ""
+            XCTAssertFalse(text.isEmpty, name)
+            expected[name] = (
+                eda.yosys(text).accepted, eda.iverilog(text, libraryDirs: [dir + "/rtl"]).accepted
+            )
+        }
+        XCTAssertEqual(expected["counter"]?.0, true)
+        XCTAssertEqual(expected["counter"]?.1, true)
+        XCTAssertEqual(expected["pair"]?.1, true, "pair finds counter in its folder")
+        XCTAssertEqual(expected["top"]?.0, true)
+        XCTAssertEqual(expected["top"]?.1, false)
+        var tasks = Set<String>()
+        var similarities: [Double] = []
+        for r in conversations + pairs {
+            let meta = r["meta"]!
+            let module = meta["module"]!.stringValue!
+            tasks.insert(meta["task"]?.stringValue ?? "")
+            XCTAssertEqual(meta["scores"]?["yosys_accepts"]?.boolValue, expected[module]?.0, "\(r)")
+            XCTAssertEqual(meta["scores"]?["iverilog_accepts"]?.boolValue, expected[module]?.1, "\(r)")
+            if let chosen = r["chosen"]?.stringValue, let rejected = r["rejected"]?.stringValue {
+                let ratio = Double(chosen.unicodeScalars.count) / Double(rejected.unicodeScalars.count)
+                XCTAssertEqual(meta["scores"]?["length_ratio"]?.doubleValue ?? 0, ratio, accuracy: 1e-4)
+                // A mutant makes at most five token edits, so a pair shares most of its tokens (on the 20-token
+                // module `top`, five edits of one token each leave at least (20-5)/(20+5) = 0.6).
+                let sim = meta["scores"]?["similarity"]?.doubleValue ?? 0
+                XCTAssertTrue(sim >= 0.5 && sim <= 1, "\(sim)")
+                similarities.append(sim)
+            }
+        }
+        XCTAssertGreaterThan(similarities.sorted()[similarities.count / 2], 0.9)
+        XCTAssertTrue(tasks.isSuperset(of: ["describe", "complete_module", "repair"]), "\(tasks)")
     }
 
     func testMissingToolNamesThePackage() throws {
