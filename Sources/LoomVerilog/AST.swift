@@ -59,6 +59,8 @@ public struct Module: Equatable, Sendable {
     public var ports: [Port]?
     /// `module m (...);` (yosys): the ports are the port declarations of the body; `ports` is nil.
     public var impliedPorts = false
+    /// The module as written in its file (comments, macros, layout): not part of the tree's identity.
+    public var original = OriginalText()
     public var items: [ModuleItem]
     public var loc = Loc()
     /// The 1-based line of `endmodule` (not part of identity).
@@ -90,6 +92,14 @@ extension Module {
         walk(items, 0)
         return out
     }
+}
+
+/// Text as written in the source file; any two compare equal, so trees compare by structure only.
+public struct OriginalText: Equatable, Sendable {
+    /// "" when the module is not contiguous text of the parsed file (made by a macro, or ending in an include).
+    public var text = ""
+    public init(text: String = "") { self.text = text }
+    public static func == (a: OriginalText, b: OriginalText) -> Bool { true }
 }
 
 public enum Port: Equatable, Sendable {

@@ -153,9 +153,12 @@ struct Parser {
                     advance()
                     continue
                 }
+                let first = i
                 let attrs = try attributes()
                 if kind == .kwModule || kind == .kwMacromodule {
-                    items.append(.module(try module(attrs)))
+                    var m = try module(attrs)
+                    m.original = OriginalText(text: originalText(from: first, to: i - 1))
+                    items.append(.module(m))
                 } else if kind == .kwPrimitive {
                     var u = try primitive()
                     u.attributes = attrs
@@ -178,6 +181,43 @@ struct Parser {
             }
         }
         return SourceText(items: items)
+    }
+
+    /// The file's text from token `from` to token `to` (a module, from its attributes to `endmodule`) with the `//`
+    /// comment lines right above it, the indentation of its first line and a `//` comment ending its last; "" when
+    /// the two tokens are not written in one file (a module made by a macro, or ending in an include). A module of
+    /// an included file keeps that file's text.
+    func originalText(from: Int, to: Int) -> String {
+        guard from <= to, to < toks.count else { return "" }
+        let a = toks[from], b = toks[to]
+        guard a.buffer == b.buffer, !a.expanded, !b.expanded, a.start <= b.start else { return "" }
+        let base = sm.base(Int(a.buffer))
+        let count = sm.count(Int(a.buffer))
+        var start = Int(a.start)
+        var end = min(count, Int(b.start + b.length))
+        // A `//` comment after `endmodule` on its line (`endmodule // sqrt32`) belongs to the module.
+        var e = end
+        while e < count && (base[e] == 0x20 || base[e] == 0x09) { e += 1 }
+        if e + 1 < count, base[e] == 0x2F, base[e + 1] == 0x2F {
+            while e < count && base[e] != 0x0A && base[e] != 0x0D { e += 1 }
+            end = e
+        }
+        // Back to the start of the line when only blanks precede the module there.
+        var k = start
+        while k > 0 && (base[k - 1] == 0x20 || base[k - 1] == 0x09) { k -= 1 }
+        if k == 0 || base[k - 1] == 0x0A {
+            start = k
+            // Then whole `//` comment lines directly above (no blank line between).
+            while start > 0 {
+                var ls = start - 1
+                while ls > 0 && base[ls - 1] != 0x0A { ls -= 1 }
+                var f = ls
+                while f < start - 1 && (base[f] == 0x20 || base[f] == 0x09) { f += 1 }
+                guard f + 1 < start - 1, base[f] == 0x2F, base[f + 1] == 0x2F else { break }
+                start = ls
+            }
+        }
+        return String(decoding: UnsafeBufferPointer(start: base + start, count: end - start), as: UTF8.self)
     }
 
     /// Tokens up to and including the next `;` (stopping before `stop`), grouped as `collect` groups them.

@@ -17,6 +17,10 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public var defines: [String] = []
     /// Read the sources as yosys does: `SYNTHESIS` defined, `// synthesis translate_off` regions dropped.
     public var synthesis = false
+    /// The text of ingested modules and the target of description pairs: `original` (as written in the file, with
+    /// its comments and macros; the canonical print goes in meta.printed) or `printed` (the canonical print only).
+    /// Mutants, repairs and completions are always made on the printed module, which the tools check.
+    public var source = "original"
     /// describe, mutate, complete.
     public var tasks: [String] = ["describe"]
     public var seed = 1
@@ -44,12 +48,12 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public static let keys = [
-        "paths", "include_paths", "library_dirs", "defines", "synthesis", "tasks", "seed", "samples", "max_edits", "rules",
+        "paths", "include_paths", "library_dirs", "defines", "synthesis", "source", "tasks", "seed", "samples", "max_edits", "rules",
         "logic_fraction", "tools", "timeout", "records", "logic_mutants", "statement_samples", "token_samples",
     ]
 
     enum CodingKeys: String, CodingKey {
-        case paths, includePaths, libraryDirs, defines, synthesis, tasks, seed, samples, maxEdits, rules, logicFraction, tools
+        case paths, includePaths, libraryDirs, defines, synthesis, source, tasks, seed, samples, maxEdits, rules, logicFraction, tools
         case timeout, records, logicMutants, statementSamples, tokenSamples
     }
 
@@ -61,6 +65,7 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
         libraryDirs = try c.decodeIfPresent([String].self, forKey: .libraryDirs) ?? d.libraryDirs
         defines = try c.decodeIfPresent([String].self, forKey: .defines) ?? d.defines
         synthesis = try c.decodeIfPresent(Bool.self, forKey: .synthesis) ?? d.synthesis
+        source = try c.decodeIfPresent(String.self, forKey: .source) ?? d.source
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? d.samples
@@ -88,6 +93,9 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     }
 
     func validate(_ what: String) throws {
+        guard source == "original" || source == "printed" else {
+            throw LoomError("\(what): source must be original or printed, not '\(source)'")
+        }
         for t in tasks where !["describe", "mutate", "complete"].contains(t) {
             throw LoomError("\(what): unknown task '\(t)' (available: describe, mutate, complete)")
         }
@@ -116,6 +124,8 @@ public struct VerilogUnit: Sendable {
     public var text: String
     public var includeDirs: [String]
     public var libraryDirs: [String]
+    /// The module as written in its file, "" when that is not at hand (see `OriginalText`).
+    public var original = ""
     /// The printed modules of the same file this one instantiates (directly or through each other): what iverilog,
     /// which elaborates, needs beside the module to accept it (`-y` finds only modules named like their file).
     public var context = ""
@@ -176,7 +186,7 @@ public enum VerilogFiles {
         let units = r.source.modules.map { m in
             VerilogUnit(
                 id: "\(f)#\(m.name)", source: f, module: m, text: Printer.print(m),
-                includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs)
+                includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs, original: m.original.text)
         }
         return (VerilogUnit.withContext(units), nil)
     }
@@ -196,15 +206,17 @@ public enum VerilogFiles {
         return out
     }
 
-    /// Modules from a finished `ingest verilog` directory (each record's text is a printed module).
+    /// Modules from a finished `ingest verilog` directory: each record's meta.printed (or its text, for records
+    /// ingested with `source: printed`) is a printed module; a text that differs from it is the original.
     static func units(stage dir: String, reject: (Reject) throws -> Void) throws -> [VerilogUnit] {
         var out: [VerilogUnit] = []
         try StageReader(directory: dir).forEachRecord(
             { r, path, line in
-                guard let text = r["text"]?.stringValue else {
+                guard let written = r["text"]?.stringValue else {
                     try reject(Reject(source: path, reason: "record has no string 'text'", line: line))
                     return
                 }
+                let text = r["meta"]?["printed"]?.stringValue ?? written
                 let id = r["id"]?.stringValue ?? "\(path):\(line)"
                 let p = VerilogParser.parse(Array(text.utf8), name: id, options: Mutator.noIncludes)
                 guard p.ok, p.source.modules.count == 1, let m = p.source.modules.first else {
@@ -218,7 +230,8 @@ public enum VerilogFiles {
                 out.append(
                     VerilogUnit(
                         id: id, source: r["source"]?.stringValue ?? path, module: m, text: Printer.print(m),
-                        includeDirs: strings("include_dirs"), libraryDirs: strings("library_dirs")))
+                        includeDirs: strings("include_dirs"), libraryDirs: strings("library_dirs"),
+                        original: written == text ? "" : written))
             }, bad: { e, path, line in try reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
         return VerilogUnit.withContext(out)
     }
@@ -233,6 +246,7 @@ public struct VerilogIngestStage: Stage {
 
     public init(config: VerilogConfig, shard: ShardSpec? = nil) throws {
         guard !config.paths.isEmpty else { throw LoomError("ingest verilog: no input paths") }
+        try config.validate("ingest verilog")
         settings = config
         files = try VerilogFiles.expand(config.paths)
         self.shard = shard
@@ -246,6 +260,7 @@ public struct VerilogIngestStage: Stage {
         o.append("library_dirs", .array(settings.libraryDirs.map { .string($0) }))
         o.append("defines", .array(settings.defines.map { .string($0) }))
         if settings.synthesis { o.append("synthesis", .bool(true)) }
+        o.append("source", .string(settings.source))
         return withShard(.object(o), shard)
     }
     public var inputs: [StageInput] { files.map { .file($0) } }
@@ -254,7 +269,7 @@ public struct VerilogIngestStage: Stage {
         ctx.progress.begin(totalBytes: nil, unit: "files")
         let only = shard?.range(total: files.count)
         let libs = VerilogFiles.libraryDirs(files: files, config: settings)
-        var modules = 0
+        var modules = 0, keptOriginal = 0, withComments = 0
         // One file at a time: memory holds one file's tree, whatever the input size.
         for (k, f) in files.enumerated() where only?.contains(k) ?? true {
             let (units, rejected) = try VerilogFiles.units(file: f, config: settings, libraryDirs: libs)
@@ -272,9 +287,16 @@ public struct VerilogIngestStage: Stage {
                 meta.append("parameters", .array(params.map { .string($0) }))
                 meta.append("include_dirs", .array(u.includeDirs.map { .string($0) }))
                 meta.append("library_dirs", .array(u.libraryDirs.map { .string($0) }))
+                let original = settings.source == "original" && !u.original.isEmpty
+                if original {
+                    meta.append("printed", .string(u.text))
+                    keptOriginal += 1
+                    if u.original.contains("//") || u.original.contains("/*") { withComments += 1 }
+                }
+                meta.append("text_source", .string(original ? "original" : "printed"))
                 var o = JSONObject()
                 o.append("id", .string(u.id))
-                o.append("text", .string(u.text))
+                o.append("text", .string(original ? u.original : u.text))
                 o.append("source", .string(u.source))
                 o.append("meta", .object(meta))
                 try ctx.output.write(.object(o))
@@ -283,6 +305,10 @@ public struct VerilogIngestStage: Stage {
         ctx.progress.add(items: only?.count ?? files.count)
         ctx.setCount("files", only?.count ?? files.count)
         ctx.setCount("modules", modules)
+        if settings.source == "original" {
+            ctx.setCount("modules_original_text", keptOriginal)
+            ctx.setCount("modules_original_with_comments", withComments)
+        }
     }
 }
 
@@ -548,8 +574,12 @@ public struct VerilogTaskStage: Stage {
         meta.append("module", .string(u.module.name))
         meta.append("description", .string(d.text))
         meta.append("provenance", provenance(u, "verilog-describe", ["verilog/tasks/describe"] + d.templates))
+        // The target is the module as written (comments and all) unless `source: printed` or it is not at hand; the
+        // tools' verdicts are on the printed module, which means the same.
+        let original = settings.source == "original" && !u.original.isEmpty
+        meta.append("target_source", .string(original ? "original" : "printed"))
         if !verdicts.isEmpty { meta.append("scores", .object(targetScores(verdicts))) }
-        out.records.append(sft(u.id + "#describe", tasks.prompt("describe", d.text), u.text, meta))
+        out.records.append(sft(u.id + "#describe", tasks.prompt("describe", d.text), original ? u.original : u.text, meta))
         out.counts["describe", default: 0] += 1
     }
 
