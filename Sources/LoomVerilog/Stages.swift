@@ -533,11 +533,12 @@ public struct VerilogTaskStage: Stage {
             libraryDirs: u.libraryDirs)
     }
 
-    func targetVerdicts(_ u: VerilogUnit, _ eda: EDARunner) -> [ToolVerdict] {
+    func targetVerdicts(_ u: VerilogUnit, _ eda: EDARunner, text: String? = nil) -> [ToolVerdict] {
         var out: [ToolVerdict] = []
-        if settings.tools.contains("yosys") { out.append(eda.yosys(u.text, name: "design.v", includeDirs: u.includeDirs)) }
+        let t = text ?? u.text
+        if settings.tools.contains("yosys") { out.append(eda.yosys(t, name: "design.v", includeDirs: u.includeDirs)) }
         if settings.tools.contains("iverilog") {
-            out.append(iverilog(u.text, u, eda))
+            out.append(iverilog(t, u, eda))
         }
         return out
     }
@@ -662,7 +663,7 @@ public struct VerilogTaskStage: Stage {
         // The repair target is the module as it is: every tool of the stage must accept it, so each pair's target
         // is valid for both yosys and iverilog (a module one of them rejects makes no pairs, with a reject line).
         let tools = verdicts.map(\.tool)
-        let target = targetScores(verdicts)
+        var target = targetScores(verdicts)
         let refusing = verdicts.filter { !$0.accepted }
         guard !tools.isEmpty, refusing.isEmpty else {
             let why = refusing.map { "\($0.tool): \($0.message.split(separator: "\n").first ?? "rejected")" }.joined(separator: "; ")
@@ -673,8 +674,22 @@ public struct VerilogTaskStage: Stage {
             out.counts["modules_without_tool", default: 0] += 1
             return
         }
+        // With `source: original`, the target is the module as written when every tool accepts that text alone (no
+        // macro defined elsewhere): the mutants are edits of it, comments and layout kept. Otherwise the printed one.
+        var targetText = u.text
+        var targetSource = "printed"
+        if settings.source == "original", !u.original.isEmpty {
+            let original = u.original.hasSuffix("\n") ? u.original : u.original + "\n"
+            let ov = targetVerdicts(u, eda, text: original)
+            if ov.allSatisfy(\.accepted) {
+                targetText = original
+                target = targetScores(ov)
+                targetSource = "original"
+            }
+        }
+        out.counts["repair_targets_" + targetSource, default: 0] += 1
         let (mutants, discarded) = mutator.mutantsCounting(
-            of: u.text, samples: settings.samples, seed: verilogSeed(settings.seed, u.id + "#mutate"))
+            of: targetText, samples: settings.samples, seed: verilogSeed(settings.seed, u.id + "#mutate"))
         for (r, k) in discarded {
             out.counts["candidates_discarded", default: 0] += k
             out.counts[VerilogTaskStage.ruleKey(r, "dropped_unparsable"), default: 0] += k
@@ -715,6 +730,7 @@ public struct VerilogTaskStage: Stage {
             meta.append("family", .string(m.family.rawValue))
             meta.append("rules", .array(m.rules.map { .string($0) }))
             meta.append("parser_accepts", .bool(m.parses))
+            meta.append("target_source", .string(targetSource))
             meta.append("edits", .array(m.edits.map(\.json)))
             var tv = JSONObject()
             for v in verdicts {
@@ -741,18 +757,18 @@ public struct VerilogTaskStage: Stage {
                 if settings.records != "preference" {
                     var ms = mm
                     ms.append("scores", .object(target))
-                    out.records.append(sft(id + suffix, prompt, u.text, ms))
+                    out.records.append(sft(id + suffix, prompt, targetText, ms))
                     out.counts["sft_" + task, default: 0] += 1
                 }
                 if settings.records != "sft" {
                     var o = JSONObject()
                     o.append("id", .string(id + suffix + "-preference"))
                     o.append("prompt", .string(prompt))
-                    o.append("chosen", .string(u.text))
+                    o.append("chosen", .string(targetText))
                     o.append("rejected", .string(m.text))
                     var ms = mm
                     var scores = target
-                    for (k, v) in PairScores.measure(chosen: u.text, rejected: m.text) { scores.append(k, v) }
+                    for (k, v) in PairScores.measure(chosen: targetText, rejected: m.text) { scores.append(k, v) }
                     ms.append("scores", .object(scores))
                     o.append("meta", .object(ms))
                     out.records.append(.object(o))

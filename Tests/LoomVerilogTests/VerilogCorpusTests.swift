@@ -200,11 +200,13 @@ final class VerilogCorpusTests: XCTestCase {
                 XCTFail("no module \(id)")
                 continue
             }
-            XCTAssertEqual(t, u.text)
+            // The target is the module as written (when the tools accept it alone) or its print.
+            XCTAssertTrue(t == u.text || t == u.original + (u.original.hasSuffix("\n") ? "" : "\n"), t)
             XCTAssertTrue(eda.yosys(t, includeDirs: u.includeDirs).accepted, t)
             let withContext = u.context.isEmpty ? t : t + "\n" + u.context
             XCTAssertTrue(eda.iverilog(withContext, includeDirs: u.includeDirs, libraryDirs: u.libraryDirs).accepted, t)
         }
-        print("repair targets: \(targets.count), each accepted by yosys and iverilog")
+        let originals = targets.filter { id, t in units[id].map { t != $0.text } ?? false }.count
+        print("repair targets: \(targets.count) (\(originals) as written), each accepted by yosys and iverilog")
     }
 }
