@@ -277,7 +277,8 @@ final class VerilogParserTests: XCTestCase {
     }
 
     /// What yosys's `read_verilog` (without -sv) takes beyond IEEE 1364-2005, each in the shape of a real file of
-    /// the wider corpora (Benchmarks/verilog-corpora.py): `$` cell module names and instances (yosys techlibs
+    /// the wider corpora (Benchmarks/verilog-corpora.py), with escaped names and their instances, empty port
+    /// connections and unsized or `?`/`z` literals as cell libraries write them: `$` cell module names and instances (yosys techlibs
     /// brams_map.v, coolrunner2/tff_extract.v), `(...)` port lists (nexus/cells_xtra.v), a comma after the last named
     /// value or connection (gatemate/lut_tree_map.v, ice40/dsp_map.v), size casts `WIDTH'd0` and `(2**i)'b0`
     /// (mor1kx, techmap.v), `i++` in a generate loop (coolrunner2/cells_counter_map.v) and `x += e` statements.
@@ -286,7 +287,8 @@ final class VerilogParserTests: XCTestCase {
             module $__ICE40_RAM4K_ (input CLK, input [10:0] A, output [15:0] D);
               parameter [0:0] INIT = 1'b0;
               $_XOR_ xorgate (.A(CLK), .B(A[0]), .Y(D[0]));
-              assign D[15:1] = 15'd0;
+              \$__CC2_A  cc (.A(CLK), .B(), .Y());
+              assign D[15:1] = INIT ? 'd0 : 15'b1?z0_0000_0000_000;
             endmodule
             module ACC54 (...);
               parameter SIGN = "DISABLED";
@@ -326,7 +328,7 @@ final class VerilogParserTests: XCTestCase {
         XCTAssertTrue(r.source.modules[1].impliedPorts)
         let printed = Printer.print(r.source)
         for piece in [
-            "module $__ICE40_RAM4K_ (", "  $_XOR_ xorgate (", "module ACC54 (...);", "module \\$__CC2_A  (",
+            "module $__ICE40_RAM4K_ (", "  $_XOR_ xorgate (", "  \\$__CC2_A  cc (", "INIT ? 'd0 : 15'b1?z0_0000_0000_000", "module ACC54 (...);", "module \\$__CC2_A  (",
             "WIDTH'd1", "(2 ** 1)'b0", "for (i = 0; i < WIDTH; i = i + 1)", "k = k - (1 + 2);",
             "for (k = 0; k < 2; k = k + 1)",
         ] {
