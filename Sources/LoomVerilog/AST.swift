@@ -207,6 +207,8 @@ public struct Instance: Equatable, Sendable {
     public var name: String?
     public var range: VRange?
     public var connections: Connections
+    /// `(* ... *)` before each connection (IEEE 1364-2005 12.2.2.2), by position; empty when none has any.
+    public var connectionAttributes: [[Attribute]] = []
 }
 
 public enum Connections: Equatable, Sendable {
@@ -414,6 +416,8 @@ public indirect enum Expr: Equatable, Sendable {
     case minTypMax(Expr, Expr, Expr)
     case paren(Expr)
     case sized(Expr, String)  // WIDTH'd0, (2**i)'b0: an unsized based literal sized by a name or (expression)
+    /// Attributes on the operator of a binary or unary expression: `a + (* mode = "fast" *) b`, `~ (* x *) a`.
+    case operatorAttributes([Attribute], Expr)
 }
 
 extension Expr {

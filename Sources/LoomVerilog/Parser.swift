@@ -727,7 +727,7 @@ struct Parser {
                 throw fail("an instance name")
             }
             try expect(.lparen, "'(' and the port connections of the instance")
-            x.connections = try connections()
+            x.connections = try connections(&x.connectionAttributes)
             try expect(.rparen, "',' or ')' in the port connections")
             inst.instances.append(x)
         } while accept(.comma)
@@ -735,12 +735,19 @@ struct Parser {
         return inst
     }
 
-    mutating func connections() throws -> Connections {
+    mutating func connections(_ attrs: inout [[Attribute]]) throws -> Connections {
         if kind == .rparen { return .positional([]) }
-        if kind == .dot || (kind == .attrOpen) {
+        var named = kind == .dot
+        if kind == .attrOpen {
+            let save = i
+            _ = try attributes()
+            named = kind == .dot
+            i = save
+        }
+        if named {
             var list: [(String, Expr?)] = []
             repeat {
-                _ = try attributes()
+                attrs.append(try attributes())
                 try expect(.dot, "'.' and a port name")
                 let n = try identifier("a port name")
                 try expect(.lparen, "'(' after .\(n)")
@@ -748,16 +755,19 @@ struct Parser {
                 try expect(.rparen)
                 list.append((n, e))
             } while accept(.comma) && kind != .rparen  // yosys takes a comma after the last one
+            if attrs.allSatisfy(\.isEmpty) { attrs = [] }
             return .named(list)
         }
         var list: [Expr?] = []
         repeat {
+            attrs.append(try attributes())
             if kind == .comma || kind == .rparen {
                 list.append(nil)
             } else {
                 list.append(try expr())
             }
         } while accept(.comma)
+        if attrs.allSatisfy(\.isEmpty) { attrs = [] }
         return .positional(list)
     }
 
@@ -1328,8 +1338,9 @@ struct Parser {
         var lhs = try unary()
         while let op = Parser.binaryOp(kind), op.precedence >= minPrec {
             advance()
+            let attrs = try attributes()
             let rhs = try binary(op.precedence + 1)
-            lhs = .binary(op, lhs, rhs)
+            lhs = attrs.isEmpty ? .binary(op, lhs, rhs) : .operatorAttributes(attrs, .binary(op, lhs, rhs))
         }
         return lhs
     }
@@ -1353,7 +1364,9 @@ struct Parser {
             advance()
             try enter()
             defer { depth -= 1 }
-            return .unary(op, try unary())
+            let attrs = try attributes()
+            let e = Expr.unary(op, try unary())
+            return attrs.isEmpty ? e : .operatorAttributes(attrs, e)
         }
         return try primary()
     }

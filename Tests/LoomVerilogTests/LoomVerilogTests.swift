@@ -457,6 +457,40 @@ final class VerilogParserTests: XCTestCase {
         XCTAssertEqual(a, b, printed)
     }
 
+    /// Attributes in the positions IEEE 1364-2005 5.1.16 and 12.2.2.2 add to those of items and statements: on a
+    /// binary or unary operator and on each port connection, named or ordered; kept, printed back, re-parsed.
+    func testAttributesOnOperatorsAndConnections() throws {
+        let src = #"""
+            module sub (input a, input b, output y);
+              assign y = a + (* mode = "fast" *) b;
+            endmodule
+            module top (input [3:0] x, output [1:0] y);
+              wire n = ~ (* keep *) x[0];
+              sub u0 ((* src = "top.v:5" *) .a(x[0]), .b(x[1]), (* unused *) .y(y[0]));
+              sub u1 ((* inverted *) n, x[2], y[1]);
+            endmodule
+            """#
+        let r = VerilogParser.parse(src, name: "attrs.v")
+        XCTAssertEqual(r.diagnostics.map(\.description), [])
+        let printed = Printer.print(r.source)
+        for piece in [
+            "a + (* mode = \"fast\" *) b", "~(* keep *) x[0]", "(* src = \"top.v:5\" *) .a(x[0])", "(* unused *) .y(y[0])",
+            "(* inverted *) n, x[2], y[1]",
+        ] {
+            XCTAssertTrue(printed.contains(piece), "\(piece) not in:\n\(printed)")
+        }
+        let again = VerilogParser.parse(printed, name: "printed.v")
+        XCTAssertEqual(again.diagnostics.map(\.description), [], printed)
+        XCTAssertEqual(again.source, r.source)
+        XCTAssertEqual(Printer.print(again.source), printed)
+        do { _ = try EDATool.yosys.locate() } catch { throw XCTSkip("yosys is not installed (make setup installs it)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vattr-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let eda = try EDARunner(scratch: dir, tools: [.yosys])
+        XCTAssertTrue(eda.yosys(src).accepted, "the test's own source must be valid: \(eda.yosys(src).message)")
+        XCTAssertTrue(eda.yosys(printed).accepted, printed + eda.yosys(printed).message)
+    }
+
     func testPrintedKitchenSinkIsAcceptedByIcarus() throws {
         do { _ = try EDATool.iverilog.locate() } catch { throw XCTSkip("iverilog is not installed (make setup installs it)") }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vsink-\(UUID().uuidString)").path
