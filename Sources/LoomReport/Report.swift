@@ -550,16 +550,34 @@ struct Builder {
 
     // MARK: Packing
 
+    /// A cluster stage: its counts, the share of documents that share a cluster, the MeSH coherence when the
+    /// manifest has it (within-cluster against random-pair Jaccard), and the cluster-size histogram.
+    func clusterSummary(_ st: StageDir) -> String {
+        let c = st.manifest.counts
+        var s = HTML.p("\(dirLabel(st)): \(Num.int(st.count("documents") ?? 0)) documents in \(Num.int(st.count("clusters") ?? 0)) clusters, \(Num.int(st.count("clusters_with_several_documents") ?? 0)) with several documents (embedder: \(HTML.esc(c["embedder"]?.display ?? "–")), similarity ≥ \(HTML.esc(c["similarity"]?.display ?? "–")), neighbour search: \(HTML.esc(c["search"]?.display ?? "–"))).")
+        var rows = [["documents in clusters of two or more", st.value("share_in_clusters").map(Num.percent) ?? "–"]]
+        if let co = c["coherence"] {
+            rows.append(["MeSH Jaccard of two members of a cluster (\(Num.int(co["within_pairs"]?.intValue ?? 0)) pairs)", co["within_jaccard"]?.doubleValue.map { Num.fixed($0, 4) } ?? "–"])
+            rows.append(["MeSH Jaccard of random pairs (\(Num.int(co["random_pairs"]?.intValue ?? 0)) pairs)", co["random_jaccard"]?.doubleValue.map { Num.fixed($0, 4) } ?? "–"])
+            rows.append(["coherence: within / random", co["ratio"]?.doubleValue.map { Num.fixed($0, 2) + "×" } ?? "–"])
+        }
+        s += HTML.table(["measure", "value"], rows, numeric: [1])
+        if let sizes = c["cluster_sizes"]?.objectValue, sizes.count > 0 {
+            s += Chart.bars(
+                sizes.map { k, v in ("\(k) documents", Double(v.intValue ?? 0), Num.int(v.intValue ?? 0) + " clusters") },
+                title: "Cluster sizes", width: 520, color: Chart.color(2))
+        }
+        return s
+    }
+
     func packingSection() throws -> String {
         let stages = data.stages.filter { $0.stage == "pack" || $0.manifest.counts["packing_efficiency"] != nil }
-        let clusters = data.stages.filter { $0.stage == "cluster" }
+        let clusters = data.stages.filter { $0.stage == "cluster" }.map(clusterSummary).joined()
         guard !stages.isEmpty else {
-            return HTML.absent("No pack step in this run: samples were not packed into context windows.")
+            return clusters + HTML.absent("No pack step in this run: samples were not packed into context windows.")
         }
-        var s = HTML.p("Packing efficiency is tokens placed divided by windows × context length. Loom fills each window with the subset of the remaining samples that fills it most (a 0/1 knapsack) and compares with first-fit-decreasing (FFD), the usual packer, on the same samples.")
-        for st in clusters {
-            s += HTML.p("\(dirLabel(st)): \(Num.int(st.count("documents") ?? 0)) documents in \(Num.int(st.count("clusters") ?? 0)) clusters, \(Num.int(st.count("clusters_with_several_documents") ?? 0)) with several documents (neighbour search: \(HTML.esc(st.manifest.counts["search"]?.display ?? "–"))).")
-        }
+        var s = clusters
+        s += HTML.p("Packing efficiency is tokens placed divided by windows × context length. Loom fills each window with the subset of the remaining samples that fills it most (a 0/1 knapsack) and compares with first-fit-decreasing (FFD), the usual packer, on the same samples.")
         for st in stages {
             let eff = st.value("packing_efficiency") ?? 0
             let ffd = st.value("ffd_efficiency") ?? 0

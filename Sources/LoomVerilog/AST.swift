@@ -32,6 +32,21 @@ public struct SourceText: Equatable, Sendable {
 public enum Description: Equatable, Sendable {
     case module(Module)
     case directive(String)
+    case primitive(UDP)
+    /// `config NAME; design ...; default liblist ...; instance ... use ...; endconfig`: each statement its tokens.
+    case config(name: String, statements: [[String]])
+}
+
+/// A user-defined primitive (IEEE 1364-2005 section 8), kept as written: the header's port list, the declarations
+/// (and `initial`) as token statements, and the table's rows (`0 1 : ? : 1 ;`). Tokens written together (`(01)`,
+/// `0?`) stay together, so printing and parsing again gives the same tokens.
+public struct UDP: Equatable, Sendable {
+    public var attributes: [Attribute] = []
+    public var name: String
+    public var ports: [String]
+    public var declarations: [[String]]
+    public var table: [[String]]
+    public var loc = Loc()
 }
 
 public struct Module: Equatable, Sendable {
@@ -44,6 +59,8 @@ public struct Module: Equatable, Sendable {
     public var ports: [Port]?
     /// `module m (...);` (yosys): the ports are the port declarations of the body; `ports` is nil.
     public var impliedPorts = false
+    /// The module as written in its file (comments, macros, layout): not part of the tree's identity.
+    public var original = OriginalText()
     public var items: [ModuleItem]
     public var loc = Loc()
     /// The 1-based line of `endmodule` (not part of identity).
@@ -53,6 +70,36 @@ public struct Module: Equatable, Sendable {
         if let p = ports, let f = p.first, case .ansi = f { return true }
         return false
     }
+}
+
+extension Module {
+    /// The names of the modules this one instantiates, in generate blocks too (gates excluded).
+    public var instantiatedModules: Set<String> {
+        var out = Set<String>()
+        func walk(_ items: [ModuleItem], _ depth: Int) {
+            guard depth < 64 else { return }
+            for it in items {
+                switch it {
+                case .instantiation(let i): out.insert(i.module)
+                case .generateRegion(let xs): walk(xs, depth + 1)
+                case .genFor(_, _, _, let b), .genBlock(let b): walk(b.items, depth + 1)
+                case .genIf(_, let t, let e): walk((t?.items ?? []) + (e?.items ?? []), depth + 1)
+                case .genCase(_, let cs): walk(cs.flatMap { $0.body?.items ?? [] }, depth + 1)
+                default: break
+                }
+            }
+        }
+        walk(items, 0)
+        return out
+    }
+}
+
+/// Text as written in the source file; any two compare equal, so trees compare by structure only.
+public struct OriginalText: Equatable, Sendable {
+    /// "" when the module is not contiguous text of the parsed file (made by a macro, or ending in an include).
+    public var text = ""
+    public init(text: String = "") { self.text = text }
+    public static func == (a: OriginalText, b: OriginalText) -> Bool { true }
 }
 
 public enum Port: Equatable, Sendable {
@@ -160,6 +207,8 @@ public struct Instance: Equatable, Sendable {
     public var name: String?
     public var range: VRange?
     public var connections: Connections
+    /// `(* ... *)` before each connection (IEEE 1364-2005 12.2.2.2), by position; empty when none has any.
+    public var connectionAttributes: [[Attribute]] = []
 }
 
 public enum Connections: Equatable, Sendable {
@@ -367,6 +416,8 @@ public indirect enum Expr: Equatable, Sendable {
     case minTypMax(Expr, Expr, Expr)
     case paren(Expr)
     case sized(Expr, String)  // WIDTH'd0, (2**i)'b0: an unsized based literal sized by a name or (expression)
+    /// Attributes on the operator of a binary or unary expression: `a + (* mode = "fast" *) b`, `~ (* x *) a`.
+    case operatorAttributes([Attribute], Expr)
 }
 
 extension Expr {

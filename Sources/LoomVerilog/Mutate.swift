@@ -89,7 +89,17 @@ public struct Mutant: Sendable, Equatable {
     public var text: String
     public var family: MutationKind  // syntax, or logic for semantic/logic samples
     public var edits: [MutationEdit]
+    /// Whether Loom's parser still accepts the text (always true for logic samples). A syntax sample it accepts is
+    /// kept for the EDA tools to judge: yosys or iverilog may still reject it.
+    public var parses = false
     public var rules: [String] { edits.map(\.rule) }
+
+    public init(text: String, family: MutationKind, edits: [MutationEdit], parses: Bool = false) {
+        self.text = text
+        self.family = family
+        self.edits = edits
+        self.parses = parses
+    }
 }
 
 public struct Mutator {
@@ -280,13 +290,13 @@ public struct Mutator {
         mutantsCounting(of: text, samples: samples, seed: seed).mutants
     }
 
-    /// The mutants, and how many candidates were discarded because a syntax sample still parsed (or a logic one
-    /// no longer did).
-    public func mutantsCounting(of text: String, samples: Int, seed: UInt64) -> (mutants: [Mutant], discarded: Int) {
+    /// The mutants, and the logic candidates discarded because Loom's parser no longer accepted them (a logic edit
+    /// must leave valid Verilog), by rule. Syntax candidates are all returned, with `parses` set: the tools judge them.
+    public func mutantsCounting(of text: String, samples: Int, seed: UInt64) -> (mutants: [Mutant], discarded: [String: Int]) {
         let base = Mutator.tokens(text)
         let cap = min(samples, 2 * base.count)
-        guard cap > 0 else { return ([], 0) }
-        var discarded = 0
+        guard cap > 0 else { return ([], [:]) }
+        var discarded: [String: Int] = [:]
         let syntaxRules = rules.filter { $0.kind == .syntax }
         let logicRules = rules.filter { $0.kind != .syntax }
         var rng = SplitMix64(seed: seed)
@@ -309,13 +319,13 @@ public struct Mutator {
             let m = Mutator.render(toks)
             guard !seen.contains(m) else { continue }
             seen.insert(m)
-            // Each family does what it says: syntax samples must not parse, logic samples must.
+            // A logic sample must still parse; a syntax sample is judged by the tools whatever the parser says.
             let parses = VerilogParser.parse(Array(m.utf8), name: "mutant.v", options: Mutator.noIncludes).ok
-            if logic != parses {
-                discarded += 1
+            if logic && !parses {
+                for r in Set(edits.map(\.rule)) { discarded[r, default: 0] += 1 }
                 continue
             }
-            out.append(Mutant(text: m, family: logic ? .logic : .syntax, edits: edits))
+            out.append(Mutant(text: m, family: logic ? .logic : .syntax, edits: edits, parses: parses))
         }
         return (out, discarded)
     }

@@ -105,7 +105,7 @@ struct Parser {
         throw fail(what ?? Spelling.describe(k))
     }
 
-    mutating func text() -> String { sm.text(toks[i]) }
+    func text() -> String { sm.text(toks[i]) }
 
     /// Appends the current token's text to `tokens`: to the last entry when the two were written with nothing
     /// between them (`=>`, `*>`, `(A` stay as written), else as a new entry. Opaque items print entries one space
@@ -153,11 +153,18 @@ struct Parser {
                     advance()
                     continue
                 }
+                let first = i
                 let attrs = try attributes()
                 if kind == .kwModule || kind == .kwMacromodule {
-                    items.append(.module(try module(attrs)))
+                    var m = try module(attrs)
+                    m.original = OriginalText(text: originalText(from: first, to: i - 1))
+                    items.append(.module(m))
                 } else if kind == .kwPrimitive {
-                    throw fail("'module' (user-defined primitives are not supported)")
+                    var u = try primitive()
+                    u.attributes = attrs
+                    items.append(.primitive(u))
+                } else if kind == .ident, text() == "config", peek(1) == .ident || peek(1) == .escIdent, attrs.isEmpty {
+                    items.append(try config())
                 } else {
                     throw fail("'module'")
                 }
@@ -174,6 +181,104 @@ struct Parser {
             }
         }
         return SourceText(items: items)
+    }
+
+    /// The file's text from token `from` to token `to` (a module, from its attributes to `endmodule`) with the `//`
+    /// comment lines right above it, the indentation of its first line and a `//` comment ending its last; "" when
+    /// the two tokens are not written in one file (a module made by a macro, or ending in an include). A module of
+    /// an included file keeps that file's text.
+    func originalText(from: Int, to: Int) -> String {
+        guard from <= to, to < toks.count else { return "" }
+        let a = toks[from], b = toks[to]
+        guard a.buffer == b.buffer, !a.expanded, !b.expanded, a.start <= b.start else { return "" }
+        let base = sm.base(Int(a.buffer))
+        let count = sm.count(Int(a.buffer))
+        var start = Int(a.start)
+        var end = min(count, Int(b.start + b.length))
+        // A `//` comment after `endmodule` on its line (`endmodule // sqrt32`) belongs to the module.
+        var e = end
+        while e < count && (base[e] == 0x20 || base[e] == 0x09) { e += 1 }
+        if e + 1 < count, base[e] == 0x2F, base[e + 1] == 0x2F {
+            while e < count && base[e] != 0x0A && base[e] != 0x0D { e += 1 }
+            end = e
+        }
+        // Back to the start of the line when only blanks precede the module there.
+        var k = start
+        while k > 0 && (base[k - 1] == 0x20 || base[k - 1] == 0x09) { k -= 1 }
+        if k == 0 || base[k - 1] == 0x0A {
+            start = k
+            // Then whole `//` comment lines directly above (no blank line between).
+            while start > 0 {
+                var ls = start - 1
+                while ls > 0 && base[ls - 1] != 0x0A { ls -= 1 }
+                var f = ls
+                while f < start - 1 && (base[f] == 0x20 || base[f] == 0x09) { f += 1 }
+                guard f + 1 < start - 1, base[f] == 0x2F, base[f + 1] == 0x2F else { break }
+                start = ls
+            }
+        }
+        return String(decoding: UnsafeBufferPointer(start: base + start, count: end - start), as: UTF8.self)
+    }
+
+    /// Tokens up to and including the next `;` (stopping before `stop`), grouped as `collect` groups them.
+    mutating func tokenStatement(stop: (Parser) -> Bool, what: String) throws -> [String] {
+        var tokens: [String] = []
+        var ended = false
+        repeat {
+            guard kind != .eof, !stop(self) else { throw fail("';' to end the \(what)") }
+            ended = kind == .semicolon
+            collect(&tokens)
+            advance()
+        } while !ended
+        return tokens
+    }
+
+    /// `primitive NAME ( ports ) ; declarations table rows endtable endprimitive`.
+    mutating func primitive() throws -> UDP {
+        let l = loc
+        advance()
+        var u = UDP(name: try identifier("a primitive name"), ports: [], declarations: [], table: [], loc: l)
+        try expect(.lparen, "'(' and the primitive's ports")
+        var depth = 1
+        while true {
+            guard kind != .eof, kind != .kwEndprimitive else { throw fail("')' closing the primitive's ports") }
+            if kind == .lparen { depth += 1 }
+            if kind == .rparen {
+                depth -= 1
+                if depth == 0 { break }
+            }
+            collect(&u.ports)
+            advance()
+        }
+        advance()
+        try expect(.semicolon, "';' after the primitive header")
+        let end: (Parser) -> Bool = { $0.kind == .kwEndprimitive || $0.kind == .kwTable || $0.kind == .kwEndtable }
+        while kind != .kwTable {
+            guard kind != .eof, kind != .kwEndprimitive else { throw fail("'table' (a primitive needs its table)") }
+            u.declarations.append(try tokenStatement(stop: end, what: "declaration"))
+        }
+        advance()
+        while kind != .kwEndtable {
+            u.table.append(try tokenStatement(stop: end, what: "table row"))
+        }
+        advance()
+        try expect(.kwEndprimitive, "'endprimitive'")
+        return u
+    }
+
+    /// `config NAME ; { statement ; } endconfig` (IEEE 1364-2005 section 13), each statement kept as its tokens.
+    mutating func config() throws -> Description {
+        advance()
+        let name = try identifier("a config name")
+        try expect(.semicolon, "';' after the config name")
+        var statements: [[String]] = []
+        let isEnd: (Parser) -> Bool = { $0.kind == .ident && $0.text() == "endconfig" }
+        while !isEnd(self) {
+            guard kind != .eof, kind != .kwModule else { throw fail("'endconfig'") }
+            statements.append(try tokenStatement(stop: { isEnd($0) || $0.kind == .kwModule }, what: "config statement"))
+        }
+        advance()
+        return .config(name: name, statements: statements)
     }
 
     mutating func directiveText() -> String {
@@ -622,7 +727,7 @@ struct Parser {
                 throw fail("an instance name")
             }
             try expect(.lparen, "'(' and the port connections of the instance")
-            x.connections = try connections()
+            x.connections = try connections(&x.connectionAttributes)
             try expect(.rparen, "',' or ')' in the port connections")
             inst.instances.append(x)
         } while accept(.comma)
@@ -630,12 +735,19 @@ struct Parser {
         return inst
     }
 
-    mutating func connections() throws -> Connections {
+    mutating func connections(_ attrs: inout [[Attribute]]) throws -> Connections {
         if kind == .rparen { return .positional([]) }
-        if kind == .dot || (kind == .attrOpen) {
+        var named = kind == .dot
+        if kind == .attrOpen {
+            let save = i
+            _ = try attributes()
+            named = kind == .dot
+            i = save
+        }
+        if named {
             var list: [(String, Expr?)] = []
             repeat {
-                _ = try attributes()
+                attrs.append(try attributes())
                 try expect(.dot, "'.' and a port name")
                 let n = try identifier("a port name")
                 try expect(.lparen, "'(' after .\(n)")
@@ -643,16 +755,19 @@ struct Parser {
                 try expect(.rparen)
                 list.append((n, e))
             } while accept(.comma) && kind != .rparen  // yosys takes a comma after the last one
+            if attrs.allSatisfy(\.isEmpty) { attrs = [] }
             return .named(list)
         }
         var list: [Expr?] = []
         repeat {
+            attrs.append(try attributes())
             if kind == .comma || kind == .rparen {
                 list.append(nil)
             } else {
                 list.append(try expr())
             }
         } while accept(.comma)
+        if attrs.allSatisfy(\.isEmpty) { attrs = [] }
         return .positional(list)
     }
 
@@ -1223,8 +1338,9 @@ struct Parser {
         var lhs = try unary()
         while let op = Parser.binaryOp(kind), op.precedence >= minPrec {
             advance()
+            let attrs = try attributes()
             let rhs = try binary(op.precedence + 1)
-            lhs = .binary(op, lhs, rhs)
+            lhs = attrs.isEmpty ? .binary(op, lhs, rhs) : .operatorAttributes(attrs, .binary(op, lhs, rhs))
         }
         return lhs
     }
@@ -1248,7 +1364,9 @@ struct Parser {
             advance()
             try enter()
             defer { depth -= 1 }
-            return .unary(op, try unary())
+            let attrs = try attributes()
+            let e = Expr.unary(op, try unary())
+            return attrs.isEmpty ? e : .operatorAttributes(attrs, e)
         }
         return try primary()
     }

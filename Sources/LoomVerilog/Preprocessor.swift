@@ -413,6 +413,7 @@ struct Preprocessor {
         }
         for i in body.indices {
             body[i].file = t.file
+            body[i].expanded = true
             body[i].line = t.line
             body[i].column = t.column
         }

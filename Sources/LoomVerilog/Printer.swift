@@ -51,6 +51,17 @@ public struct Printer {
     /// escaped identifier).
     mutating func tokenLine(_ tokens: [String]) { w(tokens.joined(separator: " ")) }
 
+    /// Each statement on its own line, one level deeper.
+    mutating func tokenLines(_ statements: [[String]]) {
+        indent += 1
+        for st in statements {
+            pad()
+            tokenLine(st)
+            nl()
+        }
+        indent -= 1
+    }
+
     /// An identifier; an escaped one ends at white space, so one follows it.
     mutating func id(_ s: String) {
         out += s
@@ -64,10 +75,46 @@ public struct Printer {
                 w(t)
                 nl()
             case .module(let m):
-                if n > 0, case .module = s.items[n - 1] { nl() }
+                if n > 0, case .directive = s.items[n - 1] {} else if n > 0 { nl() }
                 module(m)
+            case .primitive(let u):
+                if n > 0, case .directive = s.items[n - 1] {} else if n > 0 { nl() }
+                primitive(u)
+            case .config(let name, let statements):
+                if n > 0, case .directive = s.items[n - 1] {} else if n > 0 { nl() }
+                w("config ")
+                id(name)
+                w(";")
+                nl()
+                tokenLines(statements)
+                w("endconfig")
+                nl()
             }
         }
+    }
+
+    mutating func primitive(_ u: UDP) {
+        pad()
+        attrs(u.attributes)
+        w("primitive ")
+        id(u.name)
+        w(" (")
+        tokenLine(u.ports)
+        w(");")
+        nl()
+        tokenLines(u.declarations)
+        indent += 1
+        pad()
+        w("table")
+        nl()
+        tokenLines(u.table)
+        pad()
+        w("endtable")
+        nl()
+        indent -= 1
+        pad()
+        w("endprimitive")
+        nl()
     }
 
     mutating func attrs(_ a: [Attribute]) {
@@ -575,6 +622,7 @@ public struct Printer {
             case .positional(let es):
                 for (j, e) in es.enumerated() {
                     if j > 0 { w(", ") }
+                    if j < inst.connectionAttributes.count { attrs(inst.connectionAttributes[j]) }
                     if let e { expr(e) }
                 }
             case .named(let list):
@@ -588,6 +636,7 @@ public struct Printer {
                     } else if j > 0 {
                         w(" ")
                     }
+                    if j < inst.connectionAttributes.count { attrs(inst.connectionAttributes[j]) }
                     w(".")
                     id(n)
                     w("(")
@@ -837,6 +886,7 @@ public struct Printer {
     static func precedence(_ e: Expr) -> Int {
         switch e {
         case .binary(let op, _, _): return op.precedence
+        case .operatorAttributes(_, let x): return precedence(x)
         case .ternary: return 0
         case .minTypMax: return -1
         default: return 100
@@ -864,34 +914,14 @@ public struct Printer {
             expr(y)
             w("]")
         case .unary(let op, let x):
-            w(op.rawValue)
-            if case .unary = x { w(" ") }
-            if case .number(let s) = x, s.hasPrefix("'") == false, op == .minus || op == .plus {
-                // fine: -1
-            }
-            if Printer.precedence(x) < 100 {
-                w("(")
-                expr(x)
-                w(")")
-            } else {
-                expr(x)
-            }
+            unaryExpr(op, x, [])
         case .binary(let op, let a, let b):
-            let p = op.precedence
-            if Printer.precedence(a) < p {
-                w("(")
-                expr(a)
-                w(")")
-            } else {
-                expr(a)
-            }
-            w(" " + op.rawValue + " ")
-            if Printer.precedence(b) <= p {
-                w("(")
-                expr(b)
-                w(")")
-            } else {
-                expr(b)
+            binaryExpr(op, a, b, [])
+        case .operatorAttributes(let a, let x):
+            switch x {
+            case .unary(let op, let y): unaryExpr(op, y, a)
+            case .binary(let op, let l, let r): binaryExpr(op, l, r, a)
+            default: expr(x)
             }
         case .ternary(let c, let a, let b):
             if Printer.precedence(c) <= 0 {
@@ -943,6 +973,39 @@ public struct Printer {
         case .sized(let size, let value):
             expr(size)
             w(value)
+        }
+    }
+
+    mutating func unaryExpr(_ op: UnaryOp, _ x: Expr, _ a: [Attribute]) {
+        w(op.rawValue)
+        attrs(a)
+        if case .unary = x, a.isEmpty { w(" ") }
+        if Printer.precedence(x) < 100 {
+            w("(")
+            expr(x)
+            w(")")
+        } else {
+            expr(x)
+        }
+    }
+
+    mutating func binaryExpr(_ op: BinaryOp, _ a: Expr, _ b: Expr, _ at: [Attribute]) {
+        let p = op.precedence
+        if Printer.precedence(a) < p {
+            w("(")
+            expr(a)
+            w(")")
+        } else {
+            expr(a)
+        }
+        w(" " + op.rawValue + " ")
+        attrs(at)
+        if Printer.precedence(b) <= p {
+            w("(")
+            expr(b)
+            w(")")
+        } else {
+            expr(b)
         }
     }
 

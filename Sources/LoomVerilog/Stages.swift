@@ -17,6 +17,10 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public var defines: [String] = []
     /// Read the sources as yosys does: `SYNTHESIS` defined, `// synthesis translate_off` regions dropped.
     public var synthesis = false
+    /// The text of ingested modules and the target of description pairs: `original` (as written in the file, with
+    /// its comments and macros; the canonical print goes in meta.printed) or `printed` (the canonical print only).
+    /// Mutants, repairs and completions are always made on the printed module, which the tools check.
+    public var source = "original"
     /// describe, mutate, complete.
     public var tasks: [String] = ["describe"]
     public var seed = 1
@@ -44,12 +48,12 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public static let keys = [
-        "paths", "include_paths", "library_dirs", "defines", "synthesis", "tasks", "seed", "samples", "max_edits", "rules",
+        "paths", "include_paths", "library_dirs", "defines", "synthesis", "source", "tasks", "seed", "samples", "max_edits", "rules",
         "logic_fraction", "tools", "timeout", "records", "logic_mutants", "statement_samples", "token_samples",
     ]
 
     enum CodingKeys: String, CodingKey {
-        case paths, includePaths, libraryDirs, defines, synthesis, tasks, seed, samples, maxEdits, rules, logicFraction, tools
+        case paths, includePaths, libraryDirs, defines, synthesis, source, tasks, seed, samples, maxEdits, rules, logicFraction, tools
         case timeout, records, logicMutants, statementSamples, tokenSamples
     }
 
@@ -61,6 +65,7 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
         libraryDirs = try c.decodeIfPresent([String].self, forKey: .libraryDirs) ?? d.libraryDirs
         defines = try c.decodeIfPresent([String].self, forKey: .defines) ?? d.defines
         synthesis = try c.decodeIfPresent(Bool.self, forKey: .synthesis) ?? d.synthesis
+        source = try c.decodeIfPresent(String.self, forKey: .source) ?? d.source
         tasks = try c.decodeIfPresent([String].self, forKey: .tasks) ?? d.tasks
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? d.seed
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? d.samples
@@ -88,6 +93,9 @@ public struct VerilogConfig: Codable, Equatable, Sendable {
     }
 
     func validate(_ what: String) throws {
+        guard source == "original" || source == "printed" else {
+            throw LoomError("\(what): source must be original or printed, not '\(source)'")
+        }
         for t in tasks where !["describe", "mutate", "complete"].contains(t) {
             throw LoomError("\(what): unknown task '\(t)' (available: describe, mutate, complete)")
         }
@@ -116,6 +124,33 @@ public struct VerilogUnit: Sendable {
     public var text: String
     public var includeDirs: [String]
     public var libraryDirs: [String]
+    /// The module as written in its file, "" when that is not at hand (see `OriginalText`).
+    public var original = ""
+    /// The printed modules of the same file this one instantiates (directly or through each other): what iverilog,
+    /// which elaborates, needs beside the module to accept it (`-y` finds only modules named like their file).
+    public var context = ""
+
+    /// Sets each unit's `context` from the other units of its source file.
+    static func withContext(_ units: [VerilogUnit]) -> [VerilogUnit] {
+        var byFile: [String: [String: VerilogUnit]] = [:]
+        for u in units { byFile[u.source, default: [:]][u.module.name] = byFile[u.source]?[u.module.name] ?? u }
+        return units.map { u in
+            var v = u
+            let siblings = byFile[u.source] ?? [:]
+            var seen: Set<String> = [u.module.name]
+            var queue = Array(u.module.instantiatedModules.sorted())
+            var parts: [String] = []
+            while let n = queue.first {
+                queue.removeFirst()
+                guard !seen.contains(n), let s = siblings[n] else { continue }
+                seen.insert(n)
+                parts.append(s.text)
+                queue += s.module.instantiatedModules.sorted()
+            }
+            v.context = parts.joined(separator: "\n")
+            return v
+        }
+    }
 }
 
 public enum VerilogFiles {
@@ -151,9 +186,9 @@ public enum VerilogFiles {
         let units = r.source.modules.map { m in
             VerilogUnit(
                 id: "\(f)#\(m.name)", source: f, module: m, text: Printer.print(m),
-                includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs)
+                includeDirs: [dir.isEmpty ? "." : dir] + config.includePaths, libraryDirs: libs, original: m.original.text)
         }
-        return (units, nil)
+        return (VerilogUnit.withContext(units), nil)
     }
 
     /// Parses each file; a file with syntax errors is one reject with its first diagnostics.
@@ -171,15 +206,17 @@ public enum VerilogFiles {
         return out
     }
 
-    /// Modules from a finished `ingest verilog` directory (each record's text is a printed module).
+    /// Modules from a finished `ingest verilog` directory: each record's meta.printed (or its text, for records
+    /// ingested with `source: printed`) is a printed module; a text that differs from it is the original.
     static func units(stage dir: String, reject: (Reject) throws -> Void) throws -> [VerilogUnit] {
         var out: [VerilogUnit] = []
         try StageReader(directory: dir).forEachRecord(
             { r, path, line in
-                guard let text = r["text"]?.stringValue else {
+                guard let written = r["text"]?.stringValue else {
                     try reject(Reject(source: path, reason: "record has no string 'text'", line: line))
                     return
                 }
+                let text = r["meta"]?["printed"]?.stringValue ?? written
                 let id = r["id"]?.stringValue ?? "\(path):\(line)"
                 let p = VerilogParser.parse(Array(text.utf8), name: id, options: Mutator.noIncludes)
                 guard p.ok, p.source.modules.count == 1, let m = p.source.modules.first else {
@@ -193,9 +230,10 @@ public enum VerilogFiles {
                 out.append(
                     VerilogUnit(
                         id: id, source: r["source"]?.stringValue ?? path, module: m, text: Printer.print(m),
-                        includeDirs: strings("include_dirs"), libraryDirs: strings("library_dirs")))
+                        includeDirs: strings("include_dirs"), libraryDirs: strings("library_dirs"),
+                        original: written == text ? "" : written))
             }, bad: { e, path, line in try reject(Reject(source: path, reason: "not a JSON record: \(e)", line: line)) })
-        return out
+        return VerilogUnit.withContext(out)
     }
 }
 
@@ -208,6 +246,7 @@ public struct VerilogIngestStage: Stage {
 
     public init(config: VerilogConfig, shard: ShardSpec? = nil) throws {
         guard !config.paths.isEmpty else { throw LoomError("ingest verilog: no input paths") }
+        try config.validate("ingest verilog")
         settings = config
         files = try VerilogFiles.expand(config.paths)
         self.shard = shard
@@ -221,6 +260,7 @@ public struct VerilogIngestStage: Stage {
         o.append("library_dirs", .array(settings.libraryDirs.map { .string($0) }))
         o.append("defines", .array(settings.defines.map { .string($0) }))
         if settings.synthesis { o.append("synthesis", .bool(true)) }
+        o.append("source", .string(settings.source))
         return withShard(.object(o), shard)
     }
     public var inputs: [StageInput] { files.map { .file($0) } }
@@ -229,7 +269,7 @@ public struct VerilogIngestStage: Stage {
         ctx.progress.begin(totalBytes: nil, unit: "files")
         let only = shard?.range(total: files.count)
         let libs = VerilogFiles.libraryDirs(files: files, config: settings)
-        var modules = 0
+        var modules = 0, keptOriginal = 0, withComments = 0
         // One file at a time: memory holds one file's tree, whatever the input size.
         for (k, f) in files.enumerated() where only?.contains(k) ?? true {
             let (units, rejected) = try VerilogFiles.units(file: f, config: settings, libraryDirs: libs)
@@ -247,9 +287,16 @@ public struct VerilogIngestStage: Stage {
                 meta.append("parameters", .array(params.map { .string($0) }))
                 meta.append("include_dirs", .array(u.includeDirs.map { .string($0) }))
                 meta.append("library_dirs", .array(u.libraryDirs.map { .string($0) }))
+                let original = settings.source == "original" && !u.original.isEmpty
+                if original {
+                    meta.append("printed", .string(u.text))
+                    keptOriginal += 1
+                    if u.original.contains("//") || u.original.contains("/*") { withComments += 1 }
+                }
+                meta.append("text_source", .string(original ? "original" : "printed"))
                 var o = JSONObject()
                 o.append("id", .string(u.id))
-                o.append("text", .string(u.text))
+                o.append("text", .string(original ? u.original : u.text))
                 o.append("source", .string(u.source))
                 o.append("meta", .object(meta))
                 try ctx.output.write(.object(o))
@@ -258,6 +305,10 @@ public struct VerilogIngestStage: Stage {
         ctx.progress.add(items: only?.count ?? files.count)
         ctx.setCount("files", only?.count ?? files.count)
         ctx.setCount("modules", modules)
+        if settings.source == "original" {
+            ctx.setCount("modules_original_text", keptOriginal)
+            ctx.setCount("modules_original_with_comments", withComments)
+        }
     }
 }
 
@@ -438,7 +489,23 @@ public struct VerilogTaskStage: Stage {
             try preference.finish(counts: JSONObject([("pairs", .int(preferenceCount))]))
             ctx.setCount("preference_records", preferenceCount)
         }
-        for (k, v) in totals.sorted(by: { $0.key < $1.key }) { ctx.setCount(k, v) }
+        // Per-rule counts go into one object: mutants_by_rule.RULE.{kept, dropped_tools_accept, dropped_unparsable,
+        // dropped_setting}.
+        var byRule: [String: [String: Int]] = [:]
+        for (k, v) in totals.sorted(by: { $0.key < $1.key }) {
+            if let (rule, what) = VerilogTaskStage.splitRuleKey(k) {
+                byRule[rule, default: [:]][what] = v
+            } else {
+                ctx.setCount(k, v)
+            }
+        }
+        if !byRule.isEmpty {
+            ctx.setValue(
+                "mutants_by_rule",
+                .object(JSONObject(byRule.sorted { $0.key < $1.key }.map { rule, c in
+                    (rule, JSONValue.object(JSONObject(c.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int($0.value)) })))
+                })))
+        }
         if let s = totals["syntax_mutants"], s > 0 {
             let rate = Double(totals["syntax_rejected"] ?? 0) / Double(s)
             ctx.setValue("syntax_rejection_rate", .double((rate * 1e4).rounded() / 1e4))
@@ -458,17 +525,33 @@ public struct VerilogTaskStage: Stage {
     }
 
     /// The configured tools' verdicts on the unmutated module.
-    func targetVerdicts(_ u: VerilogUnit, _ eda: EDARunner) -> [ToolVerdict] {
+    /// iverilog on a module's text (the target or a mutant of it) with the modules of its file it instantiates
+    /// after it, so messages about the module keep their line numbers.
+    func iverilog(_ text: String, _ u: VerilogUnit, _ eda: EDARunner) -> ToolVerdict {
+        eda.iverilog(
+            u.context.isEmpty ? text : text + "\n" + u.context, name: "design.v", includeDirs: u.includeDirs,
+            libraryDirs: u.libraryDirs)
+    }
+
+    func targetVerdicts(_ u: VerilogUnit, _ eda: EDARunner, text: String? = nil) -> [ToolVerdict] {
         var out: [ToolVerdict] = []
-        if settings.tools.contains("yosys") { out.append(eda.yosys(u.text, name: "design.v", includeDirs: u.includeDirs)) }
+        let t = text ?? u.text
+        if settings.tools.contains("yosys") { out.append(eda.yosys(t, name: "design.v", includeDirs: u.includeDirs)) }
         if settings.tools.contains("iverilog") {
-            out.append(eda.iverilog(u.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs))
+            out.append(iverilog(t, u, eda))
         }
         return out
     }
 
     /// `meta.scores` of a record whose target is the module (or completes it): whether each tool accepts the module.
     /// Empty when the stage runs no tools (no `mutate` task).
+    static func ruleKey(_ rule: String, _ what: String) -> String { "_rule\u{1}" + rule + "\u{1}" + what }
+    static func splitRuleKey(_ k: String) -> (String, String)? {
+        let p = k.split(separator: "\u{1}", omittingEmptySubsequences: false)
+        guard p.count == 3, p[0] == "_rule" else { return nil }
+        return (String(p[1]), String(p[2]))
+    }
+
     func targetScores(_ verdicts: [ToolVerdict]) -> JSONObject {
         JSONObject(verdicts.map { ($0.tool + "_accepts", JSONValue.bool($0.accepted)) })
     }
@@ -492,8 +575,12 @@ public struct VerilogTaskStage: Stage {
         meta.append("module", .string(u.module.name))
         meta.append("description", .string(d.text))
         meta.append("provenance", provenance(u, "verilog-describe", ["verilog/tasks/describe"] + d.templates))
+        // The target is the module as written (comments and all) unless `source: printed` or it is not at hand; the
+        // tools' verdicts are on the printed module, which means the same.
+        let original = settings.source == "original" && !u.original.isEmpty
+        meta.append("target_source", .string(original ? "original" : "printed"))
         if !verdicts.isEmpty { meta.append("scores", .object(targetScores(verdicts))) }
-        out.records.append(sft(u.id + "#describe", tasks.prompt("describe", d.text), u.text, meta))
+        out.records.append(sft(u.id + "#describe", tasks.prompt("describe", d.text), original ? u.original : u.text, meta))
         out.counts["describe", default: 0] += 1
     }
 
@@ -573,42 +660,77 @@ public struct VerilogTaskStage: Stage {
         _ u: VerilogUnit, _ mutator: Mutator, _ eda: EDARunner, _ tasks: TaskTemplates, _ verdicts: [ToolVerdict],
         _ out: inout Output
     ) {
-        // A tool counts for this module only if it accepts the module as it is.
-        let tools = verdicts.filter(\.accepted).map(\.tool)
-        let target = targetScores(verdicts)
-        guard !tools.isEmpty else {
+        // The repair target is the module as it is: every tool of the stage must accept it, so each pair's target
+        // is valid for both yosys and iverilog (a module one of them rejects makes no pairs, with a reject line).
+        let tools = verdicts.map(\.tool)
+        var target = targetScores(verdicts)
+        let refusing = verdicts.filter { !$0.accepted }
+        guard !tools.isEmpty, refusing.isEmpty else {
+            let why = refusing.map { "\($0.tool): \($0.message.split(separator: "\n").first ?? "rejected")" }.joined(separator: "; ")
             out.rejects.append(
                 Reject(
-                    source: u.source, reason: "no EDA tool (\(settings.tools.joined(separator: ", "))) accepts the unmutated module \(u.module.name); it cannot be used for repair pairs",
+                    source: u.source, reason: "the unmutated module \(u.module.name) is not accepted by every EDA tool (\(settings.tools.joined(separator: ", "))), so it cannot be a repair target: \(why)",
                     line: u.module.loc.line, id: u.id))
             out.counts["modules_without_tool", default: 0] += 1
             return
         }
+        // With `source: original`, the target is the module as written when every tool accepts that text alone (no
+        // macro defined elsewhere): the mutants are edits of it, comments and layout kept. Otherwise the printed one.
+        var targetText = u.text
+        var targetSource = "printed"
+        if settings.source == "original", !u.original.isEmpty {
+            let original = u.original.hasSuffix("\n") ? u.original : u.original + "\n"
+            let ov = targetVerdicts(u, eda, text: original)
+            if ov.allSatisfy(\.accepted) {
+                targetText = original
+                target = targetScores(ov)
+                targetSource = "original"
+            }
+        }
+        out.counts["repair_targets_" + targetSource, default: 0] += 1
         let (mutants, discarded) = mutator.mutantsCounting(
-            of: u.text, samples: settings.samples, seed: verilogSeed(settings.seed, u.id + "#mutate"))
-        out.counts["candidates_discarded", default: 0] += discarded
+            of: targetText, samples: settings.samples, seed: verilogSeed(settings.seed, u.id + "#mutate"))
+        for (r, k) in discarded {
+            out.counts["candidates_discarded", default: 0] += k
+            out.counts[VerilogTaskStage.ruleKey(r, "dropped_unparsable"), default: 0] += k
+        }
         for (n, m) in mutants.enumerated() {
             var verdicts: [ToolVerdict] = []
             if tools.contains("yosys") { verdicts.append(eda.yosys(m.text, name: "design.v", includeDirs: u.includeDirs)) }
             if tools.contains("iverilog") {
-                verdicts.append(eda.iverilog(m.text, name: "design.v", includeDirs: u.includeDirs, libraryDirs: u.libraryDirs))
+                verdicts.append(iverilog(m.text, u, eda))
             }
             let rejecting = verdicts.filter { !$0.accepted }
             let rejected = !rejecting.isEmpty
+            let ruleNames = Set(m.rules)
             if m.family == .syntax {
                 out.counts["syntax_mutants", default: 0] += 1
-                if rejected { out.counts["syntax_rejected", default: 0] += 1 }
+                if m.parses { out.counts["syntax_parser_accepted", default: 0] += 1 }
+                // Kept when a tool rejects it, whatever Loom's parser said; one every tool accepts is dropped.
+                guard rejected else {
+                    out.counts["syntax_dropped_tools_accept", default: 0] += 1
+                    for r in ruleNames { out.counts[VerilogTaskStage.ruleKey(r, "dropped_tools_accept"), default: 0] += 1 }
+                    continue
+                }
+                out.counts["syntax_rejected", default: 0] += 1
+                if m.parses { out.counts["syntax_kept_parser_accepted", default: 0] += 1 }
             } else {
                 out.counts["logic_family_mutants", default: 0] += 1
             }
             let label = rejected ? (m.family == .syntax ? "syntax_error" : "semantic_error") : "logic_mutant"
             out.counts[label, default: 0] += 1
-            if !rejected && settings.logicMutants == "drop" { continue }
+            if !rejected && settings.logicMutants == "drop" {
+                for r in ruleNames { out.counts[VerilogTaskStage.ruleKey(r, "dropped_setting"), default: 0] += 1 }
+                continue
+            }
+            for r in ruleNames { out.counts[VerilogTaskStage.ruleKey(r, "kept"), default: 0] += 1 }
             var meta = JSONObject()
             meta.append("module", .string(u.module.name))
             meta.append("label", .string(label))
             meta.append("family", .string(m.family.rawValue))
             meta.append("rules", .array(m.rules.map { .string($0) }))
+            meta.append("parser_accepts", .bool(m.parses))
+            meta.append("target_source", .string(targetSource))
             meta.append("edits", .array(m.edits.map(\.json)))
             var tv = JSONObject()
             for v in verdicts {
@@ -635,18 +757,18 @@ public struct VerilogTaskStage: Stage {
                 if settings.records != "preference" {
                     var ms = mm
                     ms.append("scores", .object(target))
-                    out.records.append(sft(id + suffix, prompt, u.text, ms))
+                    out.records.append(sft(id + suffix, prompt, targetText, ms))
                     out.counts["sft_" + task, default: 0] += 1
                 }
                 if settings.records != "sft" {
                     var o = JSONObject()
                     o.append("id", .string(id + suffix + "-preference"))
                     o.append("prompt", .string(prompt))
-                    o.append("chosen", .string(u.text))
+                    o.append("chosen", .string(targetText))
                     o.append("rejected", .string(m.text))
                     var ms = mm
                     var scores = target
-                    for (k, v) in PairScores.measure(chosen: u.text, rejected: m.text) { scores.append(k, v) }
+                    for (k, v) in PairScores.measure(chosen: targetText, rejected: m.text) { scores.append(k, v) }
                     ms.append("scores", .object(scores))
                     o.append("meta", .object(ms))
                     out.records.append(.object(o))

@@ -153,6 +153,8 @@ public struct Token: Sendable {
     public var length: UInt32
     public var line: UInt32
     public var column: UInt32
+    /// Made by a macro expansion (its text is in the macro body; line and column are the use's).
+    public var expanded = false
 
     public init(kind: Tok, buffer: UInt16, file: UInt16, start: UInt32, length: UInt32, line: UInt32, column: UInt32) {
         self.kind = kind

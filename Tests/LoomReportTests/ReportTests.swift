@@ -423,6 +423,49 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(eerr.contains("no stage directories"), eerr)
     }
 
+    /// A cluster step on PubMed chunks with MeSH: the packing section shows the share of documents in clusters, the
+    /// MeSH coherence the manifest measured, and the cluster-size histogram.
+    func testClusterCoherenceAndSizesAreShown() throws {
+        let dir = NSTemporaryDirectory() + "loom-report-cluster-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var x = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<PubmedArticleSet>\n"
+        for (i, t) in Self.topics.enumerated() {
+            for v in 0..<2 {
+                let mesh = ["Humans", "\(t.0.capitalized) Studies", v == 0 ? "Cohort Studies" : "Adolescent"].enumerated().map {
+                    "<MeshHeading><DescriptorName UI=\"D\($0.offset)\(i)\" MajorTopicYN=\"N\">\($0.element)</DescriptorName></MeshHeading>"
+                }.joined()
+                x += """
+                    <PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">\(800_001 + 2 * i + v)</PMID>
+                    <Article><Journal><Title>Journal of Tests</Title></Journal><ArticleTitle>On \(t.0)</ArticleTitle>
+                    <Abstract><AbstractText>\(Self.abstract(t, variant: v))</AbstractText></Abstract><Language>eng</Language></Article>
+                    <MeshHeadingList>\(mesh)</MeshHeadingList></MedlineCitation></PubmedArticle>
+
+                    """
+            }
+        }
+        try FS.writeAtomically(x + "</PubmedArticleSet>\n", to: dir + "/articles.xml")
+        try FS.writeAtomically(
+            "name: small\noutput: out\nsteps:\n  - ingest: { kind: pubmed, paths: [articles.xml] }\n  - chunk: {}\n"
+                + "  - cluster: { embedder: hashing, similarity: 0.5 }\n",
+            to: dir + "/pipeline.yaml")
+        let (status, _, err) = try Self.loom(["run", "pipeline.yaml", "-q"], in: dir)
+        XCTAssertEqual(status, 0, err)
+        let m = try Manifest.read(directory: dir + "/out/03-cluster")
+        let co = try XCTUnwrap(m.counts["coherence"])
+        XCTAssertEqual(co["labelled_documents"]?.intValue, 8)
+        XCTAssertGreaterThan(try XCTUnwrap(m.counts["share_in_clusters"]?.doubleValue), 0)
+        let (rs, _, rerr) = try Self.loom(["report", "out"], in: dir)
+        XCTAssertEqual(rs, 0, rerr)
+        let packing = try XCTUnwrap(section(try FS.readText(dir + "/out/report.html"), "packing"))
+        XCTAssertTrue(packing.contains("embedder: hashing"), packing)
+        XCTAssertTrue(packing.contains(String(format: "%.1f%%", m.counts["share_in_clusters"]!.doubleValue! * 100)), packing)
+        XCTAssertTrue(packing.contains(String(format: "%.4f", co["within_jaccard"]!.doubleValue!)), packing)
+        XCTAssertTrue(packing.contains(String(format: "%.4f", co["random_jaccard"]!.doubleValue!)), packing)
+        XCTAssertTrue(packing.contains("Cluster sizes"), packing)
+        XCTAssertTrue(packing.contains("No pack step in this run"), packing)
+    }
+
     func testMergeCommandOutputIsSummarised() throws {
         let (dir, _) = try report()
         let run = dir + "/merge-run"

@@ -277,7 +277,8 @@ final class VerilogParserTests: XCTestCase {
     }
 
     /// What yosys's `read_verilog` (without -sv) takes beyond IEEE 1364-2005, each in the shape of a real file of
-    /// the wider corpora (Benchmarks/verilog-corpora.py): `$` cell module names and instances (yosys techlibs
+    /// the wider corpora (Benchmarks/verilog-corpora.py), with escaped names and their instances, empty port
+    /// connections and unsized or `?`/`z` literals as cell libraries write them: `$` cell module names and instances (yosys techlibs
     /// brams_map.v, coolrunner2/tff_extract.v), `(...)` port lists (nexus/cells_xtra.v), a comma after the last named
     /// value or connection (gatemate/lut_tree_map.v, ice40/dsp_map.v), size casts `WIDTH'd0` and `(2**i)'b0`
     /// (mor1kx, techmap.v), `i++` in a generate loop (coolrunner2/cells_counter_map.v) and `x += e` statements.
@@ -286,7 +287,8 @@ final class VerilogParserTests: XCTestCase {
             module $__ICE40_RAM4K_ (input CLK, input [10:0] A, output [15:0] D);
               parameter [0:0] INIT = 1'b0;
               $_XOR_ xorgate (.A(CLK), .B(A[0]), .Y(D[0]));
-              assign D[15:1] = 15'd0;
+              \$__CC2_A  cc (.A(CLK), .B(), .Y());
+              assign D[15:1] = INIT ? 'd0 : 15'b1?z0_0000_0000_000;
             endmodule
             module ACC54 (...);
               parameter SIGN = "DISABLED";
@@ -326,7 +328,7 @@ final class VerilogParserTests: XCTestCase {
         XCTAssertTrue(r.source.modules[1].impliedPorts)
         let printed = Printer.print(r.source)
         for piece in [
-            "module $__ICE40_RAM4K_ (", "  $_XOR_ xorgate (", "module ACC54 (...);", "module \\$__CC2_A  (",
+            "module $__ICE40_RAM4K_ (", "  $_XOR_ xorgate (", "  \\$__CC2_A  cc (", "INIT ? 'd0 : 15'b1?z0_0000_0000_000", "module ACC54 (...);", "module \\$__CC2_A  (",
             "WIDTH'd1", "(2 ** 1)'b0", "for (i = 0; i < WIDTH; i = i + 1)", "k = k - (1 + 2);",
             "for (k = 0; k < 2; k = k + 1)",
         ] {
@@ -377,6 +379,116 @@ final class VerilogParserTests: XCTestCase {
         let bad = VerilogParser.parse(src.replacingOccurrences(of: "endmodule", with: "wire;\nendmodule"), name: "m.v",
             options: PreprocessorOptions(synthesis: true))
         XCTAssertEqual(bad.diagnostics.first?.location.line, 12, "\(bad.diagnostics)")
+    }
+
+    /// User-defined primitives (a sequential one with an initial value and edge rows, a combinational one, in the
+    /// shape of cell-library UDPs) and a config block (IEEE 1364-2005 13.3.1's example): kept as their tokens,
+    /// printed back, re-parsed to the same tree; Icarus compiles the printed UDPs to the same program.
+    func testPrimitivesAndConfigBlocks() throws {
+        let src = #"""
+            `timescale 1ns/1ps
+            primitive udp_dff (q, d, clk);
+              output q;
+              reg q;
+              input d, clk;
+              initial q = 1'b0;
+              table
+              // d  clk  : q : q+
+                 0 (01)  : ? : 0 ;
+                 1 (01)  : ? : 1 ;
+                 ? (1?)  : ? : - ;
+                 ? (?0)  : ? : - ;
+                 * ?     : ? : - ;
+              endtable
+            endprimitive
+            (* cell *) primitive mux2 (y, s, a, b);
+              output y;
+              input s, a, b;
+              table
+                0 0? : 0;
+                0 1? : 1;
+                1 ?0 : 0;
+                1 ?1 : 1;
+                x 00 : 0;
+                x 11 : 1;
+              endtable
+            endprimitive
+            module top (input clk, input s, input a, input b, output q, output y);
+              udp_dff u0 (q, a, clk);
+              mux2 u1 (y, s, a, b);
+            endmodule
+            config cfg1;
+              design rtlLib.top;
+              default liblist rtlLib gateLib;
+              instance top.u1 liblist gateLib;
+            endconfig
+            """#
+        let r = VerilogParser.parse(src, name: "cells.v")
+        XCTAssertEqual(r.diagnostics.map(\.description), [])
+        let udps = r.source.items.compactMap { if case .primitive(let u) = $0 { return u } else { return nil } }
+        XCTAssertEqual(udps.map(\.name), ["udp_dff", "mux2"])
+        XCTAssertEqual(udps[0].ports, ["q,", "d,", "clk"])
+        XCTAssertEqual(udps[0].table.first, ["0", "(01)", ":", "?", ":", "0", ";"])
+        XCTAssertEqual(udps[1].table.first, ["0", "0?", ":", "0;"])
+        XCTAssertEqual(udps[1].attributes.map(\.name), ["cell"])
+        guard case .config(let name, let statements)? = r.source.items.last else { return XCTFail("no config block") }
+        XCTAssertEqual(name, "cfg1")
+        XCTAssertEqual(statements.first, ["design", "rtlLib.top;"])
+        XCTAssertEqual(r.source.modules.map(\.name), ["top"])
+        let printed = Printer.print(r.source)
+        XCTAssertTrue(printed.contains("primitive udp_dff (q, d, clk);\n  output q;\n"), printed)
+        XCTAssertTrue(printed.contains("  table\n    0 (01) : ? : 0 ;\n"), printed)
+        XCTAssertTrue(printed.contains("config cfg1;\n  design rtlLib.top;\n"), printed)
+        let again = VerilogParser.parse(printed, name: "printed.v")
+        XCTAssertEqual(again.diagnostics.map(\.description), [], printed)
+        XCTAssertEqual(again.source, r.source)
+        XCTAssertEqual(Printer.print(again.source), printed)
+        // Icarus reads UDPs (not config blocks, nor attributes on a primitive): the printed primitives and module
+        // compile to the same program.
+        do { _ = try EDATool.iverilog.locate() } catch { throw XCTSkip("iverilog is not installed (make setup installs it)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vudp-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let eda = try EDARunner(scratch: dir, tools: [.iverilog])
+        let cut: (String) -> String = {
+            String($0[..<$0.range(of: "config cfg1;")!.lowerBound]).replacingOccurrences(of: "(* cell *) ", with: "")
+        }
+        let a = eda.iverilogProgram(cut(src)), b = eda.iverilogProgram(cut(printed))
+        XCTAssertNotNil(a, eda.iverilog(cut(src)).message)
+        XCTAssertEqual(a, b, printed)
+    }
+
+    /// Attributes in the positions IEEE 1364-2005 5.1.16 and 12.2.2.2 add to those of items and statements: on a
+    /// binary or unary operator and on each port connection, named or ordered; kept, printed back, re-parsed.
+    func testAttributesOnOperatorsAndConnections() throws {
+        let src = #"""
+            module sub (input a, input b, output y);
+              assign y = a + (* mode = "fast" *) b;
+            endmodule
+            module top (input [3:0] x, output [1:0] y);
+              wire n = ~ (* keep *) x[0];
+              sub u0 ((* src = "top.v:5" *) .a(x[0]), .b(x[1]), (* unused *) .y(y[0]));
+              sub u1 ((* inverted *) n, x[2], y[1]);
+            endmodule
+            """#
+        let r = VerilogParser.parse(src, name: "attrs.v")
+        XCTAssertEqual(r.diagnostics.map(\.description), [])
+        let printed = Printer.print(r.source)
+        for piece in [
+            "a + (* mode = \"fast\" *) b", "~(* keep *) x[0]", "(* src = \"top.v:5\" *) .a(x[0])", "(* unused *) .y(y[0])",
+            "(* inverted *) n, x[2], y[1]",
+        ] {
+            XCTAssertTrue(printed.contains(piece), "\(piece) not in:\n\(printed)")
+        }
+        let again = VerilogParser.parse(printed, name: "printed.v")
+        XCTAssertEqual(again.diagnostics.map(\.description), [], printed)
+        XCTAssertEqual(again.source, r.source)
+        XCTAssertEqual(Printer.print(again.source), printed)
+        do { _ = try EDATool.yosys.locate() } catch { throw XCTSkip("yosys is not installed (make setup installs it)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vattr-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let eda = try EDARunner(scratch: dir, tools: [.yosys])
+        XCTAssertTrue(eda.yosys(src).accepted, "the test's own source must be valid: \(eda.yosys(src).message)")
+        XCTAssertTrue(eda.yosys(printed).accepted, printed + eda.yosys(printed).message)
     }
 
     func testPrintedKitchenSinkIsAcceptedByIcarus() throws {

@@ -86,8 +86,10 @@ final class VerilogMutatorTests: XCTestCase {
                 XCTAssertTrue(x.edits.count >= 1 && x.edits.count <= 5)
                 XCTAssertEqual(Set(x.rules), [r.name])
                 XCTAssertNotEqual(x.text, text)
+                // Logic samples must parse; syntax samples carry what the parser said, for the tools to judge.
                 let parses = VerilogParser.parse(x.text).ok
-                XCTAssertEqual(parses, r.kind != .syntax, "\(r.name) \(x.edits)\n\(x.text)")
+                XCTAssertEqual(x.parses, parses, "\(r.name) \(x.edits)\n\(x.text)")
+                if r.kind != .syntax { XCTAssertTrue(parses, "\(r.name) \(x.edits)\n\(x.text)") }
             }
             _ = tokens
         }
@@ -201,6 +203,71 @@ final class VerilogStageTests: XCTestCase {
             try Data(contentsOf: URL(fileURLWithPath: dir + "/tasks2/part-00000.jsonl")))
     }
 
+    /// Records carry the module as written: its header comment, inline comments and macro uses (`source:
+    /// original`, the default), with the canonical print in meta.printed, which the tasks read; the description
+    /// pair's target is the original text; `source: printed` gives the canonical print only.
+    func testOriginalTextWithCommentsAndMacros() throws {
+        let dir = try tempDir("voriginal")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rtl", withIntermediateDirectories: true)
+        let file = """
+            `define WIDTH 8
+            // Synchronous counter with enable.
+            // Wraps at 2**WIDTH - 1.
+            module counter (
+              input wire clk,           // rising edge
+              input wire en,
+              output reg [`WIDTH-1:0] q /* the count */
+            );
+              always @(posedge clk)
+                if (en) q <= q + 1'b1;  // count up
+            endmodule
+
+            `define MAKE(name) module name; endmodule
+            `MAKE(empty)
+            """
+        try file.write(toFile: dir + "/rtl/counter.v", atomically: true, encoding: .utf8)
+        var c = VerilogConfig()
+        c.paths = [dir + "/rtl"]
+        let res = try StageRunner.run(try VerilogIngestStage(config: c), directory: dir + "/ingest", options: RunOptions(quiet: true))
+        let docs = try records(dir + "/ingest")
+        XCTAssertEqual(docs.count, 2)
+        let counter = docs[0]
+        let text = counter["text"]?.stringValue ?? ""
+        XCTAssertTrue(text.hasPrefix("// Synchronous counter with enable.\n// Wraps at 2**WIDTH - 1.\nmodule counter ("), text)
+        XCTAssertTrue(text.hasSuffix("endmodule"), text)
+        for piece in ["// rising edge", "/* the count */", "// count up", "`WIDTH-1:0"] {
+            XCTAssertTrue(text.contains(piece), "\(piece) not in \(text)")
+        }
+        XCTAssertEqual(counter["meta"]?["text_source"]?.stringValue, "original")
+        let printed = counter["meta"]?["printed"]?.stringValue ?? ""
+        XCTAssertTrue(printed.contains("output reg [8 - 1:0] q") && !printed.contains("//"), printed)
+        // A module a macro wrote has no text of its own in the file: the print stands in.
+        XCTAssertEqual(docs[1]["meta"]?["text_source"]?.stringValue, "printed")
+        XCTAssertEqual(res.manifest.counts["modules_original_text"]?.intValue, 1)
+        XCTAssertEqual(res.manifest.counts["modules_original_with_comments"]?.intValue, 1)
+
+        // The tasks read meta.printed; the description's target is the original.
+        var t = VerilogConfig()
+        t.tasks = ["describe", "complete"]
+        let st = try VerilogTaskStage(config: t, input: dir + "/ingest", templates: templatesDir, grammars: grammarsDir)
+        _ = try StageRunner.run(st, directory: dir + "/tasks", options: RunOptions(quiet: true))
+        let recs = try records(dir + "/tasks")
+        let describe = recs.first { $0["meta"]?["task"]?.stringValue == "describe" && $0["meta"]?["module"]?.stringValue == "counter" }
+        XCTAssertEqual(describe.map { content($0, 1) }, text)
+        XCTAssertEqual(describe?["meta"]?["target_source"]?.stringValue, "original")
+        let module = recs.first { $0["meta"]?["task"]?.stringValue == "complete_module" && $0["meta"]?["module"]?.stringValue == "counter" }
+        XCTAssertFalse(module.map { content($0, 1) }?.contains("//") ?? true, "completions are made on the printed module")
+
+        c.source = "printed"
+        _ = try StageRunner.run(try VerilogIngestStage(config: c), directory: dir + "/ingest-printed", options: RunOptions(quiet: true))
+        let plain = try records(dir + "/ingest-printed")
+        XCTAssertEqual(plain[0]["text"]?.stringValue, printed)
+        XCTAssertNil(plain[0]["meta"]?["printed"])
+        c.source = "as-is"
+        XCTAssertThrowsError(try VerilogIngestStage(config: c))
+    }
+
     func testMutateAsksTheToolsAndPairsTheirMessages() throws {
         for t in EDATool.allCases {
             do { _ = try t.locate() } catch { throw XCTSkip("\(t.rawValue) is not installed (make setup installs it)") }
@@ -225,7 +292,10 @@ final class VerilogStageTests: XCTestCase {
         XCTAssertFalse(recs.isEmpty)
         let syntax = res.manifest.counts["syntax_mutants"]?.intValue ?? 0
         XCTAssertGreaterThan(syntax, 0)
-        XCTAssertEqual(res.manifest.counts["syntax_rejected"]?.intValue, syntax, "every syntax mutant is rejected by a tool")
+        // Every syntax mutant kept is rejected by a tool; the others (both tools accept them) are counted as dropped.
+        let kept = res.manifest.counts["syntax_rejected"]?.intValue ?? 0
+        XCTAssertEqual(kept + (res.manifest.counts["syntax_dropped_tools_accept"]?.intValue ?? 0), syntax)
+        XCTAssertEqual(res.manifest.counts["syntax_error"]?.intValue, kept)
         let eda = try EDARunner(scratch: dir + "/check")
         var feedback = 0
         for r in recs {
@@ -253,6 +323,56 @@ final class VerilogStageTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(feedback, 0)
+    }
+
+    /// A syntax mutant is kept when yosys or iverilog rejects it, whatever Loom's parser says, and dropped when
+    /// both accept it (dropping `wire` from `input wire a` leaves valid Verilog); the manifest counts both by rule.
+    func testSyntaxMutantsAreJudgedByTheTools() throws {
+        for t in EDATool.allCases {
+            do { _ = try t.locate() } catch { throw XCTSkip("\(t.rawValue) is not installed (make setup installs it)") }
+        }
+        let dir = try tempDir("vjudge")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rtl", withIntermediateDirectories: true)
+        try "module m (input wire a, input wire b, output wire y);\n  assign y = a & b;\nendmodule\n"
+            .write(toFile: dir + "/rtl/m.v", atomically: true, encoding: .utf8)
+        var c = VerilogConfig()
+        c.tasks = ["mutate"]
+        c.paths = [dir + "/rtl/m.v"]
+        c.rules = ["drop_keyword"]
+        c.samples = 12
+        c.maxEdits = 1
+        c.logicFraction = 0
+        let st = try VerilogTaskStage(config: c, templates: templatesDir, grammars: grammarsDir, jobs: 1)
+        let res = try StageRunner.run(st, directory: dir + "/out", options: RunOptions(quiet: true))
+        let counts = res.manifest.counts
+        let n = counts["syntax_mutants"]?.intValue ?? 0
+        let kept = counts["syntax_rejected"]?.intValue ?? 0
+        let dropped = counts["syntax_dropped_tools_accept"]?.intValue ?? 0
+        XCTAssertEqual(n, kept + dropped, "\(counts)")
+        XCTAssertGreaterThan(kept, 0, "\(counts)")
+        XCTAssertGreaterThan(dropped, 0, "dropping one of the three `wire`s is valid Verilog: \(counts)")
+        let byRule = counts["mutants_by_rule"]?["drop_keyword"]
+        XCTAssertEqual(byRule?["kept"]?.intValue, kept, "\(counts)")
+        XCTAssertEqual(byRule?["dropped_tools_accept"]?.intValue, dropped, "\(counts)")
+        // Every kept mutant is rejected by a tool (meta.tools says which), and the count of those the parser
+        // accepted matches the records.
+        let recs = try records(dir + "/out") + records(dir + "/out/preference")
+        XCTAssertFalse(recs.isEmpty)
+        var parserAccepted = Set<String>()
+        for r in recs {
+            let meta = r["meta"]!
+            XCTAssertEqual(meta["label"]?.stringValue, "syntax_error")
+            XCTAssertTrue(meta["tools"]!.objectValue!.contains { $0.value["accepted"]?.boolValue == false }, "\(meta)")
+            let text = r["rejected"]?.stringValue ?? content(r, 0)
+            if meta["parser_accepts"]?.boolValue == true, let id = r["id"]?.stringValue,
+                let m = id.range(of: "#mutant-[0-9]+", options: .regularExpression)
+            {
+                parserAccepted.insert(String(id[m]))
+            }
+            XCTAssertFalse(text.isEmpty)
+        }
+        XCTAssertEqual(parserAccepted.count, counts["syntax_kept_parser_accepted"]?.intValue ?? 0, "\(counts)")
     }
 
     /// With the tools run (mutate), every record carries meta.scores: whether yosys and iverilog accept its target
