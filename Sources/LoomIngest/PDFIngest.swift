@@ -13,8 +13,11 @@ public struct PDFIngestConfig: Codable, Equatable, Sendable {
     /// Tesseract language codes, combined as "eng+kor".
     public var languages = ["eng"]
     public var dpi = 300
-    /// When set, every page read by OCR is also written here as a PGM image (what tesseract saw).
+    /// When set, every page read by OCR is also written here as a PGM image (the page as rendered).
     public var ocrImages: String?
+    /// When preprocessed readings of an OCR page are tried (`OCRPreprocess`): auto (when the first reading's
+    /// confidence is below `OCREngine.retryBelow`), always, never.
+    public var ocrPreprocess = "auto"
     public var removeRunningLines = true
     public var removePageNumbers = true
     public var joinHyphens = true
@@ -23,12 +26,12 @@ public struct PDFIngestConfig: Codable, Equatable, Sendable {
     public init(paths: [String] = []) { self.paths = paths }
 
     public static let keys = [
-        "kind", "paths", "ocr", "languages", "dpi", "ocr_images", "remove_running_lines", "remove_page_numbers", "join_hyphens",
+        "kind", "paths", "ocr", "languages", "dpi", "ocr_images", "ocr_preprocess", "remove_running_lines", "remove_page_numbers", "join_hyphens",
         "normalize_whitespace", "jobs",
     ]
 
     enum CodingKeys: String, CodingKey {
-        case paths, ocr, languages, dpi, ocrImages, removeRunningLines, removePageNumbers, joinHyphens, normalizeWhitespace
+        case paths, ocr, languages, dpi, ocrImages, ocrPreprocess, removeRunningLines, removePageNumbers, joinHyphens, normalizeWhitespace
     }
 
     /// Missing keys take their defaults.
@@ -40,6 +43,7 @@ public struct PDFIngestConfig: Codable, Equatable, Sendable {
         languages = try c.decodeIfPresent([String].self, forKey: .languages) ?? d.languages
         dpi = try c.decodeIfPresent(Int.self, forKey: .dpi) ?? d.dpi
         ocrImages = try c.decodeIfPresent(String.self, forKey: .ocrImages)
+        ocrPreprocess = try c.decodeIfPresent(String.self, forKey: .ocrPreprocess) ?? d.ocrPreprocess
         removeRunningLines = try c.decodeIfPresent(Bool.self, forKey: .removeRunningLines) ?? true
         removePageNumbers = try c.decodeIfPresent(Bool.self, forKey: .removePageNumbers) ?? true
         joinHyphens = try c.decodeIfPresent(Bool.self, forKey: .joinHyphens) ?? true
@@ -63,6 +67,9 @@ struct PDFPageResult: Sendable {
     var text = ""
     var ocr = false
     var confidence: Int?
+    /// The OCR method whose reading was kept, and every reading's mean word confidence by method, in the order read.
+    var method: String?
+    var candidates: JSONObject?
     var error: String?
     /// How the worker process reading this page died (the file is rejected).
     var crash: String?
@@ -81,6 +88,9 @@ public struct PDFIngestStage: Stage {
     public init(config: PDFIngestConfig, jobs: Int, shard: ShardSpec? = nil) throws {
         guard ["auto", "always", "never"].contains(config.ocr) else {
             throw LoomError("--ocr must be auto, always or never (got '\(config.ocr)')")
+        }
+        guard OCRPreprocess(rawValue: config.ocrPreprocess) != nil else {
+            throw LoomError("--ocr-preprocess must be auto, always or never (got '\(config.ocrPreprocess)')")
         }
         guard config.dpi >= 50 && config.dpi <= 1200 else { throw LoomError("--dpi must be between 50 and 1200") }
         guard !config.languages.isEmpty else { throw LoomError("--languages: give at least one, e.g. eng") }
@@ -153,7 +163,7 @@ public struct PDFIngestStage: Stage {
                 let r = try processes.request(["op": "page", "path": .string(path), "page": .int(item.page)])
                 return PDFPageResult(
                     text: r["text"]?.stringValue ?? "", ocr: r["ocr"]?.boolValue ?? false, confidence: r["confidence"]?.intValue,
-                    error: r["error"]?.stringValue)
+                    method: r["method"]?.stringValue, candidates: r["candidates"]?.objectValue, error: r["error"]?.stringValue)
             } catch let e as PDFWorkerDied {
                 dead.insert(item.doc)
                 return PDFPageResult(crash: e.reason)
@@ -230,6 +240,8 @@ public struct PDFIngestStage: Stage {
         var ocr = JSONObject()
         ocr.append("pages", .array(ocrPages.map { .int($0 + 1) }))
         ocr.append("confidence", .array(ocrPages.map { .int(pages[$0].confidence ?? 0) }))
+        ocr.append("method", .array(ocrPages.map { .string(pages[$0].method ?? OCRMethod.original.rawValue) }))
+        ocr.append("candidates", .array(ocrPages.map { .object(pages[$0].candidates ?? JSONObject()) }))
         if !ocrPages.isEmpty {
             let mean = Double(ocrPages.reduce(0) { $0 + (pages[$1].confidence ?? 0) }) / Double(ocrPages.count)
             ocr.append("mean_confidence", .double((mean * 10).rounded() / 10))
@@ -309,10 +321,13 @@ final class PDFWorker {
             try image.writePGM(to: FS.join(dir, "\(name)-p\(page + 1).pgm"))
         }
         if engine == nil { engine = try OCREngine(languages: settings.languageString) }
-        let (text, confidence) = engine!.read(image, dpi: settings.dpi)
-        result.text = text
+        let preprocess = OCRPreprocess(rawValue: settings.ocrPreprocess) ?? .auto
+        let (chosen, readings) = engine!.readings(image, dpi: settings.dpi, preprocess: preprocess)
+        result.text = readings[chosen].text
         result.ocr = true
-        result.confidence = confidence
+        result.confidence = Int(readings[chosen].confidence.rounded())
+        result.method = readings[chosen].method
+        result.candidates = JSONObject(readings.map { ($0.method, .double($0.confidence)) })
         return result
     }
 }

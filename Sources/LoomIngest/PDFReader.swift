@@ -214,6 +214,8 @@ public final class OCREngine {
         TessBaseAPISetPageSegMode(api, PSM_AUTO)
         // Tesseract's own notes ("Detected 192 diacritics") would go to stderr between Loom's progress lines.
         _ = TessBaseAPISetVariable(api, "debug_file", "/dev/null")
+        // Leptonica's warnings (a page too small to measure skew on) likewise; failures show as a missing reading.
+        _ = setMsgSeverity(Int32(L_SEVERITY_NONE))
         self.api = api
         self.languages = languages
     }
@@ -221,22 +223,6 @@ public final class OCREngine {
     deinit {
         TessBaseAPIEnd(api)
         TessBaseAPIDelete(api)
-    }
-
-    /// The text tesseract reads on the image and its mean word confidence (0-100).
-    public func read(_ image: GrayImage, dpi: Int) -> (text: String, confidence: Int) {
-        image.pixels.withUnsafeBufferPointer { p in
-            TessBaseAPISetImage(api, p.baseAddress, Int32(image.width), Int32(image.height), 1, Int32(image.width))
-        }
-        TessBaseAPISetSourceResolution(api, Int32(dpi))
-        var text = ""
-        if let t = TessBaseAPIGetUTF8Text(api) {
-            text = String(cString: t)
-            TessDeleteText(t)
-        }
-        let confidence = Int(TessBaseAPIMeanTextConf(api))
-        TessBaseAPIClear(api)
-        return (text, confidence)
     }
 
     /// Where tesseract looks for `LANG.traineddata`.

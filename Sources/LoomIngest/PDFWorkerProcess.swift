@@ -8,7 +8,8 @@
 //
 // Protocol, one JSON object a line each way:
 //   -> {"op":"open","path":P}                 <- {"pages":N,"meta":{...}} | {"error":"..."}
-//   -> {"op":"page","path":P,"page":I}        <- {"text":T,"ocr":B,"confidence":C|null,"error":E|null}
+//   -> {"op":"page","path":P,"page":I}        <- {"text":T,"ocr":B,"confidence":C|null,"method":M|null,
+//                                                 "candidates":{METHOD:CONFIDENCE,...}|null,"error":E|null}
 // The worker answers on a duplicate of its standard output and points fd 1 at standard error, so nothing poppler or
 // tesseract prints can break the protocol.
 //
@@ -69,6 +70,7 @@ public enum PDFWorkers {
                 }
                 respond([
                     "text": .string(p.text), "ocr": .bool(p.ocr), "confidence": p.confidence.map { .int($0) } ?? .null,
+                    "method": p.method.map { .string($0) } ?? .null, "candidates": p.candidates.map { .object($0) } ?? .null,
                     "error": p.error.map { .string($0) } ?? .null,
                 ])
             default: respond(["error": "bad request"])

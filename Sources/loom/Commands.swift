@@ -159,14 +159,16 @@ struct IngestPDF: ParsableCommand {
         discussion: """
             One document per PDF. Each page's text layer is read in reading
             order; a page without a usable one (no text, or mostly unmappable
-            glyphs) is rendered at --dpi and read by tesseract (--ocr auto).
+            glyphs) is rendered at --dpi and read by tesseract (--ocr auto);
+            a page read with low confidence is read again from preprocessed
+            images and the surest reading kept (--ocr-preprocess).
             The pages are then cleaned: running headers and footers and bare
             page numbers removed, hyphenated line ends joined, whitespace
             normalised with paragraphs kept (each rule has a --keep-... flag).
 
             meta holds path, pages, page_offsets (start and end of each page
             in the text, in Unicode scalars), ocr (pages read by OCR, their
-            confidence, languages, dpi), failed_pages, and the PDF's title,
+            confidence, method and candidates, languages, dpi), failed_pages, and the PDF's title,
             author and creation date where present. An encrypted, truncated or
             non-PDF file goes to rejects.jsonl and the run goes on; a page that
             cannot be read is rejected alone.
@@ -192,8 +194,14 @@ struct IngestPDF: ParsableCommand {
     @Option(help: "Pages read at once (default: the number of cores).")
     var jobs: Int?
 
-    @Option(help: "Also write every page read by OCR to this directory as a PGM image (what tesseract saw).")
+    @Option(help: "Also write every page read by OCR to this directory as a PGM image (the page as rendered).")
     var ocrImages: String?
+
+    @Option(help: """
+        Preprocessed OCR readings (Sauvola binarisation with deskew and border removal; 1.5x upscaling), the one \
+        tesseract is surest of kept: auto (pages first read with confidence below 90), always, never.
+        """)
+    var ocrPreprocess = "auto"
 
     @Flag(help: "Keep lines that repeat at the top or bottom of pages (running headers and footers).")
     var keepRunningLines = false
@@ -216,6 +224,7 @@ struct IngestPDF: ParsableCommand {
         c.languages = list(languages.replacingOccurrences(of: "+", with: ","))
         c.dpi = dpi
         c.ocrImages = ocrImages
+        c.ocrPreprocess = ocrPreprocess
         c.removeRunningLines = !keepRunningLines
         c.removePageNumbers = !keepPageNumbers
         c.joinHyphens = !keepHyphens

@@ -142,6 +142,9 @@ final class PDFIngestTests: XCTestCase {
         XCTAssertTrue(text.contains("thirty days of the loss"), text)
         let ocr = recs[0]["meta"]?["ocr"]
         XCTAssertEqual(ocr?["pages"]?.arrayValue, [.int(2)])
+        // One method per OCR page, among its candidates (a clean page is read once: its confidence is high).
+        XCTAssertEqual(ocr?["method"]?.arrayValue, [.string(OCRMethod.original.rawValue)])
+        XCTAssertEqual(ocr?["candidates"]?.arrayValue?.first?.objectValue?.keys.first, OCRMethod.original.rawValue)
         // Not rounding: tesseract's mean word confidence on a clean page drawn with cairo, which it reads at 90 or more;
         // 70 fails only a misread page (tesseract's CPU-picked dot-product kernels move it far less than that).
         XCTAssertGreaterThan(ocr?["mean_confidence"]?.doubleValue ?? 0, 70)
@@ -256,13 +259,17 @@ final class PDFCorpusTests: XCTestCase {
     }
 
     /// OCR of the scanned pages against the recorded ground truth, and against the tesseract command on the same
-    /// page image (Loom's 300 dpi rendering, written as PGM).
+    /// page image (Loom's 300 dpi rendering, written as PGM). Since issue 25 (item 6) a page read with low confidence
+    /// is read again with preprocessed images (`OCRMethod`) and the reading with the highest mean word confidence is
+    /// kept; `meta.ocr` records the method and every candidate's confidence.
     func testOCRErrorRateAgainstGroundTruthAndTesseractCommand() throws {
         let dir = try corpus + "/scanned"
         guard FS.exists("/usr/bin/tesseract") else { throw XCTSkip("tesseract command not installed") }
         let out = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }
-        for (name, langs, bar) in [("scan-en-R-intro-p15", ["eng"], 0.03), ("scan-ko-oblivoir-p9", ["kor", "eng"], 1.0)] {
+        // The English bar is a quality floor (today's reading is 0.0037, and is also held to the command's below);
+        // the Korean one is issue 25's (the command reads 0.149 on the same image).
+        for (name, langs, bar) in [("scan-en-R-intro-p15", ["eng"], 0.03), ("scan-ko-oblivoir-p9", ["kor", "eng"], 0.12)] {
             var c = PDFIngestConfig(paths: [dir + "/\(name).pdf"])
             c.languages = langs
             c.normalizeWhitespace = false
@@ -271,8 +278,10 @@ final class PDFCorpusTests: XCTestCase {
             c.joinHyphens = false
             let (_, recs) = try runPDF(c, out + "/\(name)")
             let truth = TextDistance.normalized(try String(contentsOfFile: dir + "/\(name).gt.txt", encoding: .utf8))
-            let loom = TextDistance.normalized(recs[0]["text"]!.stringValue!)
-            let loomCER = Double(TextDistance.levenshtein(loom, truth)) / Double(truth.count)
+            func cer(_ text: String) -> Double {
+                Double(TextDistance.levenshtein(TextDistance.normalized(text), truth)) / Double(truth.count)
+            }
+            let loomCER = cer(recs[0]["text"]!.stringValue!)
             // The same page image through the tesseract command.
             let file = try PDFFile(path: dir + "/\(name).pdf")
             let image = try XCTUnwrap(file.renderGray(page: 0, dpi: 300))
@@ -282,14 +291,39 @@ final class PDFCorpusTests: XCTestCase {
             let cli = commandOutput(
                 ["tesseract", out + "/\(name).pgm", "-", "-l", langs.joined(separator: "+"), "--dpi", "300"],
                 environment: ["OMP_THREAD_LIMIT": "1"]) ?? ""
-            let cliCER = Double(TextDistance.levenshtein(TextDistance.normalized(cli), truth)) / Double(truth.count)
-            print("\(name) (\(langs.joined(separator: "+"))): Loom CER \(loomCER), tesseract command CER \(cliCER)")
-            // Not rounding: a quality bar for the English page; the Korean page has none (1.0) and is held to the
-            // command's result below.
+            let cliCER = cer(cli)
+            // What was chosen, and from which candidates (names and confidences, in the order read).
+            let ocr = try XCTUnwrap(recs[0]["meta"]?["ocr"])
+            let method = try XCTUnwrap(ocr["method"]?.arrayValue?.first?.stringValue, name)
+            let candidates = try XCTUnwrap(ocr["candidates"]?.arrayValue?.first?.objectValue, name)
+            print("\(name) (\(langs.joined(separator: "+"))): Loom CER \(loomCER) (\(method) of \(candidates)), tesseract command CER \(cliCER)")
+            XCTAssertEqual(candidates.keys.first, OCRMethod.original.rawValue, name)
+            XCTAssertNotNil(candidates[method], name)
+            // Every candidate's reading, for the record (the engine's own API on the same image).
+            let engine = try OCREngine(languages: langs.joined(separator: "+"))
+            let all = engine.readings(image, dpi: 300, preprocess: .always)
+            for r in all.readings {
+                print("  \(name) \(r.method): confidence \(r.confidence), CER \(cer(r.text))")
+            }
+            // Not rounding: a quality bar (see above).
             XCTAssertLessThanOrEqual(loomCER, bar, name)
-            // The same engine on the same pixels on the same CPU (so the same SIMD kernels): Loom must not read worse.
-            // Equal readings give equal ratios (same integer counts, same division): the 1e-9 is slack, not a bound.
+            // The same engine on the same pixels on the same CPU (so the same SIMD kernels): Loom must not read worse
+            // than the command. Equal readings give equal ratios (same integer counts, same division): the 1e-9 is
+            // slack, not a bound.
             XCTAssertLessThanOrEqual(loomCER, cliCER + 1e-9, name)
         }
+    }
+
+    /// The choice among readings: the highest mean word confidence, among readings that kept at least
+    /// `OCREngine.minimumKept` of the first reading's characters (a reading that lost lines is not chosen, however
+    /// sure it is of the rest); ties keep the earlier reading.
+    func testOCRChoiceByConfidence() {
+        func r(_ m: OCRMethod, _ conf: Double, _ chars: Int) -> OCRReading {
+            OCRReading(method: m.rawValue, text: String(repeating: "x", count: chars), confidence: conf)
+        }
+        XCTAssertEqual(OCREngine.choose([r(.original, 88, 900), r(.sauvola, 88.6, 930), r(.upscale, 88.3, 950)]), 1)
+        XCTAssertEqual(OCREngine.choose([r(.original, 88, 900), r(.sauvola, 88, 930)]), 0)
+        XCTAssertEqual(OCREngine.choose([r(.original, 88, 900), r(.sauvola, 95, 700)]), 0)
+        XCTAssertEqual(OCREngine.choose([r(.original, 0, 0), r(.sauvola, 60, 10)]), 1)
     }
 }
