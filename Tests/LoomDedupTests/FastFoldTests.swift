@@ -64,21 +64,26 @@ final class FastFoldTests: XCTestCase {
         XCTAssertEqual(fast, slow)
     }
 
-    /// Every record's text of the shared corpora (PubMed abstracts, the near-duplicate corpus, Korean PDF text).
+    /// Every record's text of the shared corpora (PubMed abstracts, the near-duplicate corpus, Korean PDF text), and
+    /// of the JSON Lines files named in LOOM_FOLD_CORPORA (colon-separated; e.g. the corpus
+    /// Benchmarks/neardup-corpus.py builds from another PubMed file).
     func testSharedCorpora() throws {
         let shared = ProcessInfo.processInfo.environment["LOOM_SHARED"] ?? URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/../shared"
         let file = shared + "/corpora/dedup/neardup-20k.jsonl"
         guard FileManager.default.fileExists(atPath: file) else { throw XCTSkip("\(file) not present (LOOM_SHARED)") }
+        let extra = (ProcessInfo.processInfo.environment["LOOM_FOLD_CORPORA"] ?? "").split(separator: ":").map(String.init)
         let n = Normalizer(Normalization())
-        var records = 0, nonASCII = 0
-        try LineReader(path: file).forEachLine { line in
-            guard let r = try? JSONValue.parse(bytes: line), let text = r["text"]?.stringValue else { return }
-            records += 1
-            if text.utf8.contains(where: { $0 >= 0x80 }) { nonASCII += 1 }
-            check(text, n)
+        for f in [file] + extra {
+            var records = 0, nonASCII = 0
+            try LineReader(path: f).forEachLine { line in
+                guard let r = try? JSONValue.parse(bytes: line), let text = r["text"]?.stringValue else { return }
+                records += 1
+                if text.utf8.contains(where: { $0 >= 0x80 }) { nonASCII += 1 }
+                check(text, n)
+            }
+            XCTAssertGreaterThan(records, 10000, f)
+            print("fast fold: \(f): \(records) records, \(nonASCII) with non-ASCII text, identical to Foundation's")
         }
-        XCTAssertGreaterThan(records, 10000)
-        print("fast fold: \(records) records, \(nonASCII) with non-ASCII text, identical to Foundation's")
     }
 }
