@@ -233,11 +233,27 @@ final class PubMedUnitParser {
             guard let local = attrs[i * 5], let vs = attrs[i * 5 + 3], let ve = attrs[i * 5 + 4] else { continue }
             let len = name.utf8CodeUnitCount
             if memcmp(local, name.utf8Start, len) == 0 && local[len] == 0 {
-                let value = String(decoding: UnsafeBufferPointer(start: vs, count: ve - vs), as: UTF8.self)
+                let bytes = UnsafeBufferPointer(start: vs, count: ve - vs)
                 // Without entity substitution (which would also expand entities a hostile file declares), libxml2
                 // hands an attribute's '&' (written &amp; or &#38;) over as the text "&#38;", and only that
                 // character so; a literal "&#38;" in the value arrives as "&#38;#38;". So this undoes it exactly.
-                return value.contains("&#38;") ? value.replacingOccurrences(of: "&#38;", with: "&") : value
+                // (A byte scan: Foundation's String search here cost 5% of a whole PubMed ingest.)
+                guard bytes.contains(0x26) else { return String(decoding: bytes, as: UTF8.self) }
+                var out: [UInt8] = []
+                out.reserveCapacity(bytes.count)
+                var k = 0
+                while k < bytes.count {
+                    if bytes[k] == 0x26, k + 4 < bytes.count, bytes[k + 1] == 0x23, bytes[k + 2] == 0x33, bytes[k + 3] == 0x38,
+                        bytes[k + 4] == 0x3B
+                    {
+                        out.append(0x26)
+                        k += 5
+                    } else {
+                        out.append(bytes[k])
+                        k += 1
+                    }
+                }
+                return String(decoding: out, as: UTF8.self)
             }
         }
         return nil
