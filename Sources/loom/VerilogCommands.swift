@@ -39,11 +39,15 @@ struct IngestVerilog: ParsableCommand {
         discussion: """
             Each file is preprocessed (`define with arguments, `ifdef/`elsif/
             `else, `include searched in the file's folder then each -I) and
-            parsed. A document per module: text is the module printed in
-            Loom's canonical layout (macros expanded, comments dropped); meta
-            holds module, line, ports, parameters, include_dirs and
-            library_dirs. A file with syntax errors goes to rejects.jsonl with
-            its first diagnostics (file, line, column, what was expected).
+            parsed. A document per module: text is the module as written in
+            its file (with the comment lines above it, its comments, macro
+            uses and layout); meta.printed holds it printed in Loom's
+            canonical layout (macros expanded, comments dropped), which the
+            Verilog tasks read. --source printed writes only the canonical
+            print as text. meta also holds module, line, ports, parameters,
+            include_dirs and library_dirs. A file with syntax errors goes to
+            rejects.jsonl with its first diagnostics (file, line, column,
+            what was expected).
 
             Example:
               loom ingest verilog rtl/ -I rtl/include -o out/verilog
