@@ -13,16 +13,19 @@ public indirect enum Normalizer: Equatable, Sendable {
 
     public func normalize(_ s: String) -> String {
         switch self {
-        case .nfc: return s.precomposedStringWithCanonicalMapping
-        case .nfd: return s.decomposedStringWithCanonicalMapping
-        case .nfkc: return s.precomposedStringWithCompatibilityMapping
-        case .nfkd: return s.decomposedStringWithCompatibilityMapping
+        // ASCII text is its own NFC, NFD, NFKC and NFKD (no ASCII character has a decomposition): it skips Foundation.
+        case .nfc: return Normalizer.isASCII(s) ? s : s.precomposedStringWithCanonicalMapping
+        case .nfd: return Normalizer.isASCII(s) ? s : s.decomposedStringWithCanonicalMapping
+        case .nfkc: return Normalizer.isASCII(s) ? s : s.precomposedStringWithCompatibilityMapping
+        case .nfkd: return Normalizer.isASCII(s) ? s : s.decomposedStringWithCompatibilityMapping
         case .lowercase: return s.lowercased()
         case .prepend(let p): return s.isEmpty ? s : p + s
         case .replace(let a, let b): return a.isEmpty ? s : s.replacingOccurrences(of: a, with: b)
         case .sequence(let list): return list.reduce(s) { $1.normalize($0) }
         }
     }
+
+    static func isASCII(_ s: String) -> Bool { s.utf8.allSatisfy { $0 < 0x80 } }
 
     init(json: JSONValue) throws {
         let type = json["type"]?.stringValue ?? ""

@@ -401,3 +401,27 @@ final class SentencePieceDecoderTests: XCTestCase {
         XCTAssertEqual(pre.pieces(of: Array("x y".utf8), atStart: false).map { String(decoding: $0, as: UTF8.self) }, ["x", "▁y"])
     }
 }
+
+/// The Unicode normalisers of tokenizer.json: ASCII text skips Foundation (it is its own NFC/NFD/NFKC/NFKD), other
+/// text goes through it; both agree with Foundation's forms on ASCII strings, awkward characters and mixes.
+final class UnicodeNormalizerTests: XCTestCase {
+    func testFormsAgreeWithFoundation() {
+        var rng = SystemRandomNumberGenerator()
+        let awkward: [String] = ["ﬁ", "Ａ", "é", "e\u{301}", "Å", "ß", "µ", "²", "…", "한", "\u{1100}\u{1161}", "Ω", "ǅ", "\u{FB01}x"]
+        var samples = ["", "plain ASCII text, with punctuation & digits 0-9.\n\t~"]
+        for _ in 0..<500 {
+            var t = ""
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                t += Bool.random(using: &rng) ? String(UnicodeScalar(UInt8.random(in: 0x20...0x7E, using: &rng))) : awkward.randomElement(using: &rng)!
+            }
+            samples.append(t)
+        }
+        for t in samples {
+            XCTAssertEqual(Normalizer.nfc.normalize(t), t.precomposedStringWithCanonicalMapping, t)
+            XCTAssertEqual(Normalizer.nfd.normalize(t), t.decomposedStringWithCanonicalMapping, t)
+            XCTAssertEqual(Normalizer.nfkc.normalize(t), t.precomposedStringWithCompatibilityMapping, t)
+            XCTAssertEqual(Normalizer.nfkd.normalize(t), t.decomposedStringWithCompatibilityMapping, t)
+        }
+        XCTAssertEqual(Normalizer.nfkc.normalize("ﬁle Ａ"), "file A")
+    }
+}
