@@ -150,11 +150,8 @@ final class VerilogCorpusTests: XCTestCase {
 
     /// Mutants judged by the tools on the yosys_ok files: at least 95% of the syntax mutants kept are rejected by
     /// yosys or iverilog (read from each record's meta.tools), the manifest counts the dropped ones by rule, and
-    /// every repair target is accepted by both tools. About two minutes of tool runs: set LOOM_VERILOG_MUTANTS=1.
+    /// every repair target is accepted by both tools. 20-40 s of tool runs (yosys and iverilog come from make setup).
     func testCorpusSyntaxMutantsAreRejected() throws {
-        guard ProcessInfo.processInfo.environment["LOOM_VERILOG_MUTANTS"] != nil else {
-            throw XCTSkip("set LOOM_VERILOG_MUTANTS=1 to run the corpus mutant check (about two minutes of yosys/iverilog runs)")
-        }
         let entries = try verilogCorpus().filter(\.yosysOK)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loom-vmut-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
